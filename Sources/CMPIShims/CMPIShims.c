@@ -1,0 +1,155 @@
+// CMPIShims: thin door from Swift to MPI. No policy here, only macro translation and chunking.
+#include "CMPIShims.h"
+#include <limits.h>
+#include <string.h>
+#include <mpi.h>
+
+#define CMPISHIMS_MAX_REQUESTS 256
+static MPI_Request requests[CMPISHIMS_MAX_REQUESTS];
+static int requestsInUse[CMPISHIMS_MAX_REQUESTS];
+
+static MPI_Datatype datatype(int type) {
+    switch (type) {
+    case CMPIShims_DOUBLE: return MPI_DOUBLE;
+    case CMPIShims_INT64: return MPI_INT64_T;
+    default: return MPI_FLOAT;
+    }
+}
+
+static size_t elementSize(int type) { return type == CMPIShims_FLOAT ? 4 : 8; }
+
+static MPI_Op operation(int op) {
+    switch (op) {
+    case CMPIShims_MAX: return MPI_MAX;
+    case CMPIShims_MIN: return MPI_MIN;
+    default: return MPI_SUM;
+    }
+}
+
+int CMPIShims_init(void) {
+    int provided = 0;
+    int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+    if (code != MPI_SUCCESS) return code;
+    // Errors come back as codes, so Swift can throw them instead of MPI aborting silently.
+    return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+}
+
+int CMPIShims_is_initialized(void) {
+    int flag = 0;
+    MPI_Initialized(&flag);
+    return flag;
+}
+
+int CMPIShims_finalize(void) {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    return finalized ? MPI_SUCCESS : MPI_Finalize();
+}
+
+int CMPIShims_rank(int *rank) { return MPI_Comm_rank(MPI_COMM_WORLD, rank); }
+int CMPIShims_size(int *size) { return MPI_Comm_size(MPI_COMM_WORLD, size); }
+
+int CMPIShims_processor_name(char *name, int capacity) {
+    char buffer[MPI_MAX_PROCESSOR_NAME + 1];
+    int length = 0;
+    int code = MPI_Get_processor_name(buffer, &length);
+    if (code != MPI_SUCCESS) return code;
+    buffer[length] = 0;
+    strncpy(name, buffer, (size_t)capacity - 1);
+    name[capacity - 1] = 0;
+    return MPI_SUCCESS;
+}
+
+void CMPIShims_error_string(int code, char *buffer, int capacity) {
+    char text[MPI_MAX_ERROR_STRING + 1];
+    int length = 0;
+    if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) length = 0;
+    text[length] = 0;
+    strncpy(buffer, text, (size_t)capacity - 1);
+    buffer[capacity - 1] = 0;
+}
+
+int CMPIShims_allreduce(void *buffer, int64_t count, int type, int op) {
+    char *bytes = (char *)buffer;
+    while (count > 0) {
+        int chunk = count > INT_MAX ? INT_MAX : (int)count;
+        int code = MPI_Allreduce(MPI_IN_PLACE, bytes, chunk, datatype(type), operation(op), MPI_COMM_WORLD);
+        if (code != MPI_SUCCESS) return code;
+        bytes += (size_t)chunk * elementSize(type);
+        count -= chunk;
+    }
+    return MPI_SUCCESS;
+}
+
+int CMPIShims_broadcast(void *buffer, int64_t count, int type, int root) {
+    char *bytes = (char *)buffer;
+    while (count > 0) {
+        int chunk = count > INT_MAX ? INT_MAX : (int)count;
+        int code = MPI_Bcast(bytes, chunk, datatype(type), root, MPI_COMM_WORLD);
+        if (code != MPI_SUCCESS) return code;
+        bytes += (size_t)chunk * elementSize(type);
+        count -= chunk;
+    }
+    return MPI_SUCCESS;
+}
+
+int CMPIShims_allgatherv(const void *send, int64_t sendCount, void *receive,
+                         const int64_t *counts, const int64_t *displacements, int type) {
+    int size = 0, rank = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    int fits = 1;
+    for (int r = 0; r < size; r++)
+        if (counts[r] > INT_MAX || displacements[r] > INT_MAX) fits = 0;
+    char *out = (char *)receive;
+    size_t element = elementSize(type);
+    if (fits) {
+        int intCounts[size], intDisplacements[size];
+        for (int r = 0; r < size; r++) {
+            intCounts[r] = (int)counts[r];
+            intDisplacements[r] = (int)displacements[r];
+        }
+        memmove(out + (size_t)displacements[rank] * element, send, (size_t)sendCount * element);
+        return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, receive, intCounts, intDisplacements,
+                              datatype(type), MPI_COMM_WORLD);
+    }
+    // Too large for int counts: each rank broadcasts its block, in chunks.
+    memmove(out + (size_t)displacements[rank] * element, send, (size_t)sendCount * element);
+    for (int r = 0; r < size; r++) {
+        int code = CMPIShims_broadcast(out + (size_t)displacements[r] * element, counts[r], type, r);
+        if (code != MPI_SUCCESS) return code;
+    }
+    return MPI_SUCCESS;
+}
+
+int CMPIShims_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+void CMPIShims_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+double CMPIShims_wtime(void) { return MPI_Wtime(); }
+
+int CMPIShims_iallreduce_sum_f32(float *buffer, int count, int *request) {
+    for (int i = 0; i < CMPISHIMS_MAX_REQUESTS; i++) {
+        if (!requestsInUse[i]) {
+            int code = MPI_Iallreduce(MPI_IN_PLACE, buffer, count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                                      &requests[i]);
+            if (code != MPI_SUCCESS) return code;
+            requestsInUse[i] = 1;
+            *request = i;
+            return MPI_SUCCESS;
+        }
+    }
+    return MPI_ERR_REQUEST;
+}
+
+int CMPIShims_test(int request, int *done) {
+    int flag = 0;
+    int code = MPI_Test(&requests[request], &flag, MPI_STATUS_IGNORE);
+    if (code != MPI_SUCCESS) return code;
+    *done = flag;
+    return MPI_SUCCESS;
+}
+
+int CMPIShims_wait(int request) {
+    int code = MPI_Wait(&requests[request], MPI_STATUS_IGNORE);
+    requestsInUse[request] = 0;
+    return code;
+}

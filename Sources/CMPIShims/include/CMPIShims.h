@@ -1,0 +1,35 @@
+// CMPIShims: the only C code that touches MPI's macros (MPI_COMM_WORLD, MPI_FLOAT, MPI_IN_PLACE).
+// Plain functions over plain C types; every function returns an MPI error code (MPI_SUCCESS = 0).
+#ifndef CMPISHIMS_H
+#define CMPISHIMS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum { CMPIShims_FLOAT = 0, CMPIShims_DOUBLE = 1, CMPIShims_INT64 = 2 };
+enum { CMPIShims_SUM = 0, CMPIShims_MAX = 1, CMPIShims_MIN = 2 };
+
+int CMPIShims_init(void);
+int CMPIShims_is_initialized(void);
+int CMPIShims_finalize(void);
+int CMPIShims_rank(int *rank);
+int CMPIShims_size(int *size);
+int CMPIShims_processor_name(char *name, int capacity);
+/// Writes MPI's own description of `code` into `buffer` (NUL-terminated).
+void CMPIShims_error_string(int code, char *buffer, int capacity);
+
+/// In-place allreduce over MPI_COMM_WORLD; counts above INT_MAX are sent in chunks.
+int CMPIShims_allreduce(void *buffer, int64_t count, int type, int op);
+/// Gathers `send` (sendCount elements) from every rank into `receive` at displacements[r], counts[r].
+int CMPIShims_allgatherv(const void *send, int64_t sendCount, void *receive,
+                         const int64_t *counts, const int64_t *displacements, int type);
+int CMPIShims_broadcast(void *buffer, int64_t count, int type, int root);
+int CMPIShims_barrier(void);
+void CMPIShims_abort(int code);
+double CMPIShims_wtime(void);
+
+/// Nonblocking in-place allreduce (SUM over floats). Returns a handle >= 0 in *request.
+int CMPIShims_iallreduce_sum_f32(float *buffer, int count, int *request);
+/// Drives the request forward; *done becomes 1 when it completed. The handle stays held until `wait`.
+int CMPIShims_test(int request, int *done);
+int CMPIShims_wait(int request);
+#endif

@@ -1,0 +1,105 @@
+// MPICommunicator: the Communicator over MPI_COMM_WORLD. The one Swift file that imports CMPI and CMPIShims.
+// It turns MPI return codes into thrown `MPIError`s carrying MPI's own error string.
+import Foundation
+internal import CMPI
+internal import CMPIShims
+
+public struct MPIError: Error, CustomStringConvertible {
+    public let operation: String
+    public let code: Int32
+    public let message: String
+    public var description: String { "MPI \(operation) failed (code \(code)): \(message)" }
+}
+
+private func string(from cString: [CChar]) -> String {
+    String(decoding: cString.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+@inline(__always)
+private func check(_ code: Int32, _ operation: String) throws {
+    guard code != 0 else { return }
+    var text = [CChar](repeating: 0, count: 512)
+    CMPIShims_error_string(code, &text, 512)
+    throw MPIError(operation: operation, code: code, message: string(from: text))
+}
+
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let hostName: String
+
+    /// Initialises MPI (once per process) and reads this rank's place in the world.
+    public init() throws {
+        if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(), "init") }
+        var r: Int32 = 0, s: Int32 = 0
+        try check(CMPIShims_rank(&r), "comm_rank")
+        try check(CMPIShims_size(&s), "comm_size")
+        var name = [CChar](repeating: 0, count: 256)
+        try check(CMPIShims_processor_name(&name, 256), "get_processor_name")
+        rank = Int(r)
+        size = Int(s)
+        hostName = string(from: name)
+    }
+
+    /// True when this process was started by mpirun (OpenMPI or a PMIx launcher).
+    public static var launchedByMPI: Bool {
+        let env = ProcessInfo.processInfo.environment
+        return env["OMPI_COMM_WORLD_SIZE"] != nil || env["PMIX_RANK"] != nil || env["PMI_RANK"] != nil
+    }
+
+    public func finalize() { _ = CMPIShims_finalize() }
+
+    public func allreduce<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOperation) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try check(CMPIShims_allreduce(base, Int64(buffer.count), T.collectiveTypeCode, op.rawValue), "allreduce")
+    }
+
+    public func allgatherv<T: CollectiveElement>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>,
+                                                 counts: [Int]) throws {
+        precondition(counts.count == size, "allgatherv needs one count per rank")
+        var displacements = [Int64](repeating: 0, count: size)
+        for r in 1..<max(size, 1) { displacements[r] = displacements[r - 1] + Int64(counts[r - 1]) }
+        precondition(Int(displacements[size - 1]) + counts[size - 1] <= receive.count, "allgatherv receive buffer too small")
+        let counts64 = counts.map { Int64($0) }
+        let dummy = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        defer { dummy.deallocate() }
+        try check(CMPIShims_allgatherv(send.baseAddress ?? UnsafePointer(dummy), Int64(send.count),
+                                       receive.baseAddress ?? dummy, counts64, displacements, T.collectiveTypeCode),
+                  "allgatherv")
+    }
+
+    public func broadcast<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        try check(CMPIShims_broadcast(base, Int64(buffer.count), T.collectiveTypeCode, Int32(root)), "broadcast")
+    }
+
+    public func barrier() throws { try check(CMPIShims_barrier(), "barrier") }
+
+    public func abort(code: Int32) -> Never {
+        CMPIShims_abort(code)
+        exit(code)
+    }
+
+    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return .completed }
+        precondition(buffer.count <= Int(Int32.max), "a nonblocking bucket must fit in an Int32 count")
+        var handle: Int32 = -1
+        try check(CMPIShims_iallreduce_sum_f32(base, Int32(buffer.count), &handle), "iallreduce")
+        return PendingReduction(handle: handle)
+    }
+
+    public func test(_ pending: PendingReduction) throws -> Bool {
+        guard pending.handle >= 0 else { return true }
+        var done: Int32 = 0
+        try check(CMPIShims_test(pending.handle, &done), "test")
+        return done != 0
+    }
+
+    public func wait(_ pending: PendingReduction) throws {
+        guard pending.handle >= 0 else { return }
+        try check(CMPIShims_wait(pending.handle), "wait")
+    }
+
+    /// MPI's wall clock, for timing collectives.
+    public static func wallTime() -> Double { CMPI.MPI_Wtime() }
+}

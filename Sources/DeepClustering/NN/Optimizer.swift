@@ -1,0 +1,81 @@
+// Optimizers over one flat range of a ParameterStore: SGD with momentum (PyTorch's form) and Adam with bias
+// correction. One loop each; state buffers of the same layout, sized once.
+
+public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adam }
+
+public final class Optimizer {
+    public let kind: OptimizerKind
+    public var learningRate: Float
+    public let momentum: Float
+    public let beta1: Float, beta2: Float, epsilon: Float
+    public let range: Range<Int>
+    public private(set) var step = 0
+    let first: UnsafeMutablePointer<Float>    // (range.count): SGD velocity, or Adam's m
+    let second: UnsafeMutablePointer<Float>   // (range.count): Adam's v
+
+    public init(kind: OptimizerKind, learningRate: Float, range: Range<Int>, momentum: Float = 0.9,
+                beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8) {
+        self.kind = kind
+        self.learningRate = learningRate
+        self.momentum = momentum
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.epsilon = epsilon
+        self.range = range
+        first = .allocate(capacity: max(range.count, 1))
+        second = .allocate(capacity: max(range.count, 1))
+        first.initialize(repeating: 0, count: max(range.count, 1))
+        second.initialize(repeating: 0, count: max(range.count, 1))
+    }
+
+    deinit {
+        first.deallocate()
+        second.deallocate()
+    }
+
+    /// One update of the range from the (already averaged) gradients.
+    public func update(_ store: ParameterStore) {
+        step += 1
+        let p = store.parameters + range.lowerBound
+        let g = UnsafePointer(store.gradients + range.lowerBound)
+        let n = range.count
+        let lr = learningRate
+        switch kind {
+        case .sgd:
+            // v = mu v + g; p -= lr v
+            let mu = momentum
+            for i in 0..<n {
+                let v = mu * first[i] + g[i]
+                first[i] = v
+                p[i] -= lr * v
+            }
+        case .adam:
+            // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr mhat / (sqrt(vhat) + eps)
+            let b1 = beta1, b2 = beta2, eps = epsilon
+            let c1 = 1 / (1 - Float(pow(Double(b1), Double(step))))
+            let c2 = 1 / (1 - Float(pow(Double(b2), Double(step))))
+            for i in 0..<n {
+                let m = b1 * first[i] + (1 - b1) * g[i]
+                let v = b2 * second[i] + (1 - b2) * g[i] * g[i]
+                first[i] = m
+                second[i] = v
+                p[i] -= lr * (m * c1) / ((v * c2).squareRoot() + eps)
+            }
+        }
+    }
+
+    /// The state for a checkpoint: step, then both moment buffers.
+    public var state: (step: Int, first: [Float], second: [Float]) {
+        (step, Array(UnsafeBufferPointer(start: first, count: range.count)),
+         Array(UnsafeBufferPointer(start: second, count: range.count)))
+    }
+
+    public func restore(step: Int, first values1: [Float], second values2: [Float]) {
+        precondition(values1.count == range.count && values2.count == range.count)
+        self.step = step
+        values1.withUnsafeBufferPointer { first.update(from: $0.baseAddress!, count: range.count) }
+        values2.withUnsafeBufferPointer { second.update(from: $0.baseAddress!, count: range.count) }
+    }
+}
+
+import Foundation

@@ -1,0 +1,152 @@
+// Checkpoint: a versioned binary file of named Float sections plus JSON metadata, closed by a checksum.
+// Written to a temporary file, fsynced, renamed; the previous file is kept as `<name>.prev`.
+// Layout (little-endian): "DCLUSTER" | version u32 | width count u32 | widths u32... | clusters u32 |
+// section count u32 | per section: name length u32, name, element count u64, f32 data | metadata length u32,
+// metadata JSON | FNV-1a 64 of everything before it.
+import Foundation
+
+public struct CheckpointError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+public struct Checkpoint: Sendable {
+    public static let magic: [UInt8] = Array("DCLUSTER".utf8)
+    public static let version: UInt32 = 1
+
+    public var widths: [Int]
+    public var clusters: Int
+    public var sections: [String: [Float]]
+    public var metadata: [String: String]
+
+    public init(widths: [Int], clusters: Int, sections: [String: [Float]], metadata: [String: String] = [:]) {
+        self.widths = widths
+        self.clusters = clusters
+        self.sections = sections
+        self.metadata = metadata
+    }
+
+    public func encoded() -> [UInt8] {
+        var out = Checkpoint.magic
+        func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { out += $0 } }
+        func u64(_ v: Int) { withUnsafeBytes(of: UInt64(v).littleEndian) { out += $0 } }
+        u32(Int(Checkpoint.version))
+        u32(widths.count)
+        widths.forEach { u32($0) }
+        u32(clusters)
+        u32(sections.count)
+        for name in sections.keys.sorted() {
+            let values = sections[name]!
+            u32(name.utf8.count)
+            out += Array(name.utf8)
+            u64(values.count)
+            values.withUnsafeBytes { out += $0 }
+        }
+        let json = (try? JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys])) ?? Data("{}".utf8)
+        u32(json.count)
+        out += [UInt8](json)
+        withUnsafeBytes(of: fnv1a(out).littleEndian) { out += $0 }
+        return out
+    }
+
+    public static func decode(_ bytes: [UInt8], path: String) throws -> Checkpoint {
+        func fail(_ reason: String) -> CheckpointError { CheckpointError(path: path, reason: reason) }
+        guard bytes.count >= magic.count + 8, Array(bytes[0..<magic.count]) == magic else {
+            throw fail("not a DeepClustering checkpoint (bad magic)")
+        }
+        let body = bytes.count - 8
+        let stored = bytes[body...].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        guard UInt64(littleEndian: stored) == fnv1a(Array(bytes[0..<body])) else {
+            throw fail("checksum mismatch: the file is truncated or corrupt")
+        }
+        var offset = magic.count
+        func need(_ n: Int) throws { if offset + n > body { throw fail("truncated") } }
+        func u32() throws -> Int {
+            try need(4)
+            defer { offset += 4 }
+            return Int(UInt32(littleEndian: bytes[offset..<offset + 4].withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }))
+        }
+        func u64() throws -> Int {
+            try need(8)
+            defer { offset += 8 }
+            return Int(UInt64(littleEndian: bytes[offset..<offset + 8].withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }))
+        }
+        let version = try u32()
+        guard version == Checkpoint.version else { throw fail("version \(version); this build reads version \(Checkpoint.version)") }
+        let widthCount = try u32()
+        guard widthCount < 64 else { throw fail("implausible layer count \(widthCount)") }
+        var widths = [Int]()
+        for _ in 0..<widthCount { widths.append(try u32()) }
+        let clusters = try u32()
+        let sectionCount = try u32()
+        var sections = [String: [Float]]()
+        for _ in 0..<sectionCount {
+            let nameLength = try u32()
+            try need(nameLength)
+            let name = String(decoding: bytes[offset..<offset + nameLength], as: UTF8.self)
+            offset += nameLength
+            let count = try u64()
+            let (size, overflow) = count.multipliedReportingOverflow(by: 4)
+            guard !overflow else { throw fail("section \(name) too large") }
+            try need(size)
+            var values = [Float](repeating: 0, count: count)
+            values.withUnsafeMutableBytes { target in
+                bytes[offset..<offset + size].withUnsafeBytes { target.copyMemory(from: $0) }
+            }
+            offset += size
+            sections[name] = values
+        }
+        let jsonLength = try u32()
+        try need(jsonLength)
+        let json = Data(bytes[offset..<offset + jsonLength])
+        let metadata = (try? JSONSerialization.jsonObject(with: json)) as? [String: String] ?? [:]
+        return Checkpoint(widths: widths, clusters: clusters, sections: sections, metadata: metadata)
+    }
+
+    public static func load(_ path: String) throws -> Checkpoint {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError(path: path, reason: "checkpoint not found or unreadable")
+        }
+        return try decode([UInt8](data), path: path)
+    }
+
+    /// Writes atomically: temporary file, fsync, keep the previous file as `.prev`, rename.
+    public func write(to path: String) throws {
+        try Checkpoint.atomicWrite(encoded(), to: path, keepPrevious: true)
+    }
+
+    public static func atomicWrite(_ bytes: [UInt8], to path: String, keepPrevious: Bool = false) throws {
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw CheckpointError(path: path, reason: "cannot write: \(String(cString: strerror(errno)))") }
+        var written = 0
+        let ok = bytes.withUnsafeBytes { raw -> Bool in
+            while written < raw.count {
+                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
+                if n <= 0 { return false }
+                written += n
+            }
+            return fsync(fd) == 0
+        }
+        close(fd)
+        guard ok else {
+            unlink(temporary)
+            throw CheckpointError(path: path, reason: "write failed: \(String(cString: strerror(errno)))")
+        }
+        if keepPrevious && FileManager.default.fileExists(atPath: path) {
+            _ = Foundation.rename(path, path + ".prev")
+        }
+        guard Foundation.rename(temporary, path) == 0 else {
+            throw CheckpointError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")
+        }
+        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
+        if directory >= 0 { fsync(directory); close(directory) }
+    }
+}
+
+func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+    for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+    return hash
+}

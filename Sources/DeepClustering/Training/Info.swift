@@ -1,0 +1,23 @@
+// `info`: every rank loads the data and reports where it runs; rank 0 prints the gathered table.
+import Collective
+import Foundation
+
+public enum Info {
+    public static func run(communicator: Communicator, data: DataSet) throws -> String {
+        // Each rank's line travels as fixed-width bytes through one allgatherv.
+        let width = 160
+        let line = String(format: "%4d  %-24@ %12d  %8d  %6d  %7d  %@", communicator.rank,
+                          String(communicator.hostName.prefix(24)), BLAS.threads, data.count, data.dimension,
+                          data.classCount, String(data.name.prefix(50)))
+        var bytes = Array(line.utf8.prefix(width)).map { Int($0) }
+        bytes += [Int](repeating: 32, count: width - bytes.count)
+        let all = try communicator.allgatherv(bytes)
+        var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration)\n"
+        out += "rank  host                     blas-threads   samples    dims  classes  data\n"
+        for r in 0..<communicator.size {
+            let row = all[(r * width)..<((r + 1) * width)].map { UInt8($0) }
+            out += String(String(decoding: row, as: UTF8.self).reversed().drop(while: { $0 == " " }).reversed()) + "\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,148 @@
+// Pretraining the autoencoder on reconstruction (MSE), data-parallel as DESIGN.md fixes it.
+// The loop reads top to bottom: sample, gather, forward, zero, loss, backward, reduce, update, log.
+import Collective
+import Foundation
+
+public struct PretrainOptions: Sendable {
+    public var epochs = 100
+    public var batchSize = 256
+    public var optimizer: OptimizerKind = .adam
+    public var learningRate: Float = 0.001
+    public var seed: UInt64 = 0
+    public var widths = [784, 500, 500, 2000, 10]
+    public var weightInit: WeightInit = .glorot
+    /// Denoising: each input zeroed with this probability (the target stays clean).
+    public var maskRate: Float = 0
+    public var overlap = true
+    public var checkpointEvery = 1
+    public var maxSteps: Int? = nil
+    public init() {}
+}
+
+public final class Pretrainer {
+    public let context: RunContext
+    public let data: DataSet
+    public let options: PretrainOptions
+    public let model: Model
+    public let optimizer: Optimizer
+    public let gatherer: BatchGatherer
+    public let reducer: GradientReducer
+    public var sampler: Sampler
+    public private(set) var epoch = 0
+    public private(set) var step = 0
+    public private(set) var lastStepExposed = 0.0
+
+    public init(context: RunContext, data: DataSet, options: PretrainOptions, model: Model? = nil) {
+        self.context = context
+        self.data = data
+        self.options = options
+        let maxRows = contiguousShare(total: options.batchSize, rank: 0, size: context.ranks).count + 1
+        self.model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
+        optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: self.model.autoencoder.range)
+        gatherer = BatchGatherer(dims: data.dimension, maxRows: maxRows, transform: FeatureTransform(data: data, normalization: .unit))
+        reducer = GradientReducer(communicator: context.communicator, overlap: options.overlap)
+        sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed,
+                          rank: context.rank, ranks: context.ranks)
+    }
+
+    /// Fresh weights from the seed, identical on every rank.
+    public func initializeWeights() throws {
+        var rng = Xoshiro256(seed: options.seed, stream: 0x494E4954)
+        model.autoencoder.initialize(model.store, scheme: options.weightInit, rng: &rng)
+        try model.synchronize(context.communicator)
+    }
+
+    /// One global batch: returns the batch's summed loss (all ranks).
+    @discardableResult
+    public func trainStep(batch b: Int) throws -> Double {
+        let (global, local) = sampler.batch(b)
+        let rows = local.count
+        let indices = sampler.permutation[local]
+        let store = model.store, ae = model.autoencoder
+        gatherer.gather(data, indices: indices)
+        var input = UnsafePointer(gatherer.clean)
+        if options.maskRate > 0 {
+            gatherer.mask(rate: options.maskRate, seed: options.seed, epoch: epoch, indices: indices)
+            input = UnsafePointer(gatherer.noisy)
+        }
+        ae.forward(store, input: input, rows: rows)
+        store.zeroGradients(model.all)
+        reducer.beginStep()
+        let dReconstruction = gatherer.scratch  // (B, D)
+        let loss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: gatherer.clean,
+                                       dReconstruction: dReconstruction, rows: rows, dims: data.dimension,
+                                       scale: 1 / Float(global.count))
+        store.gradients[model.statistics] = Float(loss)
+        try reducer.bucketReady(store, model.statisticsRange)
+        let dEmbedding = ae.backwardDecoder(store, dReconstruction: dReconstruction, rows: rows) { layer in
+            try? reducer.bucketReady(store, layer.parameterRange)
+        }
+        ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
+            try? reducer.bucketReady(store, layer.parameterRange)
+        }
+        try reducer.finish(store, model.all)
+        lastStepExposed = reducer.exposedSeconds
+        let total = Double(store.gradients[model.statistics])
+        try context.checkFinite(total, quantity: "reconstruction loss", step: step)
+        optimizer.update(store)
+        step += 1
+        return total
+    }
+
+    /// Runs epochs from the current one to `options.epochs`, printing and recording each.
+    public func run() throws {
+        let batches = sampler.batchesPerEpoch
+        let started = Clock.now
+        let firstEpoch = epoch
+        while epoch < options.epochs {
+            let epochStart = Clock.now
+            sampler.shuffle(epoch: epoch)
+            var lossSum = 0.0
+            let bar = ProgressBar(context: context, total: batches, label: "pretrain epoch \(epoch + 1)")
+            for b in 0..<batches {
+                lossSum += try trainStep(batch: b)
+                bar.update(b + 1)
+                if let maxSteps = options.maxSteps, step >= maxSteps { break }
+            }
+            bar.clear()
+            epoch += 1
+            let seconds = Clock.now - epochStart
+            let samplesPerSecond = Double(data.count) / seconds
+            let loss = lossSum / Double(data.count)
+            let done = epoch - firstEpoch
+            let eta = (Clock.now - started) / Double(done) * Double(options.epochs - epoch)
+            context.say(String(format: "pretrain epoch %3d/%d  loss %.5f  %7.0f samples/s  elapsed %@  ETA %@",
+                               epoch, options.epochs, loss, samplesPerSecond,
+                               formatDuration(context.elapsed), formatDuration(eta)))
+            context.record(["phase": "pretrain", "epoch": epoch, "loss": loss, "seconds": seconds,
+                            "samples_per_s": samplesPerSecond, "step": step])
+            if epoch % max(options.checkpointEvery, 1) == 0 || epoch == options.epochs {
+                try saveCheckpoint()
+            }
+            if let maxSteps = options.maxSteps, step >= maxSteps { break }
+        }
+    }
+
+    public var checkpointPath: String { context.path("autoencoder.bin") }
+
+    public func saveCheckpoint() throws {
+        guard context.isRoot else { return }
+        let checkpoint = model.checkpoint(metadata: ["kind": "autoencoder", "epoch": String(epoch), "step": String(step),
+                                                     "seed": String(options.seed)],
+                                          optimizer: optimizer, includeCentres: false)
+        try checkpoint.write(to: checkpointPath)
+    }
+
+    /// Continues from a checkpoint written by `saveCheckpoint`.
+    public func resume(from path: String) throws {
+        let checkpoint = try Checkpoint.load(path)
+        try model.load(checkpoint, path: path, wantCentres: false)
+        if let first = checkpoint.sections["optimizer.first"], let second = checkpoint.sections["optimizer.second"],
+           first.count == optimizer.range.count, second.count == optimizer.range.count {
+            optimizer.restore(step: Int(checkpoint.metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
+        }
+        epoch = Int(checkpoint.metadata["epoch"] ?? "0") ?? 0
+        step = Int(checkpoint.metadata["step"] ?? "0") ?? 0
+        try model.synchronize(context.communicator)
+    }
+}

@@ -1,0 +1,193 @@
+// deepcluster: the command line. Argument parsing and validation only; the work is in DeepClustering.
+import ArgumentParser
+import Collective
+import DeepClustering
+import Foundation
+
+@main
+struct DeepCluster: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deepcluster",
+        abstract: "Data-parallel deep clustering (DEC, IDEC, deep k-means, soft k-means) over MPI.",
+        discussion: """
+            Run as one process for debugging, or one process per rank under mpirun:
+              deepcluster dec                          # the main job on the embedded 10k MNIST
+              Launch/run -np 2 dec                     # the same on two ranks
+              Launch/run -np 4 --hostfile Hostfiles/localhost info
+            --batch-size is the GLOBAL batch: results do not depend on the rank count.
+            """,
+        subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
+                      PredictCommand.self, BenchCommand.self, ReportCommand.self])
+}
+
+// MARK: - Shared option groups
+
+struct DataOptions: ParsableArguments {
+    @Option(help: "A directory in the MNIST layout (e.g. full MNIST, /usr/share/datasets/fashion-mnist). Default: the embedded 10k MNIST test set.")
+    var data: String?
+    @Option(help: "Which split of --data: train, test or all.")
+    var split: Split = .all
+    @Option(help: "Use only the first N samples.")
+    var limit: Int?
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1 (got \(limit)).") }
+    }
+
+    func load() throws -> DataSet {
+        if let data { return try DataSet.load(directory: data, split: split, limit: limit) }
+        return try DataSet.embeddedMNIST(limit: limit)
+    }
+}
+
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "BLAS threads per rank. Default: all cores for a single rank, 1 per rank under mpirun.")
+    var threads: Int?
+    @Flag(help: "Reduce gradients in one blocking allreduce after the backward pass (for comparison).")
+    var noOverlap = false
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+    }
+}
+
+extension Split: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension WeightInit: ExpressibleByArgument {}
+
+extension ParsableCommand {
+    /// Starts the world (MPI when launched by mpirun), sets the BLAS threads, runs `body`, and turns errors into
+    /// one line on stderr and a non-zero exit.
+    func withWorld(_ runtime: RuntimeOptions, _ body: (Communicator) throws -> Void) throws {
+        let communicator: Communicator
+        var mpi: MPICommunicator?
+        do {
+            if MPICommunicator.launchedByMPI {
+                mpi = try MPICommunicator()
+                communicator = mpi!
+            } else {
+                communicator = SingleProcessCommunicator()
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        BLAS.threads = runtime.threads ?? (communicator.size > 1 ? 1 : ProcessInfo.processInfo.activeProcessorCount)
+        do {
+            try body(communicator)
+        } catch {
+            let prefix = communicator.size > 1 ? "error (rank \(communicator.rank)): " : "error: "
+            FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
+            // Without MPI_Finalize; mpirun then ends the other ranks too.
+            Foundation.exit(1)
+        }
+        mpi?.finalize()
+    }
+}
+
+func defaultRunDirectory(_ command: String) -> String {
+    let formatter = DateFormatter()
+    formatter.dateFormat = "yyyyMMdd-HHmmss"
+    return "runs/\(command)-\(formatter.string(from: Date()))"
+}
+
+/// The run directory must be agreed by all ranks (timestamps differ by a second between ranks).
+func agreedDirectory(_ out: String?, _ command: String, _ communicator: Communicator) throws -> String {
+    if let out { return out }
+    return try communicator.broadcast(defaultRunDirectory(command), root: 0)
+}
+
+// MARK: - info
+
+struct InfoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "info", abstract: "Show every rank: host, BLAS threads, and the data it loaded. The first thing to run on a new cluster.")
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            let data = try dataOptions.load()
+            let table = try Info.run(communicator: communicator, data: data)
+            if communicator.rank == 0 { print(table, terminator: "") }
+        }
+    }
+}
+
+// MARK: - pretrain
+
+struct PretrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pretrain", abstract: "Pretrain the autoencoder on reconstruction; writes autoencoder.bin and metrics.jsonl.")
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Epochs.") var epochs = 100
+    @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
+    @Option(help: "adam or sgd.") var optimizer: OptimizerKind = .adam
+    @Option(help: "Learning rate.") var lr: Float = 0.001
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Encoder widths, input first, e.g. 784-500-500-2000-10.") var widths = "784-500-500-2000-10"
+    @Option(help: "Weight initialisation: glorot or fanin (DEC-keras).") var initialization: WeightInit = .glorot
+    @Option(help: "Denoising: probability of zeroing each input pixel.") var mask: Float = 0.2
+    @Option(help: "Write a checkpoint every N epochs.") var checkpointEvery = 1
+    @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
+    @Option(help: "Continue the run in this directory from its autoencoder.bin.") var resume: String?
+    @Option(help: "Run directory. Default: runs/pretrain-<time>.") var out: String?
+
+    func validate() throws {
+        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
+        _ = try parseWidths(widths)
+        if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
+    }
+
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            if batchSize < communicator.size {
+                throw RunError("--batch-size \(batchSize) is smaller than the \(communicator.size) ranks; every rank needs a row")
+            }
+            let data = try dataOptions.load()
+            var options = PretrainOptions()
+            options.epochs = epochs
+            options.batchSize = batchSize
+            options.optimizer = optimizer
+            options.learningRate = lr
+            options.seed = seed
+            options.widths = try parseWidths(widths)
+            options.weightInit = initialization
+            options.maskRate = mask
+            options.overlap = !runtime.noOverlap
+            options.checkpointEvery = checkpointEvery
+            options.maxSteps = maxSteps
+            guard options.widths[0] == data.dimension else {
+                throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
+            }
+            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(resume ?? out, "pretrain", communicator))
+            try context.verifySameConfiguration("pretrain \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
+            let trainer = Pretrainer(context: context, data: data, options: options)
+            if resume != nil {
+                try trainer.resume(from: trainer.checkpointPath)
+                context.say("resuming at epoch \(trainer.epoch) from \(trainer.checkpointPath)")
+            } else {
+                try trainer.initializeWeights()
+            }
+            context.say("pretraining \(widths) on \(data.name) (\(data.count) samples), \(communicator.size) rank(s), "
+                        + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), mask \(mask) -> \(context.directory)")
+            try trainer.run()
+            context.say("wrote \(trainer.checkpointPath)")
+        }
+    }
+}
+
+func validateTraining(epochs: Int, batchSize: Int, lr: Float) throws {
+    if epochs <= 0 { throw ValidationError("--epochs must be positive (got \(epochs)).") }
+    if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize)).") }
+    if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number (got \(lr)).") }
+}
+
+func parseWidths(_ text: String) throws -> [Int] {
+    let parts = text.split(separator: "-").map { Int($0) }
+    guard parts.count >= 2, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("--widths must be positive integers joined by '-', e.g. 784-500-500-2000-10 (got \(text)).")
+    }
+    return parts.map { $0! }
+}
