@@ -1,0 +1,148 @@
+// Gradient checks for Dense, ReLU, MSE and the whole autoencoder; gemm against the triple loop; optimizers by hand.
+@testable import DeepClustering
+import TestSupport
+import XCTest
+
+final class NNTests: XCTestCase {
+    func testGemmMatchesNaiveForEveryTransposition() {
+        let m = 7, n = 5, k = 9
+        let a = seededValues(m * k, seed: 1).map(Float.init), b = seededValues(k * n, seed: 2).map(Float.init)
+        for ta in [false, true] {
+            for tb in [false, true] {
+                var fast = [Float](repeating: 0.5, count: m * n), slow = fast
+                let lda = ta ? m : k, ldb = tb ? k : n
+                BLAS.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 1.5, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: 0.5, c: &fast, ldc: n)
+                BLAS.gemmNaive(transposeA: ta, transposeB: tb, m: m, n: n, k: k, alpha: 1.5, a: a, lda: lda, b: b, ldb: ldb,
+                               beta: 0.5, c: &slow, ldc: n)
+                for i in 0..<(m * n) { assertClose(Double(fast[i]), Double(slow[i]), relative: 1e-5, absolute: 1e-5) }
+            }
+        }
+    }
+
+    /// Loss = sum(output * weights) for a fixed random `weights`, so dOutput = weights.
+    func checkDense(relu: Bool) {
+        var layout = ParameterLayout()
+        let layer = Dense(inputs: 6, outputs: 4, relu: relu, layout: &layout)
+        let store = ParameterStore(layout: layout)
+        var rng = Xoshiro256(seed: 5)
+        layer.initialize(store, scheme: .glorot, rng: &rng)
+        for j in 0..<4 { store.parameters[layer.bias + j] = Float(j) * 0.1 - 0.15 }
+        let rows = 3
+        let input = seededValues(rows * 6, seed: 7).map(Float.init)
+        let probe = seededValues(rows * 4, seed: 8).map(Float.init)
+        func loss(_ params: [Double], _ x: [Float]) -> Double {
+            let saved = store.parameterArray(0..<store.count)
+            store.setParameters(params.map(Float.init), at: 0)
+            var out = [Float](repeating: 0, count: rows * 4)
+            layer.forward(store, input: x, output: &out, rows: rows)
+            store.setParameters(saved, at: 0)
+            return zip(out, probe).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        }
+        var out = [Float](repeating: 0, count: rows * 4)
+        layer.forward(store, input: input, output: &out, rows: rows)
+        var dOut = probe, dIn = [Float](repeating: 0, count: rows * 6)
+        store.zeroGradients(0..<store.count)
+        layer.backward(store, input: input, output: out, dOutput: &dOut, dInput: &dIn, rows: rows)
+        let params = store.parameterArray(0..<store.count).map(Double.init)
+        gradientCheck(name: "Dense relu=\(relu) parameters", x: params,
+                      analytic: Array(store.gradientBuffer(0..<store.count)).map(Double.init), h: 1e-3, tolerance: 1e-2) {
+            loss($0, input)
+        }
+        gradientCheck(name: "Dense relu=\(relu) input", x: input.map(Double.init), analytic: dIn.map(Double.init),
+                      h: 1e-3, tolerance: 1e-2) { loss(params, $0.map(Float.init)) }
+    }
+
+    func testDenseGradient() { checkDense(relu: false) }
+    func testDenseReLUGradient() { checkDense(relu: true) }
+
+    func testMSEGradient() {
+        let rows = 2, dims = 5
+        let r = seededValues(rows * dims, seed: 3).map(Float.init), t = seededValues(rows * dims, seed: 4).map(Float.init)
+        var d = [Float](repeating: 0, count: rows * dims)
+        let loss = MSE.lossAndGradient(reconstruction: r, target: t, dReconstruction: &d, rows: rows, dims: dims, scale: 0.5)
+        assertClose(loss, MSE.loss(reconstruction: r, target: t, rows: rows, dims: dims), relative: 1e-6)
+        gradientCheck(name: "MSE", x: r.map(Double.init), analytic: d.map { Double($0) / 0.5 }, h: 1e-3, tolerance: 1e-2) { x in
+            MSE.loss(reconstruction: x.map(Float.init), target: t, rows: rows, dims: dims)
+        }
+    }
+
+    func testAutoencoderGradient() {
+        var layout = ParameterLayout()
+        let ae = Autoencoder(widths: [6, 5, 4, 2], maxRows: 3, layout: &layout)
+        let store = ParameterStore(layout: layout)
+        var rng = Xoshiro256(seed: 11)
+        ae.initialize(store, scheme: .glorot, rng: &rng)
+        for i in 0..<store.count where store.parameters[i] == 0 { store.parameters[i] = 0.05 }  // biases off zero
+        let rows = 3
+        let x = seededValues(rows * 6, seed: 12).map { Float(abs($0)) }
+        func loss(_ p: [Double]) -> Double {
+            store.setParameters(p.map(Float.init), at: 0)
+            let recon = ae.forward(store, input: x, rows: rows)
+            return MSE.loss(reconstruction: recon, target: x, rows: rows, dims: 6)
+        }
+        let params = store.parameterArray(0..<store.count).map(Double.init)
+        _ = loss(params)
+        var d = [Float](repeating: 0, count: rows * 6)
+        _ = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: x, dReconstruction: &d, rows: rows, dims: 6, scale: 1)
+        store.zeroGradients(0..<store.count)
+        let dZ = ae.backwardDecoder(store, dReconstruction: &d, rows: rows)
+        ae.backwardEncoder(store, input: x, dEmbedding: dZ, rows: rows)
+        let analytic = Array(store.gradientBuffer(0..<store.count)).map(Double.init)
+        gradientCheck(name: "autoencoder", x: params, analytic: analytic, h: 1e-3, floor: 1e-2, tolerance: 2e-2, loss: loss)
+        XCTAssertEqual(ae.flopsPerSample(encoderOnly: false), 3 * 2 * (6 * 5 + 5 * 4 + 4 * 2) * 2 - 2 * 6 * 5)
+    }
+
+    func testSGDMomentumByHand() {
+        var layout = ParameterLayout()
+        _ = layout.reserve(2)
+        let store = ParameterStore(layout: layout)
+        store.setParameters([1, -2], at: 0)
+        let sgd = Optimizer(kind: .sgd, learningRate: 0.1, range: 0..<2, momentum: 0.9)
+        store.gradients[0] = 1; store.gradients[1] = -0.5
+        sgd.update(store)   // v = g; p = (1 - 0.1, -2 + 0.05)
+        assertClose(Double(store.parameters[0]), 0.9); assertClose(Double(store.parameters[1]), -1.95)
+        sgd.update(store)   // v = 0.9 g + g = 1.9 g; p -= 0.19 g
+        assertClose(Double(store.parameters[0]), 0.71); assertClose(Double(store.parameters[1]), -1.855)
+    }
+
+    func testAdamByHand() {
+        var layout = ParameterLayout()
+        _ = layout.reserve(1)
+        let store = ParameterStore(layout: layout)
+        store.setParameters([0.5], at: 0)
+        let adam = Optimizer(kind: .adam, learningRate: 0.01, range: 0..<1)
+        store.gradients[0] = 2
+        adam.update(store)  // mhat = 2, vhat = 4: p -= 0.01 * 2 / (2 + 1e-8)
+        assertClose(Double(store.parameters[0]), 0.49, relative: 1e-6)
+        store.gradients[0] = -1
+        adam.update(store)
+        // m = 0.9*0.2 - 0.1 = 0.08, mhat = 0.08/0.19; v = 0.999*0.004 + 0.001 = 0.004996, vhat = v/0.001999
+        let mhat = 0.08 / 0.19, vhat = 0.004996 / (1 - 0.999 * 0.999)
+        assertClose(Double(store.parameters[0]), 0.49 - 0.01 * mhat / (vhat.squareRoot() + 1e-8), relative: 1e-5)
+    }
+
+    func testAdamConvergesOnAQuadratic() {
+        var layout = ParameterLayout()
+        _ = layout.reserve(3)
+        let store = ParameterStore(layout: layout)
+        let target: [Float] = [1, -2, 3]
+        let adam = Optimizer(kind: .adam, learningRate: 0.05, range: 0..<3)
+        for _ in 0..<2000 {
+            for i in 0..<3 { store.gradients[i] = 2 * (store.parameters[i] - target[i]) }
+            adam.update(store)
+        }
+        for i in 0..<3 { assertClose(Double(store.parameters[i]), Double(target[i]), absolute: 1e-2) }
+    }
+
+    func testCheckpointRoundTripAndDefects() throws {
+        let c = Checkpoint(widths: [4, 3], clusters: 2, sections: ["a": [1, 2, 3], "b": [-1]], metadata: ["epoch": "3"])
+        let bytes = c.encoded()
+        let back = try Checkpoint.decode(bytes, path: "x")
+        XCTAssertEqual(back.widths, [4, 3]); XCTAssertEqual(back.sections["a"], [1, 2, 3]); XCTAssertEqual(back.metadata["epoch"], "3")
+        XCTAssertThrowsError(try Checkpoint.decode(Array(bytes.dropLast(5)), path: "x")) { XCTAssert("\($0)".contains("checksum")) }
+        var flipped = bytes; flipped[30] ^= 1
+        XCTAssertThrowsError(try Checkpoint.decode(flipped, path: "x")) { XCTAssert("\($0)".contains("checksum")) }
+        XCTAssertThrowsError(try Checkpoint.decode(Array("garbage!garbage!".utf8), path: "x")) { XCTAssert("\($0)".contains("magic")) }
+    }
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Multi-rank tests with the real binary under mpirun: collectives against serial results, info, rank
+# invariance of training, determinism, and one-line errors for bad input. Run by Launch/test.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=.build/release/deepcluster
+MPI="mpirun --allow-run-as-root --oversubscribe -x OPENBLAS_NUM_THREADS=1"
+T=$(mktemp -d /tmp/dc-multirank.XXXX)
+trap 'rm -rf "$T"' EXIT
+fails=0
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# Collectives: allreduce (sum/max/min; Float, Double, Int), allgatherv uneven, broadcast, iallreduce.
+for n in 1 2 3; do
+  if $MPI -np $n $BIN selftest > "$T/st$n" 2>&1; then pass "collectives on $n rank(s)"; else cat "$T/st$n"; fail "collectives on $n rank(s)"; fi
+done
+
+# info under Launch/run and directly.
+if Launch/run -np 2 info > "$T/info" 2>&1 && grep -q "2 rank(s)" "$T/info" && [ "$(grep -c 'MNIST t10k' "$T/info")" -eq 2 ]; then
+  pass "Launch/run -np 2 info"; else cat "$T/info"; fail "Launch/run -np 2 info"; fi
+if $BIN info > "$T/info1" 2>&1 && grep -q "1 rank(s)" "$T/info1"; then pass "info without mpirun"; else fail "info without mpirun"; fi
+
+# Rank invariance: 20 steps, global batch 100 (3 does not divide it), on 1, 2, 3 ranks. SGD with momentum:
+# Adam divides by sqrt(v) and turns rounding noise in near-zero gradients into full-size steps, so its
+# parameters drift apart by design; the contract under test is the gradient reduction.
+for n in 1 2 3; do
+  $MPI -np $n $BIN pretrain --epochs 1 --max-steps 20 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5 \
+      --out "$T/ri$n" > "$T/ri$n.log" 2>&1 || { cat "$T/ri$n.log"; fail "pretrain on $n ranks"; }
+done
+for n in 2 3; do
+  if out=$($BIN compare "$T/ri1/autoencoder.bin" "$T/ri$n/autoencoder.bin" --tolerance 1e-4 2>&1); then
+    pass "rank invariance 1 vs $n ranks: $out"; else fail "rank invariance 1 vs $n ranks: $out"; fi
+done
+# Same seed, same rank count: bitwise identical (with Adam and denoising).
+for k in a b; do
+  $MPI -np 2 $BIN pretrain --epochs 1 --max-steps 10 --batch-size 64 --seed 9 --out "$T/det$k" > /dev/null 2>&1
+done
+if out=$($BIN compare --bitwise "$T/deta/autoencoder.bin" "$T/detb/autoencoder.bin" 2>&1); then pass "determinism: $out"; else fail "determinism: $out"; fi
+
+# Bad data: every IDX defect gives one line on stderr and a non-zero exit.
+python3 - "$T/bad" <<'PY'
+import gzip, os, struct, sys
+root = sys.argv[1]
+def idx(dims, payload, magic=None):
+    head = magic if magic is not None else bytes([0, 0, 8, len(dims)])
+    return head + b"".join(struct.pack(">I", d) for d in dims) + bytes([1]) * payload
+labels = idx([4], 4)
+cases = {
+    "badmagic": idx([4, 28, 28], 4 * 784, magic=bytes([1, 2, 8, 3])),
+    "wrongdims": idx([4, 784], 4 * 784),
+    "overflow": idx([0xFFFFFFFF, 0xFFFFFFFF, 28], 10),
+    "truncated": idx([4, 28, 28], 4 * 784 - 1),
+    "trailing": idx([4, 28, 28], 4 * 784 + 3),
+    "countmismatch": idx([5, 28, 28], 5 * 784),
+}
+for name, images in cases.items():
+    os.makedirs(f"{root}/{name}")
+    open(f"{root}/{name}/t10k-images-idx3-ubyte", "wb").write(images)
+    open(f"{root}/{name}/t10k-labels-idx1-ubyte", "wb").write(labels)
+good = idx([4, 28, 28], 4 * 784)
+for name, data in {"corruptgzip": None, "truncatedgzip": None, "badlabel": None, "notgzip": None}.items():
+    os.makedirs(f"{root}/{name}")
+z = gzip.compress(good)
+open(f"{root}/corruptgzip/t10k-images-idx3-ubyte.gz", "wb").write(z[:20] + bytes(b ^ 0x5A for b in z[20:40]) + z[40:])
+open(f"{root}/truncatedgzip/t10k-images-idx3-ubyte.gz", "wb").write(z[: len(z) // 2])
+open(f"{root}/notgzip/t10k-images-idx3-ubyte.gz", "wb").write(b"this is plain text, not gzip and not IDX\n")
+open(f"{root}/badlabel/t10k-images-idx3-ubyte", "wb").write(good)
+for name in ["corruptgzip", "truncatedgzip", "notgzip"]:
+    open(f"{root}/{name}/t10k-labels-idx1-ubyte", "wb").write(labels)
+open(f"{root}/badlabel/t10k-labels-idx1-ubyte", "wb").write(idx([4], 0) + bytes([1, 2, 12, 3]))
+os.makedirs(f"{root}/missing")
+PY
+for d in "$T"/bad/*; do
+  name=$(basename "$d")
+  $BIN info --data "$d" --split test > "$T/out" 2> "$T/err"; rc=$?
+  lines=$(wc -l < "$T/err")
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ]; then pass "bad data '$name': $(cat "$T/err")"
+  else fail "bad data '$name' (rc $rc, $lines stderr lines): $(cat "$T/err")"; fi
+done
+
+if [ -x Tests/multirank-more.sh ]; then Tests/multirank-more.sh "$T" || fails=$((fails + 1)); fi
+echo "multi-rank tests: $fails failure(s)"
+[ $fails -eq 0 ]
