@@ -1,6 +1,4 @@
 import ArgumentParser
-struct ToyCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "toy") }
-struct RawCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "raw") }
 struct DECCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "dec") }
 struct PredictCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "predict") }
 struct BenchCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "bench") }

@@ -1,0 +1,100 @@
+// toy and raw: the report's Tasks 0 and 1.
+import ArgumentParser
+import Collective
+import DeepClustering
+import Foundation
+
+extension InputMethod: ExpressibleByArgument {}
+extension CentreInit: ExpressibleByArgument {}
+
+struct ClusterTrainingOptions: ParsableArguments {
+    @Option(help: "Number of clusters K.") var clusters: Int?
+    @Option(help: "Epochs.") var epochs: Int?
+    @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
+    @Option(help: "sgd or adam.") var optimizer: OptimizerKind?
+    @Option(help: "Learning rate.") var lr: Float?
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Run directory. Default: runs/<command>-<time>.") var out: String?
+
+    func validate() throws {
+        try validateTraining(epochs: epochs ?? 1, batchSize: batchSize, lr: lr ?? 1)
+        if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
+    }
+}
+
+func checkClusters(_ k: Int, samples: Int) throws {
+    if k < 2 || k > samples { throw RunError("--clusters \(k) must be between 2 and the \(samples) samples") }
+}
+
+struct ToyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "toy", abstract: "Task 0: soft k-means (softmax weights) on three 2-D blobs over an alpha sweep; writes figure1.svg.")
+    @OptionGroup var training: ClusterTrainingOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Comma-separated alphas (softmax sharpness).") var alphas = "1,10"
+    @Option(help: "Points per blob.") var points = 200
+    @Option(help: "Standard deviation of each blob (centres sit on a circle of radius 4).") var spread = 1.0
+    @Option(help: "Centre initialisation: kmeanspp or random.") var initialization: CentreInit = .kmeanspp
+
+    func run() throws {
+        let alphaValues = alphas.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard !alphaValues.isEmpty, alphaValues.count == alphas.split(separator: ",").count, alphaValues.allSatisfy({ $0 > 0 && $0.isFinite }) else {
+            throw ValidationError("--alphas must be positive numbers separated by commas (got \(alphas)).")
+        }
+        try withWorld(runtime) { communicator in
+            var options = InputClusteringOptions()
+            options.epochs = training.epochs ?? 30
+            options.batchSize = training.batchSize
+            options.optimizer = training.optimizer ?? .sgd
+            options.learningRate = training.lr ?? 0.1
+            options.seed = training.seed
+            options.initialization = initialization
+            if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }
+            if training.batchSize < communicator.size { throw RunError("--batch-size \(training.batchSize) is smaller than the \(communicator.size) ranks") }
+            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator))
+            try context.verifySameConfiguration("toy \(CommandLine.arguments.dropFirst())")
+            let results = try ToyExperiment.run(context: context, alphas: alphaValues, perBlob: points, spread: spread, options: options)
+            if results.contains(where: { !$0.2 }) { throw RunError("a loss went non-finite") }
+        }
+    }
+}
+
+struct RawCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "raw", abstract: "Task 1: soft k-means on z-scored MNIST pixels (softmax and free weights) against k-means; writes figure2.svg.")
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var training: ClusterTrainingOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Comma-separated methods: softmax, free, kmeans (k-means always runs as the reference).") var method = "softmax,free"
+    @Option(help: "Softmax sharpness alpha.") var alpha: Float = 10
+    @Option(help: "Free weights: step of the logits, in units of the distance spread.") var weightLr: Float = 1
+    @Option(help: "k-means restarts.") var restarts = 3
+    @Option(help: "Centre initialisation: kmeanspp or random.") var initialization: CentreInit = .kmeanspp
+
+    func run() throws {
+        let methods = try method.split(separator: ",").map { part -> InputMethod in
+            guard let m = InputMethod(rawValue: String(part)) else {
+                throw ValidationError("unknown method '\(part)': choose from softmax, free, kmeans.")
+            }
+            return m
+        }
+        try withWorld(runtime) { communicator in
+            let data = try dataOptions.load()
+            var options = InputClusteringOptions()
+            options.clusters = training.clusters ?? data.classCount
+            try checkClusters(options.clusters, samples: data.count)
+            options.epochs = training.epochs ?? 30
+            options.batchSize = training.batchSize
+            options.optimizer = training.optimizer ?? .adam
+            options.learningRate = training.lr ?? 0.05
+            options.seed = training.seed
+            options.alpha = alpha
+            options.weightLearningRate = weightLr
+            options.initialization = initialization
+            if training.batchSize < communicator.size { throw RunError("--batch-size \(training.batchSize) is smaller than the \(communicator.size) ranks") }
+            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator))
+            try context.verifySameConfiguration("raw \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
+            _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options)
+        }
+    }
+}
