@@ -1,0 +1,304 @@
+// DEC fine-tuning and its relatives, data-parallel: DEC (KL(P||Q) on the encoder and centres), IDEC
+// (reconstruction + gamma KL, keeping the decoder) and deep k-means (reconstruction + gamma soft k-means on the
+// embedding, alpha annealed). Whole-data passes split the N samples over the ranks and allgatherv the result.
+// B = batch rows, D = input dims, E = embedding dims, K = clusters, N = samples.
+import Collective
+import Foundation
+
+public enum DeepMethod: String, Sendable, CaseIterable { case dec, idec, dkm }
+
+public struct DECOptions: Sendable {
+    public var method: DeepMethod = .dec
+    public var clusters = 10
+    public var epochs = 200
+    public var batchSize = 256
+    public var optimizer: OptimizerKind = .sgd
+    public var learningRate: Float = 0.01
+    public var seed: UInt64 = 0
+    /// Steps between target updates; nil = once per epoch.
+    public var updateInterval: Int? = nil
+    public var tolerance: Double = 0.001
+    public var restarts = 20
+    /// IDEC and DKM: weight of the clustering term.
+    public var gamma: Float = 0.1
+    /// DKM: alpha grows geometrically from alphaStart to alphaEnd over the epochs.
+    public var alphaStart: Float = 0.1
+    public var alphaEnd: Float = 100
+    public var overlap = true
+    public var snapshotEpochs: Set<Int> = []
+    public init() {}
+}
+
+/// The state of the clustering after one whole-data pass.
+public struct ClusteringPass: Sendable {
+    public var embedding: [Float]      // (N, E)
+    public var q: [Float]              // (N, K)
+    public var assignments: [Int32]    // (N)
+    public var scores: ClusteringScores
+}
+
+public final class DECTrainer {
+    public let context: RunContext
+    public let data: DataSet
+    public let options: DECOptions
+    public let model: Model
+    let optimizer: Optimizer
+    let gatherer: BatchGatherer
+    let reducer: GradientReducer
+    var sampler: Sampler
+    var target: [Float] = []           // P (N, K)
+    // Per-batch scratch, sized once: q, kernel, distances, weights, dDistances (B, K); dZ (B, E).
+    let q: UnsafeMutablePointer<Float>, kernel: UnsafeMutablePointer<Float>, dZ: UnsafeMutablePointer<Float>
+    let distances: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, dDistances: UnsafeMutablePointer<Float>
+    let pRows: UnsafeMutablePointer<Float>
+    public private(set) var step = 0
+    public private(set) var history: [[String: Any]] = []
+    public private(set) var snapshots: [(epoch: Int, embedding: [Float])] = []
+    public private(set) var lastPass: ClusteringPass?
+    public var lastStepExposed = 0.0
+    var alpha: Float
+
+    public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) {
+        self.context = context
+        self.data = data
+        self.options = options
+        self.model = model
+        let usesDecoder = options.method != .dec
+        let lower = usesDecoder ? 0 : model.autoencoder.encoderRange.lowerBound
+        optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: lower..<model.centreRange.upperBound)
+        let rows = model.autoencoder.maxRows
+        gatherer = BatchGatherer(dims: data.dimension, maxRows: rows, transform: FeatureTransform(data: data, normalization: .unit))
+        reducer = GradientReducer(communicator: context.communicator, overlap: options.overlap)
+        sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed, rank: context.rank, ranks: context.ranks)
+        let k = options.clusters, e = model.embeddingDimension
+        q = .allocate(capacity: rows * k); kernel = .allocate(capacity: rows * k); pRows = .allocate(capacity: rows * k)
+        distances = .allocate(capacity: rows * k); weights = .allocate(capacity: rows * k); dDistances = .allocate(capacity: rows * k)
+        dZ = .allocate(capacity: rows * e)
+        alpha = options.alphaStart
+    }
+
+    deinit { [q, kernel, pRows, distances, weights, dDistances, dZ].forEach { $0.deallocate() } }
+
+    // MARK: - Whole-data passes
+
+    /// Embeds all N samples: each rank its contiguous slice in chunks of the batch buffer, then allgatherv.
+    public func embedAll() throws -> [Float] {
+        let e = model.embeddingDimension
+        let slice = contiguousShare(total: data.count, rank: context.rank, size: context.ranks)
+        var local = [Float](repeating: 0, count: slice.count * e)
+        var start = slice.lowerBound
+        while start < slice.upperBound {
+            let end = min(start + gatherer.maxRows, slice.upperBound)
+            gatherer.gather(data, indices: (Int32(start)..<Int32(end)))
+            let z = model.autoencoder.encode(model.store, input: gatherer.clean, rows: end - start)
+            for i in 0..<((end - start) * e) { local[(start - slice.lowerBound) * e + i] = z[i] }
+            start = end
+        }
+        return try gather(local, perSample: e)
+    }
+
+    func gather(_ local: [Float], perSample width: Int) throws -> [Float] {
+        let counts = shareCounts(total: data.count, size: context.ranks).map { $0 * width }
+        var all = [Float](repeating: 0, count: data.count * width)
+        try local.withUnsafeBufferPointer { send in
+            try all.withUnsafeMutableBufferPointer { try context.communicator.allgatherv(send, into: $0, counts: counts) }
+        }
+        return all
+    }
+
+    /// Z, Q (each rank its slice of Q, then allgatherv), hard assignments and scores.
+    public func pass() throws -> ClusteringPass {
+        let k = options.clusters, e = model.embeddingDimension
+        let z = try embedAll()
+        let slice = contiguousShare(total: data.count, rank: context.rank, size: context.ranks)
+        var localQ = [Float](repeating: 0, count: slice.count * k)
+        var localKernel = localQ
+        if options.method == .dkm {
+            // DKM's assignment is the softmax of -alpha d; its hard labels are the nearest centres either way.
+            z.withUnsafeBufferPointer { zp in
+                KMeans.squaredDistances(points: zp.baseAddress! + slice.lowerBound * e, rows: slice.count, dims: e,
+                                        centres: model.store.parameters + model.centres, clusters: k, into: &localKernel)
+            }
+            for i in 0..<slice.count {
+                let row = localKernel[(i * k)..<((i + 1) * k)]
+                let smallest = row.min()!
+                var sum: Float = 0
+                for j in 0..<k { localQ[i * k + j] = exp(-alpha * (row[i * k + j] - smallest)); sum += localQ[i * k + j] }
+                for j in 0..<k { localQ[i * k + j] /= sum }
+            }
+        } else {
+            z.withUnsafeBufferPointer { zp in
+                DEC.softAssignment(z: zp.baseAddress! + slice.lowerBound * e, rows: slice.count, dims: e,
+                                   centres: model.store.parameters + model.centres, clusters: k, q: &localQ, kernel: &localKernel)
+            }
+        }
+        let q = try gather(localQ, perSample: k)
+        var assignments = [Int32](repeating: 0, count: data.count)
+        for i in 0..<data.count {
+            var best = 0
+            for j in 1..<k where q[i * k + j] > q[i * k + best] { best = j }
+            assignments[i] = Int32(best)
+        }
+        let scores = Metrics.scores(predicted: assignments, labels: data.labels, clusters: k, classes: data.classCount)
+        return ClusteringPass(embedding: z, q: q, assignments: assignments, scores: scores)
+    }
+
+    /// k-means++ and Lloyd on the embedding, restarts spread over the ranks; the best centres everywhere.
+    public func initializeCentres() throws -> (KMeansResult, ClusteringScores) {
+        let z = try embedAll()
+        let result = try z.withUnsafeBufferPointer { zp in
+            try KMeans.fit(points: zp.baseAddress!, count: data.count, dims: model.embeddingDimension, clusters: options.clusters,
+                           restarts: options.restarts, seed: options.seed, communicator: context.communicator, spreadRestarts: true)
+        }
+        model.setCentres(result.centres)
+        let scores = Metrics.scores(predicted: result.assignments, labels: data.labels, clusters: options.clusters, classes: data.classCount)
+        return (result, scores)
+    }
+
+    // MARK: - The step
+
+    /// One global batch of fine-tuning; returns (summed clustering loss, summed reconstruction loss) over the batch.
+    @discardableResult
+    public func trainStep(batch b: Int) throws -> (Double, Double) {
+        let k = options.clusters, e = model.embeddingDimension
+        let (global, local) = sampler.batch(b)
+        let rows = local.count
+        let indices = sampler.permutation[local]
+        let store = model.store, ae = model.autoencoder
+        let scale = 1 / Float(global.count)
+        gatherer.gather(data, indices: indices)
+        let z = ae.encode(store, input: gatherer.clean, rows: rows)
+        let reduceRange = options.method == .dec ? model.encoderSuffix : model.all
+        store.zeroGradients(reduceRange)
+        reducer.beginStep()
+        dZ.update(repeating: 0, count: rows * e)
+        let dCentres = store.gradients + model.centres
+        let centres = UnsafePointer(store.parameters + model.centres)
+        var clusterLoss = 0.0, reconstructionLoss = 0.0
+        let weight: Float = options.method == .dec ? 1 : options.gamma
+        switch options.method {
+        case .dec, .idec:
+            DEC.softAssignment(z: z, rows: rows, dims: e, centres: centres, clusters: k, q: q, kernel: kernel)
+            for (r, index) in indices.enumerated() {
+                for j in 0..<k { pRows[r * k + j] = target[Int(index) * k + j] }
+            }
+            clusterLoss = DEC.klLossAndGradient(z: z, rows: rows, dims: e, centres: centres, clusters: k, p: pRows, q: q,
+                                                kernel: kernel, scale: scale * weight, dZ: dZ, dCentres: dCentres)
+        case .dkm:
+            clusterLoss = DEC.kMeansLossAndGradient(z: z, rows: rows, dims: e, centres: centres, clusters: k, alpha: alpha,
+                                                    scale: scale * weight, distances: distances, weights: weights,
+                                                    dDistances: dDistances, dZ: dZ, dCentres: dCentres)
+        }
+        store.gradients[model.statistics] = Float(clusterLoss)
+        var dEmbedding = dZ
+        if options.method != .dec {
+            ae.decode(store, rows: rows)
+            reconstructionLoss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: gatherer.clean,
+                                                     dReconstruction: gatherer.scratch, rows: rows, dims: data.dimension, scale: scale)
+            store.gradients[model.statistics + 1] = Float(reconstructionLoss)
+            try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
+            dEmbedding = ae.backwardDecoder(store, dReconstruction: gatherer.scratch, rows: rows) { layer in
+                try? reducer.bucketReady(store, layer.parameterRange)
+            }
+            for i in 0..<(rows * e) { dEmbedding[i] += dZ[i] }
+        } else {
+            try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
+        }
+        ae.backwardEncoder(store, input: gatherer.clean, dEmbedding: dEmbedding, rows: rows) { layer in
+            try? reducer.bucketReady(store, layer.parameterRange)
+        }
+        try reducer.finish(store, reduceRange)
+        lastStepExposed = reducer.exposedSeconds
+        let totals = (Double(store.gradients[model.statistics]), Double(store.gradients[model.statistics + 1]))
+        try context.checkFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step)
+        optimizer.update(store)
+        step += 1
+        return totals
+    }
+
+    /// Installs the target distribution for the next interval (used by tests and the bench).
+    public func setTarget(_ p: [Float]) { target = p }
+
+    // MARK: - The loop
+
+    /// Fine-tunes until the label change falls below the tolerance or the epoch limit; returns the final pass.
+    public func run() throws -> ClusteringPass {
+        let batches = sampler.batchesPerEpoch
+        let interval = options.updateInterval ?? batches
+        var previous: [Int32]?
+        var stop = false
+        let started = Clock.now
+        var epochStart = Clock.now
+        var epochLoss = (0.0, 0.0)
+        for epoch in 0..<options.epochs {
+            if options.method == .dkm {
+                // Geometric annealing of alpha from alphaStart to alphaEnd (Fard et al. 2018 anneal alpha upwards).
+                let t = options.epochs > 1 ? Float(epoch) / Float(options.epochs - 1) : 1
+                alpha = options.alphaStart * pow(options.alphaEnd / options.alphaStart, t)
+            }
+            sampler.shuffle(epoch: epoch)
+            if options.snapshotEpochs.contains(epoch) { snapshots.append((epoch, try embedAll())) }
+            for b in 0..<batches {
+                if step % interval == 0 {
+                    let current = try pass()
+                    lastPass = current
+                    target = options.method == .dkm ? [] : DEC.target(q: current.q, clusters: options.clusters)
+                    let changed = previous.map { old in Double(zip(old, current.assignments).filter { $0 != $1 }.count) / Double(data.count) }
+                    previous = current.assignments
+                    record(epoch: Double(step) / Double(batches), pass: current, changed: changed,
+                           loss: epochLoss, seconds: Clock.now - epochStart, started: started)
+                    epochLoss = (0, 0)
+                    epochStart = Clock.now
+                    if let changed, changed < options.tolerance, options.method != .dkm {
+                        context.say(String(format: "stopping: %.4f%% of labels changed (< tol %.4f%%)", changed * 100, options.tolerance * 100))
+                        stop = true
+                        break
+                    }
+                }
+                let losses = try trainStep(batch: b)
+                epochLoss.0 += losses.0
+                epochLoss.1 += losses.1
+            }
+            if stop { break }
+        }
+        let final = try pass()
+        if !stop {
+            let changed = previous.map { old in Double(zip(old, final.assignments).filter { $0 != $1 }.count) / Double(data.count) }
+            record(epoch: Double(step) / Double(batches), pass: final, changed: changed, loss: epochLoss,
+                   seconds: Clock.now - epochStart, started: started)
+        }
+        if options.snapshotEpochs.contains(-1) || snapshots.last?.epoch != Int(Double(step) / Double(batches)) {
+            snapshots.append((Int((Double(step) / Double(batches)).rounded()), final.embedding))
+        }
+        lastPass = final
+        return final
+    }
+
+    func record(epoch: Double, pass: ClusteringPass, changed: Double?, loss: (Double, Double), seconds: Double, started: Double) {
+        let samples = Double(data.count)
+        var entry: [String: Any] = ["phase": options.method.rawValue, "epoch": epoch, "step": step, "acc": pass.scores.accuracy,
+                                    "nmi": pass.scores.nmi, "ari": pass.scores.ari, "seconds": seconds,
+                                    "loss": loss.0 / samples, "samples_per_s": epoch > 0 ? samples / max(seconds, 1e-9) : 0]
+        if options.method != .dec { entry["reconstruction_loss"] = loss.1 / samples }
+        if options.method == .dkm { entry["alpha"] = Double(alpha) }
+        if let changed { entry["label_change"] = changed }
+        history.append(entry)
+        context.record(entry)
+        let elapsed = Clock.now - started
+        let eta = epoch > 0 ? elapsed / epoch * (Double(options.epochs) - epoch) : .nan
+        context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  ACC %.4f  NMI %.4f  ARI %.4f  changed %@  %7.0f samples/s  elapsed %@  ETA %@",
+                           options.method.rawValue, epoch, options.epochs, loss.0 / samples, pass.scores.accuracy, pass.scores.nmi,
+                           pass.scores.ari, changed.map { String(format: "%.4f", $0) } ?? "  -   ",
+                           epoch > 0 ? samples / max(seconds, 1e-9) : 0.0, formatDuration(context.elapsed), formatDuration(eta)))
+    }
+
+    // MARK: - Saving
+
+    public func saveModel(_ name: String = "model.bin") throws {
+        guard context.isRoot else { return }
+        let checkpoint = model.checkpoint(metadata: ["kind": "model", "method": options.method.rawValue, "step": String(step),
+                                                     "seed": String(options.seed), "alpha": String(alpha)],
+                                          includeCentres: true)
+        try checkpoint.write(to: context.path(name))
+    }
+}

@@ -1,0 +1,114 @@
+// dec (the main job) and predict.
+import ArgumentParser
+import Collective
+import DeepClustering
+import Foundation
+
+extension DeepMethod: ExpressibleByArgument {}
+
+struct DECCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dec",
+        abstract: "Task 2, the main job: pretrain the autoencoder, k-means++ on the embedding, then DEC/IDEC/DKM fine-tuning.",
+        discussion: """
+            With no flags: 100 epochs of denoising pretraining and up to 200 epochs of DEC on the embedded 10k MNIST set,
+            on however many ranks it was started with. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
+            figure3.svg and confusion.svg into the run directory.
+            """)
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "dec, idec or dkm.") var method: DeepMethod = .dec
+    @Option(help: "Clusters K. Default: the number of classes in the data.") var clusters: Int?
+    @Option(help: "Fine-tuning epochs (upper limit).") var epochs = 200
+    @Option(help: "Pretraining epochs.") var pretrainEpochs = 100
+    @Option(help: "Skip pretraining: load this autoencoder.bin.") var pretrained: String?
+    @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
+    @Option(help: "Fine-tuning optimizer: sgd or adam.") var optimizer: OptimizerKind = .sgd
+    @Option(help: "Fine-tuning learning rate.") var lr: Float = 0.01
+    @Option(help: "Pretraining optimizer.") var pretrainOptimizer: OptimizerKind = .adam
+    @Option(help: "Pretraining learning rate.") var pretrainLr: Float = 0.001
+    @Option(help: "Denoising pretraining: probability of zeroing each input pixel.") var mask: Float = 0.2
+    @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
+    @Option(help: "Weight initialisation: glorot or fanin.") var initialization: WeightInit = .glorot
+    @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?
+    @Option(help: "Stop when fewer than this fraction of labels change between updates.") var tol: Double = 0.001
+    @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = 20
+    @Option(help: "IDEC/DKM: weight of the clustering term.") var gamma: Float = 0.1
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
+
+    func validate() throws {
+        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
+        if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr) }
+        if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
+        if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
+        if restarts < 1 { throw ValidationError("--restarts must be at least 1.") }
+        if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
+        _ = try parseWidths(widths)
+    }
+
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            if batchSize < communicator.size { throw RunError("--batch-size \(batchSize) is smaller than the \(communicator.size) ranks; every rank needs a row") }
+            let data = try dataOptions.load()
+            var pretrain = PretrainOptions()
+            pretrain.epochs = pretrainEpochs
+            pretrain.batchSize = batchSize
+            pretrain.optimizer = pretrainOptimizer
+            pretrain.learningRate = pretrainLr
+            pretrain.seed = seed
+            pretrain.widths = try parseWidths(widths)
+            pretrain.weightInit = initialization
+            pretrain.maskRate = mask
+            pretrain.overlap = !runtime.noOverlap
+            guard pretrain.widths[0] == data.dimension else {
+                throw RunError("--widths starts at \(pretrain.widths[0]) but the data has \(data.dimension) dimensions")
+            }
+            var options = DECOptions()
+            options.method = method
+            options.clusters = clusters ?? data.classCount
+            try checkClusters(options.clusters, samples: data.count)
+            options.epochs = epochs
+            options.batchSize = batchSize
+            options.optimizer = optimizer
+            options.learningRate = lr
+            options.seed = seed
+            options.updateInterval = updateInterval
+            options.tolerance = tol
+            options.restarts = restarts
+            options.gamma = gamma
+            options.overlap = !runtime.noOverlap
+            if let pretrained, !FileManager.default.fileExists(atPath: pretrained) {
+                throw RunError("--pretrained \(pretrained): file not found")
+            }
+            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(out, "dec", communicator))
+            try context.verifySameConfiguration("dec \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
+            context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(options.clusters), \(communicator.size) rank(s), "
+                        + "BLAS threads \(BLAS.threads) -> \(context.directory)")
+            _ = try DECExperiment.run(context: context, data: data, pretrain: pretrain, options: options, pretrained: pretrained)
+        }
+    }
+}
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Assign images to clusters with a model.bin written by `dec`; writes a CSV (and metrics when labels exist).")
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "The model.bin of a dec run.") var model: String
+    @Option(help: "Where to write the CSV (index,cluster,label).") var output = "assignments.csv"
+
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            let data = try dataOptions.load()
+            let directory = (output as NSString).deletingLastPathComponent
+            let context = try RunContext(communicator: communicator, directory: directory.isEmpty ? "." : directory, quiet: false)
+            let (assignments, scores) = try Predictor.assign(context: context, data: data, modelPath: model)
+            if communicator.rank == 0 {
+                try DECExperiment.writeAssignments(output, assignments, labels: data.labels)
+                print("wrote \(assignments.count) assignments to \(output)")
+                if let scores { print(String(format: "ACC %.4f  NMI %.4f  ARI %.4f", scores.accuracy, scores.nmi, scores.ari)) }
+            }
+        }
+    }
+}
