@@ -77,6 +77,10 @@ extension ParsableCommand {
         do {
             try body(communicator)
         } catch {
+            // Rank 0 speaks at once. Another rank waits a moment first: when every rank hit the same error, rank 0's
+            // exit makes mpirun end the job before the others repeat it; when only this rank failed, its message
+            // still comes, and its exit then ends the job.
+            if communicator.rank != 0 { usleep(2_000_000) }
             let prefix = communicator.size > 1 ? "error (rank \(communicator.rank)): " : "error: "
             FileHandle.standardError.write(Data((prefix + "\(error)\n").utf8))
             // Without MPI_Finalize; mpirun then ends the other ranks too.

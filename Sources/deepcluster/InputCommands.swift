@@ -45,8 +45,8 @@ struct ToyCommand: ParsableCommand {
             var options = InputClusteringOptions()
             options.epochs = training.epochs ?? 30
             options.batchSize = training.batchSize
-            options.optimizer = training.optimizer ?? .sgd
-            options.learningRate = training.lr ?? 0.1
+            options.optimizer = training.optimizer ?? .adam
+            options.learningRate = training.lr ?? 0.05
             options.seed = training.seed
             options.initialization = initialization
             if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }

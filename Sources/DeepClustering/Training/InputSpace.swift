@@ -17,6 +17,8 @@ public struct InputClusteringOptions: Sendable {
     public var alpha: Float = 10
     public var method: InputMethod = .softmax
     public var initialization: CentreInit = .kmeanspp
+    /// k-means++ draws to choose the initial centres from (the lowest potential wins).
+    public var seedings = 10
     /// Free weights: the projected step on w is eta = weightLearningRate / (mean spread of the distances).
     public var weightLearningRate: Float = 10
     public init() {}
@@ -74,7 +76,17 @@ public final class InputClusterer {
         let centres: [Float] = points.withUnsafeBufferPointer { p in
             switch options.initialization {
             case .kmeanspp:
-                return KMeans.plusPlus(points: p.baseAddress!, count: count, dims: dims, clusters: k, rng: &rng)
+                // The best of `seedings` k-means++ draws (lowest potential), as scikit-learn's n_init does for k-means.
+                var best = [Float](), bestPotential = Double.infinity
+                var distances = [Float](repeating: 0, count: count * k)
+                for _ in 0..<max(options.seedings, 1) {
+                    let candidate = KMeans.plusPlus(points: p.baseAddress!, count: count, dims: dims, clusters: k, rng: &rng)
+                    KMeans.squaredDistances(points: p.baseAddress!, rows: count, dims: dims, centres: candidate, clusters: k, into: &distances)
+                    var potential = 0.0
+                    for i in 0..<count { potential += Double(distances[(i * k)..<((i + 1) * k)].min()!) }
+                    if potential < bestPotential { bestPotential = potential; best = candidate }
+                }
+                return best
             case .random:
                 var c = [Float]()
                 for _ in 0..<k { let i = rng.nextInt(below: count); c += p[(i * dims)..<((i + 1) * dims)] }

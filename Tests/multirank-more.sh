@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# DEC across ranks (shortened schedule): 2 ranks end within 0.01 ACC of 1 rank; predict reproduces the
+# training-time assignments exactly; bad options give one-line errors. Called by Tests/multirank.sh with its temp dir.
+set -uo pipefail
+T="$1"
+BIN=.build/release/deepcluster
+MPI="mpirun --allow-run-as-root --oversubscribe -x OPENBLAS_NUM_THREADS=1"
+fails=0
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# A shared pretrained autoencoder (3 epochs on 2,000 images), then DEC on 1 and 2 ranks.
+$BIN pretrain --limit 2000 --epochs 3 --batch-size 128 --seed 1 --out "$T/pre" > "$T/pre.log" 2>&1 || { cat "$T/pre.log"; fail "pretrain for DEC"; }
+for n in 1 2; do
+  $MPI -np $n $BIN dec --limit 2000 --pretrained "$T/pre/autoencoder.bin" --epochs 5 --restarts 4 --seed 1 --out "$T/dec$n" \
+      > "$T/dec$n.log" 2>&1 || { cat "$T/dec$n.log"; fail "dec on $n rank(s)"; }
+done
+acc() { grep -o '"acc":[0-9.e-]*' "$1/metrics.jsonl" | tail -1 | cut -d: -f2; }
+a1=$(acc "$T/dec1"); a2=$(acc "$T/dec2")
+if python3 -c "import sys; sys.exit(0 if abs($a1 - $a2) <= 0.01 else 1)"; then pass "DEC 1 rank ACC $a1 vs 2 ranks ACC $a2"
+else fail "DEC 1 rank ACC $a1 vs 2 ranks ACC $a2 differ by more than 0.01"; fi
+for m in idec dkm; do
+  if $MPI -np 2 $BIN dec --method $m --limit 2000 --pretrained "$T/pre/autoencoder.bin" --epochs 3 --restarts 2 --out "$T/$m" > "$T/$m.log" 2>&1 \
+     && grep -q "final ${m^^}" "$T/$m.log"; then pass "$m on 2 ranks: $(grep final "$T/$m.log")"; else cat "$T/$m.log"; fail "$m on 2 ranks"; fi
+done
+
+# predict with the saved model reproduces the training-time assignments.
+$BIN predict --model "$T/dec1/model.bin" --limit 2000 --output "$T/predicted.csv" > "$T/predict.log" 2>&1
+if cmp -s "$T/predicted.csv" "$T/dec1/assignments.csv"; then pass "predict reproduces the training assignments ($(tail -1 "$T/predict.log"))"
+else fail "predict differs from the training assignments"; fi
+
+# Bad options and inputs: one line on stderr, non-zero exit, nothing crashes.
+check_bad() {
+  local name="$1"; shift
+  "$@" > "$T/bad.out" 2> "$T/bad.err"; local rc=$?
+  local lines=$(grep -ci '^error' "$T/bad.err")
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$lines" -eq 1 ]; then pass "bad input '$name': $(grep -i '^error' "$T/bad.err")"
+  else fail "bad input '$name' (rc $rc): $(cat "$T/bad.err")"; fi
+}
+check_bad "K < 2" $BIN dec --clusters 1 --limit 100
+check_bad "K > N" $BIN dec --clusters 500 --limit 100 --pretrained "$T/pre/autoencoder.bin" --out "$T/bk"
+check_bad "epochs <= 0" $BIN pretrain --epochs 0
+check_bad "unknown method" $BIN dec --method nope
+check_bad "unknown option" $BIN pretrain --frobnicate
+check_bad "batch < ranks" $MPI -np 3 $BIN pretrain --batch-size 2 --limit 100 --out "$T/bb"
+check_bad "missing hostfile" Launch/run --hostfile /nonexistent/hosts info
+check_bad "missing checkpoint" $BIN dec --pretrained /nonexistent.bin --limit 100 --out "$T/bc"
+head -c 1000 "$T/pre/autoencoder.bin" > "$T/truncated.bin"
+check_bad "truncated checkpoint" $BIN dec --pretrained "$T/truncated.bin" --limit 100 --epochs 1 --out "$T/bt"
+cp "$T/pre/autoencoder.bin" "$T/flipped.bin"; printf '\x55' | dd of="$T/flipped.bin" bs=1 seek=5000 conv=notrunc 2>/dev/null
+check_bad "bad checksum" $BIN dec --pretrained "$T/flipped.bin" --limit 100 --epochs 1 --out "$T/bf"
+check_bad "other architecture" $BIN dec --pretrained "$T/pre/autoencoder.bin" --widths 784-100-10 --limit 100 --epochs 1 --out "$T/ba"
+check_bad "unwritable output" $BIN pretrain --epochs 1 --limit 100 --out /proc/deepcluster-cannot-write
+[ $fails -eq 0 ]
