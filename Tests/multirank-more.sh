@@ -24,6 +24,26 @@ for m in idec dkm; do
      && grep -q "final ${m^^}" "$T/$m.log"; then pass "$m on 2 ranks: $(grep final "$T/$m.log")"; else cat "$T/$m.log"; fail "$m on 2 ranks"; fi
 done
 
+# raw (Task 1): the ACC curves of both soft methods on 1 and 2 ranks agree within 0.01 at every epoch.
+for n in 1 2; do
+  $MPI -np $n $BIN raw --limit 1000 --epochs 4 --restarts 1 --out "$T/raw$n" > "$T/raw$n.log" 2>&1 || { cat "$T/raw$n.log"; fail "raw on $n rank(s)"; }
+done
+if out=$(python3 - "$T/raw1/metrics.jsonl" "$T/raw2/metrics.jsonl" <<'PY'
+import json, sys
+def curves(path):
+    out = {}
+    for line in open(path):
+        e = json.loads(line)
+        if "epoch" in e: out.setdefault(e["phase"], []).append(e["acc"])
+    return out
+a, b = curves(sys.argv[1]), curves(sys.argv[2])
+worst = max(abs(x - y) for k in a for x, y in zip(a[k], b[k]))
+assert a.keys() == b.keys() and all(len(a[k]) == len(b[k]) for k in a), (a, b)
+print(f"largest ACC difference {worst:.4f} over {sum(len(v) for v in a.values())} epochs of {sorted(a)}")
+sys.exit(0 if worst <= 0.01 else 1)
+PY
+); then pass "raw 1 vs 2 ranks: $out"; else fail "raw 1 vs 2 ranks: $out"; fi
+
 # predict with the saved model reproduces the training-time assignments.
 $BIN predict --model "$T/dec1/model.bin" --limit 2000 --output "$T/predicted.csv" > "$T/predict.log" 2>&1
 if cmp -s "$T/predicted.csv" "$T/dec1/assignments.csv"; then pass "predict reproduces the training assignments ($(tail -1 "$T/predict.log"))"
