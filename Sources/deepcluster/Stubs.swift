@@ -1,2 +1,0 @@
-import ArgumentParser
-struct ReportCommand: ParsableCommand { static let configuration = CommandConfiguration(commandName: "report") }
