@@ -20,7 +20,7 @@ public struct InputClusteringOptions: Sendable {
     /// k-means++ draws to choose the initial centres from (the lowest potential wins).
     public var seedings = 10
     /// Free weights: the projected step on w is eta = weightLearningRate / (mean spread of the distances).
-    public var weightLearningRate: Float = 10
+    public var weightLearningRate: Float = 100
     public init() {}
 }
 
