@@ -67,7 +67,7 @@ struct RawCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Comma-separated methods: softmax, free, kmeans (k-means always runs as the reference).") var method = "softmax,free"
     @Option(help: "Softmax sharpness alpha.") var alpha: Float = 10
-    @Option(help: "Free weights: step of the logits, in units of the distance spread.") var weightLr: Float = 100
+    @Option(help: "Free weights: projected-gradient step on the weights, in units of 1 / (spread of the distances).") var weightLr: Float = 100
     @Option(help: "k-means restarts.") var restarts = 3
     @Option(help: "Centre initialisation: kmeanspp or random.") var initialization: CentreInit = .kmeanspp
 
