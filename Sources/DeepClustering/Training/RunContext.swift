@@ -107,7 +107,9 @@ public struct ProgressBar {
     let total: Int
     let label: String
     public init(context: RunContext, total: Int, label: String) {
+        // Under mpirun a rank's stdout is a pseudo-terminal even when mpirun's own output goes to a file: no bar there.
         enabled = context.isRoot && !context.quiet && isatty(1) != 0
+            && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil
         self.total = total
         self.label = label
     }
