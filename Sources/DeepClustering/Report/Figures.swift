@@ -11,13 +11,13 @@ public enum Figures {
             return (epoch, acc, nmi)
         }
         let last = points.last?.0 ?? 1
-        let figure3 = SVG.figure(title: "Figure 3: deep clustering accuracy (\(data.name))", panels: [
+        let figure3 = SVG.figure(title: "Figure 3: deep clustering accuracy", panels: [
             .line(title: "\(name) over fine-tuning", xLabel: "epoch", yLabel: "score", series: [
                 Series(name: "\(name) ACC", points: points.map { ($0.0, $0.1) }),
                 Series(name: "\(name) NMI", points: points.map { ($0.0, $0.2) }),
                 Series(name: "k-means ACC", points: [(0, kmeansScores.accuracy), (max(last, 1), kmeansScores.accuracy)], dashed: true),
             ], yRange: 0...1),
-        ], columns: 1, width: 640, height: 400)
+        ], columns: 1, width: 720, height: 400)
         try context.write("figure3.svg", figure3)
         try context.write("confusion.svg", confusionFigure(assignments: final.assignments, labels: data.labels,
                                                            clusters: trainer.options.clusters, classes: data.classCount, title: "\(name) clusters vs labels"))

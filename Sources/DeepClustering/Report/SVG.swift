@@ -72,7 +72,7 @@ public enum SVG {
     }
 
     static func render(_ panel: Panel, width: Double, height: Double) -> String {
-        let left = 64.0, right = 130.0, top = 30.0, bottom = 50.0
+        let left = 64.0, right = 170.0, top = 30.0, bottom = 50.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
         var s = ""
         func frame(title: String, xLabel: String, yLabel: String, xRange: (Double, Double), yRange: (Double, Double)) {
@@ -96,7 +96,7 @@ public enum SVG {
             for (i, (name, colour, dashed)) in entries.enumerated() {
                 let y = top + 10 + Double(i) * 18, x = left + plotWidth + 10
                 s += "<line x1=\"\(f(x))\" y1=\"\(f(y))\" x2=\"\(f(x + 18))\" y2=\"\(f(y))\" stroke=\"\(colour)\" stroke-width=\"3\"\(dashed ? " stroke-dasharray=\"5,3\"" : "")/>"
-                s += "<text x=\"\(f(x + 24))\" y=\"\(f(y + 4))\" font-size=\"11\">\(escape(String(name.prefix(16))))</text>\n"
+                s += "<text x=\"\(f(x + 24))\" y=\"\(f(y + 4))\" font-size=\"11\">\(escape(String(name.prefix(24))))</text>\n"
             }
         }
         switch panel {

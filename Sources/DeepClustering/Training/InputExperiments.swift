@@ -63,9 +63,9 @@ public enum RawExperiment {
         }
         let epochs = Double(base.epochs)
         series.append(Series(name: "k-means", points: [(0, kScores.accuracy), (epochs, kScores.accuracy)], dashed: true))
-        try context.write("figure2.svg", SVG.figure(title: "Figure 2: clustering accuracy in pixel space (\(data.name))",
+        try context.write("figure2.svg", SVG.figure(title: "Figure 2: accuracy in pixel space",
                                                     panels: [.line(title: "accuracy over epochs", xLabel: "epoch", yLabel: "ACC",
-                                                                   series: series, yRange: 0...1)], columns: 1, width: 640, height: 400))
+                                                                   series: series, yRange: 0...1)], columns: 1, width: 720, height: 400))
         context.say("wrote \(context.path("figure2.svg"))")
         return results
     }
