@@ -33,7 +33,7 @@ struct DECCommand: ParsableCommand {
     @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?
     @Option(help: "Stop when fewer than this fraction of labels change between updates.") var tol: Double = 0.001
     @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = 20
-    @Option(help: "IDEC/DKM: weight of the clustering term.") var gamma: Float = 0.1
+    @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
@@ -76,7 +76,7 @@ struct DECCommand: ParsableCommand {
             options.updateInterval = updateInterval
             options.tolerance = tol
             options.restarts = restarts
-            options.gamma = gamma
+            options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
             options.overlap = !runtime.noOverlap
             if let pretrained, !FileManager.default.fileExists(atPath: pretrained) {
                 throw RunError("--pretrained \(pretrained): file not found")
