@@ -210,7 +210,7 @@ public final class DECTrainer {
         try reducer.finish(store, reduceRange)
         lastStepExposed = reducer.exposedSeconds
         let totals = (Double(store.gradients[model.statistics]), Double(store.gradients[model.statistics + 1]))
-        try context.checkFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step)
+        try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step)
         optimizer.update(store)
         step += 1
         return totals

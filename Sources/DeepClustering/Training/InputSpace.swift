@@ -143,7 +143,7 @@ public final class InputClusterer {
         store.gradients[statistics] = Float(loss)
         if context.ranks > 1 { try context.communicator.allreduce(store.gradientBuffer(0..<store.count), .sum) }
         let total = Double(store.gradients[statistics])
-        try context.checkFinite(total, quantity: "soft k-means loss", step: b)
+        try context.requireFinite(total, quantity: "soft k-means loss", step: b)
         optimizer.update(store)
         if options.method == .free {
             let rate = options.weightLearningRate / distanceScale

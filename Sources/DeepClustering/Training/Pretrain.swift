@@ -83,7 +83,7 @@ public final class Pretrainer {
         try reducer.finish(store, model.all)
         lastStepExposed = reducer.exposedSeconds
         let total = Double(store.gradients[model.statistics])
-        try context.checkFinite(total, quantity: "reconstruction loss", step: step)
+        try context.requireFinite(total, quantity: "reconstruction loss", step: step)
         optimizer.update(store)
         step += 1
         return total

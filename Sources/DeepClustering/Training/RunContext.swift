@@ -83,10 +83,13 @@ public final class RunContext {
         }
     }
 
-    /// Stops with a message on every rank when any rank saw a non-finite value (MAX of a flag).
-    public func checkFinite(_ value: Double, quantity: String, step: Int) throws {
-        let bad = try communicator.allreduce(value.isFinite ? 0 : 1, .max)
-        if bad != 0 { throw RunError("non-finite \(quantity) at step \(step); stopping (the last good checkpoint is kept)") }
+    /// Stops when a reduced quantity is not finite. The value is a sum over the ranks (it travels in the gradient
+    /// buffer's statistics slot), so a NaN or Inf on any rank is the same NaN or Inf on every rank: all of them stop
+    /// at the same step, with no extra collective and no allocation.
+    public func requireFinite(_ reduced: Double, quantity: String, step: Int) throws {
+        if !reduced.isFinite {
+            throw RunError("non-finite \(quantity) at step \(step); stopping (the last good checkpoint is kept)")
+        }
     }
 
     public var elapsed: Double { Clock.now - startTime }
