@@ -18,7 +18,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         if steps < 1 { throw ValidationError("--steps must be at least 1.") }
         try withWorld(runtime) { communicator in
-            if batchSize < communicator.size { throw RunError("--batch-size \(batchSize) is smaller than the \(communicator.size) ranks") }
+            try checkBatch(batchSize, ranks: communicator.size)
             let data = try DataSet.embeddedMNIST()
             let context = try RunContext(communicator: communicator, directory: NSTemporaryDirectory() + "deepcluster-bench-\(getpid())", quiet: true)
             let (pretrain, dec) = try Bench.run(context: context, data: data, batchSize: batchSize, steps: steps,

@@ -49,18 +49,11 @@ struct DECCommand: ParsableCommand {
 
     func run() throws {
         try withWorld(runtime) { communicator in
-            if batchSize < communicator.size { throw RunError("--batch-size \(batchSize) is smaller than the \(communicator.size) ranks; every rank needs a row") }
+            try checkBatch(batchSize, ranks: communicator.size)
             let data = try dataOptions.load()
-            var pretrain = PretrainOptions()
-            pretrain.epochs = pretrainEpochs
-            pretrain.batchSize = batchSize
-            pretrain.optimizer = pretrainOptimizer
-            pretrain.learningRate = pretrainLr
-            pretrain.seed = seed
-            pretrain.widths = try parseWidths(widths)
-            pretrain.weightInit = initialization
-            pretrain.maskRate = mask
-            pretrain.overlap = !runtime.noOverlap
+            let pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
+                                           learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
+                                           weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)
             guard pretrain.widths[0] == data.dimension else {
                 throw RunError("--widths starts at \(pretrain.widths[0]) but the data has \(data.dimension) dimensions")
             }

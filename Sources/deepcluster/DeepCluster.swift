@@ -147,20 +147,11 @@ struct PretrainCommand: ParsableCommand {
 
     func run() throws {
         try withWorld(runtime) { communicator in
-            if batchSize < communicator.size {
-                throw RunError("--batch-size \(batchSize) is smaller than the \(communicator.size) ranks; every rank needs a row")
-            }
+            try checkBatch(batchSize, ranks: communicator.size)
             let data = try dataOptions.load()
-            var options = PretrainOptions()
-            options.epochs = epochs
-            options.batchSize = batchSize
-            options.optimizer = optimizer
-            options.learningRate = lr
-            options.seed = seed
-            options.widths = try parseWidths(widths)
-            options.weightInit = initialization
-            options.maskRate = mask
-            options.overlap = !runtime.noOverlap
+            var options = PretrainOptions(epochs: epochs, batchSize: batchSize, optimizer: optimizer, learningRate: lr, seed: seed,
+                                          widths: try parseWidths(widths), weightInit: initialization, maskRate: mask,
+                                          overlap: !runtime.noOverlap)
             options.checkpointEvery = checkpointEvery
             options.maxSteps = maxSteps
             guard options.widths[0] == data.dimension else {
@@ -187,6 +178,13 @@ func validateTraining(epochs: Int, batchSize: Int, lr: Float) throws {
     if epochs <= 0 { throw ValidationError("--epochs must be positive (got \(epochs)).") }
     if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize)).") }
     if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number (got \(lr)).") }
+}
+
+/// Every rank needs at least one row of each global batch.
+func checkBatch(_ batchSize: Int, ranks: Int) throws {
+    if batchSize < ranks {
+        throw RunError("--batch-size \(batchSize) is smaller than the \(ranks) ranks; every rank needs a row")
+    }
 }
 
 func parseWidths(_ text: String) throws -> [Int] {

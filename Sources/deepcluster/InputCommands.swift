@@ -16,6 +16,18 @@ struct ClusterTrainingOptions: ParsableArguments {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Run directory. Default: runs/<command>-<time>.") var out: String?
 
+    /// The shared flags over the defaults of toy and raw: 30 epochs of Adam at 0.05.
+    func inputOptions(initialization: CentreInit) -> InputClusteringOptions {
+        var options = InputClusteringOptions()
+        options.epochs = epochs ?? 30
+        options.batchSize = batchSize
+        options.optimizer = optimizer ?? .adam
+        options.learningRate = lr ?? 0.05
+        options.seed = seed
+        options.initialization = initialization
+        return options
+    }
+
     func validate() throws {
         try validateTraining(epochs: epochs ?? 1, batchSize: batchSize, lr: lr ?? 1)
         if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
@@ -42,15 +54,9 @@ struct ToyCommand: ParsableCommand {
             throw ValidationError("--alphas must be positive numbers separated by commas (got \(alphas)).")
         }
         try withWorld(runtime) { communicator in
-            var options = InputClusteringOptions()
-            options.epochs = training.epochs ?? 30
-            options.batchSize = training.batchSize
-            options.optimizer = training.optimizer ?? .adam
-            options.learningRate = training.lr ?? 0.05
-            options.seed = training.seed
-            options.initialization = initialization
+            let options = training.inputOptions(initialization: initialization)
             if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }
-            if training.batchSize < communicator.size { throw RunError("--batch-size \(training.batchSize) is smaller than the \(communicator.size) ranks") }
+            try checkBatch(training.batchSize, ranks: communicator.size)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator))
             try context.verifySameConfiguration("toy \(CommandLine.arguments.dropFirst())")
             let results = try ToyExperiment.run(context: context, alphas: alphaValues, perBlob: points, spread: spread, options: options)
@@ -80,18 +86,12 @@ struct RawCommand: ParsableCommand {
         }
         try withWorld(runtime) { communicator in
             let data = try dataOptions.load()
-            var options = InputClusteringOptions()
+            var options = training.inputOptions(initialization: initialization)
             options.clusters = training.clusters ?? data.classCount
             try checkClusters(options.clusters, samples: data.count)
-            options.epochs = training.epochs ?? 30
-            options.batchSize = training.batchSize
-            options.optimizer = training.optimizer ?? .adam
-            options.learningRate = training.lr ?? 0.05
-            options.seed = training.seed
             options.alpha = alpha
             options.weightLearningRate = weightLr
-            options.initialization = initialization
-            if training.batchSize < communicator.size { throw RunError("--batch-size \(training.batchSize) is smaller than the \(communicator.size) ranks") }
+            try checkBatch(training.batchSize, ranks: communicator.size)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator))
             try context.verifySameConfiguration("raw \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
             _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options)

@@ -17,6 +17,19 @@ public struct PretrainOptions: Sendable {
     public var checkpointEvery = 1
     public var maxSteps: Int? = nil
     public init() {}
+
+    public init(epochs: Int, batchSize: Int, optimizer: OptimizerKind, learningRate: Float, seed: UInt64, widths: [Int],
+                weightInit: WeightInit, maskRate: Float, overlap: Bool) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.optimizer = optimizer
+        self.learningRate = learningRate
+        self.seed = seed
+        self.widths = widths
+        self.weightInit = weightInit
+        self.maskRate = maskRate
+        self.overlap = overlap
+    }
 }
 
 public final class Pretrainer {
