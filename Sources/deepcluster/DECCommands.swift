@@ -6,7 +6,7 @@ import Foundation
 
 extension DeepMethod: ExpressibleByArgument {}
 
-struct DECCommand: ParsableCommand {
+struct DECCommand: TrainingCommand {
     static let configuration = CommandConfiguration(
         commandName: "dec",
         abstract: "Task 2, the main job: pretrain the autoencoder, k-means++ on the embedding, then DEC/IDEC/DKM fine-tuning.",
@@ -17,6 +17,7 @@ struct DECCommand: ParsableCommand {
             """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var session: SessionOptions
     @Option(help: "dec, idec or dkm.") var method: DeepMethod = .dec
     @Option(help: "Clusters K. Default: the number of classes in the data.") var clusters: Int?
     @Option(help: "Fine-tuning epochs (upper limit).") var epochs = 200
@@ -35,6 +36,8 @@ struct DECCommand: ParsableCommand {
     @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = 20
     @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
+    @Option(help: "Write a checkpoint (autoencoder.bin while pretraining, dec-state.bin while fine-tuning) every N epochs.")
+    var checkpointEvery = 1
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
     func validate() throws {
@@ -45,15 +48,17 @@ struct DECCommand: ParsableCommand {
         if restarts < 1 { throw ValidationError("--restarts must be at least 1.") }
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         _ = try parseWidths(widths)
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
     }
 
-    func run() throws {
-        try withWorld(runtime) { communicator in
+    func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
+        do {
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try dataOptions.load()
-            let pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
+            var pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
                                            learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
                                            weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)
+            pretrain.checkpointEvery = checkpointEvery
             guard pretrain.widths[0] == data.dimension else {
                 throw RunError("--widths starts at \(pretrain.widths[0]) but the data has \(data.dimension) dimensions")
             }
@@ -71,11 +76,13 @@ struct DECCommand: ParsableCommand {
             options.restarts = restarts
             options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
             options.overlap = !runtime.noOverlap
+            options.checkpointEvery = checkpointEvery
             if let pretrained, !FileManager.default.fileExists(atPath: pretrained) {
                 throw RunError("--pretrained \(pretrained): file not found")
             }
-            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(out, "dec", communicator))
-            try context.verifySameConfiguration("dec \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
+            let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
+            context.epochBudget = session.stopAfterEpochs
+            try context.verifySameConfiguration("dec \(context.configHash) data \(data.count)x\(data.dimension)")
             context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(options.clusters), \(communicator.size) rank(s), "
                         + "BLAS threads \(BLAS.threads) -> \(context.directory)")
             _ = try DECExperiment.run(context: context, data: data, pretrain: pretrain, options: options, pretrained: pretrained)

@@ -52,6 +52,78 @@ struct RuntimeOptions: ParsableArguments {
     }
 }
 
+/// Options of the training commands that steer one invocation (left out of the run's command.json).
+struct SessionOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json); only --threads, --no-overlap and --stop-after-epochs may be given again.", valueName: "run-dir"))
+    var resume: String?
+    @Option(help: "Train at most N epochs in this invocation, write a checkpoint and exit 0; continue later with --resume (for time-limited job slots).")
+    var stopAfterEpochs: Int?
+
+    func validate() throws {
+        if let stopAfterEpochs, stopAfterEpochs < 1 { throw ValidationError("--stop-after-epochs must be at least 1.") }
+    }
+}
+
+/// A command that trains: it writes command.json into its run directory and can be continued with --resume.
+protocol TrainingCommand: ParsableCommand {
+    var runtime: RuntimeOptions { get set }
+    var session: SessionOptions { get set }
+    var out: String? { get }
+    func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws
+}
+
+/// Options that steer one invocation only, with a value / without one.
+private let invocationOptions: Set = ["--out", "--resume", "--threads", "--stop-after-epochs", "--debug-poison"]
+private let invocationFlags: Set = ["--no-overlap"]
+
+/// The arguments that define a run: those after the subcommand, less the invocation options.
+func manifestArguments(_ arguments: [String]) -> [String] {
+    var kept: [String] = []
+    var skipNext = false
+    for argument in arguments {
+        if skipNext { skipNext = false; continue }
+        let name = String(argument.split(separator: "=", maxSplits: 1).first ?? "")
+        if invocationFlags.contains(argument) { continue }
+        if invocationOptions.contains(name) { skipNext = !argument.contains("="); continue }
+        kept.append(argument)
+    }
+    return kept
+}
+
+extension TrainingCommand {
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            let name = Self.configuration.commandName!
+            guard let directory = session.resume else {
+                let manifest = RunManifest(command: name, arguments: manifestArguments(Array(CommandLine.arguments.dropFirst(2))))
+                try train(communicator, directory: try agreedDirectory(out, name, communicator), mode: .fresh(manifest))
+                return
+            }
+            // Rank 0 reads the manifest; every rank parses the same arguments.
+            var text = "", failure = ""
+            if communicator.rank == 0 {
+                do {
+                    let manifest = try RunManifest.read(from: directory)
+                    text = String(decoding: try JSONEncoder().encode(manifest), as: UTF8.self)
+                } catch { failure = "\(error)" }
+            }
+            failure = try communicator.broadcast(failure, root: 0)
+            if !failure.isEmpty { throw RunError(failure) }
+            let manifest = try JSONDecoder().decode(RunManifest.self, from: Data(try communicator.broadcast(text, root: 0).utf8))
+            guard manifest.command == name else {
+                throw RunError("\(directory) holds a \(manifest.command) run: continue it with `deepcluster \(manifest.command) --resume \(directory)`")
+            }
+            var command: Self
+            do { command = try Self.parse(manifest.arguments) } catch {
+                throw RunError("\(directory)/\(RunManifest.fileName): \(Self.message(for: error))")
+            }
+            command.runtime = runtime
+            command.session = session
+            try command.train(communicator, directory: directory, mode: .resume(manifest))
+        }
+    }
+}
+
 extension Split: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
@@ -76,6 +148,10 @@ extension ParsableCommand {
         BLAS.threads = runtime.threads ?? (communicator.size > 1 ? 1 : ProcessInfo.processInfo.activeProcessorCount)
         do {
             try body(communicator)
+        } catch let stop as StopRequested {
+            if communicator.rank == 0 { print(stop.description) }
+            mpi?.finalize()
+            return
         } catch {
             // Rank 0 speaks at once. Another rank waits a moment first: when every rank hit the same error, rank 0's
             // exit makes mpirun end the job before the others repeat it; when only this rank failed, its message
@@ -121,11 +197,12 @@ struct InfoCommand: ParsableCommand {
 
 // MARK: - pretrain
 
-struct PretrainCommand: ParsableCommand {
+struct PretrainCommand: TrainingCommand {
     static let configuration = CommandConfiguration(
         commandName: "pretrain", abstract: "Pretrain the autoencoder on reconstruction; writes autoencoder.bin and metrics.jsonl.")
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var session: SessionOptions
     @Option(help: "Epochs.") var epochs = 100
     @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
     @Option(help: "adam or sgd.") var optimizer: OptimizerKind = .adam
@@ -134,43 +211,44 @@ struct PretrainCommand: ParsableCommand {
     @Option(help: "Encoder widths, input first, e.g. 784-500-500-2000-10.") var widths = "784-500-500-2000-10"
     @Option(help: "Weight initialisation: glorot or fanin (DEC-keras).") var initialization: WeightInit = .glorot
     @Option(help: "Denoising: probability of zeroing each input pixel.") var mask: Float = 0.2
-    @Option(help: "Write a checkpoint every N epochs.") var checkpointEvery = 1
+    @Option(help: "Write a checkpoint every N epochs (and after the last).") var checkpointEvery = 1
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
-    @Option(help: "Continue the run in this directory from its autoencoder.bin.") var resume: String?
+    @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
+    var debugPoison: String?
     @Option(help: "Run directory. Default: runs/pretrain-<time>.") var out: String?
 
     func validate() throws {
         try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
         _ = try parseWidths(widths)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
+        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
     }
 
-    func run() throws {
-        try withWorld(runtime) { communicator in
-            try checkBatch(batchSize, ranks: communicator.size)
-            let data = try dataOptions.load()
-            var options = PretrainOptions(epochs: epochs, batchSize: batchSize, optimizer: optimizer, learningRate: lr, seed: seed,
-                                          widths: try parseWidths(widths), weightInit: initialization, maskRate: mask,
-                                          overlap: !runtime.noOverlap)
-            options.checkpointEvery = checkpointEvery
-            options.maxSteps = maxSteps
-            guard options.widths[0] == data.dimension else {
-                throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
-            }
-            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(resume ?? out, "pretrain", communicator))
-            try context.verifySameConfiguration("pretrain \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
-            let trainer = Pretrainer(context: context, data: data, options: options)
-            if resume != nil {
-                try trainer.resume(from: trainer.checkpointPath)
-                context.say("resuming at epoch \(trainer.epoch) from \(trainer.checkpointPath)")
-            } else {
-                try trainer.initializeWeights()
-            }
-            context.say("pretraining \(widths) on \(data.name) (\(data.count) samples), \(communicator.size) rank(s), "
-                        + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), mask \(mask) -> \(context.directory)")
-            try trainer.run()
-            context.say("wrote \(trainer.checkpointPath)")
+    func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
+        try checkBatch(batchSize, ranks: communicator.size)
+        let data = try dataOptions.load()
+        var options = PretrainOptions(epochs: epochs, batchSize: batchSize, optimizer: optimizer, learningRate: lr, seed: seed,
+                                      widths: try parseWidths(widths), weightInit: initialization, maskRate: mask,
+                                      overlap: !runtime.noOverlap)
+        options.checkpointEvery = checkpointEvery
+        options.maxSteps = maxSteps
+        if let parts = debugPoison?.split(separator: ":").compactMap({ Int($0) }), parts.count == 2 { options.poison = (parts[0], parts[1]) }
+        guard options.widths[0] == data.dimension else {
+            throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
         }
+        let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
+        context.epochBudget = session.stopAfterEpochs
+        try context.verifySameConfiguration("pretrain \(context.configHash) data \(data.count)x\(data.dimension)")
+        let trainer = Pretrainer(context: context, data: data, options: options)
+        if context.resuming, try trainer.resume() {
+            context.say("resuming after epoch \(trainer.epoch) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
+        } else {
+            try trainer.initializeWeights()
+        }
+        context.say("pretraining \(widths) on \(data.name) (\(data.count) samples), \(communicator.size) rank(s), "
+                    + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), mask \(mask) -> \(context.directory)")
+        try trainer.run()
+        context.say("wrote \(trainer.checkpointPath)")
     }
 }
 

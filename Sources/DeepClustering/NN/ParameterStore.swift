@@ -49,6 +49,21 @@ public final class ParameterStore {
         values.withUnsafeBufferPointer { (parameters + offset).update(from: $0.baseAddress!, count: values.count) }
     }
 
+    /// True when every gradient in the range is finite. x * 0 is 0 for finite x and NaN for NaN or Inf, so one
+    /// vectorised sum answers; after the allreduce every rank holds the same sums and gets the same answer.
+    public func gradientsFinite(_ range: Range<Int>) -> Bool {
+        let p = UnsafeRawPointer(gradients + range.lowerBound)
+        var accumulator = SIMD8<Float>(repeating: 0)
+        var i = 0
+        while i + 8 <= range.count {
+            accumulator += p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * 0
+            i += 8
+        }
+        var tail: Float = 0
+        while i < range.count { tail += gradients[range.lowerBound + i] * 0; i += 1 }
+        return accumulator.sum() + tail == 0
+    }
+
     /// FNV-1a over the bit patterns of a range: equal on every rank when parameters agree bitwise.
     public func checksum(_ range: Range<Int>) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325

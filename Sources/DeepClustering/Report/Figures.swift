@@ -3,7 +3,7 @@
 import Foundation
 
 public enum Figures {
-    public static func writeRunFigures(context: RunContext, data: DataSet, trainer: DECTrainer, kmeansScores: ClusteringScores,
+    public static func writeRunFigures(context: RunContext, data: DataSet, trainer: DECTrainer, kmeansScores: ClusteringScores?,
                                        final: ClusteringPass) throws {
         let name = trainer.options.method.rawValue.uppercased()
         let points = trainer.history.compactMap { entry -> (Double, Double, Double)? in
@@ -15,8 +15,8 @@ public enum Figures {
             .line(title: "\(name) over fine-tuning", xLabel: "epoch", yLabel: "score", series: [
                 Series(name: "\(name) ACC", points: points.map { ($0.0, $0.1) }),
                 Series(name: "\(name) NMI", points: points.map { ($0.0, $0.2) }),
-                Series(name: "k-means ACC", points: [(0, kmeansScores.accuracy), (max(last, 1), kmeansScores.accuracy)], dashed: true),
-            ], yRange: 0...1),
+            ] + (kmeansScores.map { k in [Series(name: "k-means ACC", points: [(0, k.accuracy), (max(last, 1), k.accuracy)], dashed: true)] } ?? []),
+            yRange: 0...1),
         ], columns: 1, width: 720, height: 400)
         try context.write("figure3.svg", figure3)
         try context.write("confusion.svg", confusionFigure(assignments: final.assignments, labels: data.labels,

@@ -9,24 +9,35 @@ public enum DECExperiment {
         let maxRows = contiguousShare(total: options.batchSize, rank: 0, size: context.ranks).count + 1
         let model = Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)))
         let phaseStart = Clock.now
-        if let pretrained {
-            try model.load(try Checkpoint.load(pretrained), path: pretrained, wantCentres: false)
-            try model.synchronize(context.communicator)
-            context.say("loaded the pretrained autoencoder from \(pretrained)")
+        let trainer = DECTrainer(context: context, data: data, options: options, model: model)
+        if context.resuming, try trainer.resume() {
+            context.say("resuming \(options.method.rawValue) fine-tuning after epoch \(trainer.completedEpochs) (step \(trainer.step))")
         } else {
-            let trainer = Pretrainer(context: context, data: data, options: pretrain, model: model)
-            try trainer.initializeWeights()
-            context.say("pretraining \(pretrain.widths.map(String.init).joined(separator: "-")) for \(pretrain.epochs) epochs "
-                        + "(\(pretrain.optimizer.rawValue) lr \(pretrain.learningRate), mask \(pretrain.maskRate), batch \(pretrain.batchSize))")
-            try trainer.run()
+            if let pretrained {
+                if context.resuming { context.truncateMetrics(to: 0) }
+                try model.load(try Checkpoint.load(pretrained), path: pretrained, wantCentres: false)
+                try model.synchronize(context.communicator)
+                context.say("loaded the pretrained autoencoder from \(pretrained)")
+            } else {
+                let pretrainer = Pretrainer(context: context, data: data, options: pretrain, model: model)
+                if context.resuming, try pretrainer.resume() {
+                    context.say("resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
+                } else {
+                    try pretrainer.initializeWeights()
+                }
+                context.say("pretraining \(pretrain.widths.map(String.init).joined(separator: "-")) for \(pretrain.epochs) epochs "
+                            + "(\(pretrain.optimizer.rawValue) lr \(pretrain.learningRate), mask \(pretrain.maskRate), batch \(pretrain.batchSize))")
+                try pretrainer.run()
+            }
+            try context.checkEpochBudget()
+            let kmeansStart = Clock.now
+            let (kmeans, kScores) = try trainer.initializeCentres()
+            trainer.kmeansScores = kScores
+            context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): ACC %.4f  NMI %.4f  ARI %.4f",
+                               options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.accuracy, kScores.nmi, kScores.ari))
+            context.record(["phase": "kmeans-embedding", "acc": kScores.accuracy, "nmi": kScores.nmi, "ari": kScores.ari, "inertia": kmeans.inertia])
         }
         let pretrainSeconds = Clock.now - phaseStart
-        let trainer = DECTrainer(context: context, data: data, options: options, model: model)
-        let kmeansStart = Clock.now
-        let (kmeans, kScores) = try trainer.initializeCentres()
-        context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): ACC %.4f  NMI %.4f  ARI %.4f",
-                           options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.accuracy, kScores.nmi, kScores.ari))
-        context.record(["phase": "kmeans-embedding", "acc": kScores.accuracy, "nmi": kScores.nmi, "ari": kScores.ari, "inertia": kmeans.inertia])
         let fineTuneStart = Clock.now
         let final = try trainer.run()
         let fineTuneSeconds = Clock.now - fineTuneStart
@@ -39,7 +50,7 @@ public enum DECExperiment {
                         "total_seconds": context.elapsed, "ranks": context.ranks])
         if context.isRoot {
             try writeAssignments(context.path("assignments.csv"), final.assignments, labels: data.labels)
-            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: kScores, final: final)
+            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.kmeansScores, final: final)
         }
         return final
     }

@@ -26,6 +26,7 @@ public struct DECOptions: Sendable {
     public var alphaEnd: Float = 100
     public var overlap = true
     public var snapshotEpochs: Set<Int> = []
+    public var checkpointEvery = 1
     public init() {}
 }
 
@@ -57,6 +58,14 @@ public final class DECTrainer {
     public private(set) var lastPass: ClusteringPass?
     public var lastStepExposed = 0.0
     var alpha: Float
+    /// Fine-tuning epochs completed; the loop continues from here after a resume.
+    public private(set) var completedEpochs = 0
+    /// The hard assignments at the last target update (for the label-change test).
+    var previous: [Int32]?
+    /// Loss sums since the last target update.
+    var intervalLoss = (0.0, 0.0)
+    /// k-means on the embedding before fine-tuning (kept for the figures and for a resumed run).
+    public var kmeansScores: ClusteringScores?
 
     public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) {
         self.context = context
@@ -210,7 +219,8 @@ public final class DECTrainer {
         try reducer.finish(store, reduceRange)
         lastStepExposed = reducer.exposedSeconds
         let totals = (Double(store.gradients[model.statistics]), Double(store.gradients[model.statistics + 1]))
-        try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step)
+        try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step,
+                                  gradients: store.gradientsFinite(reduceRange))
         optimizer.update(store)
         step += 1
         return totals
@@ -222,15 +232,24 @@ public final class DECTrainer {
     // MARK: - The loop
 
     /// Fine-tunes until the label change falls below the tolerance or the epoch limit; returns the final pass.
+    /// Starts from `completedEpochs` (0, or where a resumed checkpoint left off) and checkpoints every
+    /// `checkpointEvery` epochs.
     public func run() throws -> ClusteringPass {
         let batches = sampler.batchesPerEpoch
         let interval = options.updateInterval ?? batches
-        var previous: [Int32]?
         var stop = false
-        let started = Clock.now
-        var epochStart = Clock.now
-        var epochLoss = (0.0, 0.0)
-        for epoch in 0..<options.epochs {
+        let started = Clock.now, firstEpoch = completedEpochs
+        var intervalStart = Clock.now
+        func report(_ pass: ClusteringPass, changed: Double?) {
+            let epoch = Double(step) / Double(batches)
+            record(epoch: epoch, pass: pass, changed: changed, loss: intervalLoss, seconds: Clock.now - intervalStart,
+                   eta: epoch > Double(firstEpoch) ? (Clock.now - started) / (epoch - Double(firstEpoch)) * (Double(options.epochs) - epoch) : .nan)
+            intervalLoss = (0, 0)
+            intervalStart = Clock.now
+        }
+        while completedEpochs < options.epochs {
+            try context.checkEpochBudget()
+            let epoch = completedEpochs
             if options.method == .dkm {
                 // Geometric annealing of alpha from alphaStart to alphaEnd (Fard et al. 2018 anneal alpha upwards).
                 let t = options.epochs > 1 ? Float(epoch) / Float(options.epochs - 1) : 1
@@ -245,10 +264,7 @@ public final class DECTrainer {
                     target = options.method == .dkm ? [] : DEC.target(q: current.q, clusters: options.clusters)
                     let changed = previous.map { old in Double(zip(old, current.assignments).filter { $0 != $1 }.count) / Double(data.count) }
                     previous = current.assignments
-                    record(epoch: Double(step) / Double(batches), pass: current, changed: changed,
-                           loss: epochLoss, seconds: Clock.now - epochStart, started: started)
-                    epochLoss = (0, 0)
-                    epochStart = Clock.now
+                    report(current, changed: changed)
                     if let changed, changed < options.tolerance, options.method != .dkm {
                         context.say(String(format: "stopping: %.4f%% of labels changed (< tol %.4f%%)", changed * 100, options.tolerance * 100))
                         stop = true
@@ -256,25 +272,25 @@ public final class DECTrainer {
                     }
                 }
                 let losses = try trainStep(batch: b)
-                epochLoss.0 += losses.0
-                epochLoss.1 += losses.1
+                intervalLoss.0 += losses.0
+                intervalLoss.1 += losses.1
             }
             if stop { break }
+            completedEpochs += 1
+            let lastOfBudget = context.epochFinished()
+            if completedEpochs % max(options.checkpointEvery, 1) == 0 || lastOfBudget { try saveState() }
         }
         let final = try pass()
         if !stop {
-            let changed = previous.map { old in Double(zip(old, final.assignments).filter { $0 != $1 }.count) / Double(data.count) }
-            record(epoch: Double(step) / Double(batches), pass: final, changed: changed, loss: epochLoss,
-                   seconds: Clock.now - epochStart, started: started)
+            report(final, changed: previous.map { old in Double(zip(old, final.assignments).filter { $0 != $1 }.count) / Double(data.count) })
         }
-        if options.snapshotEpochs.contains(-1) || snapshots.last?.epoch != Int(Double(step) / Double(batches)) {
-            snapshots.append((Int((Double(step) / Double(batches)).rounded()), final.embedding))
-        }
+        let finalEpoch = Int((Double(step) / Double(batches)).rounded())
+        if snapshots.last?.epoch != finalEpoch { snapshots.append((finalEpoch, final.embedding)) }
         lastPass = final
         return final
     }
 
-    func record(epoch: Double, pass: ClusteringPass, changed: Double?, loss: (Double, Double), seconds: Double, started: Double) {
+    func record(epoch: Double, pass: ClusteringPass, changed: Double?, loss: (Double, Double), seconds: Double, eta: Double) {
         let samples = Double(data.count)
         var entry: [String: Any] = ["phase": options.method.rawValue, "epoch": epoch, "step": step, "acc": pass.scores.accuracy,
                                     "nmi": pass.scores.nmi, "ari": pass.scores.ari, "seconds": seconds,
@@ -284,8 +300,6 @@ public final class DECTrainer {
         if let changed { entry["label_change"] = changed }
         history.append(entry)
         context.record(entry)
-        let elapsed = Clock.now - started
-        let eta = epoch > 0 ? elapsed / epoch * (Double(options.epochs) - epoch) : .nan
         context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  ACC %.4f  NMI %.4f  ARI %.4f  changed %@  %7.0f samples/s  elapsed %@  ETA %@",
                            options.method.rawValue, epoch, options.epochs, loss.0 / samples, pass.scores.accuracy, pass.scores.nmi,
                            pass.scores.ari, changed.map { String(format: "%.4f", $0) } ?? "  -   ",
@@ -300,5 +314,55 @@ public final class DECTrainer {
                                                      "seed": String(options.seed), "alpha": String(alpha)],
                                           includeCentres: true)
         try checkpoint.write(to: context.path(name))
+    }
+
+    public static let stateName = "dec-state.bin"
+
+    /// Everything the loop needs to continue exactly: weights, centres, optimizer, target P, the last assignments,
+    /// the snapshots, the loss sums since the last update; the RNG streams are functions of (seed, epoch).
+    public func saveState() throws {
+        guard context.isRoot else { return }
+        var metadata = context.checkpointMetadata(epoch: completedEpochs, step: step)
+        metadata["kind"] = "dec-state"
+        metadata["method"] = options.method.rawValue
+        metadata["alpha"] = String(alpha)
+        metadata["interval_loss"] = "\(intervalLoss.0) \(intervalLoss.1)"
+        if let kmeansScores { metadata["kmeans"] = "\(kmeansScores.accuracy) \(kmeansScores.nmi) \(kmeansScores.ari)" }
+        var checkpoint = model.checkpoint(metadata: metadata, optimizer: optimizer, includeCentres: true)
+        checkpoint.sections["target"] = target
+        if let previous { checkpoint.sections["previous"] = previous.map(Float.init) }
+        for (epoch, embedding) in snapshots { checkpoint.sections["snapshot.\(epoch)"] = embedding }
+        try checkpoint.write(to: context.path(DECTrainer.stateName))
+    }
+
+    /// Continues from the run directory's newest complete dec-state.bin; false when there is none.
+    public func resume() throws -> Bool {
+        guard let checkpoint = try context.loadCheckpoint(DECTrainer.stateName) else { return false }
+        let path = context.path(DECTrainer.stateName)
+        try model.load(checkpoint, path: path, wantCentres: true)
+        let metadata = checkpoint.metadata
+        guard metadata["method"] == options.method.rawValue, let first = checkpoint.sections["optimizer.first"],
+              let second = checkpoint.sections["optimizer.second"], first.count == optimizer.range.count,
+              let target = checkpoint.sections["target"], let epoch = Int(metadata["epoch"] ?? ""), let step = Int(metadata["step"] ?? "") else {
+            throw CheckpointError(path: path, reason: "not the state of a \(options.method.rawValue) run of this configuration")
+        }
+        optimizer.restore(step: Int(metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
+        self.target = target
+        previous = checkpoint.sections["previous"].map { $0.map { Int32($0) } }
+        snapshots = checkpoint.sections.keys.compactMap { name -> (Int, [Float])? in
+            guard name.hasPrefix("snapshot."), let e = Int(name.dropFirst("snapshot.".count)) else { return nil }
+            return (e, checkpoint.sections[name]!)
+        }.sorted { $0.0 < $1.0 }
+        completedEpochs = epoch
+        self.step = step
+        alpha = Float(metadata["alpha"] ?? "") ?? alpha
+        let losses = (metadata["interval_loss"] ?? "").split(separator: " ").compactMap { Double($0) }
+        if losses.count == 2 { intervalLoss = (losses[0], losses[1]) }
+        let scores = (metadata["kmeans"] ?? "").split(separator: " ").compactMap { Double($0) }
+        if scores.count == 3 { kmeansScores = ClusteringScores(accuracy: scores[0], nmi: scores[1], ari: scores[2]) }
+        context.truncateMetrics(to: Int(metadata["metrics_lines"] ?? "") ?? context.metricsLines)
+        history = context.readMetrics().filter { $0["phase"] as? String == options.method.rawValue }
+        try model.synchronize(context.communicator)
+        return true
     }
 }

@@ -16,6 +16,8 @@ public struct PretrainOptions: Sendable {
     public var overlap = true
     public var checkpointEvery = 1
     public var maxSteps: Int? = nil
+    /// Fault injection for tests: this rank's gradient becomes NaN at this step.
+    public var poison: (step: Int, rank: Int)? = nil
     public init() {}
 
     public init(epochs: Int, batchSize: Int, optimizer: OptimizerKind, learningRate: Float, seed: UInt64, widths: [Int],
@@ -86,6 +88,7 @@ public final class Pretrainer {
                                        dReconstruction: dReconstruction, rows: rows, dims: data.dimension,
                                        scale: 1 / Float(global.count))
         store.gradients[model.statistics] = Float(loss)
+        if let poison = options.poison, poison.step == step, poison.rank == context.rank { dReconstruction[0] = .nan }
         try reducer.bucketReady(store, model.statisticsRange)
         let dEmbedding = ae.backwardDecoder(store, dReconstruction: dReconstruction, rows: rows) { layer in
             try? reducer.bucketReady(store, layer.parameterRange)
@@ -96,7 +99,7 @@ public final class Pretrainer {
         try reducer.finish(store, model.all)
         lastStepExposed = reducer.exposedSeconds
         let total = Double(store.gradients[model.statistics])
-        try context.requireFinite(total, quantity: "reconstruction loss", step: step)
+        try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: store.gradientsFinite(model.all))
         optimizer.update(store)
         step += 1
         return total
@@ -108,6 +111,7 @@ public final class Pretrainer {
         let started = Clock.now
         let firstEpoch = epoch
         while epoch < options.epochs {
+            try context.checkEpochBudget()
             let epochStart = Clock.now
             sampler.shuffle(epoch: epoch)
             var lossSum = 0.0
@@ -129,7 +133,8 @@ public final class Pretrainer {
                                formatDuration(context.elapsed), formatDuration(eta)))
             context.record(["phase": "pretrain", "epoch": epoch, "loss": loss, "seconds": seconds,
                             "samples_per_s": samplesPerSecond, "step": step])
-            if epoch % max(options.checkpointEvery, 1) == 0 || epoch == options.epochs {
+            let lastOfBudget = context.epochFinished()
+            if epoch % max(options.checkpointEvery, 1) == 0 || epoch == options.epochs || lastOfBudget {
                 try saveCheckpoint()
             }
             if let maxSteps = options.maxSteps, step >= maxSteps { break }
@@ -140,22 +145,30 @@ public final class Pretrainer {
 
     public func saveCheckpoint() throws {
         guard context.isRoot else { return }
-        let checkpoint = model.checkpoint(metadata: ["kind": "autoencoder", "epoch": String(epoch), "step": String(step),
-                                                     "seed": String(options.seed)],
-                                          optimizer: optimizer, includeCentres: false)
+        var metadata = context.checkpointMetadata(epoch: epoch, step: step)
+        metadata["kind"] = "autoencoder"
+        metadata["seed"] = String(options.seed)
+        let checkpoint = model.checkpoint(metadata: metadata, optimizer: optimizer, includeCentres: false)
         try checkpoint.write(to: checkpointPath)
     }
 
-    /// Continues from a checkpoint written by `saveCheckpoint`.
-    public func resume(from path: String) throws {
-        let checkpoint = try Checkpoint.load(path)
-        try model.load(checkpoint, path: path, wantCentres: false)
-        if let first = checkpoint.sections["optimizer.first"], let second = checkpoint.sections["optimizer.second"],
-           first.count == optimizer.range.count, second.count == optimizer.range.count {
-            optimizer.restore(step: Int(checkpoint.metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
+    /// Continues from the run directory's newest complete autoencoder.bin; false when there is none yet.
+    public func resume() throws -> Bool {
+        guard let checkpoint = try context.loadCheckpoint("autoencoder.bin") else {
+            context.truncateMetrics(to: 0)  // stopped before its first checkpoint: it starts again
+            return false
         }
-        epoch = Int(checkpoint.metadata["epoch"] ?? "0") ?? 0
-        step = Int(checkpoint.metadata["step"] ?? "0") ?? 0
+        try model.load(checkpoint, path: checkpointPath, wantCentres: false)
+        guard let first = checkpoint.sections["optimizer.first"], let second = checkpoint.sections["optimizer.second"],
+              first.count == optimizer.range.count, second.count == optimizer.range.count,
+              let epoch = Int(checkpoint.metadata["epoch"] ?? ""), let step = Int(checkpoint.metadata["step"] ?? "") else {
+            throw CheckpointError(path: checkpointPath, reason: "holds no optimizer state or epoch: not a checkpoint of a pretraining run")
+        }
+        optimizer.restore(step: Int(checkpoint.metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
+        self.epoch = epoch
+        self.step = step
+        context.truncateMetrics(to: Int(checkpoint.metadata["metrics_lines"] ?? "") ?? context.metricsLines)
         try model.synchronize(context.communicator)
+        return true
     }
 }

@@ -14,20 +14,46 @@ public final class RunContext {
     public let directory: String
     public let quiet: Bool
     private var metricsHandle: FileHandle?
+    /// Complete lines in metrics.jsonl; a checkpoint stores it so that a resumed run can drop what came after.
+    public private(set) var metricsLines = 0
     public let startTime = Clock.now
+    /// The manifest's hash for training runs: written into every checkpoint and checked on resume.
+    public let configHash: String
+    public let resuming: Bool
+    /// Epochs this invocation may still train (`--stop-after-epochs`); nil = no limit.
+    public var epochBudget: Int?
 
     public var rank: Int { communicator.rank }
     public var ranks: Int { communicator.size }
     public var isRoot: Bool { communicator.rank == 0 }
 
+    /// How a command uses its run directory.
+    public enum Mode: Sendable {
+        /// Scratch output (predict, bench, tests): no manifest.
+        case scratch
+        /// A new training run: the directory must not hold one already; `manifest` is written into it.
+        case fresh(RunManifest)
+        /// Continuing the run whose manifest the directory holds.
+        case resume(RunManifest)
+    }
+
     /// Creates the run directory on rank 0; every rank learns whether that worked, so none hangs.
-    public init(communicator: Communicator, directory: String, quiet: Bool = false) throws {
+    public init(communicator: Communicator, directory: String, quiet: Bool = false, mode: Mode = .scratch) throws {
         self.communicator = communicator
         self.directory = directory
         self.quiet = quiet
+        switch mode {
+        case .scratch: (configHash, resuming) = ("", false)
+        case .fresh(let manifest): (configHash, resuming) = (manifest.hash, false)
+        case .resume(let manifest): (configHash, resuming) = (manifest.hash, true)
+        }
         var failure = ""
         if communicator.rank == 0 {
             do {
+                if case .fresh = mode, FileManager.default.fileExists(atPath: directory + "/" + RunManifest.fileName)
+                    || !RunContext.completeLines(directory + "/metrics.jsonl").isEmpty {
+                    throw RunError("\(directory) already holds a run; continue it with --resume \(directory) or choose another --out")
+                }
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 let probe = directory + "/.write-test"
                 guard FileManager.default.createFile(atPath: probe, contents: Data()) else {
@@ -35,9 +61,13 @@ public final class RunContext {
                 }
                 try? FileManager.default.removeItem(atPath: probe)
                 let path = directory + "/metrics.jsonl"
+                if case .fresh(let manifest) = mode { try manifest.write(to: directory) }
                 if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
                 metricsHandle = FileHandle(forWritingAtPath: path)
+                metricsLines = RunContext.completeLines(path).count
                 metricsHandle?.seekToEndOfFile()
+            } catch let error as RunError {
+                failure = error.message
             } catch {
                 failure = "output directory \(directory): \(error.localizedDescription)"
             }
@@ -56,10 +86,90 @@ public final class RunContext {
     /// Appends one JSON object per line to metrics.jsonl (rank 0).
     public func record(_ object: [String: Any]) {
         guard isRoot, let metricsHandle else { return }
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+        if var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+            data.append(10)
             metricsHandle.write(data)
-            metricsHandle.write(Data("\n".utf8))
+            metricsLines += 1
         }
+    }
+
+    /// The records of metrics.jsonl (rank 0; empty elsewhere).
+    public func readMetrics() -> [[String: Any]] {
+        guard isRoot else { return [] }
+        return RunContext.completeLines(path("metrics.jsonl")).compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+    }
+
+    /// Drops the records written after a checkpoint (a resumed run writes them again).
+    public func truncateMetrics(to lines: Int) {
+        guard isRoot, let metricsHandle else { return }
+        let kept = RunContext.completeLines(path("metrics.jsonl")).prefix(lines)
+        let bytes = kept.map { $0 + "\n" }.joined().utf8.count
+        metricsHandle.truncateFile(atOffset: UInt64(bytes))
+        metricsHandle.seekToEndOfFile()
+        metricsLines = kept.count
+    }
+
+    static func completeLines(_ path: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { return [] }
+        var lines = String(decoding: data, as: UTF8.self).components(separatedBy: "\n")
+        lines.removeLast()  // after the last newline: empty, or a line cut short by a kill
+        return lines
+    }
+
+    /// Counts a finished epoch against `--stop-after-epochs`; true when this invocation should stop now.
+    public func epochFinished() -> Bool {
+        guard let budget = epochBudget else { return false }
+        epochBudget = budget - 1
+        return budget - 1 <= 0
+    }
+
+
+    /// Rank 0 reads the newest complete checkpoint `name` (or, when it is missing or damaged, the `.prev` kept
+    /// beside it) and every rank receives the same bytes, so ranks need no shared file system. Nil when neither exists.
+    public func loadCheckpoint(_ name: String) throws -> Checkpoint? {
+        let path = self.path(name)
+        var bytes: [UInt8] = []
+        var failure = ""
+        if isRoot {
+            var problems: [String] = []
+            for candidate in [path, path + ".prev"] where FileManager.default.fileExists(atPath: candidate) {
+                do {
+                    let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: candidate)))
+                    _ = try Checkpoint.decode(data, path: candidate)
+                    if candidate != path {
+                        say("note: \(problems.isEmpty ? "\(path) is missing" : problems.joined(separator: "; ")); using the previous checkpoint \(candidate)")
+                    }
+                    bytes = data
+                    break
+                } catch {
+                    problems.append("\(error)")
+                }
+            }
+            if bytes.isEmpty && !problems.isEmpty { failure = problems.joined(separator: "; ") }
+        }
+        failure = try communicator.broadcast(failure, root: 0)
+        if !failure.isEmpty { throw RunError(failure) }
+        if ranks > 1 {
+            let count = try communicator.allreduce(isRoot ? bytes.count : 0, .sum)
+            var words = [Int](repeating: 0, count: (count + 7) / 8)
+            if isRoot { words.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: count)) } }
+            try communicator.broadcast(&words, root: 0)
+            if !isRoot { bytes = words.withUnsafeBytes { Array($0.prefix(count)) } }
+        }
+        guard !bytes.isEmpty else { return nil }
+        let checkpoint = try Checkpoint.decode(bytes, path: path)
+        if !configHash.isEmpty, let written = checkpoint.metadata["config"], written != configHash {
+            throw RunError("\(path) was written by another configuration than \(RunManifest.fileName) describes; "
+                           + "resume with the options the run was started with")
+        }
+        return checkpoint
+    }
+
+    /// The metadata every run checkpoint carries.
+    public func checkpointMetadata(epoch: Int, step: Int) -> [String: String] {
+        ["epoch": String(epoch), "step": String(step), "config": configHash, "metrics_lines": String(metricsLines)]
     }
 
     /// Writes a file into the run directory (rank 0), atomically.
@@ -83,16 +193,68 @@ public final class RunContext {
         }
     }
 
-    /// Stops when a reduced quantity is not finite. The value is a sum over the ranks (it travels in the gradient
-    /// buffer's statistics slot), so a NaN or Inf on any rank is the same NaN or Inf on every rank: all of them stop
-    /// at the same step, with no extra collective and no allocation.
-    public func requireFinite(_ reduced: Double, quantity: String, step: Int) throws {
+    /// Stops when a reduced quantity is not finite. The loss is a sum over the ranks (it travels in the gradient
+    /// buffer's statistics slot) and the gradients are the reduced ones, so a NaN or Inf on any rank is the same
+    /// NaN or Inf on every rank: the reduction itself is the flag, and all ranks stop at the same step with no extra
+    /// collective and no allocation.
+    public func requireFinite(_ reduced: Double, quantity: String, step: Int, gradients: Bool = true) throws {
         if !reduced.isFinite {
-            throw RunError("non-finite \(quantity) at step \(step); stopping (the last good checkpoint is kept)")
+            throw RunError("non-finite \(quantity) (\(reduced)) at step \(step), seen by all \(ranks) rank(s); stopping. "
+                           + "The last good checkpoint is kept: lower the learning rate and resume, or start again")
+        }
+        if !gradients {
+            throw RunError("non-finite gradient at step \(step) (the \(quantity) was finite), seen by all \(ranks) rank(s); stopping. "
+                           + "The last good checkpoint is kept: lower the learning rate and resume, or start again")
         }
     }
 
+    /// Throws `StopRequested` when `--stop-after-epochs` allows no further epoch in this invocation.
+    public func checkEpochBudget() throws {
+        if let epochBudget, epochBudget <= 0 { throw StopRequested(directory: directory) }
+    }
+
     public var elapsed: Double { Clock.now - startTime }
+}
+
+/// What a training run was started with, kept in its directory as command.json so that `--resume` continues
+/// it with exactly the same configuration.
+public struct RunManifest: Sendable, Codable {
+    public static let fileName = "command.json"
+    public var command: String
+    /// The command's arguments, less those that only steer one invocation (--out, --resume, --threads, ...).
+    public var arguments: [String]
+
+    public init(command: String, arguments: [String]) {
+        self.command = command
+        self.arguments = arguments
+    }
+
+    /// Identifies the configuration; checkpoints carry it, and a resumed run checks it.
+    public var hash: String { String(fnv1a(Array(([command] + arguments).joined(separator: "\u{1}").utf8)), radix: 16) }
+
+    public func write(to directory: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try Checkpoint.atomicWrite([UInt8](try encoder.encode(self)), to: directory + "/" + RunManifest.fileName)
+    }
+
+    public static func read(from directory: String) throws -> RunManifest {
+        let path = directory + "/" + fileName
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RunError("\(directory) holds no run to resume (no \(fileName)); pass the directory of a pretrain or dec run")
+        }
+        do { return try JSONDecoder().decode(RunManifest.self, from: data) } catch {
+            throw RunError("\(path) is damaged: \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Thrown when `--stop-after-epochs` is used up: the checkpoint is written and the command ends successfully.
+public struct StopRequested: Error, CustomStringConvertible {
+    public let directory: String
+    public var description: String {
+        "stopped as asked by --stop-after-epochs; the checkpoint is in \(directory): continue with --resume \(directory)"
+    }
 }
 
 /// Human-readable seconds: 42s, 3m07s, 1h02m.
