@@ -49,6 +49,46 @@ $BIN predict --model "$T/dec1/model.bin" --limit 2000 --output "$T/predicted.csv
 if cmp -s "$T/predicted.csv" "$T/dec1/assignments.csv"; then pass "predict reproduces the training assignments ($(tail -1 "$T/predict.log"))"
 else fail "predict differs from the training assignments"; fi
 
+# Pictures and report (issue 6): every SVG and report.html parse as XML; each figure has a title, axis labels and
+# a legend; the report inlines Figures 3 and 4, the confusion matrix and the gallery and fetches nothing; the gallery's
+# PNGs decode; `report` compares two runs on one page.
+if out=$(python3 - "$T/dec1" "$T/dec2" <<'PY'
+import base64, re, struct, sys, zlib
+import xml.etree.ElementTree as ET
+S = "{http://www.w3.org/2000/svg}"
+for run in sys.argv[1:]:
+    for name in ["figure3.svg", "figure4.svg", "confusion.svg", "clusters.svg"]:
+        root = ET.parse(f"{run}/{name}").getroot()
+        texts = [t.text or "" for t in root.iter(S + "text")]
+        assert root.find(S + "title") is not None and root.find(S + "title").text, f"{name}: no title"
+        if name == "figure3.svg": assert "epoch" in texts and "score" in texts and any("ACC" in t for t in texts), name
+        if name == "figure4.svg":
+            assert texts.count("t-SNE 1") >= 3 and texts.count("t-SNE 2") >= 3 and "label 9" in texts, name
+            assert len(list(root.iter(S + "circle"))) >= 3 * 2000, "figure 4 draws 3 maps of 2,000 points"
+        if name == "clusters.svg":
+            images = [i.get("href") for i in root.iter(S + "image")]
+            assert len(images) == 100, len(images)
+            png = base64.b64decode(images[0].split(",", 1)[1])
+            assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR" and struct.unpack(">II", png[16:24]) == (28, 28)
+            idat = png[33 + 8:33 + 8 + struct.unpack(">I", png[33:37])[0]]
+            assert len(zlib.decompress(idat)) == 28 * 29
+    html = open(f"{run}/report.html").read()
+    ET.fromstring(html.split("\n", 1)[1])  # after <!DOCTYPE html>
+    for needle in ["Figure 3", "Figure 4", "Confusion matrix", "What each cluster is", "Final metrics", "Timings", "deepcluster dec"]:
+        assert needle in html, f"{run}/report.html lacks {needle}"
+    assert not re.search(r'(src|href)="https?:', html), "report fetches from the network"
+print("4 SVGs and report.html of 2 runs parse; titles, axes, legends, 100 gallery PNGs (28x28) decode")
+PY
+); then pass "report: $out"; else fail "report: $out"; fi
+if $BIN report "$T/dec1" "$T/dec2" --output "$T/compare.html" > "$T/report.log" 2>&1 \
+   && python3 -c "
+import sys, xml.etree.ElementTree as ET
+h = open(sys.argv[1]).read(); ET.fromstring(h.split(chr(10), 1)[1])
+assert 'dec1 DEC' in h and 'dec2 DEC' in h and h.count('<polyline') >= 2 and 'Accuracy over fine-tuning' in h, 'curves of both runs'
+assert h.count('<tr>') >= 3 and 'Final metrics' in h, 'a table of final metrics'
+" "$T/compare.html" && $BIN report "$T/dec1" > /dev/null; then pass "report compares dec1 and dec2 (overlaid curves, final table) and rebuilds one run's page"
+else cat "$T/report.log"; fail "report of two runs"; fi
+
 # Bad options and inputs: one line on stderr, non-zero exit, nothing crashes.
 check_bad() {
   local name="$1"; shift
@@ -71,4 +111,5 @@ cp "$T/pre/autoencoder.bin" "$T/flipped.bin"; printf '\x55' | dd of="$T/flipped.
 check_bad "bad checksum" $BIN dec --pretrained "$T/flipped.bin" --limit 100 --epochs 1 --out "$T/bf"
 check_bad "other architecture" $BIN dec --pretrained "$T/pre/autoencoder.bin" --widths 784-100-10 --limit 100 --epochs 1 --out "$T/ba"
 check_bad "unwritable output" $BIN pretrain --epochs 1 --limit 100 --out /proc/deepcluster-cannot-write
+check_bad "report of a missing run" $BIN report /nonexistent/run
 [ $fails -eq 0 ]

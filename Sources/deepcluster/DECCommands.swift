@@ -13,7 +13,7 @@ struct DECCommand: TrainingCommand {
         discussion: """
             With no flags: 100 epochs of denoising pretraining and up to 200 epochs of DEC on the embedded 10k MNIST set,
             on however many ranks it was started with. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
-            figure3.svg and confusion.svg into the run directory.
+            figure3.svg, figure4.svg (t-SNE), confusion.svg, clusters.svg and report.html into the run directory.
             """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -38,6 +38,10 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Write a checkpoint (autoencoder.bin while pretraining, dec-state.bin while fine-tuning) every N epochs.")
     var checkpointEvery = 1
+    @Option(help: "Epochs whose embedding Figure 4 maps with t-SNE, e.g. 0,50,100,200 (the end is always added). Default: the start, the middle and the end.")
+    var snapshots: String?
+    @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = 2000
+    @Option(help: "t-SNE iterations.") var tsneIterations = 1000
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
     func validate() throws {
@@ -49,6 +53,17 @@ struct DECCommand: TrainingCommand {
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         _ = try parseWidths(widths)
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
+        _ = try snapshotEpochs()
+        if tsnePoints < 0 || tsneIterations < 1 { throw ValidationError("--tsne-points must be >= 0 and --tsne-iterations >= 1.") }
+    }
+
+    func snapshotEpochs() throws -> Set<Int>? {
+        guard let snapshots else { return nil }
+        let values = snapshots.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+            throw ValidationError("--snapshots must be epochs >= 0 separated by commas, e.g. 0,50,100 (got \(snapshots)).")
+        }
+        return Set(values.map { $0! })
     }
 
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
@@ -77,12 +92,19 @@ struct DECCommand: TrainingCommand {
             options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
             options.overlap = !runtime.noOverlap
             options.checkpointEvery = checkpointEvery
+            if let explicit = try snapshotEpochs() {
+                options.snapshotEpochs = explicit
+                options.snapshotsExplicit = true
+            }
+            options.tsnePoints = tsnePoints
+            options.tsneIterations = tsneIterations
             if let pretrained, !FileManager.default.fileExists(atPath: pretrained) {
                 throw RunError("--pretrained \(pretrained): file not found")
             }
             let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
             context.epochBudget = session.stopAfterEpochs
             try context.verifySameConfiguration("dec \(context.configHash) data \(data.count)x\(data.dimension)")
+            try context.writeMachineInfo(data: data)
             context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(options.clusters), \(communicator.size) rank(s), "
                         + "BLAS threads \(BLAS.threads) -> \(context.directory)")
             _ = try DECExperiment.run(context: context, data: data, pretrain: pretrain, options: options, pretrained: pretrained)

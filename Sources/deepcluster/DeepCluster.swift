@@ -17,7 +17,7 @@ struct DeepCluster: ParsableCommand {
             --batch-size is the GLOBAL batch: results do not depend on the rank count.
             """,
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
-                      PredictCommand.self, BenchCommand.self,
+                      PredictCommand.self, ReportCommand.self, BenchCommand.self,
                       SelfTestCommand.self, CompareCommand.self])
 }
 
@@ -239,6 +239,7 @@ struct PretrainCommand: TrainingCommand {
         let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
         context.epochBudget = session.stopAfterEpochs
         try context.verifySameConfiguration("pretrain \(context.configHash) data \(data.count)x\(data.dimension)")
+        try context.writeMachineInfo(data: data)
         let trainer = Pretrainer(context: context, data: data, options: options)
         if context.resuming, try trainer.resume() {
             context.say("resuming after epoch \(trainer.epoch) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
@@ -248,7 +249,8 @@ struct PretrainCommand: TrainingCommand {
         context.say("pretraining \(widths) on \(data.name) (\(data.count) samples), \(communicator.size) rank(s), "
                     + "batch \(batchSize), \(optimizer.rawValue) lr \(lr), mask \(mask) -> \(context.directory)")
         try trainer.run()
-        context.say("wrote \(trainer.checkpointPath)")
+        if context.isRoot { try RunReport.write(directory: context.directory) }
+        context.say("wrote \(trainer.checkpointPath) and report.html")
     }
 }
 
@@ -271,4 +273,41 @@ func parseWidths(_ text: String) throws -> [Int] {
         throw ValidationError("--widths must be positive integers joined by '-', e.g. 784-500-500-2000-10 (got \(text)).")
     }
     return parts.map { $0! }
+}
+
+// MARK: - report
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Rebuild RUN_DIR/report.html from a run's files, or compare several runs on one page.",
+        discussion: """
+            One directory: rewrites its report.html (command, machine, final metrics, timings, every figure inline).
+            Several: one page with their curves overlaid and a table of final metrics, e.g. a 1-rank and a 4-rank run:
+              deepcluster report runs/dec-1rank runs/dec-4ranks --output runs/compare.html
+            The pages fetch nothing from the network; open them from the file system.
+            """)
+    @Argument(help: "Run directories.") var directories: [String]
+    @Option(help: "Where the comparison page goes (several directories). Default: runs/compare-<time>.html.") var output: String?
+
+    func validate() throws {
+        if directories.isEmpty { throw ValidationError("give at least one run directory.") }
+    }
+
+    func run() throws {
+        do {
+            if directories.count == 1 {
+                print("wrote \(try RunReport.write(directory: directories[0]))")
+            } else {
+                let path = output ?? defaultRunDirectory("compare") + ".html"
+                let folder = (path as NSString).deletingLastPathComponent
+                if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+                try RunReport.compare(directories: directories, output: path)
+                print("wrote \(path)")
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
 }

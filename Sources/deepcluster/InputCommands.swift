@@ -57,9 +57,12 @@ struct ToyCommand: ParsableCommand {
             let options = training.inputOptions(initialization: initialization)
             if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }
             try checkBatch(training.batchSize, ranks: communicator.size)
-            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator))
-            try context.verifySameConfiguration("toy \(CommandLine.arguments.dropFirst())")
+            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator),
+                                         mode: .fresh(RunManifest(command: "toy", arguments: manifestArguments(Array(CommandLine.arguments.dropFirst(2))))))
+            try context.verifySameConfiguration("toy \(context.configHash)")
+            try context.writeMachineInfo(data: nil)
             let results = try ToyExperiment.run(context: context, alphas: alphaValues, perBlob: points, spread: spread, options: options)
+            if context.isRoot { try RunReport.write(directory: context.directory) }
             if results.contains(where: { !$0.2 }) { throw RunError("a loss went non-finite") }
         }
     }
@@ -92,9 +95,12 @@ struct RawCommand: ParsableCommand {
             options.alpha = alpha
             options.weightLearningRate = weightLr
             try checkBatch(training.batchSize, ranks: communicator.size)
-            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator))
-            try context.verifySameConfiguration("raw \(CommandLine.arguments.dropFirst()) data \(data.count)x\(data.dimension)")
+            let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator),
+                                         mode: .fresh(RunManifest(command: "raw", arguments: manifestArguments(Array(CommandLine.arguments.dropFirst(2))))))
+            try context.verifySameConfiguration("raw \(context.configHash) data \(data.count)x\(data.dimension)")
+            try context.writeMachineInfo(data: data)
             _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options)
+            if context.isRoot { try RunReport.write(directory: context.directory) }
         }
     }
 }

@@ -52,4 +52,20 @@ public enum FileBytes {
         }
         return output
     }
+
+    /// A zlib stream (for PNG's IDAT) of `input`.
+    public static func zlibCompress(_ input: [UInt8]) -> [UInt8] {
+        var length = compressBound(uLong(input.count))
+        var output = [UInt8](repeating: 0, count: Int(length))
+        let status = output.withUnsafeMutableBufferPointer { out in
+            input.withUnsafeBufferPointer { compress2(out.baseAddress, &length, $0.baseAddress, uLong($0.count), 9) }
+        }
+        precondition(status == Z_OK, "zlib compress2 failed (\(status))")
+        return Array(output[0..<Int(length)])
+    }
+
+    /// CRC-32 as zlib computes it (PNG chunks use it).
+    public static func crc32(_ bytes: [UInt8]) -> UInt32 {
+        UInt32(bytes.withUnsafeBufferPointer { CZlib.crc32(0, $0.baseAddress, uInt($0.count)) })
+    }
 }

@@ -51,8 +51,54 @@ public enum DECExperiment {
         if context.isRoot {
             try writeAssignments(context.path("assignments.csv"), final.assignments, labels: data.labels)
             try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.kmeansScores, final: final)
+            if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
+                                                   assignments: final.assignments, clusters: options.clusters) {
+                try context.write("clusters.svg", gallery)
+            }
         }
+        try drawFigure4(context: context, data: data, trainer: trainer)
+        if context.isRoot { try RunReport.write(directory: context.directory) }
         return final
+    }
+
+    /// Figure 4: t-SNE of the chosen snapshots. The maps are independent, so rank r draws maps r, r + ranks, ...
+    /// and then each is broadcast from its owner; rank 0 writes the figure.
+    static func drawFigure4(context: RunContext, data: DataSet, trainer: DECTrainer) throws {
+        let options = trainer.options
+        guard options.tsnePoints >= 10, !trainer.snapshots.isEmpty else { return }
+        var chosen = trainer.snapshots
+        if !options.snapshotsExplicit && chosen.count > 3 {
+            let first = chosen.first!, last = chosen.last!
+            let middle = chosen.dropFirst().dropLast().min { abs($0.epoch * 2 - last.epoch) < abs($1.epoch * 2 - last.epoch) }!
+            chosen = [first, middle, last]
+        }
+        let started = Clock.now
+        let sample = TSNE.subsample(count: data.count, size: options.tsnePoints, seed: options.seed)
+        let e = trainer.model.embeddingDimension
+        var tsne = TSNEOptions()
+        tsne.seed = options.seed
+        tsne.iterations = options.tsneIterations
+        tsne.threads = BLAS.threads
+        var maps = [[Float]](repeating: [Float](repeating: 0, count: 2 * sample.count), count: chosen.count)
+        for k in 0..<chosen.count where k % context.ranks == context.rank {
+            let points = sample.flatMap { i in chosen[k].embedding[(i * e)..<((i + 1) * e)] }
+            maps[k] = TSNE.embed(points, count: sample.count, dims: e, options: tsne)
+        }
+        if context.ranks > 1 {
+            for k in 0..<chosen.count { try context.communicator.broadcast(&maps[k], root: k % context.ranks) }
+        }
+        let seconds = Clock.now - started
+        context.say(String(format: "t-SNE of %d snapshot(s) x %d points: %.1fs over %d rank(s)", chosen.count, sample.count, seconds,
+                           min(context.ranks, chosen.count)))
+        context.record(["phase": "tsne", "seconds": seconds, "maps": chosen.count, "points": sample.count])
+        guard context.isRoot else { return }
+        let accuracy = { (epoch: Int) -> Double? in
+            trainer.history.first { abs(($0["epoch"] as? Double ?? -1) - Double(epoch)) < 1e-6 }?["acc"] as? Double
+        }
+        let figure = Figures.tsneFigure(maps: chosen.enumerated().map { ($0.element.epoch, accuracy($0.element.epoch), maps[$0.offset]) },
+                                        labels: sample.map { data.labels[$0] }, classes: data.classCount,
+                                        method: options.method.rawValue.uppercased())
+        try context.write("figure4.svg", figure)
     }
 
     static func pretrainRows(_ p: PretrainOptions, _ context: RunContext) -> Int {

@@ -25,7 +25,13 @@ public struct DECOptions: Sendable {
     public var alphaStart: Float = 0.1
     public var alphaEnd: Float = 100
     public var overlap = true
-    public var snapshotEpochs: Set<Int> = []
+    /// Epochs whose embedding is kept for Figure 4. Default: 0 and the powers of two, of which the figure shows
+    /// the start, the middle and the end; explicit (`--snapshots`): all of them, and the end.
+    public var snapshotEpochs: Set<Int> = Set([0] + (0..<16).map { 1 << $0 })
+    public var snapshotsExplicit = false
+    /// t-SNE of Figure 4: points in the seeded subsample (0 = no Figure 4) and iterations.
+    public var tsnePoints = 2000
+    public var tsneIterations = 1000
     public var checkpointEvery = 1
     public init() {}
 }
@@ -64,6 +70,8 @@ public final class DECTrainer {
     var previous: [Int32]?
     /// Loss sums since the last target update.
     var intervalLoss = (0.0, 0.0)
+    /// Seconds waited on the allreduce since the last target update.
+    var intervalComm = 0.0
     /// k-means on the embedding before fine-tuning (kept for the figures and for a resumed run).
     public var kmeansScores: ClusteringScores?
 
@@ -245,6 +253,7 @@ public final class DECTrainer {
             record(epoch: epoch, pass: pass, changed: changed, loss: intervalLoss, seconds: Clock.now - intervalStart,
                    eta: epoch > Double(firstEpoch) ? (Clock.now - started) / (epoch - Double(firstEpoch)) * (Double(options.epochs) - epoch) : .nan)
             intervalLoss = (0, 0)
+            intervalComm = 0
             intervalStart = Clock.now
         }
         while completedEpochs < options.epochs {
@@ -274,6 +283,7 @@ public final class DECTrainer {
                 let losses = try trainStep(batch: b)
                 intervalLoss.0 += losses.0
                 intervalLoss.1 += losses.1
+                intervalComm += lastStepExposed
             }
             if stop { break }
             completedEpochs += 1
@@ -294,7 +304,8 @@ public final class DECTrainer {
         let samples = Double(data.count)
         var entry: [String: Any] = ["phase": options.method.rawValue, "epoch": epoch, "step": step, "acc": pass.scores.accuracy,
                                     "nmi": pass.scores.nmi, "ari": pass.scores.ari, "seconds": seconds,
-                                    "loss": loss.0 / samples, "samples_per_s": epoch > 0 ? samples / max(seconds, 1e-9) : 0]
+                                    "loss": loss.0 / samples, "samples_per_s": epoch > 0 ? samples / max(seconds, 1e-9) : 0,
+                                    "comm_share": intervalComm / max(seconds, 1e-9)]
         if options.method != .dec { entry["reconstruction_loss"] = loss.1 / samples }
         if options.method == .dkm { entry["alpha"] = Double(alpha) }
         if let changed { entry["label_change"] = changed }

@@ -114,10 +114,11 @@ public final class Pretrainer {
             try context.checkEpochBudget()
             let epochStart = Clock.now
             sampler.shuffle(epoch: epoch)
-            var lossSum = 0.0
+            var lossSum = 0.0, commSeconds = 0.0
             let bar = ProgressBar(context: context, total: batches, label: "pretrain epoch \(epoch + 1)")
             for b in 0..<batches {
                 lossSum += try trainStep(batch: b)
+                commSeconds += lastStepExposed
                 bar.update(b + 1)
                 if let maxSteps = options.maxSteps, step >= maxSteps { break }
             }
@@ -132,7 +133,8 @@ public final class Pretrainer {
                                epoch, options.epochs, loss, samplesPerSecond,
                                formatDuration(context.elapsed), formatDuration(eta)))
             context.record(["phase": "pretrain", "epoch": epoch, "loss": loss, "seconds": seconds,
-                            "samples_per_s": samplesPerSecond, "step": step])
+                            "samples_per_s": samplesPerSecond, "step": step,
+                            "comm_share": commSeconds / seconds])
             let lastOfBudget = context.epochFinished()
             if epoch % max(options.checkpointEvery, 1) == 0 || epoch == options.epochs || lastOfBudget {
                 try saveCheckpoint()

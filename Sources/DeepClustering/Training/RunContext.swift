@@ -154,7 +154,7 @@ public final class RunContext {
         if ranks > 1 {
             let count = try communicator.allreduce(isRoot ? bytes.count : 0, .sum)
             var words = [Int](repeating: 0, count: (count + 7) / 8)
-            if isRoot { words.withUnsafeMutableBytes { $0.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: count)) } }
+            if isRoot { words.withUnsafeMutableBytes { target in bytes.withUnsafeBytes { target.copyMemory(from: $0) } } }
             try communicator.broadcast(&words, root: 0)
             if !isRoot { bytes = words.withUnsafeBytes { Array($0.prefix(count)) } }
         }
@@ -206,6 +206,22 @@ public final class RunContext {
             throw RunError("non-finite gradient at step \(step) (the \(quantity) was finite), seen by all \(ranks) rank(s); stopping. "
                            + "The last good checkpoint is kept: lower the learning rate and resume, or start again")
         }
+    }
+
+    /// machine.json: where and how this invocation runs (the report's "Machine" table). Rank 0; a resumed run
+    /// replaces it with its own.
+    public func writeMachineInfo(data: DataSet?) throws {
+        guard isRoot else { return }
+        let formatter = ISO8601DateFormatter()
+        let info: [String: Any] = [
+            "host": communicator.hostName, "ranks": ranks, "blas_threads": BLAS.threads,
+            "cores": ProcessInfo.processInfo.activeProcessorCount,
+            "memory_gib": Double(ProcessInfo.processInfo.physicalMemory) / 1_073_741_824,
+            "os": ProcessInfo.processInfo.operatingSystemVersionString, "started": formatter.string(from: Date()),
+            "resumed": resuming, "data": data.map { "\($0.name): \($0.count) x \($0.dimension)" } ?? "generated", "blas": BLAS.configuration,
+        ]
+        let json = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
+        try Checkpoint.atomicWrite([UInt8](json), to: path("machine.json"))
     }
 
     /// Throws `StopRequested` when `--stop-after-epochs` allows no further epoch in this invocation.

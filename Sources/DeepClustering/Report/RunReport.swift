@@ -1,0 +1,208 @@
+// report.html: one self-contained page per run directory (command, machine, final metrics, timings, every figure
+// inline), or one page comparing several runs (overlaid curves, a table of final metrics). Built only from the
+// files a run leaves (command.json, machine.json, metrics.jsonl, *.svg), so `deepcluster report` can rebuild it.
+// The page is well-formed XML (polyglot XHTML) and fetches nothing: it opens from the file system.
+import Foundation
+
+public enum RunReport {
+    /// What a run directory holds, read back.
+    public struct Run {
+        public var directory: String
+        public var manifest: RunManifest?
+        public var machine: [String: Any]
+        public var records: [[String: Any]]
+        public var figures: [(name: String, svg: String)]
+
+        public var name: String { (directory as NSString).lastPathComponent }
+        public var final: [String: Any]? { records.last { $0["phase"] as? String == "final" } }
+        public var command: String {
+            manifest.map { (["deepcluster", $0.command] + $0.arguments).joined(separator: " ") } ?? "(no command.json)"
+        }
+    }
+
+    public static func read(_ directory: String) throws -> Run {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+            throw RunError("\(directory): not a run directory (it does not exist)")
+        }
+        let metricsPath = directory + "/metrics.jsonl"
+        guard FileManager.default.fileExists(atPath: metricsPath) else {
+            throw RunError("\(directory): not a run directory (no metrics.jsonl)")
+        }
+        let records = RunContext.completeLines(metricsPath).compactMap {
+            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
+        }
+        let machine = FileManager.default.contents(atPath: directory + "/machine.json")
+            .flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] } ?? [:]
+        let order = ["figure1.svg", "figure2.svg", "figure3.svg", "figure4.svg", "confusion.svg", "clusters.svg"]
+        let names = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []).filter { $0.hasSuffix(".svg") }
+            .sorted { (order.firstIndex(of: $0) ?? 99, $0) < (order.firstIndex(of: $1) ?? 99, $1) }
+        let figures = names.compactMap { name -> (String, String)? in
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { return nil }
+            return (name, String(decoding: data, as: UTF8.self))
+        }
+        return Run(directory: directory, manifest: try? RunManifest.read(from: directory), machine: machine,
+                   records: records, figures: figures)
+    }
+
+    /// Writes `directory/report.html`.
+    @discardableResult
+    public static func write(directory: String) throws -> String {
+        let run = try read(directory)
+        let path = directory + "/report.html"
+        try Checkpoint.atomicWrite(Array(page(run).utf8), to: path)
+        return path
+    }
+
+    /// Writes a page comparing `directories` to `output`.
+    public static func compare(directories: [String], output: String) throws {
+        let runs = try directories.map(read)
+        try Checkpoint.atomicWrite(Array(comparisonPage(runs).utf8), to: output)
+    }
+
+    // MARK: - Pages
+
+    static func page(_ run: Run) -> String {
+        var body = "<h1>DeepClustering run: \(h(run.name))</h1>\n"
+        body += "<h2>Command</h2>\n<pre>\(h(run.command))</pre>\n"
+        body += "<h2>Machine</h2>\n" + table(["", ""], run.machine.keys.sorted().map { [$0, text(run.machine[$0]!)] })
+        if let final = run.final {
+            body += "<h2>Final metrics</h2>\n" + table(["quantity", "value"], final.keys.sorted().filter { $0 != "phase" }.map { [$0, text(final[$0]!)] })
+        }
+        body += "<h2>Timings</h2>\n" + timings(run.records)
+        for figure in run.figures {
+            body += "<h2>\(h(figure.name))</h2>\n<div class=\"figure\">\(inline(figure.svg))</div>\n"
+        }
+        let epochs = run.records.filter { $0["epoch"] != nil }
+        if !epochs.isEmpty {
+            let keys = ["phase", "epoch", "loss", "acc", "nmi", "ari", "label_change", "seconds", "samples_per_s", "comm_share"]
+            body += "<details><summary>Every epoch (\(epochs.count) records of metrics.jsonl)</summary>\n"
+                + table(keys, epochs.map { r in keys.map { r[$0].map(text) ?? "" } }) + "</details>\n"
+        }
+        return document(title: "DeepClustering: \(run.name)", body: body)
+    }
+
+    static func comparisonPage(_ runs: [Run]) -> String {
+        var body = "<h1>DeepClustering: \(runs.count) runs compared</h1>\n"
+        let rows = runs.map { run -> [String] in
+            let f = run.final ?? [:]
+            return [run.name, run.command, text(run.machine["ranks"] ?? f["ranks"] ?? ""), f["acc"].map(text) ?? "",
+                    f["nmi"].map(text) ?? "", f["ari"].map(text) ?? "", f["total_seconds"].map(text) ?? ""]
+        }
+        body += "<h2>Final metrics</h2>\n" + table(["run", "command", "ranks", "ACC", "NMI", "ARI", "seconds"], rows)
+        var panels: [Panel] = []
+        let tuning = runs.flatMap { run in
+            Dictionary(grouping: run.records.filter { ["dec", "idec", "dkm"].contains($0["phase"] as? String ?? "") && $0["acc"] != nil },
+                       by: { $0["phase"] as! String }).sorted { $0.key < $1.key }.map { phase, records in
+                Series(name: "\(run.name) \(phase.uppercased())", points: records.compactMap { r in
+                    (r["epoch"] as? Double).flatMap { e in (r["acc"] as? Double).map { (e, $0) } } })
+            }
+        }
+        if !tuning.isEmpty {
+            panels.append(.line(title: "Accuracy over fine-tuning", xLabel: "epoch", yLabel: "ACC", series: tuning, yRange: 0...1))
+        }
+        let pretraining = runs.compactMap { run -> Series? in
+            let points = run.records.filter { $0["phase"] as? String == "pretrain" }.compactMap { r in
+                (r["epoch"] as? Double ?? (r["epoch"] as? Int).map(Double.init)).flatMap { e in (r["loss"] as? Double).map { (e, $0) } }
+            }
+            return points.isEmpty ? nil : Series(name: run.name, points: points)
+        }
+        if !pretraining.isEmpty {
+            panels.append(.line(title: "Pretraining reconstruction loss", xLabel: "epoch", yLabel: "MSE per sample", series: pretraining))
+        }
+        let speed = runs.compactMap { run -> Series? in
+            let points = run.records.enumerated().compactMap { (i, r) -> (Double, Double)? in
+                guard r["phase"] as? String == "pretrain", let v = r["samples_per_s"] as? Double else { return nil }
+                return (Double(i + 1), v)
+            }
+            return points.isEmpty ? nil : Series(name: run.name, points: points)
+        }
+        if !speed.isEmpty {
+            panels.append(.line(title: "Pretraining throughput", xLabel: "epoch", yLabel: "samples/s", series: speed))
+        }
+        if !panels.isEmpty {
+            body += "<h2>Curves</h2>\n<div class=\"figure\">"
+                + inline(SVG.figure(title: "Runs compared", panels: panels, columns: 1, width: 900, height: 380)) + "</div>\n"
+        }
+        for run in runs {
+            body += "<h2>\(h(run.name)): timings</h2>\n" + timings(run.records)
+        }
+        return document(title: "DeepClustering: runs compared", body: body)
+    }
+
+    /// Per phase: epochs, mean seconds per epoch, mean samples/s, the share of step time spent waiting on the allreduce.
+    static func timings(_ records: [[String: Any]]) -> String {
+        var phases: [String] = []
+        var groups: [String: [[String: Any]]] = [:]
+        for r in records where r["epoch"] != nil {
+            guard let phase = r["phase"] as? String else { continue }
+            if groups[phase] == nil { phases.append(phase) }
+            groups[phase, default: []].append(r)
+        }
+        let rows = phases.map { phase -> [String] in
+            let g = groups[phase]!
+            func mean(_ key: String) -> String {
+                let v = g.compactMap { $0[key] as? Double }.filter { $0 > 0 }
+                return v.isEmpty ? "" : text(v.reduce(0, +) / Double(v.count))
+            }
+            let total = g.compactMap { $0["seconds"] as? Double }.reduce(0, +)
+            return [phase, String(g.count), text(total), mean("seconds"), mean("samples_per_s"), mean("comm_share")]
+        }
+        var out = table(["phase", "records", "seconds", "seconds per record", "samples/s", "allreduce share"], rows)
+        if let t = records.last(where: { $0["phase"] as? String == "tsne" }) {
+            out += "<p>t-SNE: \(text(t["maps"] ?? "")) map(s) of \(text(t["points"] ?? "")) points in \(text(t["seconds"] ?? ""))s.</p>\n"
+        }
+        return out
+    }
+
+    // MARK: - HTML pieces
+
+    static func document(title: String, body: String) -> String {
+        """
+        <!DOCTYPE html>
+        <html xmlns="http://www.w3.org/1999/xhtml" lang="en">
+        <head>
+        <meta charset="utf-8"/>
+        <title>\(h(title))</title>
+        <style>
+        body { font-family: Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1900px; padding: 0 1em; color: #222; }
+        table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+        td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: left; font-size: 13px; }
+        th { background: #f0f0f0; }
+        pre { background: #f6f6f6; padding: 0.6em; white-space: pre-wrap; }
+        .figure { overflow-x: auto; }
+        .figure svg { max-width: none; }
+        </style>
+        </head>
+        <body>
+        \(body)
+        <p style="color:#888">Written by deepcluster from the files of the run directory; rebuild with <code>deepcluster report DIR</code>.</p>
+        </body>
+        </html>
+
+        """
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        var s = "<table>\n"
+        if header.contains(where: { !$0.isEmpty }) { s += "<tr>" + header.map { "<th>\(h($0))</th>" }.joined() + "</tr>\n" }
+        for row in rows { s += "<tr>" + row.map { "<td>\(h($0))</td>" }.joined() + "</tr>\n" }
+        return s + "</table>\n"
+    }
+
+    /// An SVG document without its XML prolog, for inlining.
+    static func inline(_ svg: String) -> String {
+        guard svg.hasPrefix("<?xml"), let end = svg.range(of: "?>") else { return svg }
+        return String(svg[end.upperBound...])
+    }
+
+    static func h(_ s: String) -> String { SVG.escape(s) }
+
+    static func text(_ value: Any) -> String {
+        switch value {
+        case let d as Double where d.rounded() != d || abs(d) < 1e15: return d.rounded() == d ? String(Int(d)) : String(format: "%.4g", d)
+        case let n as NSNumber: return n.stringValue
+        default: return "\(value)"
+        }
+    }
+}
