@@ -14,9 +14,17 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (after 3 warm-up steps).") var steps = 20
     @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Flag(help: "Also fit the allreduce cost (latency alpha, inverse bandwidth beta) and predict step time and efficiency for 1 ... --max-ranks ranks.")
+    var model = false
+    @Option(help: "Model a link of this many Gb/s (e.g. 10, 25, 100) instead of the measured transport.") var linkGbps: Double?
+    @Option(help: "Model a per-step link latency in microseconds. Default: the measured one (20 us on a single rank).") var linkLatencyUs: Double?
+    @Option(help: "Largest rank count the model predicts (powers of two).") var maxRanks = 1024
+    @Option(help: "Where the model's plot goes.") var plot = "runs/cost-model.svg"
 
     func run() throws {
         if steps < 1 { throw ValidationError("--steps must be at least 1.") }
+        if let linkGbps, !(linkGbps > 0) { throw ValidationError("--link-gbps must be positive.") }
+        if maxRanks < 1 { throw ValidationError("--max-ranks must be at least 1.") }
         try withWorld(runtime) { communicator in
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try DataSet.embeddedMNIST()
@@ -24,10 +32,16 @@ struct BenchCommand: ParsableCommand {
             let (pretrain, dec) = try Bench.run(context: context, data: data, batchSize: batchSize, steps: steps,
                                                 widths: try parseWidths(widths), overlap: !runtime.noOverlap)
             try? FileManager.default.removeItem(atPath: context.directory)
+            var modelJSON: [String: Any]?
+            var modelLines: [String] = []
+            if model {
+                (modelJSON, modelLines) = try costModel(communicator, pretrain: pretrain, dec: dec)
+            }
             guard communicator.rank == 0 else { return }
             if json {
-                let object: [String: Any] = ["ranks": communicator.size, "threads_per_rank": BLAS.threads, "batch_size": batchSize,
+                var object: [String: Any] = ["ranks": communicator.size, "threads_per_rank": BLAS.threads, "batch_size": batchSize,
                                              "steps": steps, "overlap": !runtime.noOverlap, "pretrain": pretrain.json, "dec": dec.json]
+                if let modelJSON { object["model"] = modelJSON }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
@@ -37,7 +51,131 @@ struct BenchCommand: ParsableCommand {
                     print(String(format: "%-9@ %10.0f %9.2f %14.1f %15.1f %10.3f %13.1f%%", name, r.samplesPerSecond, r.stepMilliseconds,
                                  r.gflops, r.sgemmGflops, r.fractionOfSGEMM, 100 * r.allreduceShare))
                 }
+                modelLines.forEach { print($0) }
             }
+        }
+    }
+
+    /// Fits the link (or takes --link-gbps), predicts both step kinds for 1 ... maxRanks, checks the prediction
+    /// at this rank count against the measured step, writes the plot. Every rank takes part in the sweep.
+    func costModel(_ communicator: Communicator, pretrain: BenchResult, dec: BenchResult) throws -> ([String: Any], [String]) {
+        let p = communicator.size
+        let sweep = p > 1 ? try CostModel.sweep(communicator, maxBytes: Int(pretrain.gradientBytes)) : nil
+        let measured = sweep?.link
+        let latency = linkLatencyUs.map { $0 * 1e-6 } ?? measured?.alpha ?? 20e-6
+        let link = linkGbps.map { LinkParameters(gbps: $0, latency: latency) } ?? LinkParameters(alpha: latency, beta: measured?.beta ?? 8 / 10e9)
+        let linkName = linkGbps.map { String(format: "%g Gb/s link, %.1f us latency", $0, latency * 1e6) }
+            ?? (measured != nil ? "this machine's transport as measured (\(p) ranks)" : "a 10 Gb/s link (no sweep on one rank)")
+        var counts: [Int] = []
+        var r = 1
+        while r <= maxRanks { counts.append(r); r *= 2 }
+        var lines: [String] = []
+        var out: [String: Any] = ["link": linkName, "alpha_s": link.alpha, "beta_s_per_byte": link.beta, "link_gbps": 8 / link.beta / 1e9]
+        if let sweep {
+            out["sweep"] = sweep.points.map { ["bytes": $0.bytes, "seconds": $0.seconds] }
+            lines.append(String(format: "allreduce sweep on %d ranks: alpha %.2f us, beta %.3f ns/byte (%.2f GB/s effective per link)",
+                                p, sweep.link.alpha * 1e6, sweep.link.beta * 1e9, 1 / sweep.link.beta / 1e9))
+            for point in sweep.points {
+                let predicted = CostModel.ringAllreduce(bytes: point.bytes, ranks: p, link: sweep.link)
+                lines.append(String(format: "  %10.0f bytes  measured %8.3f ms  fit %8.3f ms", point.bytes, point.seconds * 1000, predicted * 1000))
+            }
+        }
+        var figures: [(String, [ModelRow])] = []
+        for (name, result) in [("pretrain", pretrain), ("dec", dec)] {
+            // Compute per sample from this run: a rank's step less its exposed communication, over its rows.
+            let rowsHere = Double(batchSize) / Double(p)
+            let perSample = result.computeSeconds / rowsHere
+            let rows = CostModel.predict(ranks: counts, batch: batchSize, weak: false, computePerSample: perSample,
+                                         gradientBytes: result.gradientBytes, link: link)
+            figures.append((name, rows))
+            var entry: [String: Any] = ["compute_s_per_sample": perSample, "gradient_bytes": result.gradientBytes,
+                                        "rows": rows.map { ["ranks": $0.ranks, "step_s": $0.step, "step_overlap_s": $0.stepOverlap,
+                                                            "efficiency": $0.efficiency, "efficiency_overlap": $0.efficiencyOverlap,
+                                                            "allreduce_s": $0.communication] }]
+            lines.append("\nmodel, \(name) step, global batch \(batchSize) (strong scaling), \(linkName):")
+            lines.append("   ranks  rows/rank  compute ms  allreduce ms   step ms  efficiency   step ms (overlap)  efficiency (overlap)")
+            for row in rows {
+                lines.append(String(format: "%8d %10.1f %11.3f %13.3f %9.3f %11.3f %19.3f %21.3f", row.ranks, row.rowsPerRank, row.compute * 1000,
+                                    row.communication * 1000, row.step * 1000, row.efficiency, row.stepOverlap * 1000, row.efficiencyOverlap))
+            }
+            if let sweep, p > 1 {
+                // The check: this rank count's step from the fitted link against the step measured here.
+                let predicted = result.computeSeconds + CostModel.ringAllreduce(bytes: result.gradientBytes, ranks: p, link: sweep.link)
+                let predictedOverlap = result.computeSeconds + max(0, CostModel.ringAllreduce(bytes: result.gradientBytes, ranks: p, link: sweep.link)
+                                                                   - result.computeSeconds * 2 / 3)
+                let measuredStep = result.stepMilliseconds / 1000
+                let chosen = runtime.noOverlap ? predicted : predictedOverlap
+                entry["check"] = ["ranks": p, "measured_step_s": measuredStep, "predicted_step_s": chosen,
+                                  "relative_error": (chosen - measuredStep) / measuredStep]
+                lines.append(String(format: "check at %d ranks (%@): measured step %.3f ms, model %.3f ms (error %+.1f%%)", p,
+                                    runtime.noOverlap ? "no overlap" : "overlap", measuredStep * 1000, chosen * 1000,
+                                    100 * (chosen - measuredStep) / measuredStep))
+            }
+            out[name] = entry
+        }
+        if communicator.rank == 0 {
+            let folder = (plot as NSString).deletingLastPathComponent
+            if !folder.isEmpty { try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true) }
+            let panels = figures.flatMap { name, rows -> [Panel] in
+                let x = { (r: ModelRow) in log2(Double(r.ranks)) }
+                return [
+                    .line(title: "\(name): step time", xLabel: "log2(ranks)", yLabel: "ms", series: [
+                        Series(name: "no overlap", points: rows.map { (x($0), $0.step * 1000) }),
+                        Series(name: "overlap", points: rows.map { (x($0), $0.stepOverlap * 1000) }, dashed: true),
+                        Series(name: "allreduce", points: rows.map { (x($0), $0.communication * 1000) }),
+                    ]),
+                    .line(title: "\(name): parallel efficiency", xLabel: "log2(ranks)", yLabel: "efficiency", series: [
+                        Series(name: "no overlap", points: rows.map { (x($0), $0.efficiency) }),
+                        Series(name: "overlap", points: rows.map { (x($0), $0.efficiencyOverlap) }, dashed: true),
+                    ], yRange: 0...1.05),
+                ]
+            }
+            try Checkpoint.atomicWrite(Array(SVG.figure(title: "Cost model: global batch \(batchSize), \(linkName)", panels: panels,
+                                                        columns: 2, width: 520, height: 360).utf8), to: plot)
+            lines.append("wrote \(plot)")
+        }
+        return (out, lines)
+    }
+}
+
+/// Draws Launch/scaling-study's scaling.csv: throughput, speedup and efficiency against the rank count.
+struct PlotScalingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plot-scaling", abstract: "Plot a scaling.csv written by Launch/scaling-study.", shouldDisplay: false)
+    @Argument(help: "scaling.csv") var csv: String
+    @Option(help: "The SVG to write.") var output: String
+
+    func run() throws {
+        do {
+            guard let text = try? String(contentsOfFile: csv, encoding: .utf8) else { throw RunError("\(csv): cannot read") }
+            let lines = text.split(separator: "\n").map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
+            guard let header = lines.first, lines.count > 1 else { throw RunError("\(csv): no rows") }
+            func column(_ name: String) throws -> Int {
+                guard let i = header.firstIndex(of: name) else { throw RunError("\(csv): no column \(name)") }
+                return i
+            }
+            let (mode, transport, ranks, over) = (try column("mode"), try column("transport"), try column("ranks"), try column("oversubscribed"))
+            let (throughput, speedup, efficiency) = (try column("pretrain_samples_per_s"), try column("speedup"), try column("efficiency"))
+            var groups: [String: [[String]]] = [:]
+            for row in lines.dropFirst() where row.count == header.count { groups["\(row[mode]) \(row[transport])", default: []].append(row) }
+            func series(_ index: Int) -> [Series] {
+                groups.keys.sorted().map { key in
+                    Series(name: key, points: groups[key]!.compactMap { r in Double(r[ranks]).flatMap { x in Double(r[index]).map { (x, $0) } } },
+                           dashed: key.hasPrefix("weak"))
+                }
+            }
+            let oversubscribed = Set(lines.dropFirst().filter { $0.count == header.count && $0[over] == "yes" }.map { $0[ranks] }).sorted()
+            let note = oversubscribed.isEmpty ? "" : " (np \(oversubscribed.joined(separator: ", ")) oversubscribed: contention, not speedup)"
+            let svg = SVG.figure(title: "Scaling of the pretraining step" + note, panels: [
+                .line(title: "Throughput", xLabel: "ranks", yLabel: "samples/s", series: series(throughput)),
+                .line(title: "Speedup over 1 rank", xLabel: "ranks", yLabel: "speedup", series: series(speedup)),
+                .line(title: "Parallel efficiency", xLabel: "ranks", yLabel: "efficiency", series: series(efficiency), yRange: 0...1.2),
+            ], columns: 3, width: 460, height: 340)
+            try Checkpoint.atomicWrite(Array(svg.utf8), to: output)
+            print("wrote \(output)")
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

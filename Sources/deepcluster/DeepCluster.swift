@@ -17,7 +17,7 @@ struct DeepCluster: ParsableCommand {
             --batch-size is the GLOBAL batch: results do not depend on the rank count.
             """,
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
-                      PredictCommand.self, ReportCommand.self, BenchCommand.self,
+                      PredictCommand.self, ReportCommand.self, BenchCommand.self, PlotScalingCommand.self,
                       SelfTestCommand.self, CompareCommand.self])
 }
 

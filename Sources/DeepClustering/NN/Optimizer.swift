@@ -1,6 +1,16 @@
 // Optimizers over one flat range of a ParameterStore: SGD with momentum (PyTorch's form) and Adam with bias
 // correction. One loop each; state buffers of the same layout, sized once.
 
+import Foundation
+import Synchronization
+
+/// Set by any chunk of the update that saw a non-finite gradient.
+final class FiniteFlags: Sendable {
+    let flag = Atomic<Bool>(true)
+    func clear() { flag.store(false, ordering: .relaxed) }
+    var value: Bool { flag.load(ordering: .relaxed) }
+}
+
 public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adam }
 
 public final class Optimizer {
@@ -33,35 +43,46 @@ public final class Optimizer {
         second.deallocate()
     }
 
-    /// One update of the range from the (already averaged) gradients.
-    public func update(_ store: ParameterStore) {
+    /// One update of the range from the (already averaged) gradients, split over the BLAS threads. Returns false
+    /// when a gradient was NaN or Inf: the check rides on the same pass over memory (x * 0 summed is 0 only when
+    /// every x is finite), so it costs nothing extra. The caller stops the run then; the checkpoint on disk is good.
+    @discardableResult
+    public func update(_ store: ParameterStore) -> Bool {
         step += 1
-        let p = store.parameters + range.lowerBound
-        let g = UnsafePointer(store.gradients + range.lowerBound)
-        let n = range.count
-        let lr = learningRate
-        switch kind {
-        case .sgd:
-            // v = mu v + g; p -= lr v
-            let mu = momentum
-            for i in 0..<n {
-                let v = mu * first[i] + g[i]
-                first[i] = v
-                p[i] -= lr * v
+        let p = SharedPointer(store.parameters + range.lowerBound)
+        let g = SharedPointer(store.gradients + range.lowerBound)
+        let m1 = SharedPointer(first), m2 = SharedPointer(second)
+        let lr = learningRate, mu = momentum, kind = kind
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        let c1 = 1 / (1 - Float(pow(Double(b1), Double(step))))
+        let c2 = 1 / (1 - Float(pow(Double(b2), Double(step))))
+        let finite = FiniteFlags()
+        Parallel.chunks(range.count) { chunk in
+            let p = p.base, g = g.base, m1 = m1.base, m2 = m2.base
+            var check: Float = 0
+            switch kind {
+            case .sgd:
+                // v = mu v + g; p -= lr v
+                for i in chunk {
+                    check += g[i] * 0
+                    let v = mu * m1[i] + g[i]
+                    m1[i] = v
+                    p[i] -= lr * v
+                }
+            case .adam:
+                // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr mhat / (sqrt(vhat) + eps)
+                for i in chunk {
+                    check += g[i] * 0
+                    let m = b1 * m1[i] + (1 - b1) * g[i]
+                    let v = b2 * m2[i] + (1 - b2) * g[i] * g[i]
+                    m1[i] = m
+                    m2[i] = v
+                    p[i] -= lr * (m * c1) / ((v * c2).squareRoot() + eps)
+                }
             }
-        case .adam:
-            // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr mhat / (sqrt(vhat) + eps)
-            let b1 = beta1, b2 = beta2, eps = epsilon
-            let c1 = 1 / (1 - Float(pow(Double(b1), Double(step))))
-            let c2 = 1 / (1 - Float(pow(Double(b2), Double(step))))
-            for i in 0..<n {
-                let m = b1 * first[i] + (1 - b1) * g[i]
-                let v = b2 * second[i] + (1 - b2) * g[i] * g[i]
-                first[i] = m
-                second[i] = v
-                p[i] -= lr * (m * c1) / ((v * c2).squareRoot() + eps)
-            }
+            if check != 0 { finite.clear() }
         }
+        return finite.value
     }
 
     /// The state for a checkpoint: step, then both moment buffers.
@@ -77,5 +98,3 @@ public final class Optimizer {
         values2.withUnsafeBufferPointer { second.update(from: $0.baseAddress!, count: range.count) }
     }
 }
-
-import Foundation

@@ -31,7 +31,8 @@ public final class ParameterStore {
     }
 
     public func zeroGradients(_ range: Range<Int>) {
-        (gradients + range.lowerBound).update(repeating: 0, count: range.count)
+        let g = SharedPointer(gradients + range.lowerBound)
+        Parallel.chunks(range.count) { chunk in (g.base + chunk.lowerBound).update(repeating: 0, count: chunk.count) }
     }
 
     public func parameterBuffer(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Float> {
@@ -47,21 +48,6 @@ public final class ParameterStore {
     public func setParameters(_ values: [Float], at offset: Int) {
         precondition(offset + values.count <= count)
         values.withUnsafeBufferPointer { (parameters + offset).update(from: $0.baseAddress!, count: values.count) }
-    }
-
-    /// True when every gradient in the range is finite. x * 0 is 0 for finite x and NaN for NaN or Inf, so one
-    /// vectorised sum answers; after the allreduce every rank holds the same sums and gets the same answer.
-    public func gradientsFinite(_ range: Range<Int>) -> Bool {
-        let p = UnsafeRawPointer(gradients + range.lowerBound)
-        var accumulator = SIMD8<Float>(repeating: 0)
-        var i = 0
-        while i + 8 <= range.count {
-            accumulator += p.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * 0
-            i += 8
-        }
-        var tail: Float = 0
-        while i < range.count { tail += gradients[range.lowerBound + i] * 0; i += 1 }
-        return accumulator.sum() + tail == 0
     }
 
     /// FNV-1a over the bit patterns of a range: equal on every rank when parameters agree bitwise.

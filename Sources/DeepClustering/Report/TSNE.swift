@@ -18,13 +18,6 @@ public struct TSNEOptions: Sendable {
     public init() {}
 }
 
-/// A raw pointer handed to the threads of `concurrentPerform`; each thread touches disjoint rows.
-struct SharedPointer<T>: @unchecked Sendable {
-    let base: UnsafeMutablePointer<T>
-    init(_ base: UnsafeMutablePointer<T>) { self.base = base }
-    init(_ base: UnsafePointer<T>) { self.base = UnsafeMutablePointer(mutating: base) }
-}
-
 public enum TSNE {
     /// Embeds `count` points of `dims` dimensions (row-major) in 2-D.
     public static func embed(_ points: [Float], count n: Int, dims d: Int, options: TSNEOptions = TSNEOptions()) -> [Float] {

@@ -10,11 +10,15 @@ public struct BenchResult: Sendable {
     public var sgemmGflops: Double           // per rank, same shapes
     public var stepMilliseconds: Double
     public var allreduceShare: Double
+    /// Bytes of gradient each step reduces.
+    public var gradientBytes: Double = 0
+    /// Seconds of one rank's step not spent waiting on communication.
+    public var computeSeconds: Double { stepMilliseconds / 1000 * (1 - allreduceShare) }
     public var fractionOfSGEMM: Double { gflops / sgemmGflops }
 
     public var json: [String: Any] {
         ["samples_per_s": samplesPerSecond, "gflops": gflops, "sgemm_gflops": sgemmGflops, "fraction_of_sgemm": fractionOfSGEMM,
-         "allreduce_share": allreduceShare, "step_ms": stepMilliseconds]
+         "allreduce_share": allreduceShare, "step_ms": stepMilliseconds, "gradient_bytes": gradientBytes]
     }
 }
 
@@ -75,9 +79,10 @@ public enum Bench {
         let ae = pretrainer.model.autoencoder
         let pretrainSGEMM = sgemmRate(layers: ae.encoder + ae.decoder, rows: rows, skipInputGradientOf: ae.encoder[0], repeats: steps)
         let pretrainStep = median(times)
-        let pretrain = BenchResult(samplesPerSecond: Double(batchSize) / pretrainStep, gflops: pretrainSGEMM.flops / pretrainStep / 1e9,
+        var pretrain = BenchResult(samplesPerSecond: Double(batchSize) / pretrainStep, gflops: pretrainSGEMM.flops / pretrainStep / 1e9,
                                    sgemmGflops: pretrainSGEMM.gflops, stepMilliseconds: pretrainStep * 1000,
                                    allreduceShare: median(exposed) / pretrainStep)
+        pretrain.gradientBytes = Double(pretrainer.model.all.count * 4)
         // DEC steps on the pretrained-shape encoder, with a target from the current soft assignment.
         var decOptions = DECOptions()
         decOptions.batchSize = batchSize
@@ -96,8 +101,9 @@ public enum Bench {
         }
         let decSGEMM = sgemmRate(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0], repeats: steps)
         let decStep = median(times)
-        let dec = BenchResult(samplesPerSecond: Double(batchSize) / decStep, gflops: decSGEMM.flops / decStep / 1e9,
+        var dec = BenchResult(samplesPerSecond: Double(batchSize) / decStep, gflops: decSGEMM.flops / decStep / 1e9,
                               sgemmGflops: decSGEMM.gflops, stepMilliseconds: decStep * 1000, allreduceShare: median(exposed) / decStep)
+        dec.gradientBytes = Double(pretrainer.model.encoderSuffix.count * 4)
         return (pretrain, dec)
     }
 }

@@ -227,9 +227,8 @@ public final class DECTrainer {
         try reducer.finish(store, reduceRange)
         lastStepExposed = reducer.exposedSeconds
         let totals = (Double(store.gradients[model.statistics]), Double(store.gradients[model.statistics + 1]))
-        try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step,
-                                  gradients: store.gradientsFinite(reduceRange))
-        optimizer.update(store)
+        let finite = optimizer.update(store)
+        try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step, gradients: finite)
         step += 1
         return totals
     }

@@ -99,8 +99,8 @@ public final class Pretrainer {
         try reducer.finish(store, model.all)
         lastStepExposed = reducer.exposedSeconds
         let total = Double(store.gradients[model.statistics])
-        try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: store.gradientsFinite(model.all))
-        optimizer.update(store)
+        let finite = optimizer.update(store)
+        try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: finite)
         step += 1
         return total
     }
