@@ -81,5 +81,6 @@ done
 
 if [ -x Tests/multirank-more.sh ]; then Tests/multirank-more.sh "$T" || fails=$((fails + 1)); fi
 Tests/resume.sh "$T"; fails=$((fails + $?))
+Tests/testcluster.sh "$T"; fails=$((fails + $?))
 echo "multi-rank tests: $fails failure(s)"
 [ $fails -eq 0 ]

@@ -44,8 +44,8 @@ public final class Optimizer {
     }
 
     /// One update of the range from the (already averaged) gradients, split over the BLAS threads. Returns false
-    /// when a gradient was NaN or Inf: the check rides on the same pass over memory (x * 0 summed is 0 only when
-    /// every x is finite), so it costs nothing extra. The caller stops the run then; the checkpoint on disk is good.
+    /// when a gradient was NaN or Inf: the check rides on the same pass over memory (an OR of "exponent bits all
+    /// set", which vectorises where a float sum would not), so it costs nothing extra. The caller stops the run then; the checkpoint on disk is good.
     @discardableResult
     public func update(_ store: ParameterStore) -> Bool {
         step += 1
@@ -59,12 +59,12 @@ public final class Optimizer {
         let finite = FiniteFlags()
         Parallel.chunks(range.count) { chunk in
             let p = p.base, g = g.base, m1 = m1.base, m2 = m2.base
-            var check: Float = 0
+            var bad: UInt32 = 0
             switch kind {
             case .sgd:
                 // v = mu v + g; p -= lr v
                 for i in chunk {
-                    check += g[i] * 0
+                    bad |= (g[i].bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
                     let v = mu * m1[i] + g[i]
                     m1[i] = v
                     p[i] -= lr * v
@@ -72,7 +72,7 @@ public final class Optimizer {
             case .adam:
                 // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr mhat / (sqrt(vhat) + eps)
                 for i in chunk {
-                    check += g[i] * 0
+                    bad |= (g[i].bitPattern & 0x7F80_0000) == 0x7F80_0000 ? 1 : 0
                     let m = b1 * m1[i] + (1 - b1) * g[i]
                     let v = b2 * m2[i] + (1 - b2) * g[i] * g[i]
                     m1[i] = m
@@ -80,7 +80,7 @@ public final class Optimizer {
                     p[i] -= lr * (m * c1) / ((v * c2).squareRoot() + eps)
                 }
             }
-            if check != 0 { finite.clear() }
+            if bad != 0 { finite.clear() }
         }
         return finite.value
     }
