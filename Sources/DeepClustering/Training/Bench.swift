@@ -29,33 +29,55 @@ public enum Bench {
     }
 
     /// The GEMMs of one step on `rows` rows: forward of every layer; backward dW of every layer and dX of all but the
-    /// first encoder layer. Returns GFLOP/s (median of `repeats`).
-    public static func sgemmRate(layers: [Dense], rows: Int, skipInputGradientOf first: Dense?, repeats: Int) -> (gflops: Double, flops: Double) {
-        let widest = layers.map { max($0.inputs, $0.outputs) }.max()!
-        let a = [Float](repeating: 0.01, count: rows * widest), w = [Float](repeating: 0.02, count: widest * widest)
-        var c = [Float](repeating: 0, count: max(rows, widest) * widest)
+    /// first encoder layer, each layer on matrices of its own (as in the model: the same shapes and the same memory
+    /// footprint, so the caches see what the step sees). Returns their flop count and a function that runs them
+    /// once and returns its seconds.
+    public static func sgemmProbe(layers: [Dense], rows: Int, skipInputGradientOf first: Dense?) -> (flops: Double, time: () -> Double) {
+        struct Buffers { var x, w, y, dy, dw, dx: [Float] }
+        var buffers = layers.map { l in
+            Buffers(x: [Float](repeating: 0.01, count: rows * l.inputs), w: [Float](repeating: 0.02, count: l.inputs * l.outputs),
+                    y: [Float](repeating: 0, count: rows * l.outputs), dy: [Float](repeating: 0.01, count: rows * l.outputs),
+                    dw: [Float](repeating: 0, count: l.inputs * l.outputs), dx: [Float](repeating: 0, count: rows * l.inputs))
+        }
         var flops = 0.0
         for l in layers {
             flops += 2 * Double(rows * l.inputs * l.outputs) * 2
             if l.weight != first?.weight { flops += 2 * Double(rows * l.inputs * l.outputs) }
         }
-        func once() {
-            for l in layers {
-                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: l.outputs, k: l.inputs, a: a, lda: l.inputs, b: w, ldb: l.outputs, c: &c, ldc: l.outputs)
-                BLAS.gemm(transposeA: true, transposeB: false, m: l.inputs, n: l.outputs, k: rows, a: a, lda: l.inputs, b: a, ldb: l.outputs, beta: 1, c: &c, ldc: l.outputs)
+        let time = { () -> Double in
+            let t = Clock.now
+            for (i, l) in layers.enumerated() {
+                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: l.outputs, k: l.inputs, a: buffers[i].x, lda: l.inputs,
+                          b: buffers[i].w, ldb: l.outputs, c: &buffers[i].y, ldc: l.outputs)
+            }
+            for (i, l) in layers.enumerated().reversed() {
+                BLAS.gemm(transposeA: true, transposeB: false, m: l.inputs, n: l.outputs, k: rows, a: buffers[i].x, lda: l.inputs,
+                          b: buffers[i].dy, ldb: l.outputs, beta: 1, c: &buffers[i].dw, ldc: l.outputs)
                 if l.weight != first?.weight {
-                    BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: l.inputs, k: l.outputs, a: a, lda: l.outputs, b: w, ldb: l.outputs, c: &c, ldc: l.inputs)
+                    BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: l.inputs, k: l.outputs, a: buffers[i].dy, lda: l.outputs,
+                              b: buffers[i].w, ldb: l.outputs, c: &buffers[i].dx, ldc: l.inputs)
                 }
             }
+            return Clock.now - t
         }
-        once(); once()
-        var times = [Double]()
-        for _ in 0..<repeats {
+        return (flops, time)
+    }
+
+    /// Times `step` and the SGEMM probe alternately, so that both see the same machine (a shared host drifts by
+    /// 10-20% over seconds); medians after `warmup` rounds.
+    static func interleaved(warmup: Int, steps: Int, communicator: Communicator, probe: () -> Double,
+                            step: (Int) throws -> Double) throws -> (step: Double, exposed: Double, sgemm: Double) {
+        var times = [Double](), exposed = [Double](), sgemm = [Double]()
+        for s in 0..<(warmup + steps) {
+            try communicator.barrier()
             let t = Clock.now
-            once()
-            times.append(Clock.now - t)
+            let e = try step(s)
+            let elapsed = Clock.now - t
+            try communicator.barrier()
+            let g = probe()
+            if s >= warmup { times.append(elapsed); exposed.append(e); sgemm.append(g) }
         }
-        return (flops / median(times) / 1e9, flops)
+        return (median(times), median(exposed), median(sgemm))
     }
 
     public static func run(context: RunContext, data: DataSet, batchSize: Int, steps: Int, widths: [Int], overlap: Bool) throws -> (pretrain: BenchResult, dec: BenchResult) {
@@ -69,19 +91,15 @@ public enum Bench {
         let pretrainer = Pretrainer(context: context, data: data, options: options)
         try pretrainer.initializeWeights()
         pretrainer.sampler.shuffle(epoch: 0)
-        var times = [Double](), exposed = [Double]()
-        for s in 0..<(warmup + steps) {
-            try context.communicator.barrier()
-            let t = Clock.now
-            try pretrainer.trainStep(batch: s % pretrainer.sampler.batchesPerEpoch)
-            if s >= warmup { times.append(Clock.now - t); exposed.append(pretrainer.lastStepExposed) }
-        }
         let ae = pretrainer.model.autoencoder
-        let pretrainSGEMM = sgemmRate(layers: ae.encoder + ae.decoder, rows: rows, skipInputGradientOf: ae.encoder[0], repeats: steps)
-        let pretrainStep = median(times)
-        var pretrain = BenchResult(samplesPerSecond: Double(batchSize) / pretrainStep, gflops: pretrainSGEMM.flops / pretrainStep / 1e9,
-                                   sgemmGflops: pretrainSGEMM.gflops, stepMilliseconds: pretrainStep * 1000,
-                                   allreduceShare: median(exposed) / pretrainStep)
+        let pretrainProbe = sgemmProbe(layers: ae.encoder + ae.decoder, rows: rows, skipInputGradientOf: ae.encoder[0])
+        let p = try interleaved(warmup: warmup, steps: steps, communicator: context.communicator, probe: pretrainProbe.time) {
+            try pretrainer.trainStep(batch: $0 % pretrainer.sampler.batchesPerEpoch)
+            return pretrainer.lastStepExposed
+        }
+        var pretrain = BenchResult(samplesPerSecond: Double(batchSize) / p.step, gflops: pretrainProbe.flops / p.step / 1e9,
+                                   sgemmGflops: pretrainProbe.flops / p.sgemm / 1e9, stepMilliseconds: p.step * 1000,
+                                   allreduceShare: p.exposed / p.step)
         pretrain.gradientBytes = Double(pretrainer.model.all.count * 4)
         // DEC steps on the pretrained-shape encoder, with a target from the current soft assignment.
         var decOptions = DECOptions()
@@ -92,17 +110,13 @@ public enum Bench {
         _ = try decTrainer.initializeCentres()
         let pass = try decTrainer.pass()
         decTrainer.setTarget(DEC.target(q: pass.q, clusters: decOptions.clusters))
-        times = []; exposed = []
-        for s in 0..<(warmup + steps) {
-            try context.communicator.barrier()
-            let t = Clock.now
-            try decTrainer.trainStep(batch: s % pretrainer.sampler.batchesPerEpoch)
-            if s >= warmup { times.append(Clock.now - t); exposed.append(decTrainer.lastStepExposed) }
+        let decProbe = sgemmProbe(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0])
+        let d = try interleaved(warmup: warmup, steps: steps, communicator: context.communicator, probe: decProbe.time) {
+            try decTrainer.trainStep(batch: $0 % pretrainer.sampler.batchesPerEpoch)
+            return decTrainer.lastStepExposed
         }
-        let decSGEMM = sgemmRate(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0], repeats: steps)
-        let decStep = median(times)
-        var dec = BenchResult(samplesPerSecond: Double(batchSize) / decStep, gflops: decSGEMM.flops / decStep / 1e9,
-                              sgemmGflops: decSGEMM.gflops, stepMilliseconds: decStep * 1000, allreduceShare: median(exposed) / decStep)
+        var dec = BenchResult(samplesPerSecond: Double(batchSize) / d.step, gflops: decProbe.flops / d.step / 1e9,
+                              sgemmGflops: decProbe.flops / d.sgemm / 1e9, stepMilliseconds: d.step * 1000, allreduceShare: d.exposed / d.step)
         dec.gradientBytes = Double(pretrainer.model.encoderSuffix.count * 4)
         return (pretrain, dec)
     }
