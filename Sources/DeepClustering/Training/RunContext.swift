@@ -14,6 +14,9 @@ public final class RunContext {
     public let directory: String
     public let quiet: Bool
     private var metricsHandle: FileHandle?
+    /// machine.json of a resumed run, held back until the resume has loaded its checkpoint: a resume that fails
+    /// leaves the directory exactly as it was.
+    private var pendingMachineInfo: [UInt8]?
     /// Complete lines in metrics.jsonl; a checkpoint stores it so that a resumed run can drop what came after.
     public private(set) var metricsLines = 0
     public let startTime = Clock.now
@@ -86,6 +89,7 @@ public final class RunContext {
     /// Appends one JSON object per line to metrics.jsonl (rank 0).
     public func record(_ object: [String: Any]) {
         guard isRoot, let metricsHandle else { return }
+        flushMachineInfo()
         if var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
             data.append(10)
             metricsHandle.write(data)
@@ -104,6 +108,7 @@ public final class RunContext {
     /// Drops the records written after a checkpoint (a resumed run writes them again).
     public func truncateMetrics(to lines: Int) {
         guard isRoot, let metricsHandle else { return }
+        flushMachineInfo()
         let kept = RunContext.completeLines(path("metrics.jsonl")).prefix(lines)
         let bytes = kept.map { $0 + "\n" }.joined().utf8.count
         metricsHandle.truncateFile(atOffset: UInt64(bytes))
@@ -209,7 +214,7 @@ public final class RunContext {
     }
 
     /// machine.json: where and how this invocation runs (the report's "Machine" table). Rank 0; a resumed run
-    /// replaces it with its own.
+    /// replaces it with its own once its checkpoint has loaded (the first truncateMetrics or record).
     public func writeMachineInfo(data: DataSet?) throws {
         guard isRoot else { return }
         let formatter = ISO8601DateFormatter()
@@ -221,7 +226,13 @@ public final class RunContext {
             "resumed": resuming, "data": data.map { "\($0.name): \($0.count) x \($0.dimension)" } ?? "generated", "blas": BLAS.configuration,
         ]
         let json = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
-        try Checkpoint.atomicWrite([UInt8](json), to: path("machine.json"))
+        if resuming { pendingMachineInfo = [UInt8](json) } else { try Checkpoint.atomicWrite([UInt8](json), to: path("machine.json")) }
+    }
+
+    private func flushMachineInfo() {
+        guard let json = pendingMachineInfo else { return }
+        pendingMachineInfo = nil
+        try? Checkpoint.atomicWrite(json, to: path("machine.json"))
     }
 
     /// Throws `StopRequested` when `--stop-after-epochs` allows no further epoch in this invocation.
