@@ -21,12 +21,13 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "CKernels"),
 
         // MARK: - Library
         .target(name: "Collective", dependencies: ["CMPI", "CMPIShims"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(name: "DeepClustering",
-                dependencies: ["Collective", "COpenBLAS", "CZlib"],
+                dependencies: ["Collective", "COpenBLAS", "CZlib", "CKernels"],
                 resources: [.copy("Resources")],
                 swiftSettings: [.swiftLanguageMode(.v6), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
 

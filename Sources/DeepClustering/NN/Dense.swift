@@ -1,5 +1,7 @@
 // Dense: y = x W + b, with an optional fused ReLU; forward and backward through cblas_sgemm.
-// B = batch rows, I = inputs, O = outputs. W is (I, O) row-major; b is (O).
+// B = batch rows, I = inputs, O = outputs. W is (I, O) row-major; b is (O). The elementwise work around the
+// GEMMs runs in the C kernels (CKernels.h), split over the BLAS threads.
+import CKernels
 
 public struct Dense: Sendable {
     public let inputs: Int
@@ -24,18 +26,11 @@ public struct Dense: Sendable {
         guard rows > 0 else { return }
         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
                   a: input, lda: inputs, b: store.parameters + weight, ldb: outputs, c: output, ldc: outputs)
-        let b = UnsafePointer(store.parameters + bias)
-        let o = outputs
-        if relu {
-            for r in 0..<rows {
-                let y = output + r * o
-                for j in 0..<o { y[j] = max(y[j] + b[j], 0) }
-            }
-        } else {
-            for r in 0..<rows {
-                let y = output + r * o
-                for j in 0..<o { y[j] += b[j] }
-            }
+        // Bias and ReLU over row blocks, one per thread.
+        let y = SharedPointer(output), b = SharedPointer(store.parameters + bias)
+        let o = outputs, relu: Int32 = relu ? 1 : 0
+        Parallel.blocks(rows, work: rows * o) { block in
+            dc_bias_activation(y.base + block.lowerBound * o, b.base, block.count, o, o, relu)
         }
     }
 
@@ -44,22 +39,13 @@ public struct Dense: Sendable {
     public func backward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                          dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, rows: Int) {
         guard rows > 0 else { return }
-        let o = outputs
-        let dBias = store.gradients + bias
-        if relu {
-            for r in 0..<rows {
-                let y = output + r * o, dy = dOutput + r * o
-                for j in 0..<o {
-                    let g = y[j] > 0 ? dy[j] : 0
-                    dy[j] = g
-                    dBias[j] += g
-                }
-            }
-        } else {
-            for r in 0..<rows {
-                let dy = dOutput + r * o
-                for j in 0..<o { dBias[j] += dy[j] }
-            }
+        // ReLU mask and bias gradient over column blocks, one per thread: each column's sum runs over the rows in
+        // order whatever the split.
+        let o = outputs, relu: Int32 = relu ? 1 : 0
+        let dy = SharedPointer(dOutput), y = SharedPointer(output), dBias = SharedPointer(store.gradients + bias)
+        Parallel.blocks(o, work: rows * o) { block in
+            let j = block.lowerBound
+            dc_activation_backward(dy.base + j, y.base + j, dBias.base + j, rows, block.count, o, relu)
         }
         // dW (I, O) += input^T (I, B) dOutput (B, O)
         BLAS.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,

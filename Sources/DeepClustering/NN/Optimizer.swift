@@ -1,6 +1,7 @@
 // Optimizers over one flat range of a ParameterStore: SGD with momentum (PyTorch's form) and Adam with bias
 // correction. One loop each; state buffers of the same layout, sized once.
 
+import CKernels
 import Foundation
 import Synchronization
 
@@ -43,9 +44,9 @@ public final class Optimizer {
         second.deallocate()
     }
 
-    /// One update of the range from the (already averaged) gradients, split over the BLAS threads. Returns false
-    /// when a gradient was NaN or Inf: the check rides on the same pass over memory (an OR of "exponent bits all
-    /// set", which vectorises where a float sum would not), so it costs nothing extra. The caller stops the run then; the checkpoint on disk is good.
+    /// One update of the range from the (already averaged) gradients, split over the BLAS threads, in the C
+    /// kernels (CKernels.h). Returns false when a gradient was NaN or Inf: the check rides on the same pass over
+    /// memory (an OR of "exponent bits all set", which vectorises where a float sum would not), so it costs nothing extra. The caller stops the run then; the checkpoint on disk is good.
     @discardableResult
     public func update(_ store: ParameterStore) -> Bool {
         step += 1
@@ -58,55 +59,12 @@ public final class Optimizer {
         let c2 = 1 / (1 - Float(pow(Double(b2), Double(step))))
         let finite = FiniteFlags()
         Parallel.chunks(range.count) { chunk in
-            // Eight lanes at a time (written out: LLVM leaves this loop scalar), then a scalar tail.
-            typealias V = SIMD8<Float>
-            let p = p.base, g = g.base, m1 = m1.base, m2 = m2.base
-            let exponent = SIMD8<UInt32>(repeating: 0x7F80_0000)
-            var largest = SIMD8<UInt32>(repeating: 0)
-            func load(_ q: UnsafeMutablePointer<Float>, _ i: Int) -> V { UnsafeRawPointer(q + i).loadUnaligned(as: V.self) }
-            func store(_ v: V, _ q: UnsafeMutablePointer<Float>, _ i: Int) { UnsafeMutableRawPointer(q + i).storeBytes(of: v, as: V.self) }
-            var i = chunk.lowerBound
-            switch kind {
-            case .sgd:
-                // v = mu v + g; p -= lr v
-                while i + 8 <= chunk.upperBound {
-                    let gv = load(g, i)
-                    largest = pointwiseMax(largest, unsafeBitCast(gv, to: SIMD8<UInt32>.self) & exponent)
-                    let v = mu * load(m1, i) + gv
-                    store(v, m1, i)
-                    store(load(p, i) - lr * v, p, i)
-                    i += 8
-                }
-                while i < chunk.upperBound {
-                    largest[0] = max(largest[0], g[i].bitPattern & 0x7F80_0000)
-                    let v = mu * m1[i] + g[i]
-                    m1[i] = v
-                    p[i] -= lr * v
-                    i += 1
-                }
-            case .adam:
-                // m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr mhat / (sqrt(vhat) + eps)
-                while i + 8 <= chunk.upperBound {
-                    let gv = load(g, i)
-                    largest = pointwiseMax(largest, unsafeBitCast(gv, to: SIMD8<UInt32>.self) & exponent)
-                    let m = b1 * load(m1, i) + (1 - b1) * gv
-                    let v = b2 * load(m2, i) + (1 - b2) * gv * gv
-                    store(m, m1, i)
-                    store(v, m2, i)
-                    store(load(p, i) - lr * (m * c1) / ((v * c2).squareRoot() + eps), p, i)
-                    i += 8
-                }
-                while i < chunk.upperBound {
-                    largest[0] = max(largest[0], g[i].bitPattern & 0x7F80_0000)
-                    let m = b1 * m1[i] + (1 - b1) * g[i]
-                    let v = b2 * m2[i] + (1 - b2) * g[i] * g[i]
-                    m1[i] = m
-                    m2[i] = v
-                    p[i] -= lr * (m * c1) / ((v * c2).squareRoot() + eps)
-                    i += 1
-                }
+            let n = chunk.count, i = chunk.lowerBound
+            let ok = switch kind {
+            case .sgd: dc_sgd_update(p.base + i, g.base + i, m1.base + i, n, lr, mu)
+            case .adam: dc_adam_update(p.base + i, g.base + i, m1.base + i, m2.base + i, n, lr, b1, b2, c1, c2, eps)
             }
-            if largest.max() == 0x7F80_0000 { finite.clear() }
+            if ok == 0 { finite.clear() }
         }
         return finite.value
     }

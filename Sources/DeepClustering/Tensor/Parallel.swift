@@ -24,4 +24,12 @@ enum Parallel {
             body(lower..<upper)
         }
     }
+
+    /// Calls `body(block)` for contiguous blocks of 0..<count (rows or columns), one per thread when `work`
+    /// elements in all make that worth it.
+    static func blocks(_ count: Int, work: Int, threads: Int = BLAS.threads, _ body: @Sendable (Range<Int>) -> Void) {
+        let parts = max(1, min(threads, count, work / minimumPerThread))
+        if parts == 1 { body(0..<count); return }
+        DispatchQueue.concurrentPerform(iterations: parts) { t in body((count * t / parts)..<(count * (t + 1) / parts)) }
+    }
 }

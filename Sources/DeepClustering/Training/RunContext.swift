@@ -65,7 +65,7 @@ public final class RunContext {
                 try? FileManager.default.removeItem(atPath: probe)
                 let path = directory + "/metrics.jsonl"
                 if case .fresh(let manifest) = mode { try manifest.write(to: directory) }
-                if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+                if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
                 metricsHandle = FileHandle(forWritingAtPath: path)
                 metricsLines = RunContext.completeLines(path).count
                 metricsHandle?.seekToEndOfFile()

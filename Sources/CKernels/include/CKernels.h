@@ -1,0 +1,25 @@
+// CKernels: the elementwise passes of a step, in C so that they vectorise (Swift lowers a SIMD square root to a
+// libm call per lane, and cannot prove that a layer's output and its bias gradient do not alias). AVX2 when the CPU has it, plain C
+// otherwise; both give the same bits (no fused multiply-add, correctly rounded sqrt and division).
+#ifndef CKERNELS_H
+#define CKERNELS_H
+#include <stddef.h>
+
+/// Adam over n elements: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m c1) / (sqrt(v c2) + eps).
+/// Returns 0 when any g is NaN or Inf (the update still runs), 1 otherwise.
+int dc_adam_update(float *p, const float *g, float *m, float *v, size_t n,
+                   float lr, float b1, float b2, float c1, float c2, float eps);
+
+/// SGD with momentum (PyTorch's form) over n elements: v = mu v + g; p -= lr v. Returns 0 when any g is not finite.
+int dc_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu);
+
+/// A dense layer's forward epilogue on rows x cols (row stride ld): y = y + b, then max(y, 0) when relu.
+void dc_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu);
+
+/// A dense layer's backward prologue on rows x cols (row stride ld): with relu, dy = (y > 0 ? dy : 0); then
+/// db += the column sums of dy, each summed over the rows in order (so any split by columns gives the same bits).
+void dc_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu);
+
+/// 1 when the vector path is in use (for `info`).
+int dc_kernels_vectorised(void);
+#endif
