@@ -32,6 +32,11 @@ for n in 2 3; do
   if out=$($BIN compare "$T/ri1/autoencoder.bin" "$T/ri$n/autoencoder.bin" --tolerance 1e-4 2>&1); then
     pass "rank invariance 1 vs $n ranks: $out"; else fail "rank invariance 1 vs $n ranks: $out"; fi
 done
+# The same with the gradient buckets reduced on the background thread (--reduction-thread, MPI_THREAD_MULTIPLE).
+$MPI -np 3 $BIN pretrain --epochs 1 --max-steps 20 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5 --reduction-thread \
+    --out "$T/rt3" > "$T/rt3.log" 2>&1 || { cat "$T/rt3.log"; fail "pretrain on 3 ranks with --reduction-thread"; }
+if out=$($BIN compare "$T/ri1/autoencoder.bin" "$T/rt3/autoencoder.bin" --tolerance 1e-4 2>&1); then
+  pass "rank invariance 1 vs 3 ranks with the reduction thread: $out"; else fail "rank invariance 1 vs 3 ranks with the reduction thread: $out"; fi
 # Same seed, same rank count: bitwise identical (with Adam and denoising).
 for k in a b; do
   $MPI -np 2 $BIN pretrain --epochs 1 --max-steps 10 --batch-size 64 --seed 9 --out "$T/det$k" > /dev/null 2>&1

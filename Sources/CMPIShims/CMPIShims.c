@@ -1,6 +1,8 @@
 // CMPIShims: thin door from Swift to MPI. No policy here, only macro translation and chunking.
 #include "CMPIShims.h"
 #include <limits.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <mpi.h>
 
@@ -26,10 +28,22 @@ static MPI_Op operation(int op) {
     }
 }
 
-int CMPIShims_init(void) {
-    int provided = 0;
-    int code = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided);
+static int threadLevel = MPI_THREAD_SINGLE;
+/// The reduction thread's own communicator: its collectives never interleave with the main thread's.
+static MPI_Comm workerComm = MPI_COMM_NULL;
+
+int CMPIShims_init(int reductionThread) {
+    // The reduction thread below calls MPI while the main thread may too: that needs MPI_THREAD_MULTIPLE. Its
+    // waits yield the core (unless the user set mpi_yield_when_idle): a thread that spins in a collective while
+    // its peer still computes takes the core from this rank's own compute.
+    if (reductionThread) setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
+    int code = MPI_Init_thread(NULL, NULL, reductionThread ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED, &threadLevel);
     if (code != MPI_SUCCESS) return code;
+    if (reductionThread && threadLevel >= MPI_THREAD_MULTIPLE) {
+        code = MPI_Comm_dup(MPI_COMM_WORLD, &workerComm);
+        if (code != MPI_SUCCESS) return code;
+        MPI_Comm_set_errhandler(workerComm, MPI_ERRORS_RETURN);
+    }
     // Errors come back as codes, so Swift can throw them instead of MPI aborting silently.
     return MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
 }
@@ -40,7 +54,10 @@ int CMPIShims_is_initialized(void) {
     return flag;
 }
 
+static void stop_worker(void);
+
 int CMPIShims_finalize(void) {
+    stop_worker();
     int finalized = 0;
     MPI_Finalized(&finalized);
     return finalized ? MPI_SUCCESS : MPI_Finalize();
@@ -152,4 +169,88 @@ int CMPIShims_wait(int request) {
     int code = MPI_Wait(&requests[request], MPI_STATUS_IGNORE);
     requestsInUse[request] = 0;
     return code;
+}
+
+// MARK: - The reduction thread
+
+// One thread per process (asked for at init) that reduces submitted buckets in submission order, each with a
+// blocking MPI_Allreduce on its own communicator (the tuned collectives, which progress themselves), while the
+// caller goes on computing.
+#define WORKER_QUEUE 256
+static struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int started, stopping;
+    float *buffers[WORKER_QUEUE];
+    int counts[WORKER_QUEUE];
+    long submitted, completed;
+    int error;
+} worker = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
+
+static int reduce_one(float *buffer, int count) {
+    return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_FLOAT, MPI_SUM, workerComm);
+}
+
+static void *worker_main(void *unused) {
+    (void)unused;
+    pthread_mutex_lock(&worker.lock);
+    for (;;) {
+        while (!worker.stopping && worker.completed == worker.submitted) pthread_cond_wait(&worker.changed, &worker.lock);
+        if (worker.completed == worker.submitted) break;  // stopping, nothing left
+        long slot = worker.completed % WORKER_QUEUE;
+        float *buffer = worker.buffers[slot];
+        int count = worker.counts[slot];
+        int failed = worker.error != MPI_SUCCESS;
+        pthread_mutex_unlock(&worker.lock);
+        int code = failed ? MPI_SUCCESS : reduce_one(buffer, count);
+        pthread_mutex_lock(&worker.lock);
+        if (code != MPI_SUCCESS && worker.error == MPI_SUCCESS) worker.error = code;
+        worker.completed += 1;
+        pthread_cond_broadcast(&worker.changed);
+    }
+    pthread_mutex_unlock(&worker.lock);
+    return NULL;
+}
+
+int CMPIShims_worker_available(void) { return workerComm != MPI_COMM_NULL; }
+
+int CMPIShims_worker_submit(float *buffer, int count) {
+    if (workerComm == MPI_COMM_NULL) return MPI_ERR_OTHER;
+    pthread_mutex_lock(&worker.lock);
+    if (!worker.started) {
+        if (pthread_create(&worker.thread, NULL, worker_main, NULL) != 0) {
+            pthread_mutex_unlock(&worker.lock);
+            return MPI_ERR_OTHER;
+        }
+        worker.started = 1;
+    }
+    while (worker.submitted - worker.completed >= WORKER_QUEUE) pthread_cond_wait(&worker.changed, &worker.lock);
+    long slot = worker.submitted % WORKER_QUEUE;
+    worker.buffers[slot] = buffer;
+    worker.counts[slot] = count;
+    worker.submitted += 1;
+    pthread_cond_broadcast(&worker.changed);
+    pthread_mutex_unlock(&worker.lock);
+    return MPI_SUCCESS;
+}
+
+int CMPIShims_worker_drain(void) {
+    pthread_mutex_lock(&worker.lock);
+    while (worker.completed != worker.submitted) pthread_cond_wait(&worker.changed, &worker.lock);
+    int code = worker.error;
+    worker.error = MPI_SUCCESS;
+    pthread_mutex_unlock(&worker.lock);
+    return code;
+}
+
+static void stop_worker(void) {
+    pthread_mutex_lock(&worker.lock);
+    if (!worker.started) { pthread_mutex_unlock(&worker.lock); return; }
+    worker.stopping = 1;
+    pthread_cond_broadcast(&worker.changed);
+    pthread_mutex_unlock(&worker.lock);
+    pthread_join(worker.thread, NULL);
+    worker.started = 0;
+    worker.stopping = 0;
 }

@@ -36,6 +36,12 @@ public protocol Communicator: AnyObject {
     /// Lets MPI progress a pending reduction; true once it completed.
     func test(_ pending: PendingReduction) throws -> Bool
     func wait(_ pending: PendingReduction) throws
+    /// True when a background thread can reduce buckets (`submitAllreduceSum`) while this thread computes.
+    var hasReductionThread: Bool { get }
+    /// Queues an in-place SUM allreduce for the reduction thread; the buffer is off limits until `drainReductions`.
+    func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
+    /// Waits until every queued reduction is done.
+    func drainReductions() throws
 }
 
 // MARK: - Conveniences over arrays and scalars

@@ -28,9 +28,10 @@ public final class MPICommunicator: Communicator {
     public let size: Int
     public let hostName: String
 
-    /// Initialises MPI (once per process) and reads this rank's place in the world.
-    public init() throws {
-        if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(), "init") }
+    /// Initialises MPI (once per process) and reads this rank's place in the world. `reductionThread` asks for the
+    /// background thread of `submitAllreduceSum` (MPI_THREAD_MULTIPLE); without it, MPI runs at MPI_THREAD_FUNNELED.
+    public init(reductionThread: Bool = false) throws {
+        if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(reductionThread ? 1 : 0), "init") }
         var r: Int32 = 0, s: Int32 = 0
         try check(CMPIShims_rank(&r), "comm_rank")
         try check(CMPIShims_size(&s), "comm_size")
@@ -99,6 +100,16 @@ public final class MPICommunicator: Communicator {
         guard pending.handle >= 0 else { return }
         try check(CMPIShims_wait(pending.handle), "wait")
     }
+
+    public var hasReductionThread: Bool { CMPIShims_worker_available() != 0 }
+
+    public func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return }
+        precondition(buffer.count <= Int(Int32.max), "a bucket must fit in an Int32 count")
+        try check(CMPIShims_worker_submit(base, Int32(buffer.count)), "submit to the reduction thread")
+    }
+
+    public func drainReductions() throws { try check(CMPIShims_worker_drain(), "allreduce (reduction thread)") }
 
     /// MPI's wall clock, for timing collectives.
     public static func wallTime() -> Double { CMPI.MPI_Wtime() }

@@ -18,4 +18,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction { .completed }
     public func test(_ pending: PendingReduction) throws -> Bool { true }
     public func wait(_ pending: PendingReduction) throws {}
+    public var hasReductionThread: Bool { false }
+    public func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
+    public func drainReductions() throws {}
 }

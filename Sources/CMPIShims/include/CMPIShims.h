@@ -8,7 +8,8 @@
 enum { CMPIShims_FLOAT = 0, CMPIShims_DOUBLE = 1, CMPIShims_INT64 = 2 };
 enum { CMPIShims_SUM = 0, CMPIShims_MAX = 1, CMPIShims_MIN = 2 };
 
-int CMPIShims_init(void);
+/// Initialises MPI; with reductionThread, at MPI_THREAD_MULTIPLE with a communicator for the reduction thread.
+int CMPIShims_init(int reductionThread);
 int CMPIShims_is_initialized(void);
 int CMPIShims_finalize(void);
 int CMPIShims_rank(int *rank);
@@ -32,4 +33,12 @@ int CMPIShims_iallreduce_sum_f32(float *buffer, int count, int *request);
 /// Drives the request forward; *done becomes 1 when it completed. The handle stays held until `wait`.
 int CMPIShims_test(int request, int *done);
 int CMPIShims_wait(int request);
+
+/// 1 when the reduction thread can be used (asked for at init and MPI granted MPI_THREAD_MULTIPLE).
+int CMPIShims_worker_available(void);
+/// Queues an in-place SUM allreduce of `count` floats; the thread reduces queued buffers in order. The buffer must
+/// not be touched until `drain` returns.
+int CMPIShims_worker_submit(float *buffer, int count);
+/// Waits until every queued buffer is reduced; returns the first error among them.
+int CMPIShims_worker_drain(void);
 #endif

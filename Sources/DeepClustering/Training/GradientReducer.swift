@@ -1,6 +1,7 @@
 // GradientReducer: sums the gradient buffer over the ranks. Either one blocking allreduce of the whole range,
-// or (overlap) one nonblocking allreduce per bucket, started as soon as the backward pass has filled that
-// bucket, progressed between layers, and waited for before the update. Times what it leaves exposed.
+// or (overlap) one allreduce per bucket, started as soon as the backward pass has filled that bucket and waited
+// for before the update: nonblocking (MPI_Iallreduce, progressed between layers) or, with --reduction-thread,
+// blocking on a background thread that progresses it all along. Times what it leaves exposed.
 import Collective
 import Foundation
 
@@ -11,9 +12,14 @@ public final class GradientReducer {
     /// Seconds spent blocked in communication during the last step (exposed time).
     public private(set) var exposedSeconds: Double = 0
 
+    /// Overlap through the communicator's reduction thread (`--reduction-thread`), else through nonblocking
+    /// allreduces progressed between layers.
+    public let threaded: Bool
+
     public init(communicator: Communicator, overlap: Bool) {
         self.communicator = communicator
         self.overlap = overlap && communicator.size > 1
+        threaded = self.overlap && communicator.hasReductionThread
         pending.reserveCapacity(64)
     }
 
@@ -25,6 +31,7 @@ public final class GradientReducer {
     /// A bucket is complete: start reducing it now (overlap) or leave it for `finish`.
     public func bucketReady(_ store: ParameterStore, _ range: Range<Int>) throws {
         guard overlap else { return }
+        if threaded { return try communicator.submitAllreduceSum(store.gradientBuffer(range)) }
         let started = Clock.now
         pending.append(try communicator.startAllreduceSum(store.gradientBuffer(range)))
         for p in pending where p.handle >= 0 { _ = try communicator.test(p) }
@@ -34,7 +41,9 @@ public final class GradientReducer {
     /// Completes the reduction of `range` (every bucket of it when overlapping).
     public func finish(_ store: ParameterStore, _ range: Range<Int>) throws {
         let started = Clock.now
-        if overlap {
+        if overlap && threaded {
+            try communicator.drainReductions()
+        } else if overlap {
             for p in pending { try communicator.wait(p) }
             pending.removeAll(keepingCapacity: true)
         } else if communicator.size > 1 {
