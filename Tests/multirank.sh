@@ -17,7 +17,8 @@ for n in 1 2 3; do
 done
 
 # info under Launch/run and directly.
-if Launch/run -np 2 info > "$T/info" 2>&1 && grep -q "2 rank(s)" "$T/info" && [ "$(grep -c 'MNIST t10k' "$T/info")" -eq 2 ]; then
+if Launch/run -np 2 info > "$T/info" 2>&1 && grep -q "2 rank(s)" "$T/info" && [ "$(grep -c 'MNIST t10k' "$T/info")" -eq 2 ] \
+   && grep -q "by nonblocking allreduces" "$T/info"; then
   pass "Launch/run -np 2 info"; else cat "$T/info"; fail "Launch/run -np 2 info"; fi
 if $BIN info > "$T/info1" 2>&1 && grep -q "1 rank(s)" "$T/info1"; then pass "info without mpirun"; else fail "info without mpirun"; fi
 

@@ -32,10 +32,18 @@ static int threadLevel = MPI_THREAD_SINGLE;
 /// The reduction thread's own communicator: its collectives never interleave with the main thread's.
 static MPI_Comm workerComm = MPI_COMM_NULL;
 
+/// Whether this job spans several hosts, from what mpirun tells each rank before MPI_Init.
+static int several_hosts(void) {
+    const char *size = getenv("OMPI_COMM_WORLD_SIZE"), *local = getenv("OMPI_COMM_WORLD_LOCAL_SIZE");
+    return size && local && atoi(local) < atoi(size);
+}
+
 int CMPIShims_init(int reductionThread) {
+    // reductionThread: 1 on, 0 off, -1 when the job spans several hosts (where the wire, not the cores, is slow).
     // The reduction thread below calls MPI while the main thread may too: that needs MPI_THREAD_MULTIPLE. Its
     // waits yield the core (unless the user set mpi_yield_when_idle): a thread that spins in a collective while
     // its peer still computes takes the core from this rank's own compute.
+    if (reductionThread < 0) reductionThread = several_hosts();
     if (reductionThread) setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
     int code = MPI_Init_thread(NULL, NULL, reductionThread ? MPI_THREAD_MULTIPLE : MPI_THREAD_FUNNELED, &threadLevel);
     if (code != MPI_SUCCESS) return code;

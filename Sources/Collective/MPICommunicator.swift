@@ -29,9 +29,11 @@ public final class MPICommunicator: Communicator {
     public let hostName: String
 
     /// Initialises MPI (once per process) and reads this rank's place in the world. `reductionThread` asks for the
-    /// background thread of `submitAllreduceSum` (MPI_THREAD_MULTIPLE); without it, MPI runs at MPI_THREAD_FUNNELED.
-    public init(reductionThread: Bool = false) throws {
-        if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(reductionThread ? 1 : 0), "init") }
+    /// background thread of `submitAllreduceSum` (MPI_THREAD_MULTIPLE); nil: when the job spans several hosts.
+    /// Without it, MPI runs at MPI_THREAD_FUNNELED.
+    public init(reductionThread: Bool? = false) throws {
+        let mode: Int32 = reductionThread.map { $0 ? 1 : 0 } ?? -1
+        if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(mode), "init") }
         var r: Int32 = 0, s: Int32 = 0
         try check(CMPIShims_rank(&r), "comm_rank")
         try check(CMPIShims_size(&s), "comm_size")

@@ -40,12 +40,12 @@ struct BenchCommand: ParsableCommand {
             guard communicator.rank == 0 else { return }
             if json {
                 var object: [String: Any] = ["ranks": communicator.size, "threads_per_rank": BLAS.threads, "batch_size": batchSize,
-                                             "steps": steps, "overlap": !runtime.noOverlap, "reduction_thread": runtime.reductionThread && !runtime.noOverlap, "pretrain": pretrain.json, "dec": dec.json]
+                                             "steps": steps, "overlap": !runtime.noOverlap, "reduction_thread": communicator.hasReductionThread && !runtime.noOverlap, "pretrain": pretrain.json, "dec": dec.json]
                 if let modelJSON { object["model"] = modelJSON }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("bench: \(communicator.size) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(batchSize), median of \(steps) steps, overlap \(runtime.noOverlap ? "off" : runtime.reductionThread && communicator.size > 1 ? "on (reduction thread)" : "on")")
+                print("bench: \(communicator.size) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(batchSize), median of \(steps) steps, overlap \(runtime.noOverlap ? "off" : communicator.hasReductionThread && communicator.size > 1 ? "on (reduction thread)" : "on")")
                 print("step       samples/s   step ms   GFLOP/s/rank   SGEMM GFLOP/s   fraction   exposed comm")
                 for (name, r) in [("pretrain", pretrain), ("dec", dec)] {
                     print(String(format: "%-9@ %10.0f %9.2f %14.1f %15.1f %10.3f %13.1f%%", name, r.samplesPerSecond, r.stepMilliseconds,

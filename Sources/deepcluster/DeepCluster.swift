@@ -46,8 +46,8 @@ struct RuntimeOptions: ParsableArguments {
     var threads: Int?
     @Flag(help: "Reduce gradients in one blocking allreduce after the backward pass (for comparison).")
     var noOverlap = false
-    @Flag(help: "Reduce each gradient bucket on a background thread while the backward pass goes on. Pays where the link is slower than the compute (hosts on 1 Gb/s); on shared memory, or where every core already computes, it costs about what it hides (README: Speed).")
-    var reductionThread = false
+    @Flag(inversion: .prefixedNo, help: "Reduce each gradient bucket on a background thread while the backward pass goes on, instead of nonblocking allreduces progressed between layers. Default: on when the ranks span several hosts (where the link, not the cores, is slow); on shared memory, where every core already computes, it costs about what it hides (README: Speed).")
+    var reductionThread: Bool?
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
@@ -56,7 +56,7 @@ struct RuntimeOptions: ParsableArguments {
 
 /// Options of the training commands that steer one invocation (left out of the run's command.json).
 struct SessionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json); only --threads, --no-overlap, --reduction-thread and --stop-after-epochs may be given again.", valueName: "run-dir"))
+    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json); only --threads, --no-overlap, --[no-]reduction-thread and --stop-after-epochs may be given again.", valueName: "run-dir"))
     var resume: String?
     @Option(help: "Train at most N epochs in this invocation, write a checkpoint and exit 0; continue later with --resume (for time-limited job slots).")
     var stopAfterEpochs: Int?
@@ -76,7 +76,7 @@ protocol TrainingCommand: ParsableCommand {
 
 /// Options that steer one invocation only, with a value / without one.
 private let invocationOptions: Set = ["--out", "--resume", "--threads", "--stop-after-epochs", "--debug-poison"]
-private let invocationFlags: Set = ["--no-overlap", "--reduction-thread"]
+private let invocationFlags: Set = ["--no-overlap", "--reduction-thread", "--no-reduction-thread"]
 
 /// The arguments that define a run: those after the subcommand, less the invocation options.
 func manifestArguments(_ arguments: [String]) -> [String] {
@@ -138,7 +138,7 @@ extension ParsableCommand {
         var mpi: MPICommunicator?
         do {
             if MPICommunicator.launchedByMPI {
-                mpi = try MPICommunicator(reductionThread: runtime.reductionThread && !runtime.noOverlap)
+                mpi = try MPICommunicator(reductionThread: runtime.noOverlap ? false : runtime.reductionThread)
                 communicator = mpi!
             } else {
                 communicator = SingleProcessCommunicator()

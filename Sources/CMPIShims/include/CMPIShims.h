@@ -8,7 +8,8 @@
 enum { CMPIShims_FLOAT = 0, CMPIShims_DOUBLE = 1, CMPIShims_INT64 = 2 };
 enum { CMPIShims_SUM = 0, CMPIShims_MAX = 1, CMPIShims_MIN = 2 };
 
-/// Initialises MPI; with reductionThread, at MPI_THREAD_MULTIPLE with a communicator for the reduction thread.
+/// Initialises MPI; with reductionThread (1; or -1: when the job spans several hosts), at MPI_THREAD_MULTIPLE with
+/// a communicator for the reduction thread.
 int CMPIShims_init(int reductionThread);
 int CMPIShims_is_initialized(void);
 int CMPIShims_finalize(void);

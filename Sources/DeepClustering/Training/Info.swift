@@ -13,6 +13,11 @@ public enum Info {
         bytes += [Int](repeating: 32, count: width - bytes.count)
         let all = try communicator.allgatherv(bytes)
         var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration)\n"
+        if communicator.size > 1 {
+            out += "gradients: reduced per layer " + (communicator.hasReductionThread
+                ? "on a reduction thread (the ranks span several hosts, or --reduction-thread)\n"
+                : "by nonblocking allreduces (one host; --reduction-thread to change)\n")
+        }
         out += "rank  host                     blas-threads   samples    dims  classes  data\n"
         for r in 0..<communicator.size {
             let row = all[(r * width)..<((r + 1) * width)].map { UInt8($0) }
