@@ -122,6 +122,96 @@ final class NNTests: XCTestCase {
         assertClose(Double(store.parameters[0]), 0.49 - 0.01 * mhat / (vhat.squareRoot() + 1e-8), relative: 1e-5)
     }
 
+    /// The C kernels (vector bodies, scalar tails, split over threads) against the formulas written out in Swift:
+    /// the same bits, since neither fuses multiply-adds. 100,003 elements: two thread chunks and a 3-element tail.
+    func testOptimizerKernelsMatchScalarReference() {
+        let n = 100_003
+        var layout = ParameterLayout()
+        _ = layout.reserve(n)
+        let saved = BLAS.threads
+        BLAS.threads = 2
+        defer { BLAS.threads = saved }
+        for kind in OptimizerKind.allCases {
+            let store = ParameterStore(layout: layout)
+            var rng = Xoshiro256(seed: 1, stream: 2)
+            for i in 0..<n { store.parameters[i] = 2 * rng.nextUnit() - 1 }
+            var p = Array(UnsafeBufferPointer(start: store.parameters, count: n))
+            var m = [Float](repeating: 0, count: n), v = [Float](repeating: 0, count: n)
+            let optimizer = Optimizer(kind: kind, learningRate: 0.01, range: 0..<n)
+            for step in 1...3 {
+                for i in 0..<n { store.gradients[i] = 2 * rng.nextUnit() - 1 }
+                XCTAssertTrue(optimizer.update(store))
+                let b1: Float = 0.9, b2: Float = 0.999
+                let c1 = 1 / (1 - Float(pow(Double(b1), Double(step)))), c2 = 1 / (1 - Float(pow(Double(b2), Double(step))))
+                for i in 0..<n {
+                    let g = store.gradients[i]
+                    switch kind {
+                    case .sgd:
+                        m[i] = 0.9 * m[i] + g
+                        p[i] = p[i] - 0.01 * m[i]
+                    case .adam:
+                        m[i] = b1 * m[i] + (1 - b1) * g
+                        v[i] = b2 * v[i] + (1 - b2) * g * g
+                        p[i] = p[i] - 0.01 * (m[i] * c1) / ((v[i] * c2).squareRoot() + 1e-8)
+                    }
+                }
+                let mismatches = (0..<n).filter { store.parameters[$0].bitPattern != p[$0].bitPattern }
+                XCTAssertEqual(mismatches.count, 0, "\(kind) step \(step): first mismatch at \(mismatches.first ?? -1)")
+            }
+            // A non-finite gradient is reported wherever it sits: in a vector body, in the other thread's chunk, in the tail.
+            for (index, bad) in [(1_000, Float.nan), (90_000, Float.infinity), (n - 1, -Float.infinity)] {
+                for i in 0..<n { store.gradients[i] = 0.5 }
+                store.gradients[index] = bad
+                XCTAssertFalse(optimizer.update(store), "\(kind): \(bad) at \(index) not seen")
+            }
+        }
+    }
+
+    /// Bias + ReLU forward and the ReLU mask + bias gradient backward of Dense, against plain loops, on a layer wide
+    /// enough to split over two threads and with a width that leaves vector tails.
+    func testDenseElementwiseKernelsMatchScalarReference() {
+        let saved = BLAS.threads
+        BLAS.threads = 2
+        defer { BLAS.threads = saved }
+        for (rows, inputs, outputs) in [(256, 3, 517), (5, 4, 37)] {
+            for relu in [true, false] {
+                var layout = ParameterLayout()
+                let layer = Dense(inputs: inputs, outputs: outputs, relu: relu, layout: &layout)
+                let store = ParameterStore(layout: layout)
+                var rng = Xoshiro256(seed: 3, stream: 4)
+                for i in 0..<store.count { store.parameters[i] = 2 * rng.nextUnit() - 1 }
+                let x = (0..<(rows * inputs)).map { _ in 2 * rng.nextUnit() - 1 }
+                var y = [Float](repeating: 0, count: rows * outputs)
+                layer.forward(store, input: x, output: &y, rows: rows)
+                var expected = [Float](repeating: 0, count: rows * outputs)
+                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs, a: x, lda: inputs,
+                          b: store.parameters + layer.weight, ldb: outputs, c: &expected, ldc: outputs)
+                for r in 0..<rows {
+                    for j in 0..<outputs {
+                        let z = expected[r * outputs + j] + store.parameters[layer.bias + j]
+                        expected[r * outputs + j] = relu ? (z > 0 ? z : 0) : z
+                    }
+                }
+                XCTAssertEqual(y, expected, "forward \(rows)x\(outputs) relu \(relu)")
+
+                var dy = (0..<(rows * outputs)).map { _ in 2 * rng.nextUnit() - 1 }
+                var maskedDy = dy
+                var dBias = [Float](repeating: 0, count: outputs)
+                for r in 0..<rows {
+                    for j in 0..<outputs {
+                        let g = relu && !(y[r * outputs + j] > 0) ? 0 : dy[r * outputs + j]
+                        maskedDy[r * outputs + j] = g
+                        dBias[j] += g
+                    }
+                }
+                layer.backward(store, input: x, output: y, dOutput: &dy, dInput: nil, rows: rows)
+                XCTAssertEqual(dy, maskedDy, "masked dOutput \(rows)x\(outputs) relu \(relu)")
+                XCTAssertEqual(Array(UnsafeBufferPointer(start: store.gradients + layer.bias, count: outputs)), dBias,
+                               "bias gradient \(rows)x\(outputs) relu \(relu)")
+            }
+        }
+    }
+
     func testAdamConvergesOnAQuadratic() {
         var layout = ParameterLayout()
         _ = layout.reserve(3)
