@@ -40,8 +40,9 @@ let package = Package(
         // MARK: - Tests
         .target(name: "TestSupport", dependencies: ["DeepClustering"], path: "Tests/TestSupport",
                 swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "MallocCounter", path: "Tests/MallocCounter"),
         .testTarget(name: "DeepClusteringTests",
-                    dependencies: ["DeepClustering", "Collective", "TestSupport"],
+                    dependencies: ["DeepClustering", "Collective", "TestSupport", "MallocCounter"],
                     swiftSettings: [.swiftLanguageMode(.v6)]),
     ]
 )

@@ -3,6 +3,8 @@
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <immintrin.h>
@@ -151,6 +153,148 @@ void dc_activation_backward(float *dy, const float *y, float *db, size_t rows, s
     if (has_avx2()) { activation_backward_avx2(dy, y, db, rows, cols, ld, relu); return; }
 #endif
     activation_backward(dy, y, db, rows, cols, ld, relu);
+}
+
+// MARK: - The thread pool of dc_parallel
+
+#define POOL_MAX 256
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t start, finished;
+    int threads;                       // workers started (they run parts 1 ... threads)
+    unsigned long generation;          // bumped for every dc_parallel call
+    long parts;                        // of the current call
+    void (*task)(void *, long);
+    void *context;
+    long remaining;                    // workers still busy with the current call
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .start = PTHREAD_COND_INITIALIZER, .finished = PTHREAD_COND_INITIALIZER };
+static atomic_int poolBusy;
+
+static void *pool_worker(void *argument) {
+    long part = (long)argument;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (pool.generation == seen) pthread_cond_wait(&pool.start, &pool.lock);
+        seen = pool.generation;
+        if (part >= pool.parts) continue;  // not needed this time
+        void (*task)(void *, long) = pool.task;
+        void *context = pool.context;
+        pthread_mutex_unlock(&pool.lock);
+        task(context, part);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.remaining == 0) pthread_cond_signal(&pool.finished);
+    }
+    return NULL;
+}
+
+void dc_parallel(long parts, void (*task)(void *context, long part), void *context) {
+    if (parts <= 1) { task(context, 0); return; }
+    if (atomic_exchange(&poolBusy, 1)) {  // a call from inside a task, or from a second thread: do it here
+        for (long part = 0; part < parts; part++) task(context, part);
+        return;
+    }
+    long pooled = parts > POOL_MAX ? POOL_MAX : parts;
+    pthread_mutex_lock(&pool.lock);
+    while (pool.threads < pooled - 1) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, pool_worker, (void *)(long)(pool.threads + 1)) != 0) break;
+        pthread_detach(thread);
+        pool.threads += 1;
+    }
+    long helpers = pooled - 1 < pool.threads ? pooled - 1 : pool.threads;
+    pool.parts = helpers + 1;
+    pool.task = task;
+    pool.context = context;
+    pool.remaining = helpers;
+    pool.generation += 1;
+    pthread_cond_broadcast(&pool.start);
+    pthread_mutex_unlock(&pool.lock);
+    task(context, 0);
+    for (long part = helpers + 1; part < parts; part++) task(context, part);  // parts no thread could take
+    pthread_mutex_lock(&pool.lock);
+    while (pool.remaining > 0) pthread_cond_wait(&pool.finished, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    atomic_store(&poolBusy, 0);
+}
+
+// MARK: - Split over the pool
+
+typedef struct {
+    float *p, *v, *m, *y, *dy, *db;
+    const float *g, *b, *yc;
+    size_t n, rows, cols;
+    float lr, b1, b2, c1, c2, eps, mu;
+    int relu;
+    long parts;
+    atomic_int bad;
+} Job;
+
+static void flat_piece(const Job *job, long part, size_t *lower, size_t *upper) {
+    *lower = part == 0 ? 0 : (job->n * (size_t)part / (size_t)job->parts) & ~(size_t)15;
+    *upper = part == job->parts - 1 ? job->n : (job->n * (size_t)(part + 1) / (size_t)job->parts) & ~(size_t)15;
+}
+
+static void adam_piece(void *context, long part) {
+    Job *job = context;
+    size_t i, end;
+    flat_piece(job, part, &i, &end);
+    if (!dc_adam_update(job->p + i, job->g + i, job->m + i, job->v + i, end - i, job->lr, job->b1, job->b2, job->c1, job->c2, job->eps))
+        atomic_store(&job->bad, 1);
+}
+
+static void sgd_piece(void *context, long part) {
+    Job *job = context;
+    size_t i, end;
+    flat_piece(job, part, &i, &end);
+    if (!dc_sgd_update(job->p + i, job->g + i, job->v + i, end - i, job->lr, job->mu)) atomic_store(&job->bad, 1);
+}
+
+static void zero_piece(void *context, long part) {
+    Job *job = context;
+    size_t i, end;
+    flat_piece(job, part, &i, &end);
+    memset(job->p + i, 0, (end - i) * sizeof(float));
+}
+
+static void forward_piece(void *context, long part) {
+    Job *job = context;
+    size_t lower = job->rows * (size_t)part / (size_t)job->parts, upper = job->rows * (size_t)(part + 1) / (size_t)job->parts;
+    dc_bias_activation(job->y + lower * job->cols, job->b, upper - lower, job->cols, job->cols, job->relu);
+}
+
+static void backward_piece(void *context, long part) {
+    Job *job = context;
+    size_t lower = job->cols * (size_t)part / (size_t)job->parts, upper = job->cols * (size_t)(part + 1) / (size_t)job->parts;
+    dc_activation_backward(job->dy + lower, job->yc + lower, job->db + lower, job->rows, upper - lower, job->cols, job->relu);
+}
+
+int dc_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
+                            float lr, float b1, float b2, float c1, float c2, float eps, long parts) {
+    Job job = { .p = p, .g = g, .m = m, .v = v, .n = n, .lr = lr, .b1 = b1, .b2 = b2, .c1 = c1, .c2 = c2, .eps = eps, .parts = parts };
+    dc_parallel(parts, adam_piece, &job);
+    return !atomic_load(&job.bad);
+}
+
+int dc_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts) {
+    Job job = { .p = p, .g = g, .v = v, .n = n, .lr = lr, .mu = mu, .parts = parts };
+    dc_parallel(parts, sgd_piece, &job);
+    return !atomic_load(&job.bad);
+}
+
+void dc_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts) {
+    Job job = { .y = y, .b = b, .rows = rows, .cols = cols, .relu = relu, .parts = parts };
+    dc_parallel(parts, forward_piece, &job);
+}
+
+void dc_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts) {
+    Job job = { .dy = dy, .yc = y, .db = db, .rows = rows, .cols = cols, .relu = relu, .parts = parts };
+    dc_parallel(parts, backward_piece, &job);
+}
+
+void dc_zero_parallel(float *x, size_t n, long parts) {
+    Job job = { .p = x, .n = n, .parts = parts };
+    dc_parallel(parts, zero_piece, &job);
 }
 
 int dc_kernels_vectorised(void) { return has_avx2(); }

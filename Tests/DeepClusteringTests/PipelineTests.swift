@@ -1,6 +1,7 @@
 // Whole pipelines in one process: the toy alpha sweep, free weights that do not collapse, pretraining that learns.
 @testable import DeepClustering
 import Collective
+import MallocCounter
 import TestSupport
 import XCTest
 
@@ -46,6 +47,51 @@ final class PipelineTests: XCTestCase {
         print("free weights: \(used) clusters used, ACC \(clusterer.history.last!.scores.accuracy)")
         XCTAssertEqual(used, 3, "every cluster keeps samples")
         XCTAssertGreaterThan(clusterer.history.last!.scores.accuracy, 0.95)
+    }
+
+    /// Once warmed up, a training step allocates nothing: pretraining (Adam, denoising) and DEC, IDEC and DKM steps on
+    /// the full-size autoencoder at batch 256. Counted by MallocCounter, which the test binary links in place of
+    /// glibc's malloc family, over every thread of the process. With one BLAS thread (each rank under mpirun) the
+    /// count is zero; with two, OpenBLAS's threaded GEMM driver mallocs one job array per call (its own design),
+    /// and everything else still allocates nothing.
+    func testTrainingStepsAllocateNothing() throws {
+        #if DEBUG
+        throw XCTSkip("allocation counts mean something in optimised builds only; Launch/test runs this test with -c release")
+        #endif
+        let data = try DataSet.embeddedMNIST(limit: 1024)
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        for threads in [1, 2] {
+            BLAS.threads = threads
+            func check(_ name: String, gemmsPerStep: Int, _ step: (Int) throws -> Void) rethrows {
+                for b in 0..<3 { try step(b) }
+                dc_malloc_counting(1)
+                for b in 0..<8 { try step(b % 4) }
+                dc_malloc_counting(0)
+                let all = dc_malloc_count(), blas = dc_malloc_count_openblas()
+                print("allocations in 8 \(name) steps on \(threads) thread(s): \(all) (OpenBLAS's: \(blas))")
+                XCTAssertEqual(all - blas, 0, "\(name) steps, \(threads) thread(s): allocations outside OpenBLAS")
+                XCTAssertLessThanOrEqual(blas, threads == 1 ? 0 : 8 * gemmsPerStep, "\(name), \(threads) thread(s): OpenBLAS")
+            }
+            var options = PretrainOptions()
+            options.batchSize = 256
+            options.maskRate = 0.2
+            let model = Model(widths: options.widths, clusters: DECOptions().clusters, maxRows: 257)
+            let pretrainer = Pretrainer(context: try context("alloc"), data: data, options: options, model: model)
+            try pretrainer.initializeWeights()
+            pretrainer.sampler.shuffle(epoch: 0)
+            try check("pretraining", gemmsPerStep: 23) { _ = try pretrainer.trainStep(batch: $0) }
+            for method in [DeepMethod.dec, .idec, .dkm] {
+                var decOptions = DECOptions()
+                decOptions.method = method
+                decOptions.batchSize = 256
+                decOptions.restarts = 1
+                let trainer = DECTrainer(context: pretrainer.context, data: data, options: decOptions, model: model)
+                _ = try trainer.initializeCentres()
+                trainer.setTarget(DEC.target(q: try trainer.pass().q, clusters: decOptions.clusters))
+                try check(method.rawValue, gemmsPerStep: method == .dec ? 11 : 23) { _ = try trainer.trainStep(batch: $0) }
+            }
+        }
     }
 
     /// 60 steps of Adam at batch 128 on 2,000 images. The bound: predicting every pixel's mean intensity gives an MSE

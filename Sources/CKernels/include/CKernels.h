@@ -20,6 +20,21 @@ void dc_bias_activation(float *y, const float *b, size_t rows, size_t cols, size
 /// db += the column sums of dy, each summed over the rows in order (so any split by columns gives the same bits).
 void dc_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu);
 
+/// Runs task(context, part) for part = 0 ..< parts: part 0 on the calling thread, the others on a pool of
+/// persistent threads (started on first use, as many as the largest `parts` asked for, minus one). Returns when all
+/// are done. Allocates nothing after the pool has grown, unlike Dispatch's concurrentPerform. A call made while
+/// another is running (from a task, or from a second thread) runs all its parts on its own thread.
+void dc_parallel(long parts, void (*task)(void *context, long part), void *context);
+
+// The same, split into `parts` contiguous pieces run by dc_parallel (flat ranges on multiples of 16 elements; the
+// bias/ReLU forward by rows, its backward by columns). Every element sees the same arithmetic whatever the split.
+int dc_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
+                            float lr, float b1, float b2, float c1, float c2, float eps, long parts);
+int dc_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts);
+void dc_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts);
+void dc_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts);
+void dc_zero_parallel(float *x, size_t n, long parts);
+
 /// 1 when the vector path is in use (for `info`).
 int dc_kernels_vectorised(void);
 #endif

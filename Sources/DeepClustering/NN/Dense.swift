@@ -27,11 +27,8 @@ public struct Dense: Sendable {
         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
                   a: input, lda: inputs, b: store.parameters + weight, ldb: outputs, c: output, ldc: outputs)
         // Bias and ReLU over row blocks, one per thread.
-        let y = SharedPointer(output), b = SharedPointer(store.parameters + bias)
-        let o = outputs, relu: Int32 = relu ? 1 : 0
-        Parallel.blocks(rows, work: rows * o) { block in
-            dc_bias_activation(y.base + block.lowerBound * o, b.base, block.count, o, o, relu)
-        }
+        dc_bias_activation_parallel(output, store.parameters + bias, rows, outputs, relu ? 1 : 0,
+                                    Parallel.parts(work: rows * outputs, count: rows))
     }
 
     /// Accumulates dW += input^T dOutput and db += colsum(dOutput); writes dInput (B, I) = dOutput W^T when asked.
@@ -41,12 +38,8 @@ public struct Dense: Sendable {
         guard rows > 0 else { return }
         // ReLU mask and bias gradient over column blocks, one per thread: each column's sum runs over the rows in
         // order whatever the split.
-        let o = outputs, relu: Int32 = relu ? 1 : 0
-        let dy = SharedPointer(dOutput), y = SharedPointer(output), dBias = SharedPointer(store.gradients + bias)
-        Parallel.blocks(o, work: rows * o) { block in
-            let j = block.lowerBound
-            dc_activation_backward(dy.base + j, y.base + j, dBias.base + j, rows, block.count, o, relu)
-        }
+        dc_activation_backward_parallel(dOutput, output, store.gradients + bias, rows, outputs, relu ? 1 : 0,
+                                        Parallel.parts(work: rows * outputs, count: outputs))
         // dW (I, O) += input^T (I, B) dOutput (B, O)
         BLAS.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,
                   a: input, lda: inputs, b: dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)

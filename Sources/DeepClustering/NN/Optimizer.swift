@@ -3,14 +3,6 @@
 
 import CKernels
 import Foundation
-import Synchronization
-
-/// Set by any chunk of the update that saw a non-finite gradient.
-final class FiniteFlags: Sendable {
-    let flag = Atomic<Bool>(true)
-    func clear() { flag.store(false, ordering: .relaxed) }
-    var value: Bool { flag.load(ordering: .relaxed) }
-}
 
 public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adam }
 
@@ -50,23 +42,15 @@ public final class Optimizer {
     @discardableResult
     public func update(_ store: ParameterStore) -> Bool {
         step += 1
-        let p = SharedPointer(store.parameters + range.lowerBound)
-        let g = SharedPointer(store.gradients + range.lowerBound)
-        let m1 = SharedPointer(first), m2 = SharedPointer(second)
-        let lr = learningRate, mu = momentum, kind = kind
-        let b1 = beta1, b2 = beta2, eps = epsilon
-        let c1 = 1 / (1 - Float(pow(Double(b1), Double(step))))
-        let c2 = 1 / (1 - Float(pow(Double(b2), Double(step))))
-        let finite = FiniteFlags()
-        Parallel.chunks(range.count) { chunk in
-            let n = chunk.count, i = chunk.lowerBound
-            let ok = switch kind {
-            case .sgd: dc_sgd_update(p.base + i, g.base + i, m1.base + i, n, lr, mu)
-            case .adam: dc_adam_update(p.base + i, g.base + i, m1.base + i, m2.base + i, n, lr, b1, b2, c1, c2, eps)
-            }
-            if ok == 0 { finite.clear() }
+        let p = store.parameters + range.lowerBound, g = store.gradients + range.lowerBound
+        let lr = learningRate, n = range.count, parts = Parallel.parts(work: range.count)
+        let c1 = 1 / (1 - Float(pow(Double(beta1), Double(step))))
+        let c2 = 1 / (1 - Float(pow(Double(beta2), Double(step))))
+        let finite = switch kind {
+        case .sgd: dc_sgd_update_parallel(p, g, first, n, lr, momentum, parts)
+        case .adam: dc_adam_update_parallel(p, g, first, second, n, lr, beta1, beta2, c1, c2, epsilon, parts)
         }
-        return finite.value
+        return finite != 0
     }
 
     /// The state for a checkpoint: step, then both moment buffers.

@@ -88,7 +88,10 @@ public enum Bench {
         options.batchSize = batchSize
         options.widths = widths
         options.overlap = overlap
-        let pretrainer = Pretrainer(context: context, data: data, options: options)
+        // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
+        let maxRows = contiguousShare(total: batchSize, rank: 0, size: context.ranks).count + 1
+        let model = Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows)
+        let pretrainer = Pretrainer(context: context, data: data, options: options, model: model)
         try pretrainer.initializeWeights()
         pretrainer.sampler.shuffle(epoch: 0)
         let ae = pretrainer.model.autoencoder
