@@ -129,7 +129,7 @@ struct BenchCommand: ParsableCommand {
                 let x = { (r: ModelRow) in log2(Double(r.ranks)) }
                 return [
                     .line(title: "\(name): step time", xLabel: "log2(ranks)", yLabel: "ms", series: [
-                        Series(name: "no overlap", points: rows.map { (x($0), $0.step * 1000) }),
+                        Series(name: "no overlap", points: rows.map { (x($0), $0.step * 1000) }, markers: true),
                         Series(name: "overlap", points: rows.map { (x($0), $0.stepOverlap * 1000) }, dashed: true),
                         Series(name: "allreduce", points: rows.map { (x($0), $0.communication * 1000) }),
                     ]),
@@ -170,7 +170,7 @@ struct PlotScalingCommand: ParsableCommand {
             func series(_ index: Int) -> [Series] {
                 groups.keys.sorted().map { key in
                     Series(name: key, points: groups[key]!.compactMap { r in Double(r[ranks]).flatMap { x in Double(r[index]).map { (x, $0) } } },
-                           dashed: key.hasPrefix("weak"))
+                           dashed: key.hasPrefix("weak"), markers: true)
                 }
             }
             let oversubscribed = Set(lines.dropFirst().filter { $0.count == header.count && $0[over] == "yes" }.map { $0[ranks] }).sorted()

@@ -7,10 +7,13 @@ public struct Series: Sendable {
     public var name: String
     public var points: [(Double, Double)]
     public var dashed = false
-    public init(name: String, points: [(Double, Double)], dashed: Bool = false) {
+    /// A dot on every point (for series of few measured points, where the line only guides the eye).
+    public var markers = false
+    public init(name: String, points: [(Double, Double)], dashed: Bool = false, markers: Bool = false) {
         self.name = name
         self.points = points
         self.dashed = dashed
+        self.markers = markers
     }
 }
 
@@ -114,7 +117,10 @@ public enum SVG {
                 }
                 guard !path.isEmpty else { continue }
                 s += "<polyline fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"\(series.dashed ? " stroke-dasharray=\"6,4\"" : "") points=\"\(path.joined(separator: " "))\"/>\n"
-                if path.count == 1 { s += "<circle cx=\"\(path[0].split(separator: ",")[0])\" cy=\"\(path[0].split(separator: ",")[1])\" r=\"3\" fill=\"\(colour)\"/>\n" }
+                for point in series.markers ? path : path.count == 1 ? path : [] {
+                    let xy = point.split(separator: ",")
+                    s += "<circle cx=\"\(xy[0])\" cy=\"\(xy[1])\" r=\"3\" fill=\"\(colour)\"/>\n"
+                }
             }
             legend(series.enumerated().map { ($0.element.name, palette[$0.offset % palette.count], $0.element.dashed) })
         case let .scatter(title, xLabel, yLabel, points, centres, classNames):
