@@ -91,7 +91,7 @@ static int has_avx2(void) {
 static int has_avx2(void) { return 0; }
 #endif
 
-int dc_adam_update(float *p, const float *g, float *m, float *v, size_t n,
+int CKernels_adam_update(float *p, const float *g, float *m, float *v, size_t n,
                    float lr, float b1, float b2, float c1, float c2, float eps) {
 #if defined(__x86_64__)
     if (has_avx2()) return adam_avx2(p, g, m, v, n, lr, b1, b2, c1, c2, eps);
@@ -99,7 +99,7 @@ int dc_adam_update(float *p, const float *g, float *m, float *v, size_t n,
     return adam_scalar(p, g, m, v, 0, n, lr, b1, b2, c1, c2, eps);
 }
 
-int dc_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu) {
+int CKernels_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu) {
 #if defined(__x86_64__)
     if (has_avx2()) return sgd_avx2(p, g, v, n, lr, mu);
 #endif
@@ -141,28 +141,28 @@ DC_AVX2 static void activation_backward_avx2(float *dy, const float *y, float *d
 }
 #endif
 
-void dc_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu) {
+void CKernels_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu) {
 #if defined(__x86_64__)
     if (has_avx2()) { bias_activation_avx2(y, b, rows, cols, ld, relu); return; }
 #endif
     bias_activation(y, b, rows, cols, ld, relu);
 }
 
-void dc_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu) {
+void CKernels_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu) {
 #if defined(__x86_64__)
     if (has_avx2()) { activation_backward_avx2(dy, y, db, rows, cols, ld, relu); return; }
 #endif
     activation_backward(dy, y, db, rows, cols, ld, relu);
 }
 
-// MARK: - The thread pool of dc_parallel
+// MARK: - The thread pool of CKernels_parallel
 
 #define POOL_MAX 256
 static struct {
     pthread_mutex_t lock;
     pthread_cond_t start, finished;
     int threads;                       // workers started (they run parts 1 ... threads)
-    unsigned long generation;          // bumped for every dc_parallel call
+    unsigned long generation;          // bumped for every CKernels_parallel call
     long parts;                        // of the current call
     void (*task)(void *, long);
     void *context;
@@ -188,7 +188,7 @@ static void *pool_worker(void *argument) {
     return NULL;
 }
 
-void dc_parallel(long parts, void (*task)(void *context, long part), void *context) {
+void CKernels_parallel(long parts, void (*task)(void *context, long part), void *context) {
     if (parts <= 1) { task(context, 0); return; }
     if (atomic_exchange(&poolBusy, 1)) {  // a call from inside a task, or from a second thread: do it here
         for (long part = 0; part < parts; part++) task(context, part);
@@ -239,7 +239,7 @@ static void adam_piece(void *context, long part) {
     Job *job = context;
     size_t i, end;
     flat_piece(job, part, &i, &end);
-    if (!dc_adam_update(job->p + i, job->g + i, job->m + i, job->v + i, end - i, job->lr, job->b1, job->b2, job->c1, job->c2, job->eps))
+    if (!CKernels_adam_update(job->p + i, job->g + i, job->m + i, job->v + i, end - i, job->lr, job->b1, job->b2, job->c1, job->c2, job->eps))
         atomic_store(&job->bad, 1);
 }
 
@@ -247,7 +247,7 @@ static void sgd_piece(void *context, long part) {
     Job *job = context;
     size_t i, end;
     flat_piece(job, part, &i, &end);
-    if (!dc_sgd_update(job->p + i, job->g + i, job->v + i, end - i, job->lr, job->mu)) atomic_store(&job->bad, 1);
+    if (!CKernels_sgd_update(job->p + i, job->g + i, job->v + i, end - i, job->lr, job->mu)) atomic_store(&job->bad, 1);
 }
 
 static void zero_piece(void *context, long part) {
@@ -260,41 +260,41 @@ static void zero_piece(void *context, long part) {
 static void forward_piece(void *context, long part) {
     Job *job = context;
     size_t lower = job->rows * (size_t)part / (size_t)job->parts, upper = job->rows * (size_t)(part + 1) / (size_t)job->parts;
-    dc_bias_activation(job->y + lower * job->cols, job->b, upper - lower, job->cols, job->cols, job->relu);
+    CKernels_bias_activation(job->y + lower * job->cols, job->b, upper - lower, job->cols, job->cols, job->relu);
 }
 
 static void backward_piece(void *context, long part) {
     Job *job = context;
     size_t lower = job->cols * (size_t)part / (size_t)job->parts, upper = job->cols * (size_t)(part + 1) / (size_t)job->parts;
-    dc_activation_backward(job->dy + lower, job->yc + lower, job->db + lower, job->rows, upper - lower, job->cols, job->relu);
+    CKernels_activation_backward(job->dy + lower, job->yc + lower, job->db + lower, job->rows, upper - lower, job->cols, job->relu);
 }
 
-int dc_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
+int CKernels_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
                             float lr, float b1, float b2, float c1, float c2, float eps, long parts) {
     Job job = { .p = p, .g = g, .m = m, .v = v, .n = n, .lr = lr, .b1 = b1, .b2 = b2, .c1 = c1, .c2 = c2, .eps = eps, .parts = parts };
-    dc_parallel(parts, adam_piece, &job);
+    CKernels_parallel(parts, adam_piece, &job);
     return !atomic_load(&job.bad);
 }
 
-int dc_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts) {
+int CKernels_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts) {
     Job job = { .p = p, .g = g, .v = v, .n = n, .lr = lr, .mu = mu, .parts = parts };
-    dc_parallel(parts, sgd_piece, &job);
+    CKernels_parallel(parts, sgd_piece, &job);
     return !atomic_load(&job.bad);
 }
 
-void dc_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts) {
+void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts) {
     Job job = { .y = y, .b = b, .rows = rows, .cols = cols, .relu = relu, .parts = parts };
-    dc_parallel(parts, forward_piece, &job);
+    CKernels_parallel(parts, forward_piece, &job);
 }
 
-void dc_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts) {
+void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts) {
     Job job = { .dy = dy, .yc = y, .db = db, .rows = rows, .cols = cols, .relu = relu, .parts = parts };
-    dc_parallel(parts, backward_piece, &job);
+    CKernels_parallel(parts, backward_piece, &job);
 }
 
-void dc_zero_parallel(float *x, size_t n, long parts) {
+void CKernels_zero_parallel(float *x, size_t n, long parts) {
     Job job = { .p = x, .n = n, .parts = parts };
-    dc_parallel(parts, zero_piece, &job);
+    CKernels_parallel(parts, zero_piece, &job);
 }
 
-int dc_kernels_vectorised(void) { return has_avx2(); }
+int CKernels_vectorised(void) { return has_avx2(); }

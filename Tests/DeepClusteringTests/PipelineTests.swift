@@ -65,10 +65,10 @@ final class PipelineTests: XCTestCase {
             BLAS.threads = threads
             func check(_ name: String, gemmsPerStep: Int, _ step: (Int) throws -> Void) rethrows {
                 for b in 0..<3 { try step(b) }
-                dc_malloc_counting(1)
+                MallocCounter_counting(1)
                 for b in 0..<8 { try step(b % 4) }
-                dc_malloc_counting(0)
-                let all = dc_malloc_count(), blas = dc_malloc_count_openblas()
+                MallocCounter_counting(0)
+                let all = MallocCounter_count(), blas = MallocCounter_count_openblas()
                 print("allocations in 8 \(name) steps on \(threads) thread(s): \(all) (OpenBLAS's: \(blas))")
                 XCTAssertEqual(all - blas, 0, "\(name) steps, \(threads) thread(s): allocations outside OpenBLAS")
                 XCTAssertLessThanOrEqual(blas, threads == 1 ? 0 : 8 * gemmsPerStep, "\(name), \(threads) thread(s): OpenBLAS")

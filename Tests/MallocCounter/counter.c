@@ -25,12 +25,12 @@ static void note(void *caller) {
         atomic_fetch_add_explicit(&blasAllocations, 1, memory_order_relaxed);
 }
 
-void dc_malloc_counting(int on) {
+void MallocCounter_counting(int on) {
     if (on) { atomic_store(&allocations, 0); atomic_store(&blasAllocations, 0); }
     atomic_store(&counting, on);
 }
-long dc_malloc_count(void) { return atomic_load(&allocations); }
-long dc_malloc_count_openblas(void) { return atomic_load(&blasAllocations); }
+long MallocCounter_count(void) { return atomic_load(&allocations); }
+long MallocCounter_count_openblas(void) { return atomic_load(&blasAllocations); }
 
 #define NOTE() note(__builtin_return_address(0))
 void *malloc(size_t size) { NOTE(); return __libc_malloc(size); }

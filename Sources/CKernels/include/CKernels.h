@@ -7,34 +7,34 @@
 
 /// Adam over n elements: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m c1) / (sqrt(v c2) + eps).
 /// Returns 0 when any g is NaN or Inf (the update still runs), 1 otherwise.
-int dc_adam_update(float *p, const float *g, float *m, float *v, size_t n,
+int CKernels_adam_update(float *p, const float *g, float *m, float *v, size_t n,
                    float lr, float b1, float b2, float c1, float c2, float eps);
 
 /// SGD with momentum (PyTorch's form) over n elements: v = mu v + g; p -= lr v. Returns 0 when any g is not finite.
-int dc_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu);
+int CKernels_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu);
 
 /// A dense layer's forward epilogue on rows x cols (row stride ld): y = y + b, then max(y, 0) when relu.
-void dc_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu);
+void CKernels_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu);
 
 /// A dense layer's backward prologue on rows x cols (row stride ld): with relu, dy = (y > 0 ? dy : 0); then
 /// db += the column sums of dy, each summed over the rows in order (so any split by columns gives the same bits).
-void dc_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu);
+void CKernels_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu);
 
 /// Runs task(context, part) for part = 0 ..< parts: part 0 on the calling thread, the others on a pool of
 /// persistent threads (started on first use, as many as the largest `parts` asked for, minus one). Returns when all
 /// are done. Allocates nothing after the pool has grown, unlike Dispatch's concurrentPerform. A call made while
 /// another is running (from a task, or from a second thread) runs all its parts on its own thread.
-void dc_parallel(long parts, void (*task)(void *context, long part), void *context);
+void CKernels_parallel(long parts, void (*task)(void *context, long part), void *context);
 
-// The same, split into `parts` contiguous pieces run by dc_parallel (flat ranges on multiples of 16 elements; the
+// The same, split into `parts` contiguous pieces run by CKernels_parallel (flat ranges on multiples of 16 elements; the
 // bias/ReLU forward by rows, its backward by columns). Every element sees the same arithmetic whatever the split.
-int dc_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
+int CKernels_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
                             float lr, float b1, float b2, float c1, float c2, float eps, long parts);
-int dc_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts);
-void dc_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts);
-void dc_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts);
-void dc_zero_parallel(float *x, size_t n, long parts);
+int CKernels_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts);
+void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts);
+void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts);
+void CKernels_zero_parallel(float *x, size_t n, long parts);
 
 /// 1 when the vector path is in use (for `info`).
-int dc_kernels_vectorised(void);
+int CKernels_vectorised(void);
 #endif

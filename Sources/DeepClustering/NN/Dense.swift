@@ -1,7 +1,6 @@
 // Dense: y = x W + b, with an optional fused ReLU; forward and backward through cblas_sgemm.
 // B = batch rows, I = inputs, O = outputs. W is (I, O) row-major; b is (O). The elementwise work around the
 // GEMMs runs in the C kernels (CKernels.h), split over the BLAS threads.
-import CKernels
 
 public struct Dense: Sendable {
     public let inputs: Int
@@ -27,8 +26,8 @@ public struct Dense: Sendable {
         BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
                   a: input, lda: inputs, b: store.parameters + weight, ldb: outputs, c: output, ldc: outputs)
         // Bias and ReLU over row blocks, one per thread.
-        dc_bias_activation_parallel(output, store.parameters + bias, rows, outputs, relu ? 1 : 0,
-                                    Parallel.parts(work: rows * outputs, count: rows))
+        Kernels.biasActivation(output: output, bias: store.parameters + bias, rows: rows, columns: outputs, relu: relu,
+                               parts: Parallel.parts(work: rows * outputs, count: rows))
     }
 
     /// Accumulates dW += input^T dOutput and db += colsum(dOutput); writes dInput (B, I) = dOutput W^T when asked.
@@ -38,8 +37,8 @@ public struct Dense: Sendable {
         guard rows > 0 else { return }
         // ReLU mask and bias gradient over column blocks, one per thread: each column's sum runs over the rows in
         // order whatever the split.
-        dc_activation_backward_parallel(dOutput, output, store.gradients + bias, rows, outputs, relu ? 1 : 0,
-                                        Parallel.parts(work: rows * outputs, count: outputs))
+        Kernels.activationBackward(dOutput: dOutput, dBias: store.gradients + bias, output: output, rows: rows,
+                                   columns: outputs, relu: relu, parts: Parallel.parts(work: rows * outputs, count: outputs))
         // dW (I, O) += input^T (I, B) dOutput (B, O)
         BLAS.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,
                   a: input, lda: inputs, b: dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)

@@ -1,7 +1,6 @@
 // Optimizers over one flat range of a ParameterStore: SGD with momentum (PyTorch's form) and Adam with bias
 // correction. One loop each; state buffers of the same layout, sized once.
 
-import CKernels
 import Foundation
 
 public enum OptimizerKind: String, Sendable, CaseIterable { case sgd, adam }
@@ -46,11 +45,14 @@ public final class Optimizer {
         let lr = learningRate, n = range.count, parts = Parallel.parts(work: range.count)
         let c1 = 1 / (1 - Float(pow(Double(beta1), Double(step))))
         let c2 = 1 / (1 - Float(pow(Double(beta2), Double(step))))
-        let finite = switch kind {
-        case .sgd: dc_sgd_update_parallel(p, g, first, n, lr, momentum, parts)
-        case .adam: dc_adam_update_parallel(p, g, first, second, n, lr, beta1, beta2, c1, c2, epsilon, parts)
+        switch kind {
+        case .sgd:
+            return Kernels.sgdUpdate(parameters: p, velocity: first, gradients: g, count: n, learningRate: lr,
+                                     momentum: momentum, parts: parts)
+        case .adam:
+            return Kernels.adamUpdate(parameters: p, first: first, second: second, gradients: g, count: n, learningRate: lr,
+                                      beta1: beta1, beta2: beta2, correction1: c1, correction2: c2, epsilon: epsilon, parts: parts)
         }
-        return finite != 0
     }
 
     /// The state for a checkpoint: step, then both moment buffers.

@@ -2,8 +2,6 @@
 // buffer of the same layout (llm.c style). Layers hold offsets; the allreduce, the optimizer and the
 // checkpoint each see one flat range. Not thread-safe; one store per rank.
 
-import CKernels
-
 /// Hands out offsets before the buffers exist.
 public struct ParameterLayout: Sendable {
     public private(set) var count = 0
@@ -33,7 +31,7 @@ public final class ParameterStore {
     }
 
     public func zeroGradients(_ range: Range<Int>) {
-        dc_zero_parallel(gradients + range.lowerBound, range.count, Parallel.parts(work: range.count))
+        Kernels.zero(gradients + range.lowerBound, count: range.count, parts: Parallel.parts(work: range.count))
     }
 
     public func parameterBuffer(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Float> {

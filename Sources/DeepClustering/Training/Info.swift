@@ -12,7 +12,8 @@ public enum Info {
         var bytes = Array(line.utf8.prefix(width)).map { Int($0) }
         bytes += [Int](repeating: 32, count: width - bytes.count)
         let all = try communicator.allgatherv(bytes)
-        var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration)\n"
+        var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration); "
+            + "elementwise kernels: \(Kernels.vectorised ? "AVX2" : "scalar")\n"
         if communicator.size > 1 {
             out += "gradients: reduced per layer " + (communicator.hasReductionThread
                 ? "on a reduction thread (the ranks span several hosts, or --reduction-thread)\n"

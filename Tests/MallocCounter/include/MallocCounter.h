@@ -3,8 +3,8 @@
 // glibc's own (__libc_malloc ...).
 #ifndef MALLOC_COUNTER_H
 #define MALLOC_COUNTER_H
-void dc_malloc_counting(int on);
-long dc_malloc_count(void);
+void MallocCounter_counting(int on);
+long MallocCounter_count(void);
 /// Of those, the ones OpenBLAS made itself (its threaded GEMM driver mallocs a job array per call).
-long dc_malloc_count_openblas(void);
+long MallocCounter_count_openblas(void);
 #endif
