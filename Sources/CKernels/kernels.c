@@ -44,16 +44,21 @@ static int sgd_scalar(float *p, const float *g, float *v, size_t from, size_t n,
 #if defined(__x86_64__)
 #define DC_AVX2 __attribute__((target("avx2")))
 
+/// `bad` with the lanes of g whose exponent bits are all set (NaN or Inf) marked.
+DC_AVX2 static inline __m256i mark_nonfinite(__m256i bad, __m256 g) {
+    const __m256i exponent = _mm256_set1_epi32(0x7F800000);
+    return _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(g), exponent), exponent));
+}
+
 DC_AVX2 static int adam_avx2(float *p, const float *g, float *m, float *v, size_t n,
                              float lr, float b1, float b2, float c1, float c2, float eps) {
     const __m256 B1 = _mm256_set1_ps(b1), B2 = _mm256_set1_ps(b2), A1 = _mm256_set1_ps(1 - b1), A2 = _mm256_set1_ps(1 - b2);
     const __m256 C1 = _mm256_set1_ps(c1), C2 = _mm256_set1_ps(c2), E = _mm256_set1_ps(eps), LR = _mm256_set1_ps(lr);
-    const __m256i exponent = _mm256_set1_epi32(0x7F800000);
     __m256i bad = _mm256_setzero_si256();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 gv = _mm256_loadu_ps(g + i);
-        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(gv), exponent), exponent));
+        bad = mark_nonfinite(bad, gv);
         __m256 mv = _mm256_add_ps(_mm256_mul_ps(B1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(A1, gv));
         __m256 vv = _mm256_add_ps(_mm256_mul_ps(B2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(A2, gv), gv));
         _mm256_storeu_ps(m + i, mv);
@@ -68,12 +73,11 @@ DC_AVX2 static int adam_avx2(float *p, const float *g, float *m, float *v, size_
 
 DC_AVX2 static int sgd_avx2(float *p, const float *g, float *v, size_t n, float lr, float mu) {
     const __m256 MU = _mm256_set1_ps(mu), LR = _mm256_set1_ps(lr);
-    const __m256i exponent = _mm256_set1_epi32(0x7F800000);
     __m256i bad = _mm256_setzero_si256();
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 gv = _mm256_loadu_ps(g + i);
-        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(gv), exponent), exponent));
+        bad = mark_nonfinite(bad, gv);
         __m256 vv = _mm256_add_ps(_mm256_mul_ps(MU, _mm256_loadu_ps(v + i)), gv);
         _mm256_storeu_ps(v + i, vv);
         _mm256_storeu_ps(p + i, _mm256_sub_ps(_mm256_loadu_ps(p + i), _mm256_mul_ps(LR, vv)));
@@ -82,11 +86,7 @@ DC_AVX2 static int sgd_avx2(float *p, const float *g, float *v, size_t n, float 
     return sgd_scalar(p, g, v, i, n, lr, mu) & finite;
 }
 
-static int has_avx2(void) {
-    static int cached = -1;
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") ? 1 : 0;
-    return cached;
-}
+static int has_avx2(void) { return __builtin_cpu_supports("avx2") ? 1 : 0; }
 #else
 static int has_avx2(void) { return 0; }
 #endif

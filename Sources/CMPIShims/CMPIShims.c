@@ -196,10 +196,6 @@ static struct {
     int error;
 } worker = { .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
 
-static int reduce_one(float *buffer, int count) {
-    return MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_FLOAT, MPI_SUM, workerComm);
-}
-
 static void *worker_main(void *unused) {
     (void)unused;
     pthread_mutex_lock(&worker.lock);
@@ -211,7 +207,7 @@ static void *worker_main(void *unused) {
         int count = worker.counts[slot];
         int failed = worker.error != MPI_SUCCESS;
         pthread_mutex_unlock(&worker.lock);
-        int code = failed ? MPI_SUCCESS : reduce_one(buffer, count);
+        int code = failed ? MPI_SUCCESS : MPI_Allreduce(MPI_IN_PLACE, buffer, count, MPI_FLOAT, MPI_SUM, workerComm);
         pthread_mutex_lock(&worker.lock);
         if (code != MPI_SUCCESS && worker.error == MPI_SUCCESS) worker.error = code;
         worker.completed += 1;

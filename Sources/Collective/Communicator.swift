@@ -93,6 +93,9 @@ public func contiguousShare(total: Int, rank: Int, size: Int) -> Range<Int> {
     return lower..<upper
 }
 
+/// The largest count of `contiguousShare` over the ranks: what a per-rank batch buffer must hold.
+public func largestShare(total: Int, size: Int) -> Int { (total + size - 1) / size }
+
 /// The counts of `contiguousShare` for every rank.
 public func shareCounts(total: Int, size: Int) -> [Int] {
     (0..<size).map { contiguousShare(total: total, rank: $0, size: size).count }

@@ -37,7 +37,8 @@ public final class Optimizer {
 
     /// One update of the range from the (already averaged) gradients, split over the BLAS threads, in the C
     /// kernels (CKernels.h). Returns false when a gradient was NaN or Inf: the check rides on the same pass over
-    /// memory (an OR of "exponent bits all set", which vectorises where a float sum would not), so it costs nothing extra. The caller stops the run then; the checkpoint on disk is good.
+    /// memory (an OR of "exponent bits all set", which vectorises where a float sum would not), so it costs nothing
+    /// extra. The caller stops the run then; the checkpoint on disk is good.
     @discardableResult
     public func update(_ store: ParameterStore) -> Bool {
         step += 1

@@ -89,7 +89,7 @@ public enum Bench {
         options.widths = widths
         options.overlap = overlap
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
-        let maxRows = contiguousShare(total: batchSize, rank: 0, size: context.ranks).count + 1
+        let maxRows = largestShare(total: batchSize, size: context.ranks)
         let model = Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows)
         let pretrainer = Pretrainer(context: context, data: data, options: options, model: model)
         try pretrainer.initializeWeights()

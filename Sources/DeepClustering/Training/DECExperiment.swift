@@ -6,7 +6,7 @@ import Foundation
 public enum DECExperiment {
     public static func run(context: RunContext, data: DataSet, pretrain: PretrainOptions, options: DECOptions,
                            pretrained: String?) throws -> ClusteringPass {
-        let maxRows = contiguousShare(total: options.batchSize, rank: 0, size: context.ranks).count + 1
+        let maxRows = largestShare(total: options.batchSize, size: context.ranks)
         let model = Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)))
         let phaseStart = Clock.now
         let trainer = DECTrainer(context: context, data: data, options: options, model: model)
@@ -102,7 +102,7 @@ public enum DECExperiment {
     }
 
     static func pretrainRows(_ p: PretrainOptions, _ context: RunContext) -> Int {
-        contiguousShare(total: p.batchSize, rank: 0, size: context.ranks).count + 1
+        largestShare(total: p.batchSize, size: context.ranks)
     }
 
     public static func writeAssignments(_ path: String, _ assignments: [Int32], labels: [Int32]?) throws {

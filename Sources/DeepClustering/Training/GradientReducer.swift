@@ -12,8 +12,8 @@ public final class GradientReducer {
     /// Seconds spent blocked in communication during the last step (exposed time).
     public private(set) var exposedSeconds: Double = 0
 
-    /// Overlap through the communicator's reduction thread (`--reduction-thread`), else through nonblocking
-    /// allreduces progressed between layers.
+    /// Overlap through the communicator's reduction thread (`--reduction-thread`; implies `overlap`), else through
+    /// nonblocking allreduces progressed between layers.
     public let threaded: Bool
 
     public init(communicator: Communicator, overlap: Bool) {
@@ -41,7 +41,7 @@ public final class GradientReducer {
     /// Completes the reduction of `range` (every bucket of it when overlapping).
     public func finish(_ store: ParameterStore, _ range: Range<Int>) throws {
         let started = Clock.now
-        if overlap && threaded {
+        if threaded {
             try communicator.drainReductions()
         } else if overlap {
             for p in pending { try communicator.wait(p) }

@@ -191,7 +191,7 @@ public final class InputClusterer {
     public var centres: [Float] { store.parameterArray(centreRange) }
 
     public func run(label: String) throws {
-        let maxRows = contiguousShare(total: options.batchSize, rank: 0, size: context.ranks).count + 1
+        let maxRows = largestShare(total: options.batchSize, size: context.ranks)
         let k = options.clusters
         var scratch = Scratch(x: [Float](repeating: 0, count: maxRows * dims), freeWeights: [Float](repeating: 0, count: maxRows * k),
                               distances: [Float](repeating: 0, count: maxRows * k), weights: [Float](repeating: 0, count: maxRows * k),

@@ -51,7 +51,7 @@ public final class Pretrainer {
         self.context = context
         self.data = data
         self.options = options
-        let maxRows = contiguousShare(total: options.batchSize, rank: 0, size: context.ranks).count + 1
+        let maxRows = largestShare(total: options.batchSize, size: context.ranks)
         self.model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: self.model.autoencoder.range)
         gatherer = BatchGatherer(dims: data.dimension, maxRows: maxRows, transform: FeatureTransform(data: data, normalization: .unit))
