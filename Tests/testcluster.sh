@@ -19,7 +19,7 @@ trap 'Launch/testcluster down > /dev/null 2>&1' EXIT
 Launch/testcluster up 2 > "$T/up.log" 2>&1 || { cat "$T/up.log"; fail "testcluster up 2"; exit $fails; }
 
 if Launch/run --testcluster -np 4 info > "$T/info" 2>&1 && [ "$(grep -c ' dc-h1 ' "$T/info")" -eq 2 ] \
-   && [ "$(grep -c ' dc-h2 ' "$T/info")" -eq 2 ] && grep -q "on a reduction thread" "$T/info"; then
+   && [ "$(grep -c ' dc-h2 ' "$T/info")" -eq 2 ] && grep -q "gradient reduction: reduction thread" "$T/info"; then
   pass "info on 2 hosts x 2 ranks over TCP: ranks 0-1 on dc-h1, 2-3 on dc-h2, gradients reduced on a reduction thread"
 else cat "$T/info"; fail "info on the test cluster"; fi
 

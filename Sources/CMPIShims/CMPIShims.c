@@ -258,3 +258,144 @@ static void stop_worker(void) {
     worker.started = 0;
     worker.stopping = 0;
 }
+
+// MARK: - Shared-memory gradient reduction
+
+// When every rank runs on one host, the gradient buffers themselves live in an MPI shared window (one slot per rank,
+// each in its own pages), so the backward pass writes them where the other ranks can read them: nothing is copied
+// into or out of MPI. Each rank publishes how many buckets it has completed (a counter in its own cache line);
+// rank r sums its share of a bucket over every slot, in rank order, as soon as all ranks completed that bucket, and
+// writes the sum back into every slot. A second counter per rank says "my shares of this step are written"; once all
+// say so, every slot holds the full sum, bitwise the same on every rank.
+#include <sched.h>
+#include <stdatomic.h>
+
+#define SHM_LINE 64
+#define SHM_HEADER 128  // two cache lines of counters before each slot's floats
+#define SHM_SHARE_UNIT 16  // shares are whole cache lines of floats
+#define SHM_MAX 8
+
+typedef struct {
+    MPI_Win window;
+    MPI_Comm comm;
+    int rank, size;
+    float **slots;
+    _Atomic int64_t **ready, **written;
+    int64_t readyCount;  // buckets this rank completed, over all steps
+    int64_t stepBase;    // readyCount when this step began
+    int64_t steps;
+} SharedReduction;
+
+static SharedReduction shmTable[SHM_MAX];
+static int shmCount = 0;
+
+/// Spins briefly, then yields: with more ranks than cores the rank being waited for needs this core.
+static void shm_wait_all(_Atomic int64_t **counters, int size, int64_t atLeast) {
+    for (int q = 0; q < size; q++) {
+        int spins = 0;
+        while (atomic_load_explicit(counters[q], memory_order_acquire) < atLeast) {
+            if (++spins < 2000) {
+#if defined(__x86_64__)
+                __builtin_ia32_pause();
+#endif
+            } else {
+                sched_yield();
+            }
+        }
+    }
+}
+
+/// Whether the user kept MPI off shared memory (`--mca btl tcp,self`, to emulate a network, or `^vader`): then the
+/// reduction keeps off it too. mpirun hands --mca settings to each rank as OMPI_MCA_* variables.
+static int shared_memory_transport_excluded(void) {
+    const char *btl = getenv("OMPI_MCA_btl");
+    if (!btl || !*btl) return 0;
+    int named = strstr(btl, "vader") != NULL || strstr(btl, "sm") != NULL;
+    return btl[0] == '^' ? named : !named;
+}
+
+int CMPIShims_shm_create(int64_t count, float **slot, int *handle) {
+    *handle = -1;
+    *slot = NULL;
+    if (shared_memory_transport_excluded()) return MPI_SUCCESS;  // the same environment on every rank
+    int worldSize = 0;
+    MPI_Comm_size(MPI_COMM_WORLD, &worldSize);
+    MPI_Comm local;
+    int code = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
+    if (code != MPI_SUCCESS) return code;
+    int localSize = 0;
+    MPI_Comm_size(local, &localSize);
+    // Every rank sees the same answer: on several hosts each host's local size is below the world's.
+    if (localSize != worldSize || shmCount == SHM_MAX) {
+        MPI_Comm_free(&local);
+        return MPI_SUCCESS;
+    }
+    MPI_Comm_set_errhandler(local, MPI_ERRORS_RETURN);
+    SharedReduction *s = &shmTable[shmCount];
+    s->comm = local;
+    MPI_Comm_rank(local, &s->rank);
+    MPI_Comm_size(local, &s->size);
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");
+    char *mine = NULL;
+    MPI_Aint bytes = SHM_HEADER + (MPI_Aint)count * (MPI_Aint)sizeof(float);
+    code = MPI_Win_allocate_shared(bytes, 1, info, local, &mine, &s->window);
+    MPI_Info_free(&info);
+    if (code != MPI_SUCCESS) { MPI_Comm_free(&local); return code; }
+    memset(mine, 0, (size_t)bytes);
+    s->slots = calloc((size_t)s->size, sizeof(float *));
+    s->ready = calloc((size_t)s->size, sizeof(void *));
+    s->written = calloc((size_t)s->size, sizeof(void *));
+    for (int q = 0; q < s->size; q++) {
+        MPI_Aint qBytes = 0;
+        int unit = 0;
+        char *base = NULL;
+        code = MPI_Win_shared_query(s->window, q, &qBytes, &unit, &base);
+        if (code != MPI_SUCCESS) return code;
+        s->ready[q] = (_Atomic int64_t *)base;
+        s->written[q] = (_Atomic int64_t *)(base + SHM_LINE);
+        s->slots[q] = (float *)(base + SHM_HEADER);
+    }
+    s->readyCount = s->stepBase = s->steps = 0;
+    code = MPI_Barrier(local);  // every header zeroed before anyone reads one
+    if (code != MPI_SUCCESS) return code;
+    *slot = s->slots[s->rank];
+    *handle = shmCount++;
+    return MPI_SUCCESS;
+}
+
+void CMPIShims_shm_bucket_ready(int handle) {
+    SharedReduction *s = &shmTable[handle];
+    s->readyCount += 1;
+    atomic_store_explicit(s->ready[s->rank], s->readyCount, memory_order_release);
+}
+
+void CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64_t bucket) {
+    SharedReduction *s = &shmTable[handle];
+    shm_wait_all(s->ready, s->size, s->stepBase + bucket + 1);
+    // This rank's share: a contiguous run of whole cache-line units of the bucket.
+    int64_t units = (count + SHM_SHARE_UNIT - 1) / SHM_SHARE_UNIT;
+    int64_t lo = units * s->rank / s->size * SHM_SHARE_UNIT, hi = units * (s->rank + 1) / s->size * SHM_SHARE_UNIT;
+    if (hi > count) hi = count;
+    enum { BLOCK = 1024 };
+    float sum[BLOCK];
+    for (int64_t start = lo; start < hi; start += BLOCK) {
+        int64_t n = hi - start < BLOCK ? hi - start : BLOCK;
+        const float *first = s->slots[0] + offset + start;
+        for (int64_t i = 0; i < n; i++) sum[i] = first[i];
+        for (int q = 1; q < s->size; q++) {
+            const float *other = s->slots[q] + offset + start;
+            for (int64_t i = 0; i < n; i++) sum[i] += other[i];
+        }
+        for (int q = 0; q < s->size; q++) memcpy(s->slots[q] + offset + start, sum, (size_t)n * sizeof(float));
+    }
+}
+
+void CMPIShims_shm_end_step(int handle, int64_t buckets) {
+    SharedReduction *s = &shmTable[handle];
+    s->steps += 1;
+    atomic_store_explicit(s->written[s->rank], s->steps, memory_order_release);
+    shm_wait_all(s->written, s->size, s->steps);
+    s->stepBase += buckets;
+}

@@ -42,6 +42,22 @@ public protocol Communicator: AnyObject {
     func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// Waits until every queued reduction is done.
     func drainReductions() throws
+    /// Collective. A reduction through memory that every rank shares (one slot of `count` floats each), when every
+    /// rank runs on one host and it was not turned off; nil otherwise (on every rank alike).
+    func makeSharedReduction(count: Int) throws -> SharedReduction?
+}
+
+/// Gradient reduction through shared memory: `slot` is this rank's gradient buffer, which the other ranks read.
+/// A step calls `bucketReady` after each completed bucket (the same sequence of buckets on every rank), then
+/// `reduce(_:bucket:)` for each of them in that order, then `endStep`; after it every rank's slot holds the sum over
+/// the ranks, added in rank order (so bitwise equal everywhere).
+public protocol SharedReduction: AnyObject {
+    var slot: UnsafeMutablePointer<Float> { get }
+    func bucketReady()
+    /// Sums this rank's share of `range` over the slots once every rank marked bucket `bucket` of this step ready.
+    func reduce(_ range: Range<Int>, bucket: Int)
+    /// Returns once every rank wrote its shares of this step's `buckets` buckets.
+    func endStep(buckets: Int)
 }
 
 // MARK: - Conveniences over arrays and scalars

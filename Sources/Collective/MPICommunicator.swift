@@ -27,11 +27,14 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
     public let hostName: String
+    /// Whether `makeSharedReduction` may use shared memory (when every rank is on one host).
+    public let sharedMemory: Bool
 
     /// Initialises MPI (once per process) and reads this rank's place in the world. `reductionThread` asks for the
     /// background thread of `submitAllreduceSum` (MPI_THREAD_MULTIPLE); nil: when the job spans several hosts.
     /// Without it, MPI runs at MPI_THREAD_FUNNELED.
-    public init(reductionThread: Bool? = false) throws {
+    public init(reductionThread: Bool? = false, sharedMemory: Bool = true) throws {
+        self.sharedMemory = sharedMemory
         let mode: Int32 = reductionThread.map { $0 ? 1 : 0 } ?? -1
         if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(mode), "init") }
         var r: Int32 = 0, s: Int32 = 0
@@ -113,6 +116,30 @@ public final class MPICommunicator: Communicator {
 
     public func drainReductions() throws { try check(CMPIShims_worker_drain(), "allreduce (reduction thread)") }
 
+    public func makeSharedReduction(count: Int) throws -> SharedReduction? {
+        guard sharedMemory, size > 1 else { return nil }
+        var slot: UnsafeMutablePointer<Float>?
+        var handle: Int32 = -1
+        try check(CMPIShims_shm_create(Int64(count), &slot, &handle), "shared-memory window")
+        guard handle >= 0, let slot else { return nil }
+        return MPISharedReduction(handle: handle, slot: slot)
+    }
+
     /// MPI's wall clock, for timing collectives.
     public static func wallTime() -> Double { CMPI.MPI_Wtime() }
+}
+
+/// The shared-memory reduction of CMPIShims (an MPI shared window); lives as long as the process.
+final class MPISharedReduction: SharedReduction {
+    let handle: Int32
+    let slot: UnsafeMutablePointer<Float>
+    init(handle: Int32, slot: UnsafeMutablePointer<Float>) {
+        self.handle = handle
+        self.slot = slot
+    }
+    func bucketReady() { CMPIShims_shm_bucket_ready(handle) }
+    func reduce(_ range: Range<Int>, bucket: Int) {
+        CMPIShims_shm_reduce_bucket(handle, Int64(range.lowerBound), Int64(range.count), Int64(bucket))
+    }
+    func endStep(buckets: Int) { CMPIShims_shm_end_step(handle, Int64(buckets)) }
 }

@@ -21,4 +21,5 @@ public final class SingleProcessCommunicator: Communicator {
     public var hasReductionThread: Bool { false }
     public func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func drainReductions() throws {}
+    public func makeSharedReduction(count: Int) throws -> SharedReduction? { nil }
 }

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time pretraining and DEC steps (median after warm-up) against the SGEMM rate on the same shapes.",
-        discussion: "Run under Launch/run -np P to measure P ranks; --no-overlap compares the blocking allreduce, --reduction-thread the background thread.")
+        discussion: "Run under Launch/run -np P to measure P ranks; --no-overlap compares one blocking allreduce, --no-shared-memory MPI's nonblocking allreduces, --reduction-thread the background thread.")
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Global batch size.") var batchSize = 256
     @Option(help: "Timed steps (after 3 warm-up steps).") var steps = 20
@@ -40,12 +40,12 @@ struct BenchCommand: ParsableCommand {
             guard communicator.rank == 0 else { return }
             if json {
                 var object: [String: Any] = ["ranks": communicator.size, "threads_per_rank": BLAS.threads, "batch_size": batchSize,
-                                             "steps": steps, "overlap": !runtime.noOverlap, "reduction_thread": communicator.hasReductionThread && !runtime.noOverlap, "pretrain": pretrain.json, "dec": dec.json]
+                                             "steps": steps, "overlap": !runtime.noOverlap, "reduction": pretrain.reduction.rawValue, "pretrain": pretrain.json, "dec": dec.json]
                 if let modelJSON { object["model"] = modelJSON }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
-                print("bench: \(communicator.size) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(batchSize), median of \(steps) steps, overlap \(runtime.noOverlap ? "off" : communicator.hasReductionThread && communicator.size > 1 ? "on (reduction thread)" : "on")")
+                print("bench: \(communicator.size) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(batchSize), median of \(steps) steps, gradient reduction: \(pretrain.reduction.rawValue)")
                 print("step       samples/s   step ms   GFLOP/s/rank   SGEMM GFLOP/s   fraction   exposed comm")
                 for (name, r) in [("pretrain", pretrain), ("dec", dec)] {
                     print(String(format: "%-9@ %10.0f %9.2f %14.1f %15.1f %10.3f %13.1f%%", name, r.samplesPerSecond, r.stepMilliseconds,

@@ -46,8 +46,10 @@ struct RuntimeOptions: ParsableArguments {
     var threads: Int?
     @Flag(help: "Reduce gradients in one blocking allreduce after the backward pass (for comparison).")
     var noOverlap = false
-    @Flag(inversion: .prefixedNo, help: "Reduce each gradient bucket on a background thread while the backward pass goes on, instead of nonblocking allreduces progressed between layers. Default: on when the ranks span several hosts (where the link, not the cores, is slow); on shared memory, where every core already computes, it costs about what it hides (README: Speed).")
+    @Flag(inversion: .prefixedNo, help: "Reduce each gradient bucket with a blocking allreduce on a background thread while the backward pass goes on. Default: on when the ranks span several hosts (where the link, not the cores, is slow).")
     var reductionThread: Bool?
+    @Flag(help: "Reduce gradients through MPI even when every rank runs on one host (nonblocking allreduces progressed between layers). Default there: the gradients live in shared memory and each rank sums its share of every layer straight from the other ranks' buffers (README: Speed).")
+    var noSharedMemory = false
 
     func validate() throws {
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
@@ -56,7 +58,7 @@ struct RuntimeOptions: ParsableArguments {
 
 /// Options of the training commands that steer one invocation (left out of the run's command.json).
 struct SessionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json); only --threads, --no-overlap, --[no-]reduction-thread and --stop-after-epochs may be given again.", valueName: "run-dir"))
+    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json); only --threads, --no-overlap, --[no-]reduction-thread, --no-shared-memory and --stop-after-epochs may be given again.", valueName: "run-dir"))
     var resume: String?
     @Option(help: "Train at most N epochs in this invocation, write a checkpoint and exit 0; continue later with --resume (for time-limited job slots).")
     var stopAfterEpochs: Int?
@@ -76,7 +78,7 @@ protocol TrainingCommand: ParsableCommand {
 
 /// Options that steer one invocation only, with a value / without one.
 private let invocationOptions: Set = ["--out", "--resume", "--threads", "--stop-after-epochs", "--debug-poison"]
-private let invocationFlags: Set = ["--no-overlap", "--reduction-thread", "--no-reduction-thread"]
+private let invocationFlags: Set = ["--no-overlap", "--reduction-thread", "--no-reduction-thread", "--no-shared-memory"]
 
 /// The arguments that define a run: those after the subcommand, less the invocation options.
 func manifestArguments(_ arguments: [String]) -> [String] {
@@ -138,7 +140,8 @@ extension ParsableCommand {
         var mpi: MPICommunicator?
         do {
             if MPICommunicator.launchedByMPI {
-                mpi = try MPICommunicator(reductionThread: runtime.noOverlap ? false : runtime.reductionThread)
+                mpi = try MPICommunicator(reductionThread: runtime.noOverlap ? false : runtime.reductionThread,
+                                          sharedMemory: !runtime.noSharedMemory)
                 communicator = mpi!
             } else {
                 communicator = SingleProcessCommunicator()
@@ -191,7 +194,7 @@ struct InfoCommand: ParsableCommand {
     func run() throws {
         try withWorld(runtime) { communicator in
             let data = try dataOptions.load()
-            let table = try Info.run(communicator: communicator, data: data)
+            let table = try Info.run(communicator: communicator, data: data, overlap: !runtime.noOverlap)
             if communicator.rank == 0 { print(table, terminator: "") }
         }
     }
@@ -242,7 +245,7 @@ struct PretrainCommand: TrainingCommand {
         context.epochBudget = session.stopAfterEpochs
         try context.verifySameConfiguration("pretrain \(context.configHash) data \(data.count)x\(data.dimension)")
         try context.writeMachineInfo(data: data)
-        let trainer = Pretrainer(context: context, data: data, options: options)
+        let trainer = try Pretrainer(context: context, data: data, options: options)
         if context.resuming, try trainer.resume() {
             context.say("resuming after epoch \(trainer.epoch) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
         } else {

@@ -77,7 +77,7 @@ final class PipelineTests: XCTestCase {
             options.batchSize = 256
             options.maskRate = 0.2
             let model = Model(widths: options.widths, clusters: DECOptions().clusters, maxRows: 257)
-            let pretrainer = Pretrainer(context: try context("alloc"), data: data, options: options, model: model)
+            let pretrainer = try Pretrainer(context: try context("alloc"), data: data, options: options, model: model)
             try pretrainer.initializeWeights()
             pretrainer.sampler.shuffle(epoch: 0)
             try check("pretraining", gemmsPerStep: 23) { _ = try pretrainer.trainStep(batch: $0) }
@@ -86,7 +86,7 @@ final class PipelineTests: XCTestCase {
                 decOptions.method = method
                 decOptions.batchSize = 256
                 decOptions.restarts = 1
-                let trainer = DECTrainer(context: pretrainer.context, data: data, options: decOptions, model: model)
+                let trainer = try DECTrainer(context: pretrainer.context, data: data, options: decOptions, model: model)
                 _ = try trainer.initializeCentres()
                 trainer.setTarget(DEC.target(q: try trainer.pass().q, clusters: decOptions.clusters))
                 try check(method.rawValue, gemmsPerStep: method == .dec ? 11 : 23) { _ = try trainer.trainStep(batch: $0) }
@@ -102,7 +102,7 @@ final class PipelineTests: XCTestCase {
         options.epochs = 4
         options.batchSize = 128
         options.maskRate = 0
-        let trainer = Pretrainer(context: try context("pretrain"), data: data, options: options)
+        let trainer = try Pretrainer(context: try context("pretrain"), data: data, options: options)
         try trainer.initializeWeights()
         try trainer.run()
         trainer.sampler.shuffle(epoch: 99)

@@ -15,7 +15,10 @@ public struct ParameterLayout: Sendable {
 public final class ParameterStore {
     public let count: Int
     public let parameters: UnsafeMutablePointer<Float>   // (count)
-    public let gradients: UnsafeMutablePointer<Float>    // (count), same layout
+    /// (count), same layout. Allocated here, or memory that other ranks read too (`placeGradients`).
+    public private(set) var gradients: UnsafeMutablePointer<Float>
+    /// Who owns `gradients` when they live elsewhere (kept alive with the store); nil while the store owns them.
+    public private(set) var gradientOwner: AnyObject?
 
     public init(layout: ParameterLayout) {
         count = layout.count
@@ -27,7 +30,16 @@ public final class ParameterStore {
 
     deinit {
         parameters.deallocate()
-        gradients.deallocate()
+        if gradientOwner == nil { gradients.deallocate() }
+    }
+
+    /// Moves the gradients into `memory` (at least `count` floats, owned by `owner`), e.g. a slot of a window that
+    /// every rank of the host can read: the backward pass then writes them where the reduction reads them.
+    public func placeGradients(in memory: UnsafeMutablePointer<Float>, owner: AnyObject) {
+        memory.update(from: gradients, count: count)
+        if gradientOwner == nil { gradients.deallocate() }
+        gradients = memory
+        gradientOwner = owner
     }
 
     public func zeroGradients(_ range: Range<Int>) {

@@ -12,13 +12,16 @@ public struct BenchResult: Sendable {
     public var allreduceShare: Double
     /// Bytes of gradient each step reduces.
     public var gradientBytes: Double = 0
+    /// How the step reduced its gradients.
+    public var reduction = ReductionMode.single
     /// Seconds of one rank's step not spent waiting on communication.
     public var computeSeconds: Double { stepMilliseconds / 1000 * (1 - allreduceShare) }
     public var fractionOfSGEMM: Double { gflops / sgemmGflops }
 
     public var json: [String: Any] {
         ["samples_per_s": samplesPerSecond, "gflops": gflops, "sgemm_gflops": sgemmGflops, "fraction_of_sgemm": fractionOfSGEMM,
-         "allreduce_share": allreduceShare, "step_ms": stepMilliseconds, "gradient_bytes": gradientBytes]
+         "allreduce_share": allreduceShare, "step_ms": stepMilliseconds, "gradient_bytes": gradientBytes,
+         "reduction": reduction.rawValue]
     }
 }
 
@@ -91,7 +94,7 @@ public enum Bench {
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
         let maxRows = largestShare(total: batchSize, size: context.ranks)
         let model = Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows)
-        let pretrainer = Pretrainer(context: context, data: data, options: options, model: model)
+        let pretrainer = try Pretrainer(context: context, data: data, options: options, model: model)
         try pretrainer.initializeWeights()
         pretrainer.sampler.shuffle(epoch: 0)
         let ae = pretrainer.model.autoencoder
@@ -104,12 +107,13 @@ public enum Bench {
                                    sgemmGflops: pretrainProbe.flops / p.sgemm / 1e9, stepMilliseconds: p.step * 1000,
                                    allreduceShare: p.exposed / p.step)
         pretrain.gradientBytes = Double(pretrainer.model.all.count * 4)
+        pretrain.reduction = pretrainer.reducer.mode
         // DEC steps on the pretrained-shape encoder, with a target from the current soft assignment.
         var decOptions = DECOptions()
         decOptions.batchSize = batchSize
         decOptions.overlap = overlap
         decOptions.restarts = 1
-        let decTrainer = DECTrainer(context: context, data: data, options: decOptions, model: pretrainer.model)
+        let decTrainer = try DECTrainer(context: context, data: data, options: decOptions, model: pretrainer.model)
         _ = try decTrainer.initializeCentres()
         let pass = try decTrainer.pass()
         decTrainer.setTarget(DEC.target(q: pass.q, clusters: decOptions.clusters))
@@ -121,6 +125,7 @@ public enum Bench {
         var dec = BenchResult(samplesPerSecond: Double(batchSize) / d.step, gflops: decProbe.flops / d.step / 1e9,
                               sgemmGflops: decProbe.flops / d.sgemm / 1e9, stepMilliseconds: d.step * 1000, allreduceShare: d.exposed / d.step)
         dec.gradientBytes = Double(pretrainer.model.encoderSuffix.count * 4)
+        dec.reduction = decTrainer.reducer.mode
         return (pretrain, dec)
     }
 }

@@ -9,7 +9,7 @@ public enum DECExperiment {
         let maxRows = largestShare(total: options.batchSize, size: context.ranks)
         let model = Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)))
         let phaseStart = Clock.now
-        let trainer = DECTrainer(context: context, data: data, options: options, model: model)
+        let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
         if context.resuming, try trainer.resume() {
             context.say("resuming \(options.method.rawValue) fine-tuning after epoch \(trainer.completedEpochs) (step \(trainer.step))")
         } else {
@@ -19,7 +19,7 @@ public enum DECExperiment {
                 try model.synchronize(context.communicator)
                 context.say("loaded the pretrained autoencoder from \(pretrained)")
             } else {
-                let pretrainer = Pretrainer(context: context, data: data, options: pretrain, model: model)
+                let pretrainer = try Pretrainer(context: context, data: data, options: pretrain, model: model)
                 if context.resuming, try pretrainer.resume() {
                     context.say("resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
                 } else {
@@ -129,7 +129,7 @@ public enum Predictor {
         var options = DECOptions()
         options.clusters = checkpoint.clusters
         options.method = DeepMethod(rawValue: checkpoint.metadata["method"] ?? "dec") ?? .dec
-        let trainer = DECTrainer(context: context, data: data, options: options, model: model)
+        let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
         if let alpha = Float(checkpoint.metadata["alpha"] ?? "") { trainer.alphaOverride(alpha) }
         let result = try trainer.pass()
         return (result.assignments, result.scores)

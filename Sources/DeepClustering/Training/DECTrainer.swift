@@ -75,7 +75,7 @@ public final class DECTrainer {
     /// k-means on the embedding before fine-tuning (kept for the figures and for a resumed run).
     public var kmeansScores: ClusteringScores?
 
-    public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) {
+    public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) throws {
         self.context = context
         self.data = data
         self.options = options
@@ -85,7 +85,7 @@ public final class DECTrainer {
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: lower..<model.centreRange.upperBound)
         let rows = model.autoencoder.maxRows
         gatherer = BatchGatherer(dims: data.dimension, maxRows: rows, transform: FeatureTransform(data: data, normalization: .unit))
-        reducer = GradientReducer(communicator: context.communicator, overlap: options.overlap)
+        reducer = try GradientReducer(communicator: context.communicator, store: self.model.store, overlap: options.overlap)
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed, rank: context.rank, ranks: context.ranks)
         let k = options.clusters, e = model.embeddingDimension
         q = .allocate(capacity: rows * k); kernel = .allocate(capacity: rows * k); pRows = .allocate(capacity: rows * k)

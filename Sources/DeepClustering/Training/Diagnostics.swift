@@ -42,7 +42,40 @@ public enum Diagnostics {
             try c.wait(pending)
         }
         if pendingBuffer != (0..<777).map({ i in Float((0..<p).map { value($0, i) }.reduce(0, +)) }) { failures.append("iallreduce") }
+        failures += try checkSharedReduction(c)
         try c.barrier()
+        return failures
+    }
+
+    /// The shared-memory reduction (where every rank is on one host): three steps with different bucket lists
+    /// (buckets smaller than one rank's share, one bucket of everything, a gap no bucket covers); values whose sum
+    /// depends on the order, so the result must equal the serial sum in rank order bit for bit, on every rank.
+    static func checkSharedReduction(_ c: Communicator) throws -> [String] {
+        let count = 5003
+        guard let shared = try c.makeSharedReduction(count: count) else { return [] }
+        func value(_ rank: Int, _ i: Int, _ step: Int) -> Float {
+            Float(sin(Double(i * 31 + rank * 7 + step * 101))) * Float(1 + i % 13) * 1e-3 + Float(rank) * 0.1
+        }
+        var failures = [String]()
+        let steps: [[Range<Int>]] = [[4990..<5003, 1000..<4990, 17..<1000], [0..<count], [4000..<5003, 3..<4000, 0..<3, 2000..<2000]]
+        for (step, buckets) in steps.enumerated() {
+            for i in 0..<count { shared.slot[i] = value(c.rank, i, step) }
+            for _ in buckets { shared.bucketReady() }
+            for (index, bucket) in buckets.enumerated() { shared.reduce(bucket, bucket: index) }
+            shared.endStep(buckets: buckets.count)
+            var covered = [Bool](repeating: false, count: count)
+            for bucket in buckets { for i in bucket { covered[i] = true } }
+            let wrong = (0..<count).filter { i in
+                var expected = value(c.rank, i, step)
+                if covered[i] {
+                    expected = value(0, i, step)
+                    for q in 1..<c.size { expected += value(q, i, step) }
+                }
+                return shared.slot[i].bitPattern != expected.bitPattern
+            }
+            if !wrong.isEmpty { failures.append("shared-memory reduction step \(step + 1): \(wrong.count) elements wrong, first at \(wrong[0])") }
+            try c.barrier()  // nobody rewrites its slot for the next step while another still checks its own
+        }
         return failures
     }
 

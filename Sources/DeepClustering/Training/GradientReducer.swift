@@ -1,52 +1,102 @@
-// GradientReducer: sums the gradient buffer over the ranks. Either one blocking allreduce of the whole range,
-// or (overlap) one allreduce per bucket, started as soon as the backward pass has filled that bucket and waited
-// for before the update: nonblocking (MPI_Iallreduce, progressed between layers) or, with --reduction-thread,
-// blocking on a background thread that progresses it all along. Times what it leaves exposed.
+// GradientReducer: sums the gradient buffer over the ranks, one bucket (a layer's gradients) at a time in the
+// order the backward pass completes them. Four ways, one per situation:
+// - shared memory (every rank on one host, the default there): the gradients live in a window every rank reads;
+//   after its backward pass each rank sums its share of each bucket, as soon as all ranks completed that bucket,
+//   and writes the sum into every rank's buffer. Nothing goes through MPI's copies.
+// - reduction thread (ranks on several hosts, or --reduction-thread): each bucket's blocking allreduce runs on a
+//   background thread while the backward pass goes on.
+// - nonblocking (--no-shared-memory on one host): MPI_Iallreduce per bucket, progressed between layers.
+// - blocking (--no-overlap): one allreduce of the whole range after the backward pass.
+// Times what it leaves exposed: every moment the step waits for, or itself does, reduction work.
 import Collective
 import Foundation
 
+public enum ReductionMode: String, Sendable {
+    case single = "none (one rank)"
+    case sharedMemory = "shared memory"
+    case thread = "reduction thread"
+    case nonblocking = "nonblocking allreduces"
+    case blocking = "one blocking allreduce"
+}
+
 public final class GradientReducer {
     public let communicator: Communicator
-    public let overlap: Bool
+    public let mode: ReductionMode
+    private let shared: SharedReduction?
     private var pending: [PendingReduction] = []
+    private var buckets: [Range<Int>] = []
     /// Seconds spent blocked in communication during the last step (exposed time).
     public private(set) var exposedSeconds: Double = 0
 
-    /// Overlap through the communicator's reduction thread (`--reduction-thread`; implies `overlap`), else through
-    /// nonblocking allreduces progressed between layers.
-    public let threaded: Bool
-
-    public init(communicator: Communicator, overlap: Bool) {
+    /// Collective: every rank constructs its reducer at the same point (a shared window may be set up, once per
+    /// store: a second reducer of the same store reuses it).
+    public init(communicator: Communicator, store: ParameterStore, overlap: Bool) throws {
         self.communicator = communicator
-        self.overlap = overlap && communicator.size > 1
-        threaded = self.overlap && communicator.hasReductionThread
+        var shared: SharedReduction?
+        if communicator.size == 1 {
+            mode = .single
+        } else if !overlap {
+            mode = .blocking
+        } else if communicator.hasReductionThread {
+            mode = .thread
+        } else if let existing = store.gradientOwner as? SharedReduction {
+            shared = existing
+            mode = .sharedMemory
+        } else if let created = try communicator.makeSharedReduction(count: store.count) {
+            store.placeGradients(in: created.slot, owner: created)
+            shared = created
+            mode = .sharedMemory
+        } else {
+            mode = .nonblocking
+        }
+        self.shared = shared
         pending.reserveCapacity(64)
+        buckets.reserveCapacity(64)
     }
 
     public func beginStep() {
         exposedSeconds = 0
         pending.removeAll(keepingCapacity: true)
+        buckets.removeAll(keepingCapacity: true)
     }
 
     /// A bucket is complete: start reducing it now (overlap) or leave it for `finish`.
     public func bucketReady(_ store: ParameterStore, _ range: Range<Int>) throws {
-        guard overlap else { return }
-        if threaded { return try communicator.submitAllreduceSum(store.gradientBuffer(range)) }
-        let started = Clock.now
-        pending.append(try communicator.startAllreduceSum(store.gradientBuffer(range)))
-        for p in pending where p.handle >= 0 { _ = try communicator.test(p) }
-        exposedSeconds += Clock.now - started
+        switch mode {
+        case .single, .blocking:
+            return
+        case .sharedMemory:
+            buckets.append(range)
+            shared!.bucketReady()
+        case .thread:
+            try communicator.submitAllreduceSum(store.gradientBuffer(range))
+        case .nonblocking:
+            let started = Clock.now
+            pending.append(try communicator.startAllreduceSum(store.gradientBuffer(range)))
+            for p in pending where p.handle >= 0 { _ = try communicator.test(p) }
+            exposedSeconds += Clock.now - started
+        }
     }
 
     /// Completes the reduction of `range` (every bucket of it when overlapping).
     public func finish(_ store: ParameterStore, _ range: Range<Int>) throws {
         let started = Clock.now
-        if threaded {
+        switch mode {
+        case .single:
+            break
+        case .sharedMemory:
+            if buckets.isEmpty {
+                buckets.append(range)
+                shared!.bucketReady()
+            }
+            for (index, bucket) in buckets.enumerated() { shared!.reduce(bucket, bucket: index) }
+            shared!.endStep(buckets: buckets.count)
+        case .thread:
             try communicator.drainReductions()
-        } else if overlap {
+        case .nonblocking:
             for p in pending { try communicator.wait(p) }
             pending.removeAll(keepingCapacity: true)
-        } else if communicator.size > 1 {
+        case .blocking:
             try communicator.allreduce(store.gradientBuffer(range), .sum)
         }
         exposedSeconds += Clock.now - started

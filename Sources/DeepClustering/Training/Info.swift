@@ -3,7 +3,7 @@ import Collective
 import Foundation
 
 public enum Info {
-    public static func run(communicator: Communicator, data: DataSet) throws -> String {
+    public static func run(communicator: Communicator, data: DataSet, overlap: Bool = true) throws -> String {
         // Each rank's line travels as fixed-width bytes through one allgatherv.
         let width = 160
         let line = String(format: "%4d  %-24@ %12d  %8d  %6d  %7d  %@", communicator.rank,
@@ -15,9 +15,19 @@ public enum Info {
         var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration); "
             + "elementwise kernels: \(Kernels.vectorised ? "AVX2" : "scalar")\n"
         if communicator.size > 1 {
-            out += "gradients: reduced per layer " + (communicator.hasReductionThread
-                ? "on a reduction thread (the ranks span several hosts, or --reduction-thread)\n"
-                : "by nonblocking allreduces (one host; --reduction-thread to change)\n")
+            // The reducer a training run would build here (a one-float store: the same decision, no real window).
+            var layout = ParameterLayout()
+            _ = layout.reserve(1)
+            let mode = try GradientReducer(communicator: communicator, store: ParameterStore(layout: layout), overlap: overlap).mode
+            let why: String
+            switch mode {
+            case .sharedMemory: why = "every rank on one host; --no-shared-memory for MPI's allreduces"
+            case .thread: why = "the ranks span several hosts, or --reduction-thread"
+            case .nonblocking: why = "--no-shared-memory, or MPI kept off shared memory by --mca btl"
+            case .blocking: why = "--no-overlap"
+            case .single: why = ""
+            }
+            out += "gradient reduction: \(mode.rawValue) (\(why))\n"
         }
         out += "rank  host                     blas-threads   samples    dims  classes  data\n"
         for r in 0..<communicator.size {

@@ -47,7 +47,7 @@ public final class Pretrainer {
     public private(set) var step = 0
     public private(set) var lastStepExposed = 0.0
 
-    public init(context: RunContext, data: DataSet, options: PretrainOptions, model: Model? = nil) {
+    public init(context: RunContext, data: DataSet, options: PretrainOptions, model: Model? = nil) throws {
         self.context = context
         self.data = data
         self.options = options
@@ -55,7 +55,7 @@ public final class Pretrainer {
         self.model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: self.model.autoencoder.range)
         gatherer = BatchGatherer(dims: data.dimension, maxRows: maxRows, transform: FeatureTransform(data: data, normalization: .unit))
-        reducer = GradientReducer(communicator: context.communicator, overlap: options.overlap)
+        reducer = try GradientReducer(communicator: context.communicator, store: self.model.store, overlap: options.overlap)
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed,
                           rank: context.rank, ranks: context.ranks)
     }
