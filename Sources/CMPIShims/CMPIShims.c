@@ -339,7 +339,8 @@ int CMPIShims_shm_create(int64_t count, float **slot, int *handle) {
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
     char *mine = NULL;
-    MPI_Aint bytes = SHM_HEADER + (MPI_Aint)count * (MPI_Aint)sizeof(float);
+    // Whole cache lines per slot: should MPI place the segments back to back, every header stays aligned.
+    MPI_Aint bytes = SHM_HEADER + ((MPI_Aint)count * (MPI_Aint)sizeof(float) + SHM_LINE - 1) / SHM_LINE * SHM_LINE;
     code = MPI_Win_allocate_shared(bytes, 1, info, local, &mine, &s->window);
     MPI_Info_free(&info);
     if (code != MPI_SUCCESS) { MPI_Comm_free(&local); return code; }
