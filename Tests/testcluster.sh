@@ -19,9 +19,12 @@ trap 'Launch/testcluster down > /dev/null 2>&1' EXIT
 Launch/testcluster up 2 > "$T/up.log" 2>&1 || { cat "$T/up.log"; fail "testcluster up 2"; exit $fails; }
 
 if Launch/run --testcluster -np 4 info > "$T/info" 2>&1 && [ "$(grep -c ' dc-h1 ' "$T/info")" -eq 2 ] \
-   && [ "$(grep -c ' dc-h2 ' "$T/info")" -eq 2 ] && grep -q "gradient reduction: reduction thread" "$T/info"; then
-  pass "info on 2 hosts x 2 ranks over TCP: ranks 0-1 on dc-h1, 2-3 on dc-h2, gradients reduced on a reduction thread"
+   && [ "$(grep -c ' dc-h2 ' "$T/info")" -eq 2 ] && grep -q "gradient reduction: shared memory within each host" "$T/info"; then
+  pass "info on 2 hosts x 2 ranks over TCP: ranks 0-1 on dc-h1, 2-3 on dc-h2, gradients reduced hierarchically"
 else cat "$T/info"; fail "info on the test cluster"; fi
+# The collectives across hosts, the hierarchical reduction among them (exact sums, equal on every rank).
+if Launch/run --testcluster -np 4 selftest > "$T/selftest" 2>&1; then pass "collectives on 2 hosts x 2 ranks"
+else cat "$T/selftest"; fail "collectives on 2 hosts x 2 ranks"; fi
 
 P="--epochs 1 --max-steps 20 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
 $BIN pretrain $P --out "$T/one" > /dev/null 2>&1
@@ -29,6 +32,10 @@ if Launch/run --testcluster -np 4 pretrain $P --out "$T/four" > "$T/four.log" 2>
    && out=$($BIN compare "$T/one/autoencoder.bin" "$T/four/autoencoder.bin" --tolerance 1e-4 2>&1); then
   pass "pretrain on 2 hosts x 2 ranks equals 1 rank: $out"
 else cat "$T/four.log"; fail "pretrain on the test cluster: ${out:-}"; fi
+if Launch/run --testcluster -np 4 pretrain $P --reduction-thread --out "$T/fourthread" > "$T/fourthread.log" 2>&1 \
+   && out=$($BIN compare "$T/one/autoencoder.bin" "$T/fourthread/autoencoder.bin" --tolerance 1e-4 2>&1); then
+  pass "pretrain on 2 hosts x 2 ranks with --reduction-thread equals 1 rank: $out"
+else cat "$T/fourthread.log"; fail "pretrain on the test cluster with --reduction-thread: ${out:-}"; fi
 
 # A lost host: cut dc-h2's link after the first checkpoint; the job must end with an error within 15 s.
 L="--limit 2048 --epochs 8 --batch-size 256 --seed 2 --widths 784-256-10"

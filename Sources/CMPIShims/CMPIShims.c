@@ -261,12 +261,28 @@ static void stop_worker(void) {
 
 // MARK: - Shared-memory gradient reduction
 
+/// In-place float SUM allreduce on `comm`, in chunks of at most INT_MAX elements.
+static int CMPIShims_allreduce_on(MPI_Comm comm, float *buffer, int64_t count) {
+    while (count > 0) {
+        int chunk = count > INT_MAX ? INT_MAX : (int)count;
+        int code = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, MPI_FLOAT, MPI_SUM, comm);
+        if (code != MPI_SUCCESS) return code;
+        buffer += chunk;
+        count -= chunk;
+    }
+    return MPI_SUCCESS;
+}
+
 // When every rank runs on one host, the gradient buffers themselves live in an MPI shared window (one slot per rank,
 // each in its own pages), so the backward pass writes them where the other ranks can read them: nothing is copied
 // into or out of MPI. Each rank publishes how many buckets it has completed (a counter in its own cache line);
 // rank r sums its share of a bucket over every slot, in rank order, as soon as all ranks completed that bucket, and
 // writes the sum back into every slot. A second counter per rank says "my shares of this step are written"; once all
 // say so, every slot holds the full sum, bitwise the same on every rank.
+// On several hosts with the same number of ranks each, the same runs inside each host, and between the host-local
+// sum of a share and its writing back, one allreduce of that share among the ranks of the same local rank on every
+// host (hierarchical: each host puts one gradient's worth on the wire, split over its ranks, instead of a ring
+// through every rank).
 #include <sched.h>
 #include <stdatomic.h>
 
@@ -278,6 +294,7 @@ static void stop_worker(void) {
 typedef struct {
     MPI_Win window;
     MPI_Comm comm;
+    MPI_Comm cross;  // MPI_COMM_NULL on one host; else this local rank's peers on the other hosts
     int rank, size;
     float **slots;
     _Atomic int64_t **ready, **written;
@@ -314,7 +331,7 @@ static int shared_memory_transport_excluded(void) {
     return btl[0] == '^' ? named : !named;
 }
 
-int CMPIShims_shm_create(int64_t count, float **slot, int *handle) {
+int CMPIShims_shm_create(int64_t count, int hierarchyAllowed, float **slot, int *handle) {
     *handle = -1;
     *slot = NULL;
     if (shared_memory_transport_excluded()) return MPI_SUCCESS;  // the same environment on every rank
@@ -323,18 +340,36 @@ int CMPIShims_shm_create(int64_t count, float **slot, int *handle) {
     MPI_Comm local;
     int code = MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &local);
     if (code != MPI_SUCCESS) return code;
-    int localSize = 0;
+    int localSize = 0, localRank = 0, worldRank = 0;
     MPI_Comm_size(local, &localSize);
-    // Every rank sees the same answer: on several hosts each host's local size is below the world's.
-    if (localSize != worldSize || shmCount == SHM_MAX) {
+    MPI_Comm_rank(local, &localRank);
+    MPI_Comm_rank(MPI_COMM_WORLD, &worldRank);
+    MPI_Comm cross = MPI_COMM_NULL;
+    if (localSize != worldSize) {
+        // Several hosts: shares line up across hosts only when every host runs as many ranks; with one rank per
+        // host there is nothing to share. Every rank takes the same decision from the world's minimum and maximum.
+        int sizes[2] = { -localSize, localSize };
+        code = MPI_Allreduce(MPI_IN_PLACE, sizes, 2, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (code != MPI_SUCCESS) { MPI_Comm_free(&local); return code; }
+        if (-sizes[0] != sizes[1] || localSize < 2 || !hierarchyAllowed) {
+            MPI_Comm_free(&local);
+            return MPI_SUCCESS;
+        }
+        code = MPI_Comm_split(MPI_COMM_WORLD, localRank, worldRank, &cross);
+        if (code != MPI_SUCCESS) { MPI_Comm_free(&local); return code; }
+        MPI_Comm_set_errhandler(cross, MPI_ERRORS_RETURN);
+    }
+    if (shmCount == SHM_MAX) {  // the same count on every rank
         MPI_Comm_free(&local);
+        if (cross != MPI_COMM_NULL) MPI_Comm_free(&cross);
         return MPI_SUCCESS;
     }
     MPI_Comm_set_errhandler(local, MPI_ERRORS_RETURN);
     SharedReduction *s = &shmTable[shmCount];
     s->comm = local;
-    MPI_Comm_rank(local, &s->rank);
-    MPI_Comm_size(local, &s->size);
+    s->cross = cross;
+    s->rank = localRank;
+    s->size = localSize;
     MPI_Info info;
     MPI_Info_create(&info);
     MPI_Info_set(info, "alloc_shared_noncontig", "true");
@@ -372,7 +407,13 @@ void CMPIShims_shm_bucket_ready(int handle) {
     atomic_store_explicit(s->ready[s->rank], s->readyCount, memory_order_release);
 }
 
-void CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64_t bucket) {
+int CMPIShims_shm_hosts(int handle) {
+    int hosts = 1;
+    if (shmTable[handle].cross != MPI_COMM_NULL) MPI_Comm_size(shmTable[handle].cross, &hosts);
+    return hosts;
+}
+
+int CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64_t bucket) {
     SharedReduction *s = &shmTable[handle];
     shm_wait_all(s->ready, s->size, s->stepBase + bucket + 1);
     // This rank's share: a contiguous run of whole cache-line units of the bucket.
@@ -381,6 +422,8 @@ void CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int6
     if (hi > count) hi = count;
     enum { BLOCK = 1024 };
     float sum[BLOCK];
+    int hosts = s->cross != MPI_COMM_NULL;
+    float *own = s->slots[s->rank] + offset;
     for (int64_t start = lo; start < hi; start += BLOCK) {
         int64_t n = hi - start < BLOCK ? hi - start : BLOCK;
         const float *first = s->slots[0] + offset + start;
@@ -389,8 +432,19 @@ void CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int6
             const float *other = s->slots[q] + offset + start;
             for (int64_t i = 0; i < n; i++) sum[i] += other[i];
         }
-        for (int q = 0; q < s->size; q++) memcpy(s->slots[q] + offset + start, sum, (size_t)n * sizeof(float));
+        if (hosts) {
+            memcpy(own + start, sum, (size_t)n * sizeof(float));  // the host's sum, to go between hosts first
+        } else {
+            for (int q = 0; q < s->size; q++) memcpy(s->slots[q] + offset + start, sum, (size_t)n * sizeof(float));
+        }
     }
+    if (hosts && hi > lo) {  // the same share bounds on every host, so all of `cross` calls or none does
+        int code = CMPIShims_allreduce_on(s->cross, own + lo, hi - lo);
+        if (code != MPI_SUCCESS) return code;
+        for (int q = 0; q < s->size; q++)
+            if (q != s->rank) memcpy(s->slots[q] + offset + lo, own + lo, (size_t)(hi - lo) * sizeof(float));
+    }
+    return MPI_SUCCESS;
 }
 
 void CMPIShims_shm_end_step(int handle, int64_t buckets) {

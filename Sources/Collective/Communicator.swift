@@ -42,20 +42,24 @@ public protocol Communicator: AnyObject {
     func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     /// Waits until every queued reduction is done.
     func drainReductions() throws
-    /// Collective. A reduction through memory that every rank shares (one slot of `count` floats each), when every
-    /// rank runs on one host and it was not turned off; nil otherwise (on every rank alike).
+    /// Collective. A reduction through memory that the ranks of a host share (one slot of `count` floats each), when
+    /// every rank runs on one host, or every host runs as many ranks (>= 2; then hierarchical: shared memory inside
+    /// a host, an allreduce of each share between hosts), and it was not turned off; nil otherwise (on every rank alike).
     func makeSharedReduction(count: Int) throws -> SharedReduction?
 }
 
-/// Gradient reduction through shared memory: `slot` is this rank's gradient buffer, which the other ranks read.
+/// Gradient reduction through shared memory: `slot` is this rank's gradient buffer, which the host's other ranks read.
 /// A step calls `bucketReady` after each completed bucket (the same sequence of buckets on every rank), then
 /// `reduce(_:bucket:)` for each of them in that order, then `endStep`; after it every rank's slot holds the sum over
 /// the ranks, added in rank order (so bitwise equal everywhere).
 public protocol SharedReduction: AnyObject {
     var slot: UnsafeMutablePointer<Float> { get }
+    /// Hosts taking part: 1, or several for the hierarchical reduction.
+    var hosts: Int { get }
     func bucketReady()
-    /// Sums this rank's share of `range` over the slots once every rank marked bucket `bucket` of this step ready.
-    func reduce(_ range: Range<Int>, bucket: Int)
+    /// Sums this rank's share of `range` over the slots once every rank marked bucket `bucket` of this step ready
+    /// (and, on several hosts, over the hosts).
+    func reduce(_ range: Range<Int>, bucket: Int) throws
     /// Returns once every rank wrote its shares of this step's `buckets` buckets.
     func endStep(buckets: Int)
 }

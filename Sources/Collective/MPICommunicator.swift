@@ -27,14 +27,17 @@ public final class MPICommunicator: Communicator {
     public let rank: Int
     public let size: Int
     public let hostName: String
-    /// Whether `makeSharedReduction` may use shared memory (when every rank is on one host).
+    /// Whether `makeSharedReduction` may use shared memory (every rank on one host, or as many on each host).
     public let sharedMemory: Bool
+    /// The reduction thread was asked for by name (--reduction-thread): it then wins over shared memory.
+    private let threadRequested: Bool
 
     /// Initialises MPI (once per process) and reads this rank's place in the world. `reductionThread` asks for the
     /// background thread of `submitAllreduceSum` (MPI_THREAD_MULTIPLE); nil: when the job spans several hosts.
     /// Without it, MPI runs at MPI_THREAD_FUNNELED.
     public init(reductionThread: Bool? = false, sharedMemory: Bool = true) throws {
         self.sharedMemory = sharedMemory
+        threadRequested = reductionThread == true
         let mode: Int32 = reductionThread.map { $0 ? 1 : 0 } ?? -1
         if CMPIShims_is_initialized() == 0 { try check(CMPIShims_init(mode), "init") }
         var r: Int32 = 0, s: Int32 = 0
@@ -117,10 +120,10 @@ public final class MPICommunicator: Communicator {
     public func drainReductions() throws { try check(CMPIShims_worker_drain(), "allreduce (reduction thread)") }
 
     public func makeSharedReduction(count: Int) throws -> SharedReduction? {
-        guard sharedMemory, size > 1 else { return nil }
+        guard sharedMemory, !threadRequested, size > 1 else { return nil }
         var slot: UnsafeMutablePointer<Float>?
         var handle: Int32 = -1
-        try check(CMPIShims_shm_create(Int64(count), &slot, &handle), "shared-memory window")
+        try check(CMPIShims_shm_create(Int64(count), 1, &slot, &handle), "shared-memory window")
         guard handle >= 0, let slot else { return nil }
         return MPISharedReduction(handle: handle, slot: slot)
     }
@@ -137,9 +140,11 @@ final class MPISharedReduction: SharedReduction {
         self.handle = handle
         self.slot = slot
     }
+    var hosts: Int { Int(CMPIShims_shm_hosts(handle)) }
     func bucketReady() { CMPIShims_shm_bucket_ready(handle) }
-    func reduce(_ range: Range<Int>, bucket: Int) {
-        CMPIShims_shm_reduce_bucket(handle, Int64(range.lowerBound), Int64(range.count), Int64(bucket))
+    func reduce(_ range: Range<Int>, bucket: Int) throws {
+        try check(CMPIShims_shm_reduce_bucket(handle, Int64(range.lowerBound), Int64(range.count), Int64(bucket)),
+                  "allreduce between hosts")
     }
     func endStep(buckets: Int) { CMPIShims_shm_end_step(handle, Int64(buckets)) }
 }

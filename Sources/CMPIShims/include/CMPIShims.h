@@ -43,13 +43,17 @@ int CMPIShims_worker_submit(float *buffer, int count);
 /// Waits until every queued buffer is reduced; returns the first error among them.
 int CMPIShims_worker_drain(void);
 
-/// Shared-memory gradient reduction, when every rank of the job runs on one host (else *handle stays -1). Collective:
-/// allocates a shared window with one slot of `count` floats per rank; *slot is this rank's (zeroed), to hold its
-/// gradients. Per step: `bucket_ready` after each completed bucket (the same sequence on every rank), then for each
-/// of those buckets in order `reduce_bucket` (sums this rank's share of it over every slot once all ranks completed
-/// it, and writes the sum into every slot), then `end_step` (returns once every slot holds every share's sum).
-int CMPIShims_shm_create(int64_t count, float **slot, int *handle);
+/// Shared-memory gradient reduction, when every rank of the job runs on one host, or (with hierarchyAllowed) on
+/// several hosts with the same number (>= 2) of ranks each; else *handle stays -1. Collective: allocates a shared
+/// window with one slot of `count` floats per rank of a host; *slot is this rank's (zeroed), to hold its gradients.
+/// Per step: `bucket_ready` after each completed bucket (the same sequence on every rank), then for each of those
+/// buckets in order `reduce_bucket` (sums this rank's share of it over its host's slots once they all completed it,
+/// allreduces that share with the same share of the other hosts, and writes the sum into every slot of the host),
+/// then `end_step` (returns once every slot holds every share's sum).
+int CMPIShims_shm_create(int64_t count, int hierarchyAllowed, float **slot, int *handle);
+/// How many hosts take part (1 on one host).
+int CMPIShims_shm_hosts(int handle);
 void CMPIShims_shm_bucket_ready(int handle);
-void CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64_t bucket);
+int CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64_t bucket);
 void CMPIShims_shm_end_step(int handle, int64_t buckets);
 #endif

@@ -3,8 +3,10 @@
 // - shared memory (every rank on one host, the default there): the gradients live in a window every rank reads;
 //   after its backward pass each rank sums its share of each bucket, as soon as all ranks completed that bucket,
 //   and writes the sum into every rank's buffer. Nothing goes through MPI's copies.
-// - reduction thread (ranks on several hosts, or --reduction-thread): each bucket's blocking allreduce runs on a
-//   background thread while the backward pass goes on.
+// - hierarchical (several hosts with as many ranks each, >= 2, the default there): the same inside each host, and
+//   between summing a share and writing it back an allreduce of that share with the other hosts.
+// - reduction thread (one rank per host or uneven hosts, or --reduction-thread): each bucket's blocking allreduce
+//   runs on a background thread while the backward pass goes on.
 // - nonblocking (--no-shared-memory on one host): MPI_Iallreduce per bucket, progressed between layers.
 // - blocking (--no-overlap): one allreduce of the whole range after the backward pass.
 // Times what it leaves exposed: every moment the step waits for, or itself does, reduction work.
@@ -14,6 +16,7 @@ import Foundation
 public enum ReductionMode: String, Sendable {
     case single = "none (one rank)"
     case sharedMemory = "shared memory"
+    case hierarchical = "shared memory within each host, allreduce between hosts"
     case thread = "reduction thread"
     case nonblocking = "nonblocking allreduces"
     case blocking = "one blocking allreduce"
@@ -37,15 +40,15 @@ public final class GradientReducer {
             mode = .single
         } else if !overlap {
             mode = .blocking
-        } else if communicator.hasReductionThread {
-            mode = .thread
         } else if let existing = store.gradientOwner as? SharedReduction {
             shared = existing
-            mode = .sharedMemory
+            mode = existing.hosts > 1 ? .hierarchical : .sharedMemory
         } else if let created = try communicator.makeSharedReduction(count: store.count) {
             store.placeGradients(in: created.slot, owner: created)
             shared = created
-            mode = .sharedMemory
+            mode = created.hosts > 1 ? .hierarchical : .sharedMemory
+        } else if communicator.hasReductionThread {
+            mode = .thread
         } else {
             mode = .nonblocking
         }
@@ -65,7 +68,7 @@ public final class GradientReducer {
         switch mode {
         case .single, .blocking:
             return
-        case .sharedMemory:
+        case .sharedMemory, .hierarchical:
             buckets.append(range)
             shared!.bucketReady()
         case .thread:
@@ -84,12 +87,12 @@ public final class GradientReducer {
         switch mode {
         case .single:
             break
-        case .sharedMemory:
+        case .sharedMemory, .hierarchical:
             if buckets.isEmpty {
                 buckets.append(range)
                 shared!.bucketReady()
             }
-            for (index, bucket) in buckets.enumerated() { shared!.reduce(bucket, bucket: index) }
+            for (index, bucket) in buckets.enumerated() { try shared!.reduce(bucket, bucket: index) }
             shared!.endStep(buckets: buckets.count)
         case .thread:
             try communicator.drainReductions()

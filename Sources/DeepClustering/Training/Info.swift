@@ -22,7 +22,8 @@ public enum Info {
             let why: String
             switch mode {
             case .sharedMemory: why = "every rank on one host; --no-shared-memory for MPI's allreduces"
-            case .thread: why = "the ranks span several hosts, or --reduction-thread"
+            case .hierarchical: why = "as many ranks on each host; --reduction-thread for one allreduce over all ranks"
+            case .thread: why = "one rank per host or uneven hosts, or --reduction-thread"
             case .nonblocking: why = "--no-shared-memory, or MPI kept off shared memory by --mca btl"
             case .blocking: why = "--no-overlap"
             case .single: why = ""
