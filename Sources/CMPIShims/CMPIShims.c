@@ -422,7 +422,7 @@ int CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64
     if (hi > count) hi = count;
     enum { BLOCK = 1024 };
     float sum[BLOCK];
-    int hosts = s->cross != MPI_COMM_NULL;
+    int hierarchical = s->cross != MPI_COMM_NULL;
     float *own = s->slots[s->rank] + offset;
     for (int64_t start = lo; start < hi; start += BLOCK) {
         int64_t n = hi - start < BLOCK ? hi - start : BLOCK;
@@ -432,13 +432,13 @@ int CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64
             const float *other = s->slots[q] + offset + start;
             for (int64_t i = 0; i < n; i++) sum[i] += other[i];
         }
-        if (hosts) {
+        if (hierarchical) {
             memcpy(own + start, sum, (size_t)n * sizeof(float));  // the host's sum, to go between hosts first
         } else {
             for (int q = 0; q < s->size; q++) memcpy(s->slots[q] + offset + start, sum, (size_t)n * sizeof(float));
         }
     }
-    if (hosts && hi > lo) {  // the same share bounds on every host, so all of `cross` calls or none does
+    if (hierarchical && hi > lo) {  // the same share bounds on every host, so all of `cross` calls or none does
         int code = CMPIShims_allreduce_on(s->cross, own + lo, hi - lo);
         if (code != MPI_SUCCESS) return code;
         for (int q = 0; q < s->size; q++)
