@@ -94,16 +94,21 @@ void CMPIShims_error_string(int code, char *buffer, int capacity) {
     buffer[capacity - 1] = 0;
 }
 
-int CMPIShims_allreduce(void *buffer, int64_t count, int type, int op) {
+/// In-place allreduce on `comm`, in chunks of at most INT_MAX elements.
+static int allreduce_on(MPI_Comm comm, void *buffer, int64_t count, int type, int op) {
     char *bytes = (char *)buffer;
     while (count > 0) {
         int chunk = count > INT_MAX ? INT_MAX : (int)count;
-        int code = MPI_Allreduce(MPI_IN_PLACE, bytes, chunk, datatype(type), operation(op), MPI_COMM_WORLD);
+        int code = MPI_Allreduce(MPI_IN_PLACE, bytes, chunk, datatype(type), operation(op), comm);
         if (code != MPI_SUCCESS) return code;
         bytes += (size_t)chunk * elementSize(type);
         count -= chunk;
     }
     return MPI_SUCCESS;
+}
+
+int CMPIShims_allreduce(void *buffer, int64_t count, int type, int op) {
+    return allreduce_on(MPI_COMM_WORLD, buffer, count, type, op);
 }
 
 int CMPIShims_broadcast(void *buffer, int64_t count, int type, int root) {
@@ -261,18 +266,6 @@ static void stop_worker(void) {
 
 // MARK: - Shared-memory gradient reduction
 
-/// In-place float SUM allreduce on `comm`, in chunks of at most INT_MAX elements.
-static int CMPIShims_allreduce_on(MPI_Comm comm, float *buffer, int64_t count) {
-    while (count > 0) {
-        int chunk = count > INT_MAX ? INT_MAX : (int)count;
-        int code = MPI_Allreduce(MPI_IN_PLACE, buffer, chunk, MPI_FLOAT, MPI_SUM, comm);
-        if (code != MPI_SUCCESS) return code;
-        buffer += chunk;
-        count -= chunk;
-    }
-    return MPI_SUCCESS;
-}
-
 // When every rank runs on one host, the gradient buffers themselves live in an MPI shared window (one slot per rank,
 // each in its own pages), so the backward pass writes them where the other ranks can read them: nothing is copied
 // into or out of MPI. Each rank publishes how many buckets it has completed (a counter in its own cache line);
@@ -293,7 +286,6 @@ static int CMPIShims_allreduce_on(MPI_Comm comm, float *buffer, int64_t count) {
 
 typedef struct {
     MPI_Win window;
-    MPI_Comm comm;
     MPI_Comm cross;  // MPI_COMM_NULL on one host; else this local rank's peers on the other hosts
     int rank, size;
     float **slots;
@@ -366,7 +358,6 @@ int CMPIShims_shm_create(int64_t count, int hierarchyAllowed, float **slot, int 
     }
     MPI_Comm_set_errhandler(local, MPI_ERRORS_RETURN);
     SharedReduction *s = &shmTable[shmCount];
-    s->comm = local;
     s->cross = cross;
     s->rank = localRank;
     s->size = localSize;
@@ -439,7 +430,7 @@ int CMPIShims_shm_reduce_bucket(int handle, int64_t offset, int64_t count, int64
         }
     }
     if (hierarchical && hi > lo) {  // the same share bounds on every host, so all of `cross` calls or none does
-        int code = CMPIShims_allreduce_on(s->cross, own + lo, hi - lo);
+        int code = allreduce_on(s->cross, own + lo, hi - lo, CMPIShims_FLOAT, CMPIShims_SUM);
         if (code != MPI_SUCCESS) return code;
         for (int q = 0; q < s->size; q++)
             if (q != s->rank) memcpy(s->slots[q] + offset + lo, own + lo, (size_t)(hi - lo) * sizeof(float));

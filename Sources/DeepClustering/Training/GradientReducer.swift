@@ -40,13 +40,9 @@ public final class GradientReducer {
             mode = .single
         } else if !overlap {
             mode = .blocking
-        } else if let existing = store.gradientOwner as? SharedReduction {
-            shared = existing
-            mode = existing.hosts > 1 ? .hierarchical : .sharedMemory
-        } else if let created = try communicator.makeSharedReduction(count: store.count) {
-            store.placeGradients(in: created.slot, owner: created)
-            shared = created
-            mode = created.hosts > 1 ? .hierarchical : .sharedMemory
+        } else if let reduction = try Self.sharedReduction(communicator, store) {
+            shared = reduction
+            mode = reduction.hosts > 1 ? .hierarchical : .sharedMemory
         } else if communicator.hasReductionThread {
             mode = .thread
         } else {
@@ -55,6 +51,14 @@ public final class GradientReducer {
         self.shared = shared
         pending.reserveCapacity(64)
         buckets.reserveCapacity(64)
+    }
+
+    /// The store's shared-memory reduction: the one its gradients already live in, or a new one they move into.
+    private static func sharedReduction(_ communicator: Communicator, _ store: ParameterStore) throws -> SharedReduction? {
+        if let existing = store.gradientOwner as? SharedReduction { return existing }
+        guard let created = try communicator.makeSharedReduction(count: store.count) else { return nil }
+        store.placeGradients(in: created.slot, owner: created)
+        return created
     }
 
     public func beginStep() {
