@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Across hosts (issue 9): a 2-host x 2-rank job over the network-namespace test cluster (remote daemons through the
-# agent, TCP only): info sees both hosts; a short pretrain equals the 1-rank result within the rank-invariance
-# tolerance; a host whose link is cut ends the job within 15 s, and the run resumes on the remaining host.
-# Skips (and says so) when not root or when network namespaces cannot be made. Called by Tests/multirank.sh.
+# agent, TCP only): info sees both hosts; one step's gradient, reduced hierarchically or by the reduction thread, lies
+# within float32 rounding of the sum of the 4 shares (Tests/numerics.sh explains the bound); 20 steps stay near the
+# 1-rank run (a loose smoke test); a host whose link is cut ends the job within 15 s, and the run resumes on the
+# remaining host. Not root: SKIP, counted in the final line of Tests/multirank.sh. Root (as CI is) without network
+# namespaces: FAIL. Called by Tests/multirank.sh with its temp dir.
 set -uo pipefail
 T="$1/cluster"
 mkdir -p "$T"
@@ -10,9 +12,14 @@ BIN=.build/release/deepcluster
 fails=0
 pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
-if [ "$(id -u)" -ne 0 ] || ! command -v ip > /dev/null || ! ip netns add dc-probe 2>/dev/null; then
-  echo "SKIP test cluster: needs root and network namespaces (ip netns); not available here"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIP test cluster: making network namespaces needs root"
+  echo "test cluster (not root)" >> "$1/skipped"
   exit 0
+fi
+if ! command -v ip > /dev/null || ! ip netns add dc-probe 2>/dev/null; then
+  fail "test cluster: running as root but cannot make a network namespace (ip netns add: $(ip netns add dc-probe 2>&1))"
+  exit $fails
 fi
 ip netns delete dc-probe
 trap 'Launch/testcluster down > /dev/null 2>&1' EXIT
@@ -26,16 +33,22 @@ else cat "$T/info"; fail "info on the test cluster"; fi
 if Launch/run --testcluster -np 4 selftest > "$T/selftest" 2>&1; then pass "collectives on 2 hosts x 2 ranks"
 else cat "$T/selftest"; fail "collectives on 2 hosts x 2 ranks"; fi
 
+O="--epochs 1 --max-steps 1 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
+$BIN pretrain $O --threads 1 --debug-emulate-ranks 4 --debug-dump-gradients "$T/shares4" --out "$T/emu4" > /dev/null 2>&1 \
+  || fail "emulated gradients of 4 shares"
+for mode in "" --reduction-thread; do
+  what=${mode:-"hierarchically (the default)"}
+  if Launch/run --testcluster -np 4 pretrain $O $mode --debug-dump-gradients "$T/g4$mode" --out "$T/g4run$mode" > "$T/g4$mode.log" 2>&1 \
+     && out=$($BIN compare-gradients "$T/shares4.shares" "$T/g4$mode" 2>&1); then
+    pass "one step's gradient on 2 hosts x 2 ranks reduced $what within float32 rounding of the sum of the shares: $out"
+  else cat "$T/g4$mode.log"; fail "one step's gradient on 2 hosts x 2 ranks reduced $what: ${out:-}"; fi
+done
 P="--epochs 1 --max-steps 20 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
 $BIN pretrain $P --out "$T/one" > /dev/null 2>&1
 if Launch/run --testcluster -np 4 pretrain $P --out "$T/four" > "$T/four.log" 2>&1 \
-   && out=$($BIN compare "$T/one/autoencoder.bin" "$T/four/autoencoder.bin" --tolerance 1e-4 2>&1); then
-  pass "pretrain on 2 hosts x 2 ranks equals 1 rank: $out"
+   && out=$($BIN compare "$T/one/autoencoder.bin" "$T/four/autoencoder.bin" --tolerance 1e-2 2>&1); then
+  pass "trajectory smoke test, 20 steps on 2 hosts x 2 ranks vs 1 rank: $out"
 else cat "$T/four.log"; fail "pretrain on the test cluster: ${out:-}"; fi
-if Launch/run --testcluster -np 4 pretrain $P --reduction-thread --out "$T/fourthread" > "$T/fourthread.log" 2>&1 \
-   && out=$($BIN compare "$T/one/autoencoder.bin" "$T/fourthread/autoencoder.bin" --tolerance 1e-4 2>&1); then
-  pass "pretrain on 2 hosts x 2 ranks with --reduction-thread equals 1 rank: $out"
-else cat "$T/fourthread.log"; fail "pretrain on the test cluster with --reduction-thread: ${out:-}"; fi
 
 # A lost host: cut dc-h2's link after the first checkpoint; the job must end with an error within 15 s.
 L="--limit 2048 --epochs 8 --batch-size 256 --seed 2 --widths 784-256-10"

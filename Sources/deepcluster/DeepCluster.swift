@@ -18,7 +18,7 @@ struct DeepCluster: ParsableCommand {
             """,
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
                       PredictCommand.self, ReportCommand.self, BenchCommand.self, PlotScalingCommand.self,
-                      SelfTestCommand.self, CompareCommand.self])
+                      SelfTestCommand.self, CompareCommand.self, CompareGradientsCommand.self])
 }
 
 // MARK: - Shared option groups
@@ -77,7 +77,7 @@ protocol TrainingCommand: ParsableCommand {
 }
 
 /// Options that steer one invocation only, with a value / without one.
-private let invocationOptions: Set = ["--out", "--resume", "--threads", "--stop-after-epochs", "--debug-poison"]
+private let invocationOptions: Set = ["--out", "--resume", "--threads", "--stop-after-epochs", "--debug-poison", "--debug-dump-gradients"]
 private let invocationFlags: Set = ["--no-overlap", "--reduction-thread", "--no-reduction-thread", "--no-shared-memory"]
 
 /// The arguments that define a run: those after the subcommand, less the invocation options.
@@ -131,6 +131,7 @@ extension TrainingCommand {
 extension Split: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
+extension ShareEmulation.Order: ExpressibleByArgument {}
 
 extension ParsableCommand {
     /// Starts the world (MPI when launched by mpirun), sets the BLAS threads, runs `body`, and turns errors into
@@ -220,6 +221,12 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
     var debugPoison: String?
+    @Option(help: ArgumentHelp("Tests: one process computes the shares of N ranks and sums them in rank order (run it with --threads 1).", visibility: .hidden))
+    var debugEmulateRanks: Int?
+    @Option(help: ArgumentHelp("Tests: how the emulation sums its shares: rank (the contract), reverse or drop-last (mistakes the exact test must catch).", visibility: .hidden))
+    var debugEmulateOrder: ShareEmulation.Order = .rank
+    @Option(help: ArgumentHelp("Tests: write the first step's reduced gradient to PATH (an emulation also its shares, to PATH.shares).", visibility: .hidden))
+    var debugDumpGradients: String?
     @Option(help: "Run directory. Default: runs/pretrain-<time>.") var out: String?
 
     func validate() throws {
@@ -227,6 +234,7 @@ struct PretrainCommand: TrainingCommand {
         _ = try parseWidths(widths)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
+        if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
     }
 
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
@@ -238,6 +246,9 @@ struct PretrainCommand: TrainingCommand {
         options.checkpointEvery = checkpointEvery
         options.maxSteps = maxSteps
         if let parts = debugPoison?.split(separator: ":").compactMap({ Int($0) }), parts.count == 2 { options.poison = (parts[0], parts[1]) }
+        options.emulation = debugEmulateRanks.map { ShareEmulation(ranks: $0, order: debugEmulateOrder) }
+        options.gradientDump = debugDumpGradients
+        if let emulated = debugEmulateRanks { try checkBatch(batchSize, ranks: emulated) }
         guard options.widths[0] == data.dimension else {
             throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
         }

@@ -27,9 +27,37 @@ struct CompareCommand: ParsableCommand {
     func run() throws {
         do {
             let (relative, identical) = try Diagnostics.compare(try Checkpoint.load(first), try Checkpoint.load(second))
-            print(String(format: "largest relative difference %.3e (tolerance %.1e), bitwise identical: %@", relative, tolerance, identical ? "yes" : "no"))
+            let margin = relative > 0 ? String(format: ", margin %.1fx", tolerance / relative) : ""
+            print(String(format: "largest relative difference %.3e (tolerance %.1e%@), bitwise identical: %@", relative, tolerance,
+                         margin, identical ? "yes" : "no"))
             if bitwise && !identical { throw RunError("checkpoints are not bitwise identical") }
             if relative > tolerance { throw RunError("difference above tolerance") }
+        } catch let error as ExitCode { throw error } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct CompareGradientsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare-gradients",
+        abstract: "Check a reduced gradient against the sum of its shares within float32 rounding (gamma_(p-1) sum |g_r|).",
+        shouldDisplay: false)
+    @Argument(help: "The shares: p gradients, one after the other (pretrain --debug-emulate-ranks P --debug-dump-gradients G writes G.shares).")
+    var shares: String
+    @Argument(help: "The reduced gradient of a p-rank run (pretrain --debug-dump-gradients).") var reduced: String
+    func run() throws {
+        do {
+            let parts = try GradientDump.read(shares), sum = try GradientDump.read(reduced)
+            guard !sum.isEmpty, parts.count % sum.count == 0 else {
+                throw RunError("\(shares) holds \(parts.count) values, not a multiple of the \(sum.count) of \(reduced)")
+            }
+            let p = parts.count / sum.count
+            let check = try ReductionBound(shares: parts, ranks: p, reduced: sum)
+            print(String(format: "worst ratio to the float32 bound %.3f over %d elements of %d shares (largest difference %.3e at element %d)",
+                         check.worstRatio, check.elements, p, check.largestDifference, check.worstIndex))
+            if !(check.worstRatio <= 1) { throw RunError("the reduced gradient lies outside the rounding bound of a sum of its shares") }
         } catch let error as ExitCode { throw error } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)

@@ -64,21 +64,13 @@ final class ClusteringTests: XCTestCase {
             var w = [Float](repeating: 0, count: rows * k), g = w
             let loss = SoftKMeans.softmaxLoss(distances: d, rows: rows, clusters: k, alpha: alpha, weights: &w, dDistances: &g)
             XCTAssert(loss.isFinite && g.allSatisfy { $0.isFinite }, "alpha \(alpha)")
-            // Finite differences in Double on the same formula.
-            func reference(_ x: [Double]) -> Double {
-                var total = 0.0
-                for i in 0..<rows {
-                    let row = Array(x[(i * k)..<((i + 1) * k)])
-                    let m = row.min()!
-                    let e = row.map { Foundation.exp(-Double(alpha) * ($0 - m)) }
-                    let s = e.reduce(0, +)
-                    total += zip(row, e).reduce(0.0) { $0 + $1.0 * $1.1 / s }
-                }
-                return total
-            }
-            let h = alpha >= 1000 ? 1e-6 : 1e-5
-            gradientCheck(name: "soft k-means alpha=\(alpha)", x: d.map(Double.init), analytic: g.map(Double.init), h: h,
-                          floor: 1e-3, tolerance: alpha >= 1000 ? 5e-2 : 1e-3, loss: reference)
+            // Finite differences of the Double reference. The float32 gradient w (1 - alpha (d - dbar)) carries the
+            // rounding of d - dbar (a few u |d|) times alpha: its error relative to O(1) gradients is ~ alpha |d| 4u,
+            // 5e-4 at alpha = 1000 with |d| <= 2; the tolerance is that bound or the general one, whichever is larger.
+            func reference(_ x: [Double]) -> Double { Reference.softKMeans(x, rows: rows, k: k, alpha: Double(alpha)) }
+            let tolerance = max(doubleReferenceTolerance, Double(alpha) * 2 * 8 * 0x1p-24)
+            gradientCheck(name: "soft k-means alpha=\(alpha)", x: d.map(Double.init), analytic: g.map(Double.init),
+                          h: doubleReferenceStep / Double(alpha).squareRoot(), tolerance: tolerance, loss: reference)
             assertClose(loss, reference(d.map(Double.init)), relative: 1e-5)
         }
         // Huge alpha and huge distances: still finite.
@@ -92,16 +84,16 @@ final class ClusteringTests: XCTestCase {
         let x = seededValues(rows * dims, seed: 41).map(Float.init)
         let u = seededValues(k * dims, seed: 42).map(Float.init)
         func loss(_ centres: [Double]) -> Double {
-            var d = [Float](repeating: 0, count: rows * k), w = d, g = d
-            KMeans.squaredDistances(points: x, rows: rows, dims: dims, centres: centres.map(Float.init), clusters: k, into: &d)
-            return SoftKMeans.softmaxLoss(distances: d, rows: rows, clusters: k, alpha: 2, weights: &w, dDistances: &g)
+            let d = Reference.squaredDistances(x.map(Double.init), centres, rows: rows, e: dims, k: k)
+            return Reference.softKMeans(d, rows: rows, k: k, alpha: 2)
         }
         var d = [Float](repeating: 0, count: rows * k), w = d, g = d
         KMeans.squaredDistances(points: x, rows: rows, dims: dims, centres: u, clusters: k, into: &d)
         _ = SoftKMeans.softmaxLoss(distances: d, rows: rows, clusters: k, alpha: 2, weights: &w, dDistances: &g)
         var dU = [Float](repeating: 0, count: k * dims)
         SoftKMeans.centreGradient(points: x, rows: rows, dims: dims, centres: u, clusters: k, dDistances: g, scale: 1, into: &dU)
-        gradientCheck(name: "soft k-means centres", x: u.map(Double.init), analytic: dU.map(Double.init), h: 1e-3, tolerance: 1e-2, loss: loss)
+        gradientCheck(name: "soft k-means centres", x: u.map(Double.init), analytic: dU.map(Double.init), h: doubleReferenceStep,
+                      tolerance: doubleReferenceTolerance, loss: loss)
     }
 
     func testSimplexProjection() {
@@ -124,27 +116,23 @@ final class ClusteringTests: XCTestCase {
         return (z, centres, DEC.target(q: q, clusters: k), rows, e, k)
     }
 
-    func klLoss(z: [Float], centres: [Float], p: [Float], rows: Int, e: Int, k: Int) -> Double {
-        var q = [Float](repeating: 0, count: rows * k), t = q
-        DEC.softAssignment(z: z, rows: rows, dims: e, centres: centres, clusters: k, q: &q, kernel: &t)
-        var loss = 0.0
-        for i in 0..<(rows * k) where p[i] > 0 { loss += Double(p[i]) * log(Double(p[i]) / Double(q[i])) }
-        return loss
-    }
-
     func testDECGradientsWithRespectToEmbeddingAndCentres() {
         let f = decFixture()
         var q = [Float](repeating: 0, count: f.rows * f.k), t = q
         DEC.softAssignment(z: f.z, rows: f.rows, dims: f.e, centres: f.centres, clusters: f.k, q: &q, kernel: &t)
         XCTAssert((0..<f.rows).allSatisfy { i in abs((0..<f.k).reduce(Float(0)) { $0 + q[i * f.k + $1] } - 1) < 1e-6 })
         var dZ = [Float](repeating: 0, count: f.rows * f.e), dMu = [Float](repeating: 0, count: f.k * f.e)
-        _ = DEC.klLossAndGradient(z: f.z, rows: f.rows, dims: f.e, centres: f.centres, clusters: f.k, p: f.p, q: q, kernel: t,
-                                  scale: 1, dZ: &dZ, dCentres: &dMu)
-        gradientCheck(name: "DEC KL wrt z", x: f.z.map(Double.init), analytic: dZ.map(Double.init), h: 1e-2, floor: 1e-2, tolerance: 1e-2) {
-            self.klLoss(z: $0.map(Float.init), centres: f.centres, p: f.p, rows: f.rows, e: f.e, k: f.k)
+        let value = DEC.klLossAndGradient(z: f.z, rows: f.rows, dims: f.e, centres: f.centres, clusters: f.k, p: f.p, q: q,
+                                          kernel: t, scale: 1, dZ: &dZ, dCentres: &dMu)
+        let z = f.z.map(Double.init), centres = f.centres.map(Double.init), p = f.p.map(Double.init)
+        assertClose(value, Reference.kl(z: z, centres: centres, p: p, rows: f.rows, e: f.e, k: f.k), relative: 1e-5)
+        gradientCheck(name: "DEC KL wrt z", x: z, analytic: dZ.map(Double.init), h: doubleReferenceStep,
+                      tolerance: doubleReferenceTolerance) {
+            Reference.kl(z: $0, centres: centres, p: p, rows: f.rows, e: f.e, k: f.k)
         }
-        gradientCheck(name: "DEC KL wrt centres", x: f.centres.map(Double.init), analytic: dMu.map(Double.init), h: 1e-2, floor: 1e-2, tolerance: 1e-2) {
-            self.klLoss(z: f.z, centres: $0.map(Float.init), p: f.p, rows: f.rows, e: f.e, k: f.k)
+        gradientCheck(name: "DEC KL wrt centres", x: centres, analytic: dMu.map(Double.init), h: doubleReferenceStep,
+                      tolerance: doubleReferenceTolerance) {
+            Reference.kl(z: z, centres: $0, p: p, rows: f.rows, e: f.e, k: f.k)
         }
     }
 
@@ -160,22 +148,19 @@ final class ClusteringTests: XCTestCase {
 
     func testDKMGradient() {
         let f = decFixture()
-        func loss(z: [Float], centres: [Float]) -> Double {
-            var d = [Float](repeating: 0, count: f.rows * f.k), w = d, g = d
-            var dZ = [Float](repeating: 0, count: f.rows * f.e), dMu = [Float](repeating: 0, count: f.k * f.e)
-            return DEC.kMeansLossAndGradient(z: z, rows: f.rows, dims: f.e, centres: centres, clusters: f.k, alpha: 0.5, scale: 1,
-                                             distances: &d, weights: &w, dDistances: &g, dZ: &dZ, dCentres: &dMu)
+        func loss(z: [Double], centres: [Double]) -> Double {
+            Reference.softKMeans(Reference.squaredDistances(z, centres, rows: f.rows, e: f.e, k: f.k), rows: f.rows, k: f.k, alpha: 0.5)
         }
+        let z = f.z.map(Double.init), centres = f.centres.map(Double.init)
         var d = [Float](repeating: 0, count: f.rows * f.k), w = d, g = d
         var dZ = [Float](repeating: 0, count: f.rows * f.e), dMu = [Float](repeating: 0, count: f.k * f.e)
-        _ = DEC.kMeansLossAndGradient(z: f.z, rows: f.rows, dims: f.e, centres: f.centres, clusters: f.k, alpha: 0.5, scale: 1,
+        let value = DEC.kMeansLossAndGradient(z: f.z, rows: f.rows, dims: f.e, centres: f.centres, clusters: f.k, alpha: 0.5, scale: 1,
                                       distances: &d, weights: &w, dDistances: &g, dZ: &dZ, dCentres: &dMu)
-        gradientCheck(name: "DKM wrt z", x: f.z.map(Double.init), analytic: dZ.map(Double.init), h: 1e-3, tolerance: 1e-2) {
-            loss(z: $0.map(Float.init), centres: f.centres)
-        }
-        gradientCheck(name: "DKM wrt centres", x: f.centres.map(Double.init), analytic: dMu.map(Double.init), h: 1e-3, tolerance: 1e-2) {
-            loss(z: f.z, centres: $0.map(Float.init))
-        }
+        assertClose(value, loss(z: z, centres: centres), relative: 1e-5)
+        gradientCheck(name: "DKM wrt z", x: z, analytic: dZ.map(Double.init), h: doubleReferenceStep,
+                      tolerance: doubleReferenceTolerance) { loss(z: $0, centres: centres) }
+        gradientCheck(name: "DKM wrt centres", x: centres, analytic: dMu.map(Double.init), h: doubleReferenceStep,
+                      tolerance: doubleReferenceTolerance) { loss(z: z, centres: $0) }
     }
 
     /// IDEC = reconstruction + gamma KL through the whole autoencoder, checked end to end on the parameters.
@@ -189,26 +174,26 @@ final class ClusteringTests: XCTestCase {
         let gamma: Float = 0.1
         let ae = model.autoencoder, store = model.store
         let range = 0..<model.centreRange.upperBound
+        let xd = x.map(Double.init), pd = p.map(Double.init)
         func loss(_ params: [Double]) -> Double {
-            store.setParameters(params.map(Float.init), at: 0)
-            let z = Array(UnsafeBufferPointer(start: ae.encode(store, input: x, rows: 3), count: 6))
-            let recon = ae.decode(store, rows: 3)
-            let rec = MSE.loss(reconstruction: recon, target: x, rows: 3, dims: 5)
-            return rec + Double(gamma) * klLoss(z: z, centres: model.centreValues, p: p, rows: 3, e: 2, k: 2)
+            let z = Reference.encode(ae, params, xd, rows: 3)
+            let rec = Reference.mse(Reference.decode(ae, params, z, rows: 3), xd, rows: 3, dims: 5)
+            let centres = Array(params[model.centreRange])
+            return rec + Double(gamma) * Reference.kl(z: z, centres: centres, p: pd, rows: 3, e: 2, k: 2)
         }
         let params = store.parameterArray(range).map(Double.init)
-        _ = loss(params)
+        ae.forward(store, input: x, rows: 3)
         store.zeroGradients(model.all)
         var q = [Float](repeating: 0, count: 6), t = q, dZ = [Float](repeating: 0, count: 6), dRec = [Float](repeating: 0, count: 15)
         DEC.softAssignment(z: ae.embedding, rows: 3, dims: 2, centres: store.parameters + model.centres, clusters: 2, q: &q, kernel: &t)
         _ = DEC.klLossAndGradient(z: ae.embedding, rows: 3, dims: 2, centres: store.parameters + model.centres, clusters: 2, p: p, q: q,
                                   kernel: t, scale: gamma, dZ: &dZ, dCentres: store.gradients + model.centres)
         _ = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: x, dReconstruction: &dRec, rows: 3, dims: 5, scale: 1)
-        let dEmbedding = ae.backwardDecoder(store, dReconstruction: &dRec, rows: 3)
+        let dEmbedding = ae.backwardDecoder(store, dReconstruction: &dRec, rows: 3) { _ in }
         for i in 0..<6 { dEmbedding[i] += dZ[i] }
-        ae.backwardEncoder(store, input: x, dEmbedding: dEmbedding, rows: 3)
+        ae.backwardEncoder(store, input: x, dEmbedding: dEmbedding, rows: 3) { _ in }
         gradientCheck(name: "IDEC whole model", x: params, analytic: Array(store.gradientBuffer(range)).map(Double.init),
-                      h: 1e-3, floor: 1e-2, tolerance: 2e-2, loss: loss)
+                      h: doubleReferenceStep, tolerance: doubleReferenceTolerance, loss: loss)
     }
 }
 

@@ -28,6 +28,10 @@ final class DataTests: XCTestCase {
         expectError(idx([2, 3, 4], 23), rank: 3, containing: "truncated payload")
         expectError(idx([2, 3, 4], 25), rank: 3, containing: "trailing bytes")
         expectError(idx([0x7FFF_FFFF, 0x7FFF_FFFF, 0x7FFF_FFFF], 0), rank: 3, containing: "overflow")
+        expectError(idx([10000, 0, 28], 0), rank: 3, containing: "dimension 1 of the header is 0 (10000 x 0 x 28)")
+        expectError(idx([0, 28, 28], 0), rank: 3, containing: "dimension 0 of the header is 0")
+        expectError(idx([0], 0), rank: 1, containing: "is 0")
+        expectError(idx([1, 65535, 65535], 0), rank: 3, containing: "implausible")
         expectError([0, 0], rank: 1, containing: "too short")
         expectError([0, 0, 8, 3, 0, 0], rank: 3, containing: "header truncated")
     }

@@ -40,12 +40,20 @@ public struct IDXArray {
         for d in 0..<rank {
             let o = 4 + 4 * d
             let size = Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3])
+            guard size > 0 else {
+                throw DataError(path, "dimension \(d) of the header is 0 (\(headerDimensions(data, rank))): no data; the file is damaged or empty")
+            }
             let (product, overflow) = total.multipliedReportingOverflow(by: size)
             guard !overflow, product <= Int(Int32.max) * 16 else {
                 throw DataError(path, "dimensions \(dimensions + [size]) overflow")
             }
             dimensions.append(size)
             total = product
+        }
+        let itemSize = dimensions.dropFirst().reduce(1, *)
+        guard itemSize <= IDXArray.largestItem else {
+            throw DataError(path, "items of \(dimensions.dropFirst().map(String.init).joined(separator: " x ")) = \(itemSize) values "
+                            + "are implausible (at most \(IDXArray.largestItem)): the header is damaged")
         }
         let payload = data.count - headerSize
         if payload < total {
@@ -55,6 +63,17 @@ public struct IDXArray {
             throw DataError(path, "\(payload - total) trailing bytes after the \(total) the header \(dimensions) declares")
         }
         return IDXArray(dimensions: dimensions, bytes: Array(data[headerSize...]))
+    }
+
+    /// The largest item (values per image or row) a header may declare: 16 Mi, a 4096 x 4096 image.
+    public static let largestItem = 1 << 24
+
+    /// The header's dimensions as text, for messages.
+    private static func headerDimensions(_ data: [UInt8], _ rank: Int) -> String {
+        (0..<rank).map { d -> String in
+            let o = 4 + 4 * d
+            return String(Int(data[o]) << 24 | Int(data[o + 1]) << 16 | Int(data[o + 2]) << 8 | Int(data[o + 3]))
+        }.joined(separator: " x ")
     }
 
     /// Serialises to IDX (for test fixtures and `fetch-mnist` checks).

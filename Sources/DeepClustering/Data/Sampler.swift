@@ -35,7 +35,10 @@ public struct Sampler: Sendable {
     }
 
     /// Rows of global batch `b`: the whole batch and this rank's share (indices into `permutation`).
-    public func batch(_ b: Int) -> (global: Range<Int>, local: Range<Int>) {
+    public func batch(_ b: Int) -> (global: Range<Int>, local: Range<Int>) { batch(b, rank: rank, of: ranks) }
+
+    /// Rows of global batch `b` and the share of `rank` among `ranks` (a one-process emulation of several ranks).
+    public func batch(_ b: Int, rank: Int, of ranks: Int) -> (global: Range<Int>, local: Range<Int>) {
         let lower = b * globalBatch
         let upper = min(lower + globalBatch, count)
         let share = contiguousShare(total: upper - lower, rank: rank, size: ranks)

@@ -90,15 +90,16 @@ public final class Autoencoder {
     }
 
     /// Backward through the decoder from dReconstruction (B, D); returns dEmbedding (B, E) in scratch space.
-    /// `afterLayer` is called after each layer's gradients are complete (for overlapping their allreduce).
+    /// `afterLayer` is called after each layer's gradients are complete (for overlapping their allreduce); an error it
+    /// throws ends the backward pass and reaches the caller.
     public func backwardDecoder(_ store: ParameterStore, dReconstruction: UnsafeMutablePointer<Float>, rows: Int,
-                                afterLayer: (Dense) -> Void = { _ in }) -> UnsafeMutablePointer<Float> {
+                                afterLayer: (Dense) throws -> Void) rethrows -> UnsafeMutablePointer<Float> {
         var dOut = dReconstruction
         for l in stride(from: decoder.count - 1, through: 0, by: -1) {
             let input = l == 0 ? UnsafePointer(embedding) : UnsafePointer(decoderOut[l - 1])
             let dInput = dOut == gradientA ? gradientB : gradientA
             decoder[l].backward(store, input: input, output: decoderOut[l], dOutput: dOut, dInput: dInput, rows: rows)
-            afterLayer(decoder[l])
+            try afterLayer(decoder[l])
             dOut = dInput
         }
         return dOut
@@ -107,14 +108,14 @@ public final class Autoencoder {
     /// Backward through the encoder from dEmbedding (B, E); the input's gradient is not formed.
     public func backwardEncoder(_ store: ParameterStore, input: UnsafePointer<Float>,
                                 dEmbedding: UnsafeMutablePointer<Float>, rows: Int,
-                                afterLayer: (Dense) -> Void = { _ in }) {
+                                afterLayer: (Dense) throws -> Void) rethrows {
         var dOut = dEmbedding
         for l in stride(from: encoder.count - 1, through: 0, by: -1) {
             let layerInput = l == 0 ? input : UnsafePointer(encoderOut[l - 1])
             let dInput = dOut == gradientA ? gradientB : gradientA
             encoder[l].backward(store, input: layerInput, output: encoderOut[l], dOutput: dOut,
                                 dInput: l == 0 ? nil : dInput, rows: rows)
-            afterLayer(encoder[l])
+            try afterLayer(encoder[l])
             dOut = dInput
         }
     }

@@ -96,9 +96,21 @@ public enum TSNE {
         out[0] = sx; out[1] = sy; out[2] = tx; out[3] = ty; out[4] = z - 1  // less w_ii = 1
     }
 
-    /// Symmetric input affinities P (n, n), summing to 1: each row's Gaussian bandwidth is found by binary search
-    /// so that its entropy is log(perplexity).
+    /// Symmetric input affinities P (n, n), summing to 1: p_ij = (p_j|i + p_i|j) / 2n.
     static func affinities(_ points: [Float], count n: Int, dims d: Int, perplexity: Double, threads: Int) -> [Float] {
+        let conditional = conditionalAffinities(points, count: n, dims: d, perplexity: perplexity, threads: threads)
+        var p = [Float](repeating: 0, count: n * n)
+        let scale = 1 / Float(2 * n)
+        for i in 0..<n {
+            for j in 0..<n { p[i * n + j] = max((conditional[i * n + j] + conditional[j * n + i]) * scale, 1e-12) }
+            p[i * n + i] = 0
+        }
+        return p
+    }
+
+    /// The conditional affinities p_j|i (n, n), rows summing to 1: each row's Gaussian bandwidth is found by binary
+    /// search so that its entropy is log(perplexity) (to 1e-5 nats).
+    static func conditionalAffinities(_ points: [Float], count n: Int, dims d: Int, perplexity: Double, threads: Int) -> [Float] {
         var conditional = [Float](repeating: 0, count: n * n)
         let target = log(perplexity)
         conditional.withUnsafeMutableBufferPointer { out in
@@ -134,13 +146,7 @@ public enum TSNE {
                 }
             }
         }
-        var p = [Float](repeating: 0, count: n * n)
-        let scale = 1 / Float(2 * n)
-        for i in 0..<n {
-            for j in 0..<n { p[i * n + j] = max((conditional[i * n + j] + conditional[j * n + i]) * scale, 1e-12) }
-            p[i * n + i] = 0
-        }
-        return p
+        return conditional
     }
 
     /// A seeded sample of `size` indices from 0..<count (all of them when count <= size), in increasing order.

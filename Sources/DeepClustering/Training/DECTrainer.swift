@@ -214,15 +214,15 @@ public final class DECTrainer {
                                                      dReconstruction: gatherer.scratch, rows: rows, dims: data.dimension, scale: scale)
             store.gradients[model.statistics + 1] = Float(reconstructionLoss)
             try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
-            dEmbedding = ae.backwardDecoder(store, dReconstruction: gatherer.scratch, rows: rows) { layer in
-                try? reducer.bucketReady(store, layer.parameterRange)
+            dEmbedding = try ae.backwardDecoder(store, dReconstruction: gatherer.scratch, rows: rows) { layer in
+                try reducer.bucketReady(store, layer.parameterRange)
             }
             for i in 0..<(rows * e) { dEmbedding[i] += dZ[i] }
         } else {
             try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
         }
-        ae.backwardEncoder(store, input: gatherer.clean, dEmbedding: dEmbedding, rows: rows) { layer in
-            try? reducer.bucketReady(store, layer.parameterRange)
+        try ae.backwardEncoder(store, input: gatherer.clean, dEmbedding: dEmbedding, rows: rows) { layer in
+            try reducer.bucketReady(store, layer.parameterRange)
         }
         try reducer.finish(store, reduceRange)
         lastStepExposed = reducer.exposedSeconds

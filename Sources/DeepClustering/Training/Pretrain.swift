@@ -18,6 +18,10 @@ public struct PretrainOptions: Sendable {
     public var maxSteps: Int? = nil
     /// Fault injection for tests: this rank's gradient becomes NaN at this step.
     public var poison: (step: Int, rank: Int)? = nil
+    /// Tests: one process computes the shares of this many ranks and sums them as they would (ShareEmulation).
+    public var emulation: ShareEmulation? = nil
+    /// Tests: the first step's reduced gradient (and an emulation's shares, at PATH.shares) go to this file.
+    public var gradientDump: String? = nil
     public init() {}
 
     public init(epochs: Int, batchSize: Int, optimizer: OptimizerKind, learningRate: Float, seed: UInt64, widths: [Int],
@@ -46,18 +50,23 @@ public final class Pretrainer {
     public private(set) var epoch = 0
     public private(set) var step = 0
     public private(set) var lastStepExposed = 0.0
+    private let shares: ShareGradients?
+    private var dumped = false
 
     public init(context: RunContext, data: DataSet, options: PretrainOptions, model: Model? = nil) throws {
         self.context = context
         self.data = data
         self.options = options
-        let maxRows = largestShare(total: options.batchSize, size: context.ranks)
-        self.model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
+        if options.emulation != nil, context.ranks > 1 { throw RunError("an emulation of several ranks runs on one rank") }
+        let maxRows = largestShare(total: options.batchSize, size: options.emulation?.ranks ?? context.ranks)
+        let model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
+        self.model = model
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: self.model.autoencoder.range)
         gatherer = BatchGatherer(dims: data.dimension, maxRows: maxRows, transform: FeatureTransform(data: data, normalization: .unit))
         reducer = try GradientReducer(communicator: context.communicator, store: self.model.store, overlap: options.overlap)
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed,
                           rank: context.rank, ranks: context.ranks)
+        shares = options.emulation.map { ShareGradients($0, count: model.store.count) }
     }
 
     /// Fresh weights from the seed, identical on every rank.
@@ -70,7 +79,33 @@ public final class Pretrainer {
     /// One global batch: returns the batch's summed loss (all ranks).
     @discardableResult
     public func trainStep(batch b: Int) throws -> Double {
-        let (global, local) = sampler.batch(b)
+        let store = model.store
+        if let shares {
+            for r in 0..<shares.emulation.ranks {
+                let (global, local) = sampler.batch(b, rank: r, of: shares.emulation.ranks)
+                try computeGradients(global: global, local: local, rank: r)
+                shares.keep(store, range: model.all, rank: r)
+            }
+            shares.combine(into: store, range: model.all)
+        } else {
+            let (global, local) = sampler.batch(b)
+            try computeGradients(global: global, local: local, rank: context.rank)
+        }
+        if let path = options.gradientDump, !dumped, context.isRoot {
+            try GradientDump.write(store, range: model.all, to: path)
+            try shares?.write(to: path + ".shares", range: model.all)
+            dumped = true
+        }
+        let total = Double(store.gradients[model.statistics])
+        let finite = optimizer.update(store)
+        try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: finite)
+        step += 1
+        return total
+    }
+
+    /// This rank's share `local` of global batch `global`: forward, loss, backward, and the gradients reduced over
+    /// the ranks (bucket by bucket as the backward pass completes them). `rank` is the rank whose share it is.
+    private func computeGradients(global: Range<Int>, local: Range<Int>, rank: Int) throws {
         let rows = local.count
         let indices = sampler.permutation[local]
         let store = model.store, ae = model.autoencoder
@@ -88,21 +123,16 @@ public final class Pretrainer {
                                        dReconstruction: dReconstruction, rows: rows, dims: data.dimension,
                                        scale: 1 / Float(global.count))
         store.gradients[model.statistics] = Float(loss)
-        if let poison = options.poison, poison.step == step, poison.rank == context.rank { dReconstruction[0] = .nan }
+        if let poison = options.poison, poison.step == step, poison.rank == rank { dReconstruction[0] = .nan }
         try reducer.bucketReady(store, model.statisticsRange)
-        let dEmbedding = ae.backwardDecoder(store, dReconstruction: dReconstruction, rows: rows) { layer in
-            try? reducer.bucketReady(store, layer.parameterRange)
+        let dEmbedding = try ae.backwardDecoder(store, dReconstruction: dReconstruction, rows: rows) { layer in
+            try reducer.bucketReady(store, layer.parameterRange)
         }
-        ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
-            try? reducer.bucketReady(store, layer.parameterRange)
+        try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
+            try reducer.bucketReady(store, layer.parameterRange)
         }
         try reducer.finish(store, model.all)
         lastStepExposed = reducer.exposedSeconds
-        let total = Double(store.gradients[model.statistics])
-        let finite = optimizer.update(store)
-        try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: finite)
-        step += 1
-        return total
     }
 
     /// Runs epochs from the current one to `options.epochs`, printing and recording each.
