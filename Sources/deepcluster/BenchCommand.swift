@@ -22,9 +22,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Where the model's plot goes.") var plot = "runs/cost-model.svg"
 
     func run() throws {
-        if steps < 1 { throw ValidationError("--steps must be at least 1.") }
-        if let linkGbps, !(linkGbps > 0) { throw ValidationError("--link-gbps must be positive.") }
-        if maxRanks < 1 { throw ValidationError("--max-ranks must be at least 1.") }
+        if !(1...100_000).contains(steps) { throw ValidationError("--steps must be between 1 and 100000 (got \(steps)).") }
+        if let linkGbps, !(linkGbps > 0) || !linkGbps.isFinite { throw ValidationError("--link-gbps must be a positive number.") }
+        if let linkLatencyUs, !(linkLatencyUs >= 0) || !linkLatencyUs.isFinite { throw ValidationError("--link-latency-us must be 0 or more.") }
+        if !(1...(1 << 20)).contains(maxRanks) { throw ValidationError("--max-ranks must be between 1 and 1048576.") }
+        try Limits.batch(batchSize)
+        try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
         try withWorld(runtime) { communicator in
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try DataSet.embeddedMNIST()

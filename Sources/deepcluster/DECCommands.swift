@@ -49,12 +49,17 @@ struct DECCommand: TrainingCommand {
         if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr) }
         if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
-        if restarts < 1 { throw ValidationError("--restarts must be at least 1.") }
+        try Limits.restarts(restarts)
+        try Limits.finite(tol, "--tol", in: 0...1, hint: "a fraction between 0 and 1, e.g. 0.001")
+        if let gamma { try Limits.positive(gamma, "--gamma") }
+        try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         _ = try parseWidths(widths)
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         _ = try snapshotEpochs()
-        if tsnePoints < 0 || tsneIterations < 1 { throw ValidationError("--tsne-points must be >= 0 and --tsne-iterations >= 1.") }
+        if !(0...Limits.largestTSNEPoints).contains(tsnePoints) || !(1...100_000).contains(tsneIterations) {
+            throw ValidationError("--tsne-points must be 0 to \(Limits.largestTSNEPoints) (exact t-SNE keeps n x n matrices) and --tsne-iterations 1 to 100000.")
+        }
     }
 
     func snapshotEpochs() throws -> Set<Int>? {
@@ -70,6 +75,7 @@ struct DECCommand: TrainingCommand {
         do {
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try dataOptions.load()
+            try Limits.batch(batchSize, samples: data.count)
             var pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
                                            learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
                                            weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)

@@ -19,6 +19,19 @@ struct DeepCluster: ParsableCommand {
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
                       PredictCommand.self, ReportCommand.self, BenchCommand.self, PlotScalingCommand.self,
                       SelfTestCommand.self, CompareCommand.self, CompareGradientsCommand.self])
+
+    /// ArgumentParser's main, after joining options with negative values (`--lr -1` -> `--lr=-1`) so that they reach
+    /// validation instead of reading as flags.
+    static func main() {
+        let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
+        subcommandArguments = Array(arguments.dropFirst())
+        do {
+            var command = try parseAsRoot(arguments)
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 // MARK: - Shared option groups
@@ -52,7 +65,7 @@ struct RuntimeOptions: ParsableArguments {
     var noSharedMemory = false
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        try Limits.threads(threads)
     }
 }
 
@@ -99,7 +112,7 @@ extension TrainingCommand {
         try withWorld(runtime) { communicator in
             let name = Self.configuration.commandName!
             guard let directory = session.resume else {
-                let manifest = RunManifest(command: name, arguments: manifestArguments(Array(CommandLine.arguments.dropFirst(2))))
+                let manifest = RunManifest(command: name, arguments: manifestArguments(subcommandArguments))
                 try train(communicator, directory: try agreedDirectory(out, name, communicator), mode: .fresh(manifest))
                 return
             }
@@ -235,11 +248,14 @@ struct PretrainCommand: TrainingCommand {
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
+        if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
+        try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
     }
 
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         try checkBatch(batchSize, ranks: communicator.size)
         let data = try dataOptions.load()
+        try Limits.batch(batchSize, samples: data.count)
         var options = PretrainOptions(epochs: epochs, batchSize: batchSize, optimizer: optimizer, learningRate: lr, seed: seed,
                                       widths: try parseWidths(widths), weightInit: initialization, maskRate: mask,
                                       overlap: !runtime.noOverlap)
@@ -272,7 +288,7 @@ struct PretrainCommand: TrainingCommand {
 
 func validateTraining(epochs: Int, batchSize: Int, lr: Float) throws {
     if epochs <= 0 { throw ValidationError("--epochs must be positive (got \(epochs)).") }
-    if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize)).") }
+    try Limits.batch(batchSize)
     if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number (got \(lr)).") }
 }
 

@@ -48,6 +48,13 @@ struct ToyCommand: ParsableCommand {
     @Option(help: "Standard deviation of each blob (centres sit on a circle of radius 4).") var spread = 1.0
     @Option(help: "Centre initialisation: kmeanspp or random.") var initialization: CentreInit = .kmeanspp
 
+    func validate() throws {
+        if !(1...Limits.largestPointsPerBlob).contains(points) {
+            throw ValidationError("--points (per blob) must be between 1 and \(Limits.largestPointsPerBlob) (got \(points)).")
+        }
+        try Limits.finite(spread, "--spread", in: 1e-6...1e6, hint: "a positive standard deviation, e.g. 1")
+    }
+
     func run() throws {
         let alphaValues = alphas.split(separator: ",").compactMap { Float($0.trimmingCharacters(in: .whitespaces)) }
         guard !alphaValues.isEmpty, alphaValues.count == alphas.split(separator: ",").count, alphaValues.allSatisfy({ $0 > 0 && $0.isFinite }) else {
@@ -57,8 +64,9 @@ struct ToyCommand: ParsableCommand {
             let options = training.inputOptions(initialization: initialization)
             if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }
             try checkBatch(training.batchSize, ranks: communicator.size)
+            try Limits.batch(training.batchSize, samples: 3 * points)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator),
-                                         mode: .fresh(RunManifest(command: "toy", arguments: manifestArguments(Array(CommandLine.arguments.dropFirst(2))))))
+                                         mode: .fresh(RunManifest(command: "toy", arguments: manifestArguments(subcommandArguments))))
             try context.verifySameConfiguration("toy \(context.configHash)")
             try context.writeMachineInfo(data: nil)
             let results = try ToyExperiment.run(context: context, alphas: alphaValues, perBlob: points, spread: spread, options: options)
@@ -80,6 +88,12 @@ struct RawCommand: ParsableCommand {
     @Option(help: "k-means restarts.") var restarts = 3
     @Option(help: "Centre initialisation: kmeanspp or random.") var initialization: CentreInit = .kmeanspp
 
+    func validate() throws {
+        try Limits.restarts(restarts)
+        try Limits.positive(alpha, "--alpha")
+        try Limits.positive(weightLr, "--weight-lr")
+    }
+
     func run() throws {
         let methods = try method.split(separator: ",").map { part -> InputMethod in
             guard let m = InputMethod(rawValue: String(part)) else {
@@ -95,8 +109,9 @@ struct RawCommand: ParsableCommand {
             options.alpha = alpha
             options.weightLearningRate = weightLr
             try checkBatch(training.batchSize, ranks: communicator.size)
+            try Limits.batch(training.batchSize, samples: data.count)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator),
-                                         mode: .fresh(RunManifest(command: "raw", arguments: manifestArguments(Array(CommandLine.arguments.dropFirst(2))))))
+                                         mode: .fresh(RunManifest(command: "raw", arguments: manifestArguments(subcommandArguments))))
             try context.verifySameConfiguration("raw \(context.configHash) data \(data.count)x\(data.dimension)")
             try context.writeMachineInfo(data: data)
             _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options)

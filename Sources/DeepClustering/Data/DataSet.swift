@@ -78,14 +78,17 @@ public struct DataSet: Sendable {
 
     // MARK: - Loading
 
-    /// Pairs an image file and a label file, checking that they agree.
+    /// Pairs an image file and a label file, checking that their headers agree; with `limit`, reads only the first
+    /// `limit` images and labels.
     public static func load(images imagePath: String, labels labelPath: String, classCount: Int = 10,
-                            name: String? = nil) throws -> DataSet {
-        let images = try IDXArray.read(imagePath, expectedRank: 3)
-        let labels = try IDXArray.read(labelPath, expectedRank: 1)
-        guard images.count == labels.count else {
-            throw DataError(imagePath, "has \(images.count) images but \(labelPath) has \(labels.count) labels")
+                            name: String? = nil, limit: Int? = nil) throws -> DataSet {
+        let imageCount = try IDXArray.header(imagePath, expectedRank: 3)[0]
+        let labelCount = try IDXArray.header(labelPath, expectedRank: 1)[0]
+        guard imageCount == labelCount else {
+            throw DataError(imagePath, "has \(imageCount) images but \(labelPath) has \(labelCount) labels")
         }
+        let images = try IDXArray.read(imagePath, expectedRank: 3, limit: limit)
+        let labels = try IDXArray.read(labelPath, expectedRank: 1, limit: limit)
         if let bad = labels.bytes.firstIndex(where: { Int($0) >= classCount }) {
             throw DataError(labelPath, "label \(labels.bytes[bad]) at index \(bad) is outside 0...\(classCount - 1)")
         }
@@ -111,9 +114,11 @@ public struct DataSet: Sendable {
         }
         let name = URL(fileURLWithPath: directory).lastPathComponent
         var parts = [DataSet]()
-        for prefix in split == .all ? ["train", "t10k"] : [split == .train ? "train" : "t10k"] {
+        var left = limit
+        for prefix in split == .all ? ["train", "t10k"] : [split == .train ? "train" : "t10k"] where left ?? 1 > 0 {
             let (images, labels) = try splitFiles(directory: directory, prefix: prefix)
-            parts.append(try load(images: images, labels: labels, name: "\(name)/\(prefix)"))
+            parts.append(try load(images: images, labels: labels, name: "\(name)/\(prefix)", limit: left))
+            left = left.map { $0 - parts.last!.count }
         }
         var data = parts[0]
         if parts.count == 2 {
@@ -123,7 +128,7 @@ public struct DataSet: Sendable {
             data = DataSet(name: "\(name)/all", images: parts[0].images + parts[1].images,
                            labels: parts[0].labels + parts[1].labels, dimension: parts[0].dimension, classCount: 10)
         }
-        return limit.map { data.prefix($0) } ?? data
+        return data
     }
 
     /// The 10,000-image MNIST test set shipped inside the package.
@@ -131,7 +136,6 @@ public struct DataSet: Sendable {
         guard let images = Bundle.module.path(forResource: "t10k-images-idx3-ubyte", ofType: "gz", inDirectory: "Resources"),
               let labels = Bundle.module.path(forResource: "t10k-labels-idx1-ubyte", ofType: "gz", inDirectory: "Resources")
         else { throw DataError("embedded MNIST", "resource missing from the package bundle") }
-        let data = try load(images: images, labels: labels, name: "MNIST t10k (embedded)")
-        return limit.map { data.prefix($0) } ?? data
+        return try load(images: images, labels: labels, name: "MNIST t10k (embedded)", limit: limit)
     }
 }

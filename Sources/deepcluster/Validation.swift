@@ -1,0 +1,93 @@
+// Checks of option values that need more than one flag or the machine: ranges that guard memory and time, each
+// with a sentence that says what to do. Called from the commands' validate() (before any rank starts) and, for
+// what depends on the data, right after loading it.
+import ArgumentParser
+import DeepClustering
+import Foundation
+
+/// `--lr -1` reads as two flags to the argument parser; `--lr=-1` does not. Joins an option and a following negative
+/// number, so that the value reaches validation and gets its sentence there.
+func joiningNegativeValues(_ arguments: [String]) -> [String] {
+    var out: [String] = []
+    var i = 0
+    while i < arguments.count {
+        let argument = arguments[i]
+        if argument.hasPrefix("--"), !argument.contains("="), i + 1 < arguments.count,
+           let next = arguments[i + 1].first, next == "-", arguments[i + 1].count > 1,
+           Double(arguments[i + 1]) != nil || arguments[i + 1].lowercased() == "-inf" {
+            out.append("\(argument)=\(arguments[i + 1])")
+            i += 2
+            continue
+        }
+        out.append(argument)
+        i += 1
+    }
+    return out
+}
+
+/// The arguments after the subcommand, as parsed (negative values joined).
+nonisolated(unsafe) var subcommandArguments: [String] = []
+
+enum Limits {
+    static let cores = ProcessInfo.processInfo.activeProcessorCount
+    static let largestBatch = 1 << 20
+    static let largestRestarts = 1000
+    static let largestPointsPerBlob = 1_000_000
+    static let largestTSNEPoints = 10_000
+
+    static func threads(_ threads: Int?) throws {
+        guard let threads else { return }
+        if threads < 1 { throw ValidationError("--threads must be at least 1 (got \(threads)).") }
+        if threads > cores {
+            throw ValidationError("--threads \(threads) exceeds the \(cores) cores of this machine; more threads than cores only slow a step down: use at most \(cores).")
+        }
+    }
+
+    static func batch(_ batchSize: Int) throws {
+        if batchSize < 1 { throw ValidationError("--batch-size must be at least 1 (got \(batchSize)).") }
+        if batchSize > largestBatch {
+            throw ValidationError("--batch-size \(batchSize) is beyond \(largestBatch); typical values are 64 to 1024.")
+        }
+    }
+
+    static func restarts(_ restarts: Int) throws {
+        if !(1...largestRestarts).contains(restarts) {
+            throw ValidationError("--restarts must be between 1 and \(largestRestarts) (got \(restarts)); 10 to 20 is typical.")
+        }
+    }
+
+    static func finite(_ value: Double, _ name: String, in range: ClosedRange<Double>, hint: String) throws {
+        if !value.isFinite || !range.contains(value) { throw ValidationError("\(name) must be \(hint) (got \(value)).") }
+    }
+
+    static func positive(_ value: Float, _ name: String) throws {
+        if !(value > 0) || !value.isFinite { throw ValidationError("\(name) must be a positive number (got \(value)).") }
+    }
+
+    /// What one rank holds for an autoencoder of `widths` at `rows` rows per step: parameters, gradients and two
+    /// optimizer moments, the activations of every layer both ways, two gradient scratch buffers and the batch.
+    static func bytesPerRank(widths: [Int], rows: Int) -> Double {
+        let parameters = Double(Checkpoint.parameterCount(widths: widths) ?? Int.max)
+        let activations = Double(rows) * Double(widths.dropFirst().reduce(0, +) + widths.dropLast().reduce(0, +))
+        let scratch = 2 * Double(rows) * Double(widths.max()!) + 3 * Double(rows) * Double(widths[0])
+        return 4 * (4 * parameters + activations + scratch)
+    }
+
+    /// Refuses a model and batch that would not fit in this machine's memory (before anything is allocated).
+    static func memory(widths: [Int], batchSize: Int) throws {
+        let need = bytesPerRank(widths: widths, rows: batchSize)
+        let have = Double(ProcessInfo.processInfo.physicalMemory)
+        if need > 0.8 * have {
+            let widthText = widths.map(String.init).joined(separator: "-")
+            throw ValidationError(String(format: "--widths %@ at --batch-size %d needs about %.1f GB per rank (parameters, gradients, optimizer state, activations); this machine has %.1f GB: choose narrower layers or a smaller batch.",
+                                         widthText, batchSize, need / 1e9, have / 1e9))
+        }
+    }
+
+    /// The global batch must fit the data: every step draws B distinct samples.
+    static func batch(_ batchSize: Int, samples: Int) throws {
+        if batchSize > samples {
+            throw RunError("--batch-size \(batchSize) is larger than the \(samples) samples of the data: use at most \(samples)")
+        }
+    }
+}
