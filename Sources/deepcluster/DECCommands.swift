@@ -7,6 +7,7 @@ import Foundation
 extension DeepMethod: ExpressibleByArgument {}
 
 struct DECCommand: TrainingCommand {
+    static let resumableOptions = ["--lr", "--epochs", "--checkpoint-every", "--pretrain-lr", "--pretrain-epochs"]
     static let configuration = CommandConfiguration(
         commandName: "dec",
         abstract: "Task 2, the main job: pretrain the autoencoder, k-means++ on the embedding, then DEC/IDEC/DKM fine-tuning.",
@@ -125,6 +126,23 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "The model.bin of a dec run.") var model: String
     @Option(help: "Where to write the CSV (index,cluster,label).") var output = "assignments.csv"
+    @Flag(help: "Replace --output when it exists already (never the model or a data file).") var force = false
+
+    func validate() throws {
+        let target = URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath().path
+        var inputs = [model]
+        if let data = dataOptions.data { inputs += (try? FileManager.default.contentsOfDirectory(atPath: data))?.map { data + "/" + $0 } ?? [] }
+        if inputs.contains(where: { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path == target }) {
+            throw ValidationError("--output \(output) is one of the inputs (the model or a data file); choose another path.")
+        }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) {
+            if isDirectory.boolValue { throw ValidationError("--output \(output) is a directory; give a file path, e.g. \(output)/predicted.csv.") }
+            if !force {
+                throw ValidationError("--output \(output) exists already (perhaps a run's own assignments.csv); choose another path, or pass --force to replace it.")
+            }
+        }
+    }
 
     func run() throws {
         try withWorld(runtime) { communicator in

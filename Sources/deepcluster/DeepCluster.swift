@@ -71,7 +71,7 @@ struct RuntimeOptions: ParsableArguments {
 
 /// Options of the training commands that steer one invocation (left out of the run's command.json).
 struct SessionOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json); only --threads, --no-overlap, --[no-]reduction-thread, --no-shared-memory and --stop-after-epochs may be given again.", valueName: "run-dir"))
+    @Option(help: ArgumentHelp("Continue the run in this directory from its newest complete checkpoint, with the options it was started with (from its command.json). Given again, the learning rates, epochs and --checkpoint-every change (say so and are remembered); --threads, --no-overlap, --[no-]reduction-thread, --no-shared-memory and --stop-after-epochs steer this invocation; any other option is refused.", valueName: "run-dir"))
     var resume: String?
     @Option(help: "Train at most N epochs in this invocation, write a checkpoint and exit 0; continue later with --resume (for time-limited job slots).")
     var stopAfterEpochs: Int?
@@ -83,6 +83,8 @@ struct SessionOptions: ParsableArguments {
 
 /// A command that trains: it writes command.json into its run directory and can be continued with --resume.
 protocol TrainingCommand: ParsableCommand {
+    /// Options a resumed run may change (`--resume DIR --lr 0.0001`).
+    static var resumableOptions: [String] { get }
     var runtime: RuntimeOptions { get set }
     var session: SessionOptions { get set }
     var out: String? { get }
@@ -92,6 +94,38 @@ protocol TrainingCommand: ParsableCommand {
 /// Options that steer one invocation only, with a value / without one.
 private let invocationOptions: Set = ["--out", "--resume", "--threads", "--stop-after-epochs", "--debug-poison", "--debug-dump-gradients"]
 private let invocationFlags: Set = ["--no-overlap", "--reduction-thread", "--no-reduction-thread", "--no-shared-memory"]
+
+/// Options as (name, value) pairs: `--name value` or `--name=value`; a flag gets an empty value.
+func optionPairs(_ arguments: [String]) -> [(name: String, value: String)] {
+    var pairs: [(name: String, value: String)] = []
+    var i = 0
+    while i < arguments.count {
+        let argument = arguments[i]
+        if let equals = argument.firstIndex(of: "="), argument.hasPrefix("--") {
+            pairs.append((String(argument[..<equals]), String(argument[argument.index(after: equals)...])))
+        } else if i + 1 < arguments.count, !arguments[i + 1].hasPrefix("--") {
+            pairs.append((argument, arguments[i + 1]))
+            i += 1
+        } else {
+            pairs.append((argument, ""))
+        }
+        i += 1
+    }
+    return pairs
+}
+
+/// `base` with every option that `changes` names replaced by its value there, as arguments.
+func mergeOptions(_ base: [(name: String, value: String)], _ changes: [(name: String, value: String)]) -> [String] {
+    let changed = Set(changes.map(\.name))
+    let kept = base.filter { !changed.contains($0.name) }
+    var latest: [String: String] = [:]
+    var order: [String] = []
+    for change in changes {
+        if latest[change.name] == nil { order.append(change.name) }
+        latest[change.name] = change.value
+    }
+    return (kept + order.map { ($0, latest[$0]!) }).map { $0.value.isEmpty ? $0.name : "\($0.name)=\($0.value)" }
+}
 
 /// The arguments that define a run: those after the subcommand, less the invocation options.
 func manifestArguments(_ arguments: [String]) -> [String] {
@@ -130,12 +164,42 @@ extension TrainingCommand {
             guard manifest.command == name else {
                 throw RunError("\(directory) holds a \(manifest.command) run: continue it with `deepcluster \(manifest.command) --resume \(directory)`")
             }
+            // Options given again: those that may change in a continued run are taken (and remembered in command.json
+            // as overrides, outside the configuration hash that checkpoints carry); any other is refused.
+            let given = optionPairs(manifestArguments(subcommandArguments))
+            let refused = given.map(\.name).filter { !Self.resumableOptions.contains($0) }
+            if !refused.isEmpty {
+                throw RunError("--resume continues \(directory) with the options of its \(RunManifest.fileName); "
+                    + "\(Set(refused).sorted().joined(separator: ", ")) cannot change in a continued run. "
+                    + "Those that can: \(Self.resumableOptions.joined(separator: ", ")) (and --threads, --stop-after-epochs); "
+                    + "for other settings start a new run with --out")
+            }
+            let overrides = mergeOptions(optionPairs(manifest.overrides ?? []), given)
             var command: Self
-            do { command = try Self.parse(manifest.arguments) } catch {
+            do { command = try Self.parse(mergeOptions(optionPairs(manifest.arguments), optionPairs(overrides))) } catch {
                 throw RunError("\(directory)/\(RunManifest.fileName): \(Self.message(for: error))")
             }
             command.runtime = runtime
             command.session = session
+            var written = ""
+            if !given.isEmpty && communicator.rank == 0 {
+                do {
+                    try RunContext.lockDirectory(directory)  // before command.json changes: not while another process runs
+                    var updated = manifest
+                    updated.overrides = overrides
+                    try updated.write(to: directory)
+                } catch { written = "\(error)" }
+            }
+            written = try communicator.broadcast(written, root: 0)
+            if !written.isEmpty { throw RunError(written) }
+            if !given.isEmpty && communicator.rank == 0 {
+                let before = optionPairs(manifest.arguments + (manifest.overrides ?? []))
+                let changes = given.map { pair -> String in
+                    let old = before.last(where: { $0.name == pair.name })?.value ?? "its default"
+                    return "\(pair.name) \(pair.value) (was \(old))"
+                }
+                print("resuming with " + changes.joined(separator: ", "))
+            }
             try command.train(communicator, directory: directory, mode: .resume(manifest))
         }
     }
@@ -217,6 +281,7 @@ struct InfoCommand: ParsableCommand {
 // MARK: - pretrain
 
 struct PretrainCommand: TrainingCommand {
+    static let resumableOptions = ["--lr", "--epochs", "--checkpoint-every"]
     static let configuration = CommandConfiguration(
         commandName: "pretrain", abstract: "Pretrain the autoencoder on reconstruction; writes autoencoder.bin and metrics.jsonl.")
     @OptionGroup var dataOptions: DataOptions

@@ -1,5 +1,5 @@
 // Checkpoint: a versioned binary file of named Float sections plus JSON metadata, closed by a checksum.
-// Written to a temporary file, fsynced, renamed; the previous file is kept as `<name>.prev`.
+// Written to a temporary file, fsynced, renamed over the old one; the previous file is kept as `<name>.prev`.
 // Layout (little-endian): "DCLUSTER" | version u32 | width count u32 | widths u32... | clusters u32 |
 // section count u32 | per section: name length u32, name, element count u64, f32 data | metadata length u32,
 // metadata JSON | FNV-1a 64 of everything before it.
@@ -184,8 +184,12 @@ public struct Checkpoint: Sendable {
             unlink(temporary)
             throw CheckpointError(path: path, reason: "write failed: \(String(cString: strerror(errno)))")
         }
+        // The previous file becomes `.prev` through a hard link and a rename, and the new one replaces it by a rename:
+        // at every instant both names hold a complete file (an interrupt between two renames once left neither).
         if keepPrevious && FileManager.default.fileExists(atPath: path) {
-            _ = Foundation.rename(path, path + ".prev")
+            let link = path + ".prev.tmp"
+            unlink(link)
+            if Foundation.link(path, link) == 0 { _ = Foundation.rename(link, path + ".prev") }
         }
         guard Foundation.rename(temporary, path) == 0 else {
             throw CheckpointError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")

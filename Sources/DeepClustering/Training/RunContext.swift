@@ -53,6 +53,10 @@ public final class RunContext {
         var failure = ""
         if communicator.rank == 0 {
             do {
+                if case .scratch = mode {} else {
+                    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+                    try RunContext.lockDirectory(directory)
+                }
                 if case .fresh = mode, FileManager.default.fileExists(atPath: directory + "/" + RunManifest.fileName)
                     || !RunContext.completeLines(directory + "/metrics.jsonl").isEmpty {
                     throw RunError("\(directory) already holds a run; continue it with --resume \(directory) or choose another --out")
@@ -77,6 +81,32 @@ public final class RunContext {
         }
         let message = try communicator.broadcast(failure, root: 0)
         if !message.isEmpty { throw RunError(message) }
+    }
+
+    /// Locks this process holds, by directory: taken once, kept until the process ends (the kernel releases them
+    /// however it ends).
+    nonisolated(unsafe) private static var held: [String: Int32] = [:]
+
+    /// Takes DIR/.lock (flock, exclusive, without waiting) and writes this process's id into it; a directory that
+    /// another live process holds is an error naming that process. Taking it again in the same process is a no-op.
+    @discardableResult
+    public static func lockDirectory(_ directory: String) throws -> Int32 {
+        let key = URL(fileURLWithPath: directory).standardizedFileURL.path
+        if let fd = held[key] { return fd }
+        let path = directory + "/.lock"
+        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw RunError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            close(fd)
+            throw RunError("\(directory) is being written by another deepcluster process\(holder.isEmpty ? "" : " (pid \(holder))"); "
+                           + "wait for it to end, or choose another --out")
+        }
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(fd, 0)
+        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        held[key] = fd
+        return fd
     }
 
     /// Prints on rank 0 only.
@@ -250,6 +280,8 @@ public struct RunManifest: Sendable, Codable {
     public var command: String
     /// The command's arguments, less those that only steer one invocation (--out, --resume, --threads, ...).
     public var arguments: [String]
+    /// Options changed by `--resume DIR --lr ...` (applied over `arguments`; not part of `hash`).
+    public var overrides: [String]?
 
     public init(command: String, arguments: [String]) {
         self.command = command
