@@ -76,7 +76,7 @@ struct DECCommand: TrainingCommand {
         do {
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try dataOptions.load()
-            try Limits.batch(batchSize, samples: data.count)
+            let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
             var pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
                                            learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
                                            weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)

@@ -320,7 +320,7 @@ struct PretrainCommand: TrainingCommand {
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         try checkBatch(batchSize, ranks: communicator.size)
         let data = try dataOptions.load()
-        try Limits.batch(batchSize, samples: data.count)
+        let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
         var options = PretrainOptions(epochs: epochs, batchSize: batchSize, optimizer: optimizer, learningRate: lr, seed: seed,
                                       widths: try parseWidths(widths), weightInit: initialization, maskRate: mask,
                                       overlap: !runtime.noOverlap)
@@ -337,6 +337,7 @@ struct PretrainCommand: TrainingCommand {
         context.epochBudget = session.stopAfterEpochs
         try context.verifySameConfiguration("pretrain \(context.configHash) data \(data.count)x\(data.dimension)")
         try context.writeMachineInfo(data: data)
+        try context.writeConfiguration([("pretrain", options)])
         let trainer = try Pretrainer(context: context, data: data, options: options)
         if context.resuming, try trainer.resume() {
             context.say("resuming after epoch \(trainer.epoch) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")

@@ -61,10 +61,10 @@ struct ToyCommand: ParsableCommand {
             throw ValidationError("--alphas must be positive numbers separated by commas (got \(alphas)).")
         }
         try withWorld(runtime) { communicator in
-            let options = training.inputOptions(initialization: initialization)
+            var options = training.inputOptions(initialization: initialization)
             if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }
             try checkBatch(training.batchSize, ranks: communicator.size)
-            try Limits.batch(training.batchSize, samples: 3 * points)
+            options.batchSize = try Limits.batch(training.batchSize, samples: 3 * points, rank: communicator.rank)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator),
                                          mode: .fresh(RunManifest(command: "toy", arguments: manifestArguments(subcommandArguments))))
             try context.verifySameConfiguration("toy \(context.configHash)")
@@ -109,7 +109,7 @@ struct RawCommand: ParsableCommand {
             options.alpha = alpha
             options.weightLearningRate = weightLr
             try checkBatch(training.batchSize, ranks: communicator.size)
-            try Limits.batch(training.batchSize, samples: data.count)
+            options.batchSize = try Limits.batch(training.batchSize, samples: data.count, rank: communicator.rank)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator),
                                          mode: .fresh(RunManifest(command: "raw", arguments: manifestArguments(subcommandArguments))))
             try context.verifySameConfiguration("raw \(context.configHash) data \(data.count)x\(data.dimension)")

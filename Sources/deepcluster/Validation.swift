@@ -84,10 +84,14 @@ enum Limits {
         }
     }
 
-    /// The global batch must fit the data: every step draws B distinct samples.
-    static func batch(_ batchSize: Int, samples: Int) throws {
-        if batchSize > samples {
+    /// The global batch must fit the data: every step draws B distinct samples. Asked for explicitly, a larger one is
+    /// an error; the default shrinks to the data (with a note from rank 0).
+    static func batch(_ batchSize: Int, samples: Int, rank: Int) throws -> Int {
+        guard batchSize > samples else { return batchSize }
+        if subcommandArguments.contains(where: { $0 == "--batch-size" || $0.hasPrefix("--batch-size=") }) {
             throw RunError("--batch-size \(batchSize) is larger than the \(samples) samples of the data: use at most \(samples)")
         }
+        if rank == 0 { print("note: the data has \(samples) samples, fewer than the default batch of \(batchSize): batch \(samples)") }
+        return samples
     }
 }

@@ -50,7 +50,7 @@ extension Figures {
                             classNames: (0..<classes).map { "label \($0)" })
         }
         return SVG.figure(title: "Figure 4: \(method) clusters over epochs (t-SNE of \(labels.count) embedded points, colour = true label)",
-                          panels: panels, columns: maps.count, width: 460, height: 400)
+                          panels: panels, columns: min(maps.count, 3), width: 460, height: 400)
     }
 
     /// The `perCluster` images nearest each centre in the embedding, one row per cluster, ordered by matched label.
@@ -63,7 +63,8 @@ extension Figures {
         let matching = Metrics.matching(table)
         let order = (0..<clusters).sorted { (matching[$0] < 0 ? Int.max : matching[$0]) < (matching[$1] < 0 ? Int.max : matching[$1]) }
         let scale = 2.0, cell = Double(side) * scale + 4, left = 170.0, top = 60.0
-        let width = left + Double(perCluster) * cell + 20, height = top + Double(clusters) * cell + 50
+        // At least wide enough for the title and the caption, however small the images.
+        let width = max(left + Double(perCluster) * cell + 20, 640), height = top + Double(clusters) * cell + 50
         var s = """
             <?xml version="1.0" encoding="UTF-8"?>
             <svg xmlns="http://www.w3.org/2000/svg" width="\(SVG.f(width))" height="\(SVG.f(height))" viewBox="0 0 \(SVG.f(width)) \(SVG.f(height))" font-family="Helvetica, Arial, sans-serif">

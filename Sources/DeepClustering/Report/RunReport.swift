@@ -12,6 +12,8 @@ public enum RunReport {
         public var machine: [String: Any]
         public var records: [[String: Any]]
         public var figures: [(name: String, svg: String)]
+        /// config.json: every setting per phase (absent in runs written before it existed).
+        public var configuration: [String: [String: String]] = [:]
 
         public var name: String { (directory as NSString).lastPathComponent }
         public var final: [String: Any]? { records.last { $0["phase"] as? String == "final" } }
@@ -41,8 +43,11 @@ public enum RunReport {
             guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { return nil }
             return (name, String(decoding: data, as: UTF8.self))
         }
-        return Run(directory: directory, manifest: try? RunManifest.read(from: directory), machine: machine,
-                   records: records, figures: figures)
+        var run = Run(directory: directory, manifest: try? RunManifest.read(from: directory), machine: machine,
+                      records: records, figures: figures)
+        run.configuration = FileManager.default.contents(atPath: directory + "/config.json")
+            .flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: [String: String]] } ?? [:]
+        return run
     }
 
     /// Writes `directory/report.html`.
@@ -65,13 +70,31 @@ public enum RunReport {
     static func page(_ run: Run) -> String {
         var body = "<h1>DeepClustering run: \(h(run.name))</h1>\n"
         body += "<h2>Command</h2>\n<pre>\(h(run.command))</pre>\n"
+        for phase in run.configuration.keys.sorted() {
+            let values = run.configuration[phase]!
+            body += "<h2>Configuration: \(h(phase))</h2>\n" + table(["setting", "value"], values.keys.sorted().map { [$0, values[$0]!] })
+        }
         body += "<h2>Machine</h2>\n" + table(["", ""], run.machine.keys.sorted().map { [$0, text(run.machine[$0]!)] })
         if let final = run.final {
             body += "<h2>Final metrics</h2>\n" + table(["quantity", "value"], final.keys.sorted().filter { $0 != "phase" }.map { [$0, text(final[$0]!)] })
         }
         body += "<h2>Timings</h2>\n" + timings(run.records)
+        let losses = run.records.filter { $0["phase"] as? String == "pretrain" }.compactMap { r -> (Double, Double)? in
+            guard let epoch = number(r["epoch"]), let loss = number(r["loss"]) else { return nil }
+            return (epoch, loss)
+        }
+        if !losses.isEmpty {
+            body += "<h2>Pretraining</h2>\n<div class=\"figure\">" + inline(SVG.figure(title: "Pretraining reconstruction loss", panels: [
+                .line(title: "loss per sample over epochs", xLabel: "epoch", yLabel: "MSE per sample",
+                      series: [Series(name: "reconstruction", points: losses, markers: losses.count < 30)]),
+            ], columns: 1, width: 720, height: 360)) + "</div>\n"
+        }
         for figure in run.figures {
-            body += "<h2>\(h(figure.name))</h2>\n<div class=\"figure\">\(inline(figure.svg))</div>\n"
+            // A file of the run directory is shown as an image (a data: URI): a browser runs no script inside an SVG
+            // loaded that way, whatever the file holds. The heading is its <title>, as text.
+            let title = svgTitle(figure.svg) ?? figure.name
+            body += "<h2>\(h(title))</h2>\n<div class=\"figure\"><img alt=\"\(h(figure.name))\" "
+                + "src=\"data:image/svg+xml;base64,\(Data(figure.svg.utf8).base64EncodedString())\"/></div>\n"
         }
         let epochs = run.records.filter { $0["epoch"] != nil }
         if !epochs.isEmpty {
@@ -118,7 +141,9 @@ public enum RunReport {
             return points.isEmpty ? nil : Series(name: run.name, points: points)
         }
         if !speed.isEmpty {
-            panels.append(.line(title: "Pretraining throughput", xLabel: "epoch", yLabel: "samples/s", series: speed))
+            let fastest = speed.flatMap { $0.points.map(\.1) }.max() ?? 1
+            panels.append(.line(title: "Pretraining throughput", xLabel: "epoch", yLabel: "samples/s", series: speed,
+                                yRange: 0...(fastest * 1.05)))
         }
         if !panels.isEmpty {
             body += "<h2>Curves</h2>\n<div class=\"figure\">"
@@ -172,6 +197,7 @@ public enum RunReport {
         pre { background: #f6f6f6; padding: 0.6em; white-space: pre-wrap; }
         .figure { overflow-x: auto; }
         .figure svg { max-width: none; }
+        .figure img { max-width: 100%; height: auto; }
         </style>
         </head>
         <body>
@@ -197,6 +223,17 @@ public enum RunReport {
     }
 
     static func h(_ s: String) -> String { SVG.escape(s) }
+
+    /// The text of an SVG's first <title>, unescaped (the page escapes it again).
+    static func svgTitle(_ svg: String) -> String? {
+        guard let start = svg.range(of: "<title>"), let end = svg.range(of: "</title>", range: start.upperBound..<svg.endIndex) else { return nil }
+        let text = svg[start.upperBound..<end.lowerBound]
+            .replacingOccurrences(of: "&lt;", with: "<").replacingOccurrences(of: "&gt;", with: ">")
+            .replacingOccurrences(of: "&quot;", with: "\"").replacingOccurrences(of: "&amp;", with: "&")
+        return String(text.prefix(300))
+    }
+
+    static func number(_ value: Any?) -> Double? { (value as? Double) ?? (value as? Int).map(Double.init) }
 
     static func text(_ value: Any) -> String {
         switch value {

@@ -109,6 +109,10 @@ public enum SVG {
             var yr = yRange.map { ($0.lowerBound, $0.upperBound) } ?? (all.map { $0.1 }.min() ?? 0, all.map { $0.1 }.max() ?? 1)
             if xr.1 <= xr.0 { xr.1 = xr.0 + 1 }
             if yr.1 <= yr.0 { yr = (yr.0 - 0.5, yr.1 + 0.5) }
+            if yRange == nil {  // a data-driven range gets 5% of air above and below, so no curve runs along the frame
+                let pad = 0.05 * (yr.1 - yr.0)
+                yr = (yr.0 - pad, yr.1 + pad)
+            }
             frame(title: title, xLabel: xLabel, yLabel: yLabel, xRange: xr, yRange: yr)
             for (i, series) in series.enumerated() {
                 let colour = palette[i % palette.count]

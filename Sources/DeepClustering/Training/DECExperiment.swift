@@ -6,6 +6,8 @@ import Foundation
 public enum DECExperiment {
     public static func run(context: RunContext, data: DataSet, pretrain: PretrainOptions, options: DECOptions,
                            pretrained: String?) throws -> ClusteringPass {
+        try context.writeConfiguration((pretrained == nil ? [("pretrain", pretrain as Any)] : [("pretrained", pretrained! as Any)])
+                                       + [(options.method.rawValue, options as Any)])
         let maxRows = largestShare(total: options.batchSize, size: context.ranks)
         let model = Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)))
         let phaseStart = Clock.now

@@ -215,6 +215,26 @@ public final class RunContext {
 
     public func path(_ name: String) -> String { directory + "/" + name }
 
+    /// Writes config.json: every setting of the run, defaults included, per phase ("pretrain", "dec", ...), read off
+    /// the option structs themselves so that no setting is left out. The report shows it.
+    public func writeConfiguration(_ phases: [(String, Any)]) throws {
+        guard isRoot else { return }
+        var object: [String: [String: String]] = [:]
+        for (phase, options) in phases {
+            var values: [String: String] = [:]
+            for child in Mirror(reflecting: options).children {
+                guard let label = child.label else { continue }
+                var text = String(describing: child.value)
+                if let set = child.value as? Set<Int> { text = set.sorted().map(String.init).joined(separator: ",") }
+                if text == "nil" { text = "(default)" }
+                values[label] = text.hasPrefix("Optional(") ? String(text.dropFirst(9).dropLast()) : text
+            }
+            object[phase] = values
+        }
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        try Checkpoint.atomicWrite([UInt8](data), to: path("config.json"))
+    }
+
     /// Every rank compares a hash of its configuration and data shape with rank 0's. A mismatch is an error
     /// on every rank (rather than a deadlock or a silent divergence).
     public func verifySameConfiguration(_ description: String) throws {
