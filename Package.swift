@@ -29,7 +29,7 @@ let package = Package(
         .target(name: "DeepClustering",
                 dependencies: ["Collective", "COpenBLAS", "CZlib", "CKernels"],
                 resources: [.copy("Resources")],
-                swiftSettings: [.swiftLanguageMode(.v6), .unsafeFlags(["-Ounchecked"], .when(configuration: .release))]),
+                swiftSettings: [.swiftLanguageMode(.v6)]),
 
         // MARK: - Tools
         .executableTarget(name: "deepcluster",

@@ -47,7 +47,7 @@ struct DECCommand: TrainingCommand {
 
     func validate() throws {
         try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
-        if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr) }
+        if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr, prefix: "pretrain-") }
         if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
         try Limits.restarts(restarts)

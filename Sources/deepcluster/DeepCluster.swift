@@ -352,10 +352,10 @@ struct PretrainCommand: TrainingCommand {
     }
 }
 
-func validateTraining(epochs: Int, batchSize: Int, lr: Float) throws {
-    if epochs <= 0 { throw ValidationError("--epochs must be positive (got \(epochs)).") }
+func validateTraining(epochs: Int, batchSize: Int, lr: Float, prefix: String = "") throws {
+    if epochs <= 0 { throw ValidationError("--\(prefix)epochs must be positive (got \(epochs)).") }
     try Limits.batch(batchSize)
-    if !(lr > 0) || !lr.isFinite { throw ValidationError("--lr must be a positive number (got \(lr)).") }
+    if !(lr > 0) || !lr.isFinite { throw ValidationError("--\(prefix)lr must be a positive number (got \(lr)).") }
 }
 
 /// Every rank needs at least one row of each global batch.
@@ -366,7 +366,7 @@ func checkBatch(_ batchSize: Int, ranks: Int) throws {
 }
 
 func parseWidths(_ text: String) throws -> [Int] {
-    let parts = text.split(separator: "-").map { Int($0) }
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
     guard parts.count >= 2, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
         throw ValidationError("--widths must be positive integers joined by '-', e.g. 784-500-500-2000-10 (got \(text)).")
     }

@@ -109,8 +109,11 @@ public struct DataSet: Sendable {
     /// A directory in the MNIST layout (MNIST, Fashion-MNIST): train, test or both, then the first `limit`.
     public static func load(directory: String, split: Split, limit: Int?) throws -> DataSet {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw DataError(directory, "data directory not found")
+        }
+        guard isDirectory.boolValue else {
+            throw DataError(directory, "is a file; --data takes a directory in the MNIST layout (t10k-images-idx3-ubyte[.gz], ...)")
         }
         let name = URL(fileURLWithPath: directory).lastPathComponent
         var parts = [DataSet]()

@@ -24,9 +24,10 @@ public enum RunReport {
 
     public static func read(_ directory: String) throws -> Run {
         var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory), isDirectory.boolValue else {
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
             throw RunError("\(directory): not a run directory (it does not exist)")
         }
+        guard isDirectory.boolValue else { throw RunError("\(directory): not a run directory (it is a file); give the directory a run wrote") }
         let metricsPath = directory + "/metrics.jsonl"
         guard FileManager.default.fileExists(atPath: metricsPath) else {
             throw RunError("\(directory): not a run directory (no metrics.jsonl)")

@@ -112,7 +112,9 @@ public struct Checkpoint: Sendable {
         }
         let jsonLength = try need(UInt64(try u32()))
         let json = Data(bytes[offset..<offset + jsonLength])
-        let metadata = (try? JSONSerialization.jsonObject(with: json)) as? [String: String] ?? [:]
+        guard let metadata = (try? JSONSerialization.jsonObject(with: json)) as? [String: String] else {
+            throw fail("its metadata is not a JSON object of strings: the file was not written by deepcluster")
+        }
         let checkpoint = Checkpoint(widths: widths, clusters: clusters, sections: sections, metadata: metadata)
         try checkpoint.checkArchitecture(path: path)
         return checkpoint

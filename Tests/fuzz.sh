@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Bad input, answered (issue 17): about 150 crafted and random inputs (options, IDX and gzip files, checkpoints with a
+# valid checksum, run directories), each run under a 3 GB address-space limit (ulimit -v) and a 30 s timeout. A
+# crafted bad input must end with exit status 1-127 and an error line naming what to fix; a random one with status 0
+# or such an error; none with a signal, a timeout or the memory limit. Writes the table of every input (exit status,
+# first error line, peak memory) to $1/fuzz.md and prints the failures and the largest peak. Called by
+# Tests/multirank.sh with its temp dir; returns the number of failures. About a minute.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+T="$1/fuzz"
+mkdir -p "$T"
+BIN=$(pwd)/.build/release/deepcluster
+fails=0
+table="$1/fuzz.md"
+echo "| input | exit | first line on stderr | peak MB |" > "$table"
+echo "|---|---|---|---|" >> "$table"
+worst=0; worstcase=""; cases=0
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+
+# run KIND NAME ARGS...: KIND bad (must fail with an error line) or any (0 or an error line).
+run() {
+  local kind="$1" name="$2"; shift 2
+  cases=$((cases + 1))
+  ( ulimit -v 3000000; cd "$T/cwd" && exec /usr/bin/time -f "%M" -o "$T/mem" timeout 30 "$@" ) > "$T/out" 2> "$T/err"
+  local rc=$?
+  local kb; kb=$(tail -1 "$T/mem" 2>/dev/null | grep -E '^[0-9]+$' || echo 0)
+  local line; line=$(grep -v -E '^(Usage|  See|Command exited)' "$T/err" | grep -m1 -E '[Ee]rror' | cut -c1-160)
+  local mb=$((kb / 1024))
+  [ "$mb" -gt "$worst" ] && { worst=$mb; worstcase="$name"; }
+  echo "| $name | $rc | ${line//|/\\|} | $mb |" >> "$table"
+  local ok=1
+  if [ $rc -ge 124 ]; then ok=0; fi            # timeout, or killed by a signal (128 + n)
+  if [ $rc -ne 0 ] && [ -z "$line" ]; then ok=0; fi
+  if [ "$kind" = bad ] && [ $rc -eq 0 ]; then ok=0; fi
+  if [ $ok -eq 0 ]; then
+    echo "FAIL fuzz $name: exit $rc, peak ${mb} MB: $(head -3 "$T/err" | tr '\n' ' ' | cut -c1-300)"; fails=$((fails + 1))
+  fi
+}
+mkdir -p "$T/cwd"
+
+# Files: IDX images (with good labels beside them), gzip, checkpoints (valid FNV-1a over crafted fields).
+python3 - "$T" <<'PY'
+import gzip, os, random, struct, sys
+T = sys.argv[1]
+def idx(dims, payload, head=None):
+    h = head if head is not None else bytes([0, 0, 8, len(dims)])
+    return h + b"".join(struct.pack(">I", d) for d in dims) + (bytes(payload) if isinstance(payload, int) else payload)
+good_labels = idx([4], 4)
+good = idx([4, 28, 28], 4 * 784)
+def put(name, images, labels=good_labels, gz=False):
+    d = f"{T}/data/{name}"; os.makedirs(d, exist_ok=True)
+    open(f"{d}/t10k-images-idx3-ubyte" + (".gz" if gz else ""), "wb").write(images)
+    open(f"{d}/t10k-labels-idx1-ubyte", "wb").write(labels)
+put("bad-magic", idx([4, 28, 28], 4 * 784, head=bytes([1, 2, 8, 3])))
+put("element-type-int32", idx([4, 28, 28], 4 * 784, head=bytes([0, 0, 0x0C, 3])))
+put("rank-2", idx([4, 784], 4 * 784))
+put("rank-255", bytes([0, 0, 8, 255]) + bytes(64))
+put("dims-overflow", idx([0xFFFFFFFF, 0xFFFFFFFF, 28], 10))
+put("zero-count", idx([0, 28, 28], 0))
+put("zero-width", idx([10000, 0, 28], 0))
+put("zero-height", idx([10000, 28, 0], 0))
+put("huge-items", idx([1, 65535, 65535], 0))
+put("huge-count-short-file", idx([2**31 - 1, 28, 28], 784 * 3))
+put("header-truncated", bytes([0, 0, 8, 3, 0, 0]))
+put("empty-file", b"")
+put("one-byte", b"\x00")
+put("payload-truncated", idx([4, 28, 28], 4 * 784 - 1))
+put("trailing-bytes", idx([4, 28, 28], 4 * 784 + 3))
+put("count-mismatch", idx([5, 28, 28], 5 * 784))
+put("labels-12", good, idx([4], b"\x01\x02\x0c\x03"))
+put("labels-rank-3", good, idx([4, 1, 1], 4))
+put("labels-zero", good, idx([0], 0))
+put("labels-truncated", good, idx([4], 2))
+# A gzip bomb: a 4-image header, then 6 GB of zeros in about 6 MB.
+with gzip.open(f"{T}/bomb.gz", "wb", compresslevel=9) as f:
+    f.write(good)
+    z = bytes(1 << 24)
+    for _ in range(380): f.write(z)
+put("gzip-bomb", open(f"{T}/bomb.gz", "rb").read(), gz=True)
+# A header that declares 60,000 images, then the same bomb's zeros: 47 MB declared, 6 GB delivered.
+with gzip.open(f"{T}/bomb2.gz", "wb", compresslevel=9) as f:
+    f.write(idx([60000, 28, 28], b""))
+    for _ in range(380): f.write(z)
+put("gzip-bomb-60000", open(f"{T}/bomb2.gz", "rb").read(), gz=True)
+z = gzip.compress(good)
+put("gzip-corrupt", z[:20] + bytes(b ^ 0x5A for b in z[20:40]) + z[40:], gz=True)
+put("gzip-truncated", z[: len(z) // 2], gz=True)
+put("gzip-header-only", z[:10], gz=True)
+put("gzip-not", b"plain text, not gzip\n", gz=True)
+put("gzip-of-garbage", gzip.compress(b"garbage" * 1000), gz=True)
+rng = random.Random(17)
+for i in range(10):
+    put(f"random-bytes-{i}", bytes(rng.randrange(256) for _ in range(rng.randrange(1, 5000))))
+for i in range(5):
+    put(f"random-gzip-{i}", b"\x1f\x8b" + bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000))), gz=True)
+for i in range(10):
+    b = bytearray(z); b[rng.randrange(10, len(b))] ^= 1 << rng.randrange(8)
+    put(f"gzip-bitflip-{i}", bytes(b), gz=True)
+for i in range(5):
+    b = bytearray(good); b[rng.randrange(0, 16)] = rng.randrange(256)
+    put(f"header-byte-{i}", bytes(b))
+
+# Checkpoints: "DCLUSTER" | version | width count | widths | clusters | section count | sections | json | FNV-1a 64.
+def fnv(data):
+    h = 0xcbf29ce484222325
+    for b in data: h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+def ckpt(widths=(784, 16, 10), clusters=10, sections=None, version=1, count_override=None, width_count=None,
+         json=b"{}", json_len=None, section_count=None):
+    if sections is None:
+        n = 2 * (784 * 16 + 16 * 10) + 784 + 16 + 16 + 10
+        sections = {"autoencoder": [0.01] * n, "centres": [0.0] * (clusters * widths[-1])}
+    out = b"DCLUSTER" + struct.pack("<II", version, len(widths) if width_count is None else width_count)
+    out += b"".join(struct.pack("<I", w) for w in widths) + struct.pack("<I", clusters)
+    out += struct.pack("<I", len(sections) if section_count is None else section_count)
+    for name, values in sorted(sections.items()):
+        nb = name.encode()
+        out += struct.pack("<I", len(nb)) + nb
+        out += struct.pack("<Q", len(values) if count_override is None else count_override)
+        out += struct.pack(f"<{len(values)}f", *values)
+    out += struct.pack("<I", len(json) if json_len is None else json_len) + json
+    return out + struct.pack("<Q", fnv(out))
+os.makedirs(f"{T}/ckpt", exist_ok=True)
+cases = {
+    "valid-shape": ckpt(),
+    "section-count-2^61": ckpt(count_override=2**61),
+    "section-count-2^64-1": ckpt(count_override=2**64 - 1),
+    "section-count-2^62+1": ckpt(count_override=2**62 + 1),
+    "widths-2e9": ckpt(widths=(784, 2000000000, 10)),
+    "width-count-0": ckpt(width_count=0, widths=(), sections={"autoencoder": [0.0] * 10}),
+    "width-count-1000": ckpt(width_count=1000),
+    "clusters-2^32-1": ckpt(clusters=2**32 - 1, sections={"autoencoder": [0.0] * 10}),
+    "sections-2^32-1": ckpt(section_count=2**32 - 1),
+    "nan-centres": ckpt(sections={"autoencoder": [0.01] * (2 * (784 * 16 + 16 * 10) + 784 + 16 + 16 + 10), "centres": [float("nan")] * 100}),
+    "inf-weights": ckpt(sections={"autoencoder": [float("inf")] * (2 * (784 * 16 + 16 * 10) + 784 + 16 + 16 + 10), "centres": [0.0] * 100}),
+    "wrong-weight-count": ckpt(sections={"autoencoder": [0.0] * 1000, "centres": [0.0] * 100}),
+    "wrong-centre-count": ckpt(sections={"autoencoder": [0.01] * (2 * (784 * 16 + 16 * 10) + 784 + 16 + 16 + 10), "centres": [0.0] * 7}),
+    "no-centres": ckpt(sections={"autoencoder": [0.01] * (2 * (784 * 16 + 16 * 10) + 784 + 16 + 16 + 10)}),
+    "json-length-2^32-1": ckpt(json_len=2**32 - 1),
+    "json-not-json": ckpt(json=b"\xff\xfe not json"),
+    "version-2": ckpt(version=2),
+    "empty": b"",
+    "magic-only": b"DCLUSTER",
+    "random": bytes(random.Random(3).randrange(256) for _ in range(4096)),
+}
+v = ckpt()
+cases["truncated"] = v[: len(v) // 2]
+cases["bitflip"] = v[:100] + bytes([v[100] ^ 1]) + v[101:]
+for name, data in cases.items(): open(f"{T}/ckpt/{name}.bin", "wb").write(data)
+PY
+
+for d in "$T"/data/*; do run bad "info --data $(basename "$d")" "$BIN" info --data "$d" --split test; done
+run bad "pretrain --data gzip-bomb" "$BIN" pretrain --data "$T/data/gzip-bomb" --split test --epochs 1 --out "$T/o-bomb"
+for f in "$T"/ckpt/*.bin; do
+  n=$(basename "$f" .bin)
+  [ "$n" = valid-shape ] && kind=any || kind=bad   # its weights are made up, but well-formed: it may run
+  run $kind "predict --model $n.bin" "$BIN" predict --model "$f" --limit 100 --output "$T/pred-$n.csv"
+  run bad "dec --pretrained $n.bin (784-64-10)" "$BIN" dec --pretrained "$f" --widths 784-64-10 --limit 200 --epochs 1 --restarts 1 --tsne-points 0 --out "$T/o-pre-$n"
+done
+
+# Options. Q keeps a valid run short, so that only the value under test decides.
+Q="--limit 200 --widths 784-16-10 --batch-size 50 --restarts 1 --tsne-points 0 --pretrain-epochs 1 --epochs 1"
+k=0
+bad_dec() { k=$((k + 1)); run bad "dec $*" "$BIN" dec $Q "$@" --out "$T/o-dec$k"; }
+for v in 0 -1 999999999 abc; do bad_dec --restarts $v; done
+for v in nan -1 2 inf; do bad_dec --tol $v; done
+for v in -5 0 nan; do bad_dec --gamma $v; done
+for v in -1 0 nan inf 1e40; do bad_dec --lr $v; done
+for v in -1 0 nan; do bad_dec --pretrain-lr $v; done
+for v in 0 -1; do bad_dec --epochs $v; bad_dec --pretrain-epochs $v; done
+for v in 0 -1 3000000 100000; do bad_dec --batch-size $v; done
+for v in 784-4000000-10 784 784-0-10 abc 784--10 100-10 784-16-0 784-16-10-; do bad_dec --widths $v; done
+for v in 1 4294967295 -3 201; do bad_dec --clusters $v; done
+for v in -1 a,b ,; do bad_dec --snapshots $v; done
+for v in -1 100000; do bad_dec --tsne-points $v; done
+bad_dec --tsne-iterations 0; bad_dec --update-interval 0; bad_dec --checkpoint-every 0
+for v in 1 -0.1 nan; do bad_dec --mask $v; done
+bad_dec --method nope; bad_dec --initialization foo; bad_dec --optimizer foo; bad_dec --seed -1; bad_dec --seed abc
+for v in 0 100000 -2; do bad_dec --threads $v; done
+for v in 0 -5 abc; do bad_dec --limit $v; done
+bad_dec --split foo; bad_dec --data /nonexistent; bad_dec --data /etc/passwd; bad_dec --frobnicate
+run bad "dec --pretrained missing" "$BIN" dec $Q --pretrained /nonexistent.bin --out "$T/o-missing"
+for v in 0 -1 abc 999999999999; do run bad "toy --points $v" "$BIN" toy --points $v --epochs 1 --out "$T/o-toy$v"; done
+for v in 0 nan -1; do run bad "toy --spread $v" "$BIN" toy --spread $v --epochs 1 --out "$T/o-toys$v"; done
+for v in "" 0 nan 1,abc -1; do run bad "toy --alphas '$v'" "$BIN" toy --alphas "$v" --epochs 1 --out "$T/o-toya$k"; k=$((k + 1)); done
+run bad "toy --clusters 5" "$BIN" toy --clusters 5 --epochs 1 --out "$T/o-toyk"
+run bad "toy --batch-size 1000 (600 points)" "$BIN" toy --batch-size 1000 --epochs 1 --out "$T/o-toyb"
+for v in 0 -1 1000000; do run bad "raw --restarts $v" "$BIN" raw --limit 200 --restarts $v --epochs 1 --out "$T/o-raw$v"; done
+for v in 0 nan -1; do run bad "raw --alpha $v" "$BIN" raw --limit 200 --alpha $v --epochs 1 --out "$T/o-rawa$v"; done
+run bad "raw --weight-lr -1" "$BIN" raw --limit 200 --weight-lr -1 --epochs 1 --out "$T/o-raww"
+run bad "raw --method bogus" "$BIN" raw --limit 200 --method bogus --epochs 1 --out "$T/o-rawm"
+for v in 1 0 100000; do run bad "raw --clusters $v" "$BIN" raw --limit 200 --clusters $v --epochs 1 --out "$T/o-rawk$v"; done
+for v in 0 -1 3000000; do run bad "pretrain --batch-size $v" "$BIN" pretrain --batch-size $v --epochs 1 --out "$T/o-pb$v"; done
+run bad "pretrain --max-steps 0" "$BIN" pretrain --max-steps 0 --epochs 1 --out "$T/o-pms"
+run bad "pretrain --widths 784-4000000-10" "$BIN" pretrain --widths 784-4000000-10 --out "$T/o-pw"
+for a in "--steps 0" "--batch-size 0" "--widths 784-4000000-10" "--link-gbps -1" "--max-ranks 0" "--link-latency-us nan"; do
+  run bad "bench $a" "$BIN" bench $a
+done
+run bad "info --limit 0" "$BIN" info --limit 0
+run bad "report /nonexistent" "$BIN" report /nonexistent
+run bad "report of a file" "$BIN" report /etc/passwd
+run bad "unknown command" "$BIN" frobnicate
+
+# Run directories: outputs never overwrite inputs or another run's files; resume takes only what may change.
+"$BIN" dec $Q --out "$T/run" > /dev/null 2>&1 || fail "a short dec run for the output checks"
+run bad "predict --output = --model" "$BIN" predict --model "$T/run/model.bin" --limit 100 --output "$T/run/model.bin"
+run bad "predict into a run directory (its assignments.csv)" "$BIN" predict --model "$T/run/model.bin" --limit 100 --output "$T/run/assignments.csv"
+run bad "predict --output a directory" "$BIN" predict --model "$T/run/model.bin" --limit 100 --output "$T/run"
+run any "predict --output a new file" "$BIN" predict --model "$T/run/model.bin" --limit 100 --output "$T/new.csv"
+run bad "dec --out an existing run" "$BIN" dec $Q --out "$T/run"
+run bad "dec --resume with --seed" "$BIN" dec --resume "$T/run" --seed 3
+run bad "dec --resume with --widths" "$BIN" dec --resume "$T/run" --widths 784-32-10
+run bad "pretrain --resume of a dec run" "$BIN" pretrain --resume "$T/run"
+run bad "dec --resume of a missing directory" "$BIN" dec --resume /nonexistent
+run any "dec --resume with --lr 0.0001" "$BIN" dec --resume "$T/run" --lr 0.0001
+if ! cmp -s "$T/run/model.bin" "$T/run/model.bin.prev" 2>/dev/null && [ -s "$T/run/model.bin" ]; then :; fi
+run any "info --data gzip-bomb --limit 2 (reads only what it keeps)" "$BIN" info --data "$T/data/gzip-bomb" --split test --limit 2
+
+# Random values for numeric options (seeded): any answer but a crash, a hang or the memory limit.
+RANDOM=11
+values=(0 -1 1 2 -0 1e308 -1e308 nan inf -inf 1e-45 4294967296 9223372036854775807 -9223372036854775808 18446744073709551616 0x10 1,2 "" " " abc)
+options=(--epochs --pretrain-epochs --batch-size --lr --pretrain-lr --restarts --clusters --tol --gamma --mask --limit --threads --update-interval --checkpoint-every --tsne-points --tsne-iterations)
+for i in $(seq 1 25); do
+  o=${options[$((RANDOM % ${#options[@]}))]}; v=${values[$((RANDOM % ${#values[@]}))]}
+  run any "dec $o '$v' (random)" "$BIN" dec $Q $o "$v" --out "$T/o-rand$i"
+done
+
+echo "fuzz: $cases inputs, $fails failure(s); largest peak ${worst} MB ($worstcase); table in $table"
+exit $fails
