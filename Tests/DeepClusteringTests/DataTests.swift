@@ -55,6 +55,29 @@ final class DataTests: XCTestCase {
         XCTAssertThrowsError(try FileBytes.read(dir + "/missing")) { XCTAssert("\($0)".contains("not found")) }
     }
 
+    /// A header that declares 3 items, then 64 MB of zeros in a small gzip file: the reader stops after the declared
+    /// payload plus its bound on trailing bytes, never inflating the rest; with --limit it reads only what it keeps.
+    func testIDXReadsNoMoreThanItsHeaderDeclares() throws {
+        let dir = NSTemporaryDirectory() + "dc-bomb-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/b", contents: Data(idx([3, 2, 2], 12) + [UInt8](repeating: 0, count: 64 << 20)))
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/gzip")
+        gzip.arguments = ["-kf", dir + "/b"]
+        try gzip.run(); gzip.waitUntilExit()
+        XCTAssertLessThan(try FileManager.default.attributesOfItem(atPath: dir + "/b.gz")[.size] as! Int, 1 << 20)
+        XCTAssertThrowsError(try IDXArray.read(dir + "/b.gz", expectedRank: 3)) {
+            XCTAssert("\($0)".contains("more than 1048576 trailing bytes"), "\($0)")
+        }
+        let two = try IDXArray.read(dir + "/b.gz", expectedRank: 3, limit: 2)
+        XCTAssertEqual(two.dimensions, [2, 2, 2])
+        XCTAssertEqual(two.bytes, [UInt8](repeating: 7, count: 8))
+        let reader = try ByteReader(path: dir + "/b.gz")
+        XCTAssertEqual(try reader.read(4), [0, 0, 8, 3])
+        XCTAssertEqual(try reader.read(12).count, 12)
+        try? FileManager.default.removeItem(atPath: dir)
+    }
+
     func testEmbeddedMNISTAndNormalisations() throws {
         let data = try DataSet.embeddedMNIST(limit: 500)
         XCTAssertEqual(data.count, 500)

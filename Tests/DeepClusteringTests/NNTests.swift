@@ -231,4 +231,35 @@ final class NNTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.decode(flipped, path: "x")) { XCTAssert("\($0)".contains("checksum")) }
         XCTAssertThrowsError(try Checkpoint.decode(Array("garbage!garbage!".utf8), path: "x")) { XCTAssert("\($0)".contains("magic")) }
     }
+
+    /// Crafted files with a valid checksum: sizes that overflow or exceed the file, architectures the sections do not
+    /// match, non-finite values. Each is an error before anything is allocated from it.
+    func testCraftedCheckpointsAreRefused() throws {
+        func resealed(_ bytes: [UInt8]) -> [UInt8] {
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for b in bytes.dropLast(8) { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
+            return Array(bytes.dropLast(8)) + withUnsafeBytes(of: hash.littleEndian) { Array($0) }
+        }
+        let weights = [Float](repeating: 0.5, count: Checkpoint.parameterCount(widths: [4, 3])!)
+        let good = Checkpoint(widths: [4, 3], clusters: 2, sections: ["autoencoder": weights, "centres": [1, 2, 3, 4, 5, 6]]).encoded()
+        XCTAssertNoThrow(try Checkpoint.decode(good, path: "x"))
+        // The first section is "autoencoder": its element count (u64) follows the 8 + 4 + 4 + 8 + 4 + 4 header bytes,
+        // its name length and name.
+        let countAt = 8 + 4 + 4 + 2 * 4 + 4 + 4 + 4 + "autoencoder".utf8.count
+        for count: UInt64 in [1 << 61, .max, 1 << 62 + 1, UInt64(weights.count) + 1] {
+            var bytes = good
+            withUnsafeBytes(of: count.littleEndian) { for (i, b) in $0.enumerated() { bytes[countAt + i] = b } }
+            XCTAssertThrowsError(try Checkpoint.decode(resealed(bytes), path: "x"), "count \(count)")
+        }
+        func refused(_ c: Checkpoint, _ text: String, line: UInt = #line) {
+            XCTAssertThrowsError(try Checkpoint.decode(c.encoded(), path: "x"), line: line) {
+                XCTAssert("\($0)".contains(text), "\($0) should mention \(text)", line: line)
+            }
+        }
+        refused(Checkpoint(widths: [4, 2_000_000_000], clusters: 0, sections: [:]), "implausible layer widths")
+        refused(Checkpoint(widths: [4, 3], clusters: Int(UInt32.max), sections: [:]), "implausible cluster count")
+        refused(Checkpoint(widths: [4, 3], clusters: 2, sections: ["autoencoder": [1, 2]]), "autoencoder weights")
+        refused(Checkpoint(widths: [4, 3], clusters: 2, sections: ["autoencoder": weights, "centres": [1]]), "centre values")
+        refused(Checkpoint(widths: [4, 3], clusters: 2, sections: ["autoencoder": weights, "centres": [Float](repeating: .nan, count: 6)]), "NaN")
+    }
 }

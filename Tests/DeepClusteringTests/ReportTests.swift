@@ -117,16 +117,30 @@ final class ReportTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
         let context = try RunContext(communicator: SingleProcessCommunicator(), directory: dir, quiet: true,
                                      mode: .fresh(RunManifest(command: "dec", arguments: ["--epochs", "2"])))
+        context.record(["phase": "pretrain", "epoch": 1, "loss": 0.05, "seconds": 1.0, "samples_per_s": 8000.0])
+        context.record(["phase": "pretrain", "epoch": 2, "loss": 0.04, "seconds": 1.0, "samples_per_s": 8000.0])
         context.record(["phase": "dec", "epoch": 1.0, "acc": 0.5, "nmi": 0.4, "ari": 0.3, "seconds": 2.0, "samples_per_s": 5000.0])
         context.record(["phase": "final", "acc": 0.5, "nmi": 0.4, "ari": 0.3, "ranks": 2])
         try context.write("figure3.svg", SVG.figure(title: "a <test> & figure", panels: [
             .line(title: "t", xLabel: "epoch", yLabel: "ACC", series: [Series(name: "s", points: [(0, 0.1), (1, 0.5)])]),
         ]))
+        // An SVG someone edited to carry a script: shown as an image, the script never reaches the page's markup.
+        try context.write("figure4.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"><title>edited</title><script>alert(1)</script>"
+                          + "<rect onload=\"alert(2)\"/></svg>")
+        try context.writeConfiguration([("pretrain", PretrainOptions())])
         let path = try RunReport.write(directory: dir)
         let html = try String(contentsOfFile: path, encoding: .utf8)
         XCTAssertTrue(html.contains("deepcluster dec --epochs 2"))
-        XCTAssertTrue(html.contains("<svg"))
-        XCTAssertTrue(html.contains("a &lt;test&gt; &amp; figure"))
+        XCTAssertTrue(html.contains("<svg"), "the pretraining curve, drawn by the report itself, is inline")
+        XCTAssertTrue(html.contains("Pretraining reconstruction loss"))
+        XCTAssertTrue(html.contains("a &lt;test&gt; &amp; figure"), "a figure's title becomes its heading, escaped")
+        XCTAssertTrue(html.contains("<td>learningRate</td><td>0.001</td>"), "the configuration table from config.json")
+        XCTAssertFalse(html.contains("<script"), "no script from a run directory's file reaches the page")
+        XCTAssertFalse(html.contains("onload"))
+        XCTAssertEqual(html.components(separatedBy: "src=\"data:image/svg+xml;base64,").count - 1, 2, "both files shown as images")
+        let encoded = html.components(separatedBy: "src=\"data:image/svg+xml;base64,")[1].prefix { $0 != "\"" }
+        let decoded = String(decoding: Data(base64Encoded: String(encoded))!, as: UTF8.self)
+        XCTAssertTrue(decoded.hasPrefix("<?xml") && decoded.contains("a &lt;test&gt; &amp; figure"), "the image is the file")
         XCTAssertFalse(html.contains("<?xml"), "SVG prologs are stripped when inlined")
         XCTAssertFalse(html.contains("src=\"http"), "nothing is fetched")
         let parser = XMLParserCheck(html)
