@@ -181,26 +181,23 @@ extension TrainingCommand {
             }
             command.runtime = runtime
             command.session = session
-            var written = ""
-            if !given.isEmpty && communicator.rank == 0 {
-                do {
-                    try RunContext.lockDirectory(directory)  // before command.json changes: not while another process runs
-                    var updated = manifest
-                    updated.overrides = overrides
-                    try updated.write(to: directory)
-                } catch { written = "\(error)" }
+            var updated = manifest
+            if !given.isEmpty {
+                updated.overrides = overrides  // written by the run once its checkpoint has loaded
+                var locked = ""
+                if communicator.rank == 0 { do { try RunContext.lockDirectory(directory) } catch { locked = "\(error)" } }
+                locked = try communicator.broadcast(locked, root: 0)
+                if !locked.isEmpty { throw RunError(locked) }
             }
-            written = try communicator.broadcast(written, root: 0)
-            if !written.isEmpty { throw RunError(written) }
             if !given.isEmpty && communicator.rank == 0 {
                 let before = optionPairs(manifest.arguments + (manifest.overrides ?? []))
                 let changes = given.map { pair -> String in
-                    let old = before.last(where: { $0.name == pair.name })?.value ?? "its default"
+                    let old = before.last(where: { $0.name == pair.name })?.value ?? "the default"
                     return "\(pair.name) \(pair.value) (was \(old))"
                 }
                 print("resuming with " + changes.joined(separator: ", "))
             }
-            try command.train(communicator, directory: directory, mode: .resume(manifest))
+            try command.train(communicator, directory: directory, mode: .resume(updated))
         }
     }
 }

@@ -16,7 +16,7 @@ public final class RunContext {
     private var metricsHandle: FileHandle?
     /// machine.json of a resumed run, held back until the resume has loaded its checkpoint: a resume that fails
     /// leaves the directory exactly as it was.
-    private var pendingMachineInfo: [UInt8]?
+    private var pendingFiles: [(name: String, bytes: [UInt8])] = []
     /// Complete lines in metrics.jsonl; a checkpoint stores it so that a resumed run can drop what came after.
     public private(set) var metricsLines = 0
     public let startTime = Clock.now
@@ -49,6 +49,10 @@ public final class RunContext {
         case .scratch: (configHash, resuming) = ("", false)
         case .fresh(let manifest): (configHash, resuming) = (manifest.hash, false)
         case .resume(let manifest): (configHash, resuming) = (manifest.hash, true)
+        }
+        if case .resume(let manifest) = mode, manifest.overrides != nil, communicator.rank == 0,
+           let json = try? manifest.encoded() {
+            pendingFiles.append((RunManifest.fileName, json))  // options changed by this resume
         }
         var failure = ""
         if communicator.rank == 0 {
@@ -232,7 +236,7 @@ public final class RunContext {
             object[phase] = values
         }
         let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
-        try Checkpoint.atomicWrite([UInt8](data), to: path("config.json"))
+        try writeOnceResumed("config.json", [UInt8](data))
     }
 
     /// Every rank compares a hash of its configuration and data shape with rank 0's. A mismatch is an error
@@ -276,13 +280,20 @@ public final class RunContext {
             "resumed": resuming, "data": data.map { "\($0.name): \($0.count) x \($0.dimension)" } ?? "generated", "blas": BLAS.configuration,
         ]
         let json = try JSONSerialization.data(withJSONObject: info, options: [.prettyPrinted, .sortedKeys])
-        if resuming { pendingMachineInfo = [UInt8](json) } else { try Checkpoint.atomicWrite([UInt8](json), to: path("machine.json")) }
+        try writeOnceResumed("machine.json", [UInt8](json))
+    }
+
+    /// Writes a file now, or, in a resumed run, once the resume has loaded its checkpoint (the first record after it):
+    /// a resume that fails leaves the directory exactly as it was.
+    func writeOnceResumed(_ name: String, _ bytes: [UInt8]) throws {
+        guard isRoot else { return }
+        if resuming { pendingFiles.append((name, bytes)) } else { try Checkpoint.atomicWrite(bytes, to: path(name)) }
     }
 
     private func flushMachineInfo() {
-        guard let json = pendingMachineInfo else { return }
-        pendingMachineInfo = nil
-        try? Checkpoint.atomicWrite(json, to: path("machine.json"))
+        let files = pendingFiles
+        pendingFiles = []
+        for file in files { try? Checkpoint.atomicWrite(file.bytes, to: path(file.name)) }
     }
 
     /// Throws `StopRequested` when `--stop-after-epochs` allows no further epoch in this invocation.
@@ -312,9 +323,13 @@ public struct RunManifest: Sendable, Codable {
     public var hash: String { String(fnv1a(Array(([command] + arguments).joined(separator: "\u{1}").utf8)), radix: 16) }
 
     public func write(to directory: String) throws {
+        try Checkpoint.atomicWrite(try encoded(), to: directory + "/" + RunManifest.fileName)
+    }
+
+    func encoded() throws -> [UInt8] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try Checkpoint.atomicWrite([UInt8](try encoder.encode(self)), to: directory + "/" + RunManifest.fileName)
+        return [UInt8](try encoder.encode(self))
     }
 
     public static func read(from directory: String) throws -> RunManifest {
