@@ -5,24 +5,12 @@ internal import CZlib
 public enum FileBytes {
     /// The file's bytes, decompressed if it is a gzip stream. Errors name the file.
     public static func read(_ path: String) throws -> [UInt8] {
-        let reader = try ByteReader(path: path)
-        var all = [UInt8]()
-        while true {
-            let chunk = try reader.read(1 << 20)
-            if chunk.isEmpty { return all }
-            all += chunk
-        }
+        try ByteReader(path: path).readToEnd()
     }
 
     /// Inflates a whole gzip stream (one or more members); a corrupt or truncated stream is an error.
     public static func gunzip(_ input: [UInt8], path: String) throws -> [UInt8] {
-        let reader = try ByteReader(bytes: input, path: path)
-        var all = [UInt8]()
-        while true {
-            let chunk = try reader.read(1 << 20)
-            if chunk.isEmpty { return all }
-            all += chunk
-        }
+        try ByteReader(bytes: input, path: path).readToEnd()
     }
 
     /// A zlib stream (for PNG's IDAT) of `input`.
@@ -97,6 +85,16 @@ public final class ByteReader {
             compressed.deallocate()
         }
         try? raw?.close()
+    }
+
+    /// Everything left (for files whose size the caller bounds otherwise).
+    public func readToEnd() throws -> [UInt8] {
+        var all = [UInt8]()
+        while true {
+            let chunk = try read(1 << 20)
+            if chunk.isEmpty { return all }
+            all += chunk
+        }
     }
 
     /// Up to `count` next bytes; fewer only at the end of the data. A corrupt or truncated gzip stream is an error.
