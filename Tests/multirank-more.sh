@@ -19,6 +19,14 @@ acc() { grep -o '"acc":[0-9.e-]*' "$1/metrics.jsonl" | tail -1 | cut -d: -f2; }
 a1=$(acc "$T/dec1"); a2=$(acc "$T/dec2")
 if python3 -c "import sys; sys.exit(0 if abs($a1 - $a2) <= 0.01 else 1)"; then pass "DEC 1 rank ACC $a1 vs 2 ranks ACC $a2"
 else fail "DEC 1 rank ACC $a1 vs 2 ranks ACC $a2 differ by more than 0.01"; fi
+# The same with augmented fine-tuning (shift and rotation per sample, drawn from seed, epoch and sample index).
+for n in 1 2; do
+  $MPI -np $n $BIN dec --limit 2000 --pretrained "$T/pre/autoencoder.bin" --epochs 3 --restarts 4 --seed 1 --augment shift=0.1,rotate=10 \
+      --tsne-points 0 --out "$T/decaug$n" > "$T/decaug$n.log" 2>&1 || { cat "$T/decaug$n.log"; fail "dec --augment on $n rank(s)"; }
+done
+a1=$(acc "$T/decaug1"); a2=$(acc "$T/decaug2")
+if python3 -c "import sys; sys.exit(0 if abs($a1 - $a2) <= 0.01 else 1)"; then pass "DEC with --augment shift=0.1,rotate=10: 1 rank ACC $a1 vs 2 ranks ACC $a2"
+else fail "DEC with --augment: 1 rank ACC $a1 vs 2 ranks ACC $a2 differ by more than 0.01"; fi
 for m in idec dkm; do
   if $MPI -np 2 $BIN dec --method $m --limit 2000 --pretrained "$T/pre/autoencoder.bin" --epochs 3 --restarts 2 --out "$T/$m" > "$T/$m.log" 2>&1 \
      && grep -q "final ${m^^}" "$T/$m.log"; then pass "$m on 2 ranks: $(grep final "$T/$m.log")"; else cat "$T/$m.log"; fail "$m on 2 ranks"; fi

@@ -4,6 +4,7 @@
 # 1. exact: p ranks on one host (the shared-memory reduction sums the shares in rank order) end bitwise equal to one
 #    process emulating those p shares (the same rows, the same GEMM shapes, the same order), p = 2 and 3; negative
 #    controls: the emulation summing in reverse, or without the last share, must NOT be equal (the test can fail).
+#    Again with augmented inputs (--augment shift=0.1,rotate=10) on 3 ranks.
 # 2. bounded: one step's reduced gradient through each path whose order MPI picks (reduction thread, nonblocking,
 #    one blocking allreduce) against the exact sum of the emulated shares, elementwise within gamma_(p-1) sum |g_r|,
 #    gamma_n = n u / (1 - n u), u = 2^-24 (any order of summing p floats stays inside it); prints the worst ratio.
@@ -37,6 +38,13 @@ for n in 2 3; do
     pass "exact reduction contract, $n ranks (shared memory) vs one process emulating $n shares, 20 steps: $out"
   else fail "exact reduction contract, $n ranks: $out"; fi
 done
+# The same with augmentation (each sample's shift and rotation drawn from seed, epoch and sample index) and the mask.
+A="$S --augment shift=0.1,rotate=10"
+$MPI -np 3 $BIN $A --out "$T/ra3" > "$T/ra3.log" 2>&1 || { cat "$T/ra3.log"; fail "pretrain --augment on 3 ranks"; }
+$BIN $A --threads 1 --debug-emulate-ranks 3 --out "$T/ea3" > "$T/ea3.log" 2>&1 || { cat "$T/ea3.log"; fail "emulation of 3 ranks with --augment"; }
+if out=$($BIN compare --bitwise "$T/ra3/autoencoder.bin" "$T/ea3/autoencoder.bin" 2>&1); then
+  pass "exact reduction contract with --augment shift=0.1,rotate=10, 3 ranks vs 3 emulated shares: $out"
+else fail "exact reduction contract with --augment, 3 ranks: $out"; fi
 for order in reverse drop-last; do
   $BIN $S --threads 1 --debug-emulate-ranks 3 --debug-emulate-order $order --out "$T/e3-$order" > /dev/null 2>&1
   if out=$($BIN compare --bitwise "$T/r3/autoencoder.bin" "$T/e3-$order/autoencoder.bin" 2>&1); then

@@ -14,6 +14,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (after 3 warm-up steps).") var steps = 20
     @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
+    @Option(help: "Time the steps with this augmentation (none, or shift=F,rotate=DEGREES; see pretrain --help): its cost counts in the step, not in the SGEMM work.")
+    var augment = "none"
     @Flag(help: "Also fit the allreduce cost (latency alpha, inverse bandwidth beta) and predict step time and efficiency for 1 ... --max-ranks ranks.")
     var model = false
     @Option(help: "Model a link of this many Gb/s (e.g. 10, 25, 100) instead of the measured transport.") var linkGbps: Double?
@@ -33,7 +35,8 @@ struct BenchCommand: ParsableCommand {
             let data = try DataSet.embeddedMNIST()
             let context = try RunContext(communicator: communicator, directory: NSTemporaryDirectory() + "deepcluster-bench-\(getpid())", quiet: true)
             let (pretrain, dec) = try Bench.run(context: context, data: data, batchSize: batchSize, steps: steps,
-                                                widths: try parseWidths(widths), overlap: !runtime.noOverlap)
+                                                widths: try parseWidths(widths), overlap: !runtime.noOverlap,
+                                                augmentation: try Augmentation(parsing: augment))
             try? FileManager.default.removeItem(atPath: context.directory)
             var modelJSON: [String: Any]?
             var modelLines: [String] = []

@@ -30,6 +30,8 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Pretraining optimizer.") var pretrainOptimizer: OptimizerKind = .adam
     @Option(help: "Pretraining learning rate.") var pretrainLr: Float = 0.001
     @Option(help: "Denoising pretraining: probability of zeroing each input pixel.") var mask: Float = 0.2
+    @Option(help: "Augmentation in pretraining and fine-tuning (square images; the target distribution uses the clean data): none, or shift=F,rotate=DEGREES, e.g. shift=0.1,rotate=10 (see pretrain --help).")
+    var augment = "none"
     @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
     @Option(help: "Weight initialisation: glorot or fanin.") var initialization: WeightInit = .glorot
     @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?
@@ -51,6 +53,7 @@ struct DECCommand: TrainingCommand {
         if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
         try Limits.restarts(restarts)
+        do { _ = try Augmentation(parsing: augment) } catch { throw ValidationError("\(error)") }
         try Limits.finite(tol, "--tol", in: 0...1, hint: "a fraction between 0 and 1, e.g. 0.001")
         if let gamma { try Limits.positive(gamma, "--gamma") }
         try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
@@ -81,6 +84,7 @@ struct DECCommand: TrainingCommand {
                                            learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
                                            weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)
             pretrain.checkpointEvery = checkpointEvery
+            pretrain.augmentation = try Augmentation(parsing: augment)
             guard pretrain.widths[0] == data.dimension else {
                 throw RunError("--widths starts at \(pretrain.widths[0]) but the data has \(data.dimension) dimensions")
             }
@@ -99,6 +103,7 @@ struct DECCommand: TrainingCommand {
             options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
             options.overlap = !runtime.noOverlap
             options.checkpointEvery = checkpointEvery
+            options.augmentation = pretrain.augmentation
             if let explicit = try snapshotEpochs() {
                 options.snapshotEpochs = explicit
                 options.snapshotsExplicit = true

@@ -292,6 +292,8 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Encoder widths, input first, e.g. 784-500-500-2000-10.") var widths = "784-500-500-2000-10"
     @Option(help: "Weight initialisation: glorot or fanin (DEC-keras).") var initialization: WeightInit = .glorot
     @Option(help: "Denoising: probability of zeroing each input pixel.") var mask: Float = 0.2
+    @Option(help: "Augmentation of every sample (square images): none, or shift=F,rotate=DEGREES for a random shift up to F of the width and height and a rotation up to DEGREES, bilinear, drawn from (seed, epoch, sample), e.g. shift=0.1,rotate=10. The mask applies on top.")
+    var augment = "none"
     @Option(help: "Write a checkpoint every N epochs (and after the last).") var checkpointEvery = 1
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
@@ -311,6 +313,7 @@ struct PretrainCommand: TrainingCommand {
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
+        do { _ = try Augmentation(parsing: augment) } catch { throw ValidationError("\(error)") }
         try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
     }
 
@@ -323,6 +326,7 @@ struct PretrainCommand: TrainingCommand {
                                       overlap: !runtime.noOverlap)
         options.checkpointEvery = checkpointEvery
         options.maxSteps = maxSteps
+        options.augmentation = try Augmentation(parsing: augment)
         if let parts = debugPoison?.split(separator: ":").compactMap({ Int($0) }), parts.count == 2 { options.poison = (parts[0], parts[1]) }
         options.emulation = debugEmulateRanks.map { ShareEmulation(ranks: $0, order: debugEmulateOrder) }
         options.gradientDump = debugDumpGradients

@@ -116,3 +116,85 @@ final class DataTests: XCTestCase {
         XCTAssertNotEqual(a.permutation, b.permutation, "epochs draw different permutations")
     }
 }
+
+// MARK: - Augmentation
+
+final class AugmentationTests: XCTestCase {
+    let side = 28
+    func image(seed: UInt64) -> [Float] { seededValues(28 * 28, seed: seed).map { Float(abs($0)) } }
+
+    func transformed(_ source: [Float], dx: Double, dy: Double, angle: Double) -> [Float] {
+        var out = [Float](repeating: -1, count: source.count)
+        source.withUnsafeBufferPointer { s in
+            out.withUnsafeMutableBufferPointer { Augmentation.transform(s.baseAddress!, into: $0.baseAddress!, side: side, dx: dx, dy: dy, angle: angle) }
+        }
+        return out
+    }
+
+    func testZeroTransformIsTheIdentity() {
+        let x = image(seed: 1)
+        XCTAssertEqual(transformed(x, dx: 0, dy: 0, angle: 0).map(\.bitPattern), x.map(\.bitPattern))
+    }
+
+    func testWholePixelShiftMovesPixelsExactly() {
+        let x = image(seed: 2)
+        for (dx, dy) in [(3, -2), (-5, 0), (0, 7), (27, 27), (28, 0)] {
+            let y = transformed(x, dx: Double(dx), dy: Double(dy), angle: 0)
+            for row in 0..<side {
+                for column in 0..<side {
+                    let sx = column - dx, sy = row - dy
+                    let expected: Float = sx >= 0 && sx < side && sy >= 0 && sy < side ? x[sy * side + sx] : 0
+                    XCTAssertEqual(y[row * side + column].bitPattern, expected.bitPattern, "shift (\(dx), \(dy)) at (\(column), \(row))")
+                }
+            }
+        }
+    }
+
+    func testHalfTurnMirrorsThroughTheCentre() {
+        let x = image(seed: 3)
+        let y = transformed(x, dx: 0, dy: 0, angle: Double.pi)
+        for row in 0..<side {
+            for column in 0..<side {
+                XCTAssertEqual(y[row * side + column], x[(side - 1 - row) * side + (side - 1 - column)], accuracy: 1e-5)
+            }
+        }
+    }
+
+    func testParametersAreDeterministicAndInRange() throws {
+        let a = try Augmentation(parsing: "shift=0.1,rotate=10")
+        XCTAssertEqual(a, Augmentation(shift: 0.1, rotate: 10))
+        XCTAssertEqual(try Augmentation(parsing: "none"), .none)
+        for bad in ["shift=0.9", "rotate=-1", "shift", "zoom=2", "shift=nan"] {
+            XCTAssertThrowsError(try Augmentation(parsing: bad), bad)
+        }
+        var seen = Set<Double>()
+        for index in 0..<200 {
+            let p = a.parameters(seed: 4, epoch: 1, index: index, side: side)
+            let q = a.parameters(seed: 4, epoch: 1, index: index, side: side)
+            XCTAssertEqual(p.dx, q.dx); XCTAssertEqual(p.dy, q.dy); XCTAssertEqual(p.angle, q.angle)
+            XCTAssert(abs(p.dx) <= 2.8 && abs(p.dy) <= 2.8 && abs(p.angle) <= 10 * Double.pi / 180)
+            seen.insert(p.dx)
+            XCTAssertNotEqual(p.dx, a.parameters(seed: 4, epoch: 2, index: index, side: side).dx, "another epoch, another draw")
+        }
+        XCTAssertEqual(seen.count, 200)
+    }
+
+    /// The images of a batch do not depend on how the batch is split: 3 ranks' shares augmented apart equal the whole.
+    func testSameImagesWhateverTheShares() throws {
+        let data = try DataSet.embeddedMNIST(limit: 30)
+        let a = Augmentation(shift: 0.1, rotate: 10)
+        let indices: [Int32] = (0..<30).map { Int32(($0 * 7) % 30) }
+        let whole = BatchGatherer(dims: data.dimension, maxRows: 30, transform: FeatureTransform(data: data, normalization: .unit))
+        whole.gather(data, indices: indices)
+        whole.augment(a, seed: 9, epoch: 3, indices: indices)
+        let part = BatchGatherer(dims: data.dimension, maxRows: 10, transform: FeatureTransform(data: data, normalization: .unit))
+        for rank in 0..<3 {
+            let share = indices[(rank * 10)..<(rank * 10 + 10)]
+            part.gather(data, indices: share)
+            part.augment(a, seed: 9, epoch: 3, indices: share)
+            for i in 0..<(10 * data.dimension) {
+                XCTAssertEqual(part.augmented[i].bitPattern, whole.augmented[rank * 10 * data.dimension + i].bitPattern)
+            }
+        }
+    }
+}

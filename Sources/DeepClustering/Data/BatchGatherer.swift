@@ -26,6 +26,7 @@ public final class BatchGatherer {
     public let clean: UnsafeMutablePointer<Float>   // (B, D): the target
     public let noisy: UnsafeMutablePointer<Float>   // (B, D): the masked input (when masking)
     public let scratch: UnsafeMutablePointer<Float> // (B, D): free for a loss gradient
+    public let augmented: UnsafeMutablePointer<Float> // (B, D): `clean` under each sample's affine transform
 
     public init(dims: Int, maxRows: Int, transform: FeatureTransform) {
         self.dims = dims
@@ -34,12 +35,14 @@ public final class BatchGatherer {
         clean = .allocate(capacity: max(maxRows * dims, 1))
         noisy = .allocate(capacity: max(maxRows * dims, 1))
         scratch = .allocate(capacity: max(maxRows * dims, 1))
+        augmented = .allocate(capacity: max(maxRows * dims, 1))
     }
 
     deinit {
         clean.deallocate()
         noisy.deallocate()
         scratch.deallocate()
+        augmented.deallocate()
     }
 
     /// Gathers rows `indices` of `data` into `clean`.
@@ -60,14 +63,36 @@ public final class BatchGatherer {
         }
     }
 
-    /// Writes `noisy` = `clean` with each input zeroed with probability `rate`. The mask of a sample depends
-    /// only on (seed, epoch, sample index), so it is the same whichever rank draws it.
-    public func mask<C: Collection>(rate: Float, seed: UInt64, epoch: Int, indices: C) where C.Element == Int32 {
+    /// Writes `noisy` = `source` (default `clean`) with each input zeroed with probability `rate`. The mask of a
+    /// sample depends only on (seed, epoch, sample index), so it is the same whichever rank draws it.
+    public func mask<C: Collection>(rate: Float, seed: UInt64, epoch: Int, indices: C, from input: UnsafePointer<Float>? = nil)
+    where C.Element == Int32 {
+        let from = input ?? UnsafePointer(clean)
         var r = 0
         for index in indices {
             var rng = Xoshiro256(seed: seed, stream: 0x4D41534B ^ UInt64(epoch) << 32, index: UInt64(index))
-            let source = clean + r * dims, target = noisy + r * dims
+            let source = from + r * dims, target = noisy + r * dims
             for d in 0..<dims { target[d] = rng.nextUnit() < rate ? 0 : source[d] }
+            r += 1
+        }
+    }
+}
+
+extension BatchGatherer {
+    /// The side of the square images this gatherer holds, or nil when D is not a square.
+    public var imageSide: Int? {
+        let side = Int(Double(dims).squareRoot().rounded())
+        return side * side == dims && side > 1 ? side : nil
+    }
+
+    /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index).
+    public func augment<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C)
+    where C.Element == Int32 {
+        guard let side = imageSide else { preconditionFailure("augmentation needs square images") }
+        var r = 0
+        for index in indices {
+            let t = augmentation.parameters(seed: seed, epoch: epoch, index: Int(index), side: side)
+            Augmentation.transform(clean + r * dims, into: augmented + r * dims, side: side, dx: t.dx, dy: t.dy, angle: t.angle)
             r += 1
         }
     }

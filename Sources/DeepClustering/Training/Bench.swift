@@ -83,7 +83,8 @@ public enum Bench {
         return (median(times), median(exposed), median(sgemm))
     }
 
-    public static func run(context: RunContext, data: DataSet, batchSize: Int, steps: Int, widths: [Int], overlap: Bool) throws -> (pretrain: BenchResult, dec: BenchResult) {
+    public static func run(context: RunContext, data: DataSet, batchSize: Int, steps: Int, widths: [Int], overlap: Bool,
+                           augmentation: Augmentation = .none) throws -> (pretrain: BenchResult, dec: BenchResult) {
         let warmup = 3
         let rows = contiguousShare(total: batchSize, rank: context.rank, size: context.ranks).count
         // Pretraining steps.
@@ -91,6 +92,7 @@ public enum Bench {
         options.batchSize = batchSize
         options.widths = widths
         options.overlap = overlap
+        options.augmentation = augmentation
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
         let maxRows = largestShare(total: batchSize, size: context.ranks)
         let model = Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows)
@@ -113,6 +115,7 @@ public enum Bench {
         decOptions.batchSize = batchSize
         decOptions.overlap = overlap
         decOptions.restarts = 1
+        decOptions.augmentation = augmentation
         let decTrainer = try DECTrainer(context: context, data: data, options: decOptions, model: pretrainer.model)
         _ = try decTrainer.initializeCentres()
         let pass = try decTrainer.pass()

@@ -33,6 +33,8 @@ public struct DECOptions: Sendable {
     public var tsnePoints = 2000
     public var tsneIterations = 1000
     public var checkpointEvery = 1
+    /// Fine-tuning on augmented batches (the target distribution P stays that of the clean data).
+    public var augmentation = Augmentation.none
     public init() {}
 }
 
@@ -76,6 +78,7 @@ public final class DECTrainer {
     public var kmeansScores: ClusteringScores?
 
     public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) throws {
+        try Pretrainer.checkAugmentation(options.augmentation, data: data)
         self.context = context
         self.data = data
         self.options = options
@@ -184,7 +187,12 @@ public final class DECTrainer {
         let store = model.store, ae = model.autoencoder
         let scale = 1 / Float(global.count)
         gatherer.gather(data, indices: indices)
-        let z = ae.encode(store, input: gatherer.clean, rows: rows)
+        var input = UnsafePointer(gatherer.clean)
+        if !options.augmentation.isNone {
+            gatherer.augment(options.augmentation, seed: options.seed, epoch: completedEpochs, indices: indices)
+            input = UnsafePointer(gatherer.augmented)
+        }
+        let z = ae.encode(store, input: input, rows: rows)
         let reduceRange = options.method == .dec ? model.encoderSuffix : model.all
         store.zeroGradients(reduceRange)
         reducer.beginStep()
@@ -210,7 +218,7 @@ public final class DECTrainer {
         var dEmbedding = dZ
         if options.method != .dec {
             ae.decode(store, rows: rows)
-            reconstructionLoss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: gatherer.clean,
+            reconstructionLoss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: input,
                                                      dReconstruction: gatherer.scratch, rows: rows, dims: data.dimension, scale: scale)
             store.gradients[model.statistics + 1] = Float(reconstructionLoss)
             try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
@@ -221,7 +229,7 @@ public final class DECTrainer {
         } else {
             try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
         }
-        try ae.backwardEncoder(store, input: gatherer.clean, dEmbedding: dEmbedding, rows: rows) { layer in
+        try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
             try reducer.bucketReady(store, layer.parameterRange)
         }
         try reducer.finish(store, reduceRange)

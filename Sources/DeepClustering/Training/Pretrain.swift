@@ -13,6 +13,8 @@ public struct PretrainOptions: Sendable {
     public var weightInit: WeightInit = .glorot
     /// Denoising: each input zeroed with this probability (the target stays clean).
     public var maskRate: Float = 0
+    /// A random shift and rotation of every sample (input and target alike); the mask, if any, on top.
+    public var augmentation = Augmentation.none
     public var overlap = true
     public var checkpointEvery = 1
     public var maxSteps: Int? = nil
@@ -58,6 +60,7 @@ public final class Pretrainer {
         self.data = data
         self.options = options
         if options.emulation != nil, context.ranks > 1 { throw RunError("an emulation of several ranks runs on one rank") }
+        try Pretrainer.checkAugmentation(options.augmentation, data: data)
         let maxRows = largestShare(total: options.batchSize, size: options.emulation?.ranks ?? context.ranks)
         let model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
         self.model = model
@@ -67,6 +70,14 @@ public final class Pretrainer {
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed,
                           rank: context.rank, ranks: context.ranks)
         shares = options.emulation.map { ShareGradients($0, count: model.store.count) }
+    }
+
+    /// Augmentation moves pixels: it needs square images.
+    static func checkAugmentation(_ augmentation: Augmentation, data: DataSet) throws {
+        let side = Int(Double(data.dimension).squareRoot().rounded())
+        if !augmentation.isNone && side * side != data.dimension {
+            throw RunError("--augment \(augmentation) moves pixels of square images, but a sample of \(data.name) has \(data.dimension) values; use --augment none")
+        }
     }
 
     /// Fresh weights from the seed, identical on every rank.
@@ -110,16 +121,21 @@ public final class Pretrainer {
         let indices = sampler.permutation[local]
         let store = model.store, ae = model.autoencoder
         gatherer.gather(data, indices: indices)
-        var input = UnsafePointer(gatherer.clean)
+        var target = UnsafePointer(gatherer.clean)
+        if !options.augmentation.isNone {
+            gatherer.augment(options.augmentation, seed: options.seed, epoch: epoch, indices: indices)
+            target = UnsafePointer(gatherer.augmented)
+        }
+        var input = target
         if options.maskRate > 0 {
-            gatherer.mask(rate: options.maskRate, seed: options.seed, epoch: epoch, indices: indices)
+            gatherer.mask(rate: options.maskRate, seed: options.seed, epoch: epoch, indices: indices, from: target)
             input = UnsafePointer(gatherer.noisy)
         }
         ae.forward(store, input: input, rows: rows)
         store.zeroGradients(model.all)
         reducer.beginStep()
         let dReconstruction = gatherer.scratch  // (B, D)
-        let loss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: gatherer.clean,
+        let loss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: target,
                                        dReconstruction: dReconstruction, rows: rows, dims: data.dimension,
                                        scale: 1 / Float(global.count))
         store.gradients[model.statistics] = Float(loss)
