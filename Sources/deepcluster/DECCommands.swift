@@ -12,8 +12,9 @@ struct DECCommand: TrainingCommand {
         commandName: "dec",
         abstract: "Task 2, the main job: pretrain the autoencoder, k-means++ on the embedding, then DEC/IDEC/DKM fine-tuning.",
         discussion: """
-            With no flags: 100 epochs of denoising pretraining and up to 200 epochs of DEC on the embedded 10k MNIST set,
-            on however many ranks it was started with. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
+            With no flags: 100 epochs of denoising pretraining and up to 100 epochs of DEC on the embedded 10k MNIST set,
+            both on augmented batches (--augment shift=0.1,rotate=10), on however many ranks it was started with. The
+            classic recipe (DEC as published, no augmentation): --augment none --epochs 200. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
             figure3.svg, figure4.svg (t-SNE), confusion.svg, clusters.svg and report.html into the run directory.
             """)
     @OptionGroup var dataOptions: DataOptions
@@ -21,7 +22,7 @@ struct DECCommand: TrainingCommand {
     @OptionGroup var session: SessionOptions
     @Option(help: "dec, idec or dkm.") var method: DeepMethod = .dec
     @Option(help: "Clusters K. Default: the number of classes in the data.") var clusters: Int?
-    @Option(help: "Fine-tuning epochs (upper limit).") var epochs = 200
+    @Option(help: "Fine-tuning epochs (upper limit; training stops earlier when fewer than --tol of the labels change).") var epochs = 100
     @Option(help: "Pretraining epochs.") var pretrainEpochs = 100
     @Option(help: "Skip pretraining: load this autoencoder.bin.") var pretrained: String?
     @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
@@ -31,7 +32,7 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Pretraining learning rate.") var pretrainLr: Float = 0.001
     @Option(help: "Denoising pretraining: probability of zeroing each input pixel.") var mask: Float = 0.2
     @Option(help: "Augmentation in pretraining and fine-tuning (square images; the target distribution uses the clean data): none, or shift=F,rotate=DEGREES, e.g. shift=0.1,rotate=10 (see pretrain --help).")
-    var augment = "none"
+    var augment = "shift=0.1,rotate=10"
     @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
     @Option(help: "Weight initialisation: glorot or fanin.") var initialization: WeightInit = .glorot
     @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?

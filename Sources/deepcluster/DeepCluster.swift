@@ -293,7 +293,7 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Weight initialisation: glorot or fanin (DEC-keras).") var initialization: WeightInit = .glorot
     @Option(help: "Denoising: probability of zeroing each input pixel.") var mask: Float = 0.2
     @Option(help: "Augmentation of every sample (square images): none, or shift=F,rotate=DEGREES for a random shift up to F of the width and height and a rotation up to DEGREES, bilinear, drawn from (seed, epoch, sample), e.g. shift=0.1,rotate=10. The mask applies on top.")
-    var augment = "none"
+    var augment = "shift=0.1,rotate=10"
     @Option(help: "Write a checkpoint every N epochs (and after the last).") var checkpointEvery = 1
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
