@@ -85,7 +85,7 @@ struct DECCommand: TrainingCommand {
                                            learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
                                            weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)
             pretrain.checkpointEvery = checkpointEvery
-            pretrain.augmentation = try Augmentation(parsing: augment)
+            pretrain.augmentation = try Limits.augmentation(augment, data: data, rank: communicator.rank)
             guard pretrain.widths[0] == data.dimension else {
                 throw RunError("--widths starts at \(pretrain.widths[0]) but the data has \(data.dimension) dimensions")
             }

@@ -326,7 +326,7 @@ struct PretrainCommand: TrainingCommand {
                                       overlap: !runtime.noOverlap)
         options.checkpointEvery = checkpointEvery
         options.maxSteps = maxSteps
-        options.augmentation = try Augmentation(parsing: augment)
+        options.augmentation = try Limits.augmentation(augment, data: data, rank: communicator.rank)
         if let parts = debugPoison?.split(separator: ":").compactMap({ Int($0) }), parts.count == 2 { options.poison = (parts[0], parts[1]) }
         options.emulation = debugEmulateRanks.map { ShareEmulation(ranks: $0, order: debugEmulateOrder) }
         options.gradientDump = debugDumpGradients

@@ -84,6 +84,19 @@ enum Limits {
         }
     }
 
+    /// The augmentation to use: as given; the default (shift and rotation) only where the samples are square images,
+    /// else none with a note. Asked for explicitly on other data, it is an error (from the trainer).
+    static func augmentation(_ text: String, data: DataSet, rank: Int) throws -> Augmentation {
+        let augmentation = try Augmentation(parsing: text)
+        let side = Int(Double(data.dimension).squareRoot().rounded())
+        let explicit = subcommandArguments.contains { $0 == "--augment" || $0.hasPrefix("--augment=") }
+        if !augmentation.isNone, side * side != data.dimension, !explicit {
+            if rank == 0 { print("note: \(data.name) holds \(data.dimension) values per sample, not square images: no augmentation") }
+            return .none
+        }
+        return augmentation
+    }
+
     /// The global batch must fit the data: every step draws B distinct samples. Asked for explicitly, a larger one is
     /// an error; the default shrinks to the data (with a note from rank 0).
     static func batch(_ batchSize: Int, samples: Int, rank: Int) throws -> Int {
