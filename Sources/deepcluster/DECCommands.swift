@@ -54,7 +54,7 @@ struct DECCommand: TrainingCommand {
         if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
         try Limits.restarts(restarts)
-        do { _ = try Augmentation(parsing: augment) } catch { throw ValidationError("\(error)") }
+        try Limits.augmentation(augment)
         try Limits.finite(tol, "--tol", in: 0...1, hint: "a fraction between 0 and 1, e.g. 0.001")
         if let gamma { try Limits.positive(gamma, "--gamma") }
         try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)

@@ -313,7 +313,7 @@ struct PretrainCommand: TrainingCommand {
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
-        do { _ = try Augmentation(parsing: augment) } catch { throw ValidationError("\(error)") }
+        try Limits.augmentation(augment)
         try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
     }
 

@@ -88,20 +88,28 @@ enum Limits {
     /// else none with a note. Asked for explicitly on other data, it is an error (from the trainer).
     static func augmentation(_ text: String, data: DataSet, rank: Int) throws -> Augmentation {
         let augmentation = try Augmentation(parsing: text)
-        let side = Int(Double(data.dimension).squareRoot().rounded())
-        let explicit = subcommandArguments.contains { $0 == "--augment" || $0.hasPrefix("--augment=") }
-        if !augmentation.isNone, side * side != data.dimension, !explicit {
+        if !augmentation.isNone, Augmentation.imageSide(of: data.dimension) == nil, !given("--augment") {
             if rank == 0 { print("note: \(data.name) holds \(data.dimension) values per sample, not square images: no augmentation") }
             return .none
         }
         return augmentation
     }
 
+    /// Whether the command line names `option` (the user chose its value rather than the default).
+    static func given(_ option: String) -> Bool {
+        subcommandArguments.contains { $0 == option || $0.hasPrefix(option + "=") }
+    }
+
+    /// `--augment`'s text, checked before any rank starts.
+    static func augmentation(_ text: String) throws {
+        do { _ = try Augmentation(parsing: text) } catch { throw ValidationError("\(error)") }
+    }
+
     /// The global batch must fit the data: every step draws B distinct samples. Asked for explicitly, a larger one is
     /// an error; the default shrinks to the data (with a note from rank 0).
     static func batch(_ batchSize: Int, samples: Int, rank: Int) throws -> Int {
         guard batchSize > samples else { return batchSize }
-        if subcommandArguments.contains(where: { $0 == "--batch-size" || $0.hasPrefix("--batch-size=") }) {
+        if given("--batch-size") {
             throw RunError("--batch-size \(batchSize) is larger than the \(samples) samples of the data: use at most \(samples)")
         }
         if rank == 0 { print("note: the data has \(samples) samples, fewer than the default batch of \(batchSize): batch \(samples)") }

@@ -37,6 +37,19 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The side of a square image of `dimension` pixels, or nil when it is not one.
+    public static func imageSide(of dimension: Int) -> Int? {
+        let side = Int(Double(dimension).squareRoot().rounded())
+        return side * side == dimension && side > 1 ? side : nil
+    }
+
+    /// Augmentation moves pixels: it needs square images.
+    public func check(_ data: DataSet) throws {
+        if !isNone && Augmentation.imageSide(of: data.dimension) == nil {
+            throw RunError("--augment \(self) moves pixels of square images, but a sample of \(data.name) has \(data.dimension) values; use --augment none")
+        }
+    }
+
     /// The transform of one sample: its shift in pixels (dx, dy) and its angle in radians.
     public func parameters(seed: UInt64, epoch: Int, index: Int, side: Int) -> (dx: Double, dy: Double, angle: Double) {
         var rng = Xoshiro256(seed: seed, stream: 0x4155_474D ^ UInt64(epoch) << 32, index: UInt64(index))

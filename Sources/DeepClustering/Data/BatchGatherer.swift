@@ -79,16 +79,18 @@ public final class BatchGatherer {
 }
 
 extension BatchGatherer {
-    /// The side of the square images this gatherer holds, or nil when D is not a square.
-    public var imageSide: Int? {
-        let side = Int(Double(dims).squareRoot().rounded())
-        return side * side == dims && side > 1 ? side : nil
+    /// The batch a step trains on: `clean`, or `augmented` after writing it (none: nothing is computed).
+    public func input<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C) -> UnsafePointer<Float>
+    where C.Element == Int32 {
+        guard !augmentation.isNone else { return UnsafePointer(clean) }
+        augment(augmentation, seed: seed, epoch: epoch, indices: indices)
+        return UnsafePointer(augmented)
     }
 
     /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index).
     public func augment<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C)
     where C.Element == Int32 {
-        guard let side = imageSide else { preconditionFailure("augmentation needs square images") }
+        guard let side = Augmentation.imageSide(of: dims) else { preconditionFailure("augmentation needs square images") }
         var r = 0
         for index in indices {
             let t = augmentation.parameters(seed: seed, epoch: epoch, index: Int(index), side: side)

@@ -127,7 +127,7 @@ public enum RunReport {
         }
         let pretraining = runs.compactMap { run -> Series? in
             let points = run.records.filter { $0["phase"] as? String == "pretrain" }.compactMap { r in
-                (r["epoch"] as? Double ?? (r["epoch"] as? Int).map(Double.init)).flatMap { e in (r["loss"] as? Double).map { (e, $0) } }
+                number(r["epoch"]).flatMap { e in number(r["loss"]).map { (e, $0) } }
             }
             return points.isEmpty ? nil : Series(name: run.name, points: points)
         }

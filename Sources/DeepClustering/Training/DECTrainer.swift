@@ -78,7 +78,7 @@ public final class DECTrainer {
     public var kmeansScores: ClusteringScores?
 
     public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) throws {
-        try Pretrainer.checkAugmentation(options.augmentation, data: data)
+        try options.augmentation.check(data)
         self.context = context
         self.data = data
         self.options = options
@@ -187,11 +187,7 @@ public final class DECTrainer {
         let store = model.store, ae = model.autoencoder
         let scale = 1 / Float(global.count)
         gatherer.gather(data, indices: indices)
-        var input = UnsafePointer(gatherer.clean)
-        if !options.augmentation.isNone {
-            gatherer.augment(options.augmentation, seed: options.seed, epoch: completedEpochs, indices: indices)
-            input = UnsafePointer(gatherer.augmented)
-        }
+        let input = gatherer.input(options.augmentation, seed: options.seed, epoch: completedEpochs, indices: indices)
         let z = ae.encode(store, input: input, rows: rows)
         let reduceRange = options.method == .dec ? model.encoderSuffix : model.all
         store.zeroGradients(reduceRange)

@@ -60,7 +60,7 @@ public final class Pretrainer {
         self.data = data
         self.options = options
         if options.emulation != nil, context.ranks > 1 { throw RunError("an emulation of several ranks runs on one rank") }
-        try Pretrainer.checkAugmentation(options.augmentation, data: data)
+        try options.augmentation.check(data)
         let maxRows = largestShare(total: options.batchSize, size: options.emulation?.ranks ?? context.ranks)
         let model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
         self.model = model
@@ -70,14 +70,6 @@ public final class Pretrainer {
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed,
                           rank: context.rank, ranks: context.ranks)
         shares = options.emulation.map { ShareGradients($0, count: model.store.count) }
-    }
-
-    /// Augmentation moves pixels: it needs square images.
-    static func checkAugmentation(_ augmentation: Augmentation, data: DataSet) throws {
-        let side = Int(Double(data.dimension).squareRoot().rounded())
-        if !augmentation.isNone && side * side != data.dimension {
-            throw RunError("--augment \(augmentation) moves pixels of square images, but a sample of \(data.name) has \(data.dimension) values; use --augment none")
-        }
     }
 
     /// Fresh weights from the seed, identical on every rank.
@@ -121,11 +113,7 @@ public final class Pretrainer {
         let indices = sampler.permutation[local]
         let store = model.store, ae = model.autoencoder
         gatherer.gather(data, indices: indices)
-        var target = UnsafePointer(gatherer.clean)
-        if !options.augmentation.isNone {
-            gatherer.augment(options.augmentation, seed: options.seed, epoch: epoch, indices: indices)
-            target = UnsafePointer(gatherer.augmented)
-        }
+        let target = gatherer.input(options.augmentation, seed: options.seed, epoch: epoch, indices: indices)
         var input = target
         if options.maskRate > 0 {
             gatherer.mask(rate: options.maskRate, seed: options.seed, epoch: epoch, indices: indices, from: target)
