@@ -144,6 +144,7 @@ func manifestArguments(_ arguments: [String]) -> [String] {
 extension TrainingCommand {
     func run() throws {
         try withWorld(runtime) { communicator in
+            try GracefulStop.install()
             let name = Self.configuration.commandName!
             guard let directory = session.resume else {
                 let manifest = RunManifest(command: name, arguments: manifestArguments(subcommandArguments))
@@ -232,6 +233,12 @@ extension ParsableCommand {
             if communicator.rank == 0 { print(stop.description) }
             mpi?.finalize()
             return
+        } catch let stop as StopSignalled {
+            // Every rank is here after the same step, and rank 0's checkpoint is written.
+            if communicator.size > 1 { FileHandle.standardError.write(Data((stop.rankLine + "\n").utf8)) }
+            if communicator.rank == 0 { print(stop.description); fflush(nil) }
+            mpi?.finalize()
+            throw ExitCode(GracefulStop.exitStatus)
         } catch {
             // Rank 0 speaks at once. Another rank waits a moment first: when every rank hit the same error, rank 0's
             // exit makes mpirun end the job before the others repeat it; when only this rank failed, its message
@@ -341,7 +348,8 @@ struct PretrainCommand: TrainingCommand {
         try context.writeConfiguration([("pretrain", options)])
         let trainer = try Pretrainer(context: context, data: data, options: options)
         if context.resuming, try trainer.resume() {
-            context.say("resuming after epoch \(trainer.epoch) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
+            let position = trainer.batchInEpoch > 0 ? "in epoch \(trainer.epoch + 1), after batch \(trainer.batchInEpoch)," : "after epoch \(trainer.epoch)"
+            context.say("resuming \(position) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
         } else {
             try trainer.initializeWeights()
         }

@@ -37,4 +37,10 @@ void CKernels_zero_parallel(float *x, size_t n, long parts);
 
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
+
+/// Graceful stop: from now on the first of these signals is only recorded (CKernels_stop_received returns it);
+/// a second one ends the process with that signal's default action. 0 on success, -1 if sigaction failed.
+int CKernels_stop_install(const int *signals, int count);
+/// The first stop signal received since CKernels_stop_install, or 0.
+int CKernels_stop_received(void);
 #endif

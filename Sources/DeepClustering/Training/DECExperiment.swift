@@ -13,7 +13,9 @@ public enum DECExperiment {
         let phaseStart = Clock.now
         let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
         if context.resuming, try trainer.resume() {
-            context.say("resuming \(options.method.rawValue) fine-tuning after epoch \(trainer.completedEpochs) (step \(trainer.step))")
+            let position = trainer.batchInEpoch > 0 ? "in epoch \(trainer.completedEpochs + 1), after batch \(trainer.batchInEpoch)"
+                : "after epoch \(trainer.completedEpochs)"
+            context.say("resuming \(options.method.rawValue) fine-tuning \(position) (step \(trainer.step))")
         } else {
             if let pretrained {
                 if context.resuming { context.truncateMetrics(to: 0) }
@@ -23,7 +25,9 @@ public enum DECExperiment {
             } else {
                 let pretrainer = try Pretrainer(context: context, data: data, options: pretrain, model: model)
                 if context.resuming, try pretrainer.resume() {
-                    context.say("resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
+                    context.say(pretrainer.batchInEpoch > 0
+                                ? "resuming pretraining in epoch \(pretrainer.epoch + 1) of \(pretrain.epochs), after batch \(pretrainer.batchInEpoch)"
+                                : "resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
                 } else {
                     try pretrainer.initializeWeights()
                 }

@@ -68,6 +68,9 @@ public final class DECTrainer {
     var alpha: Float
     /// Fine-tuning epochs completed; the loop continues from here after a resume.
     public private(set) var completedEpochs = 0
+    /// Batches of the current epoch already trained (non-zero after a resume from a checkpoint written on a stop signal).
+    public private(set) var batchInEpoch = 0
+    public let stopAgreement = StopAgreement()
     /// The hard assignments at the last target update (for the label-change test).
     var previous: [Int32]?
     /// Loss sums since the last target update.
@@ -211,6 +214,7 @@ public final class DECTrainer {
                                                     dDistances: dDistances, dZ: dZ, dCentres: dCentres)
         }
         store.gradients[model.statistics] = Float(clusterLoss)
+        stopAgreement.vote(store, slot: model.stopSlot, step: step)
         var dEmbedding = dZ
         if options.method != .dec {
             ae.decode(store, rows: rows)
@@ -230,6 +234,7 @@ public final class DECTrainer {
         }
         try reducer.finish(store, reduceRange)
         lastStepExposed = reducer.exposedSeconds
+        stopAgreement.tally(store, slot: model.stopSlot, step: step)
         let totals = (Double(store.gradients[model.statistics]), Double(store.gradients[model.statistics + 1]))
         let finite = optimizer.update(store)
         try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step, gradients: finite)
@@ -268,8 +273,8 @@ public final class DECTrainer {
                 alpha = options.alphaStart * pow(options.alphaEnd / options.alphaStart, t)
             }
             sampler.shuffle(epoch: epoch)
-            if options.snapshotEpochs.contains(epoch) { snapshots.append((epoch, try embedAll())) }
-            for b in 0..<batches {
+            if batchInEpoch == 0 && options.snapshotEpochs.contains(epoch) { snapshots.append((epoch, try embedAll())) }
+            for b in batchInEpoch..<batches {
                 if step % interval == 0 {
                     let current = try pass()
                     lastPass = current
@@ -287,9 +292,19 @@ public final class DECTrainer {
                 intervalLoss.0 += losses.0
                 intervalLoss.1 += losses.1
                 intervalComm += lastStepExposed
+                if stopAgreement.agreed && b + 1 < batches {
+                    batchInEpoch = b + 1
+                    try stopAgreement.stop(context, phase: options.method.rawValue, epoch: epoch, batch: batchInEpoch,
+                                           batches: batches, checkpoint: context.path(DECTrainer.stateName), save: saveState)
+                }
             }
+            batchInEpoch = 0
             if stop { break }
             completedEpochs += 1
+            if stopAgreement.agreed {
+                try stopAgreement.stop(context, phase: options.method.rawValue, epoch: completedEpochs, batch: 0,
+                                       batches: batches, checkpoint: context.path(DECTrainer.stateName), save: saveState)
+            }
             let lastOfBudget = context.epochFinished()
             if completedEpochs % max(options.checkpointEvery, 1) == 0 || lastOfBudget { try saveState() }
         }
@@ -340,6 +355,7 @@ public final class DECTrainer {
         metadata["kind"] = "dec-state"
         metadata["method"] = options.method.rawValue
         metadata["alpha"] = String(alpha)
+        metadata["batch"] = String(batchInEpoch)
         metadata["interval_loss"] = "\(intervalLoss.0) \(intervalLoss.1)"
         if let kmeansScores { metadata["kmeans"] = "\(kmeansScores.accuracy) \(kmeansScores.nmi) \(kmeansScores.ari)" }
         var checkpoint = model.checkpoint(metadata: metadata, optimizer: optimizer, includeCentres: true)
@@ -367,7 +383,12 @@ public final class DECTrainer {
             guard name.hasPrefix("snapshot."), let e = Int(name.dropFirst("snapshot.".count)) else { return nil }
             return (e, checkpoint.sections[name]!)
         }.sorted { $0.0 < $1.0 }
+        let batch = Int(metadata["batch"] ?? "0") ?? -1
+        guard (0..<sampler.batchesPerEpoch).contains(batch) else {
+            throw CheckpointError(path: path, reason: "batch \(batch) is not a position in an epoch of \(sampler.batchesPerEpoch) batches")
+        }
         completedEpochs = epoch
+        batchInEpoch = batch
         self.step = step
         alpha = Float(metadata["alpha"] ?? "") ?? alpha
         let losses = (metadata["interval_loss"] ?? "").split(separator: " ").compactMap { Double($0) }

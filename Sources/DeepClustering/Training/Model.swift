@@ -23,6 +23,8 @@ public final class Model {
     public var embeddingDimension: Int { autoencoder.embeddingDimension }
     public var centreRange: Range<Int> { centres..<(centres + clusters * embeddingDimension) }
     public var statisticsRange: Range<Int> { statistics..<(statistics + Model.statisticsCount) }
+    /// The statistics slot that carries the ranks' stop votes (GracefulStop).
+    public var stopSlot: Int { statistics + Model.statisticsCount - 1 }
     /// Encoder + centres + statistics: what DEC and DKM reduce.
     public var encoderSuffix: Range<Int> { autoencoder.encoderRange.lowerBound..<store.count }
     /// Everything.

@@ -52,6 +52,11 @@ public final class Pretrainer {
     public private(set) var epoch = 0
     public private(set) var step = 0
     public private(set) var lastStepExposed = 0.0
+    /// Batches of `epoch` already trained (non-zero after a resume from a checkpoint written on a stop signal), and
+    /// that epoch's sums so far (loss, seconds waited on the reduction, seconds).
+    public private(set) var batchInEpoch = 0
+    private var epochSoFar = (loss: 0.0, comm: 0.0, seconds: 0.0)
+    public let stopAgreement = StopAgreement()
     private let shares: ShareGradients?
     private var dumped = false
 
@@ -94,6 +99,7 @@ public final class Pretrainer {
             let (global, local) = sampler.batch(b)
             try computeGradients(global: global, local: local, rank: context.rank)
         }
+        stopAgreement.tally(store, slot: model.stopSlot, step: step)
         if let path = options.gradientDump, !dumped, context.isRoot {
             try GradientDump.write(store, range: model.all, to: path)
             try shares?.write(to: path + ".shares", range: model.all)
@@ -127,6 +133,7 @@ public final class Pretrainer {
                                        dReconstruction: dReconstruction, rows: rows, dims: data.dimension,
                                        scale: 1 / Float(global.count))
         store.gradients[model.statistics] = Float(loss)
+        stopAgreement.vote(store, slot: model.stopSlot, step: step)
         if let poison = options.poison, poison.step == step, poison.rank == rank { dReconstruction[0] = .nan }
         try reducer.bucketReady(store, model.statisticsRange)
         let dEmbedding = try ae.backwardDecoder(store, dReconstruction: dReconstruction, rows: rows) { layer in
@@ -146,17 +153,26 @@ public final class Pretrainer {
         let firstEpoch = epoch
         while epoch < options.epochs {
             try context.checkEpochBudget()
-            let epochStart = Clock.now
+            let epochStart = Clock.now - epochSoFar.seconds
             sampler.shuffle(epoch: epoch)
-            var lossSum = 0.0, commSeconds = 0.0
+            var lossSum = epochSoFar.loss, commSeconds = epochSoFar.comm
             let bar = ProgressBar(context: context, total: batches, label: "pretrain epoch \(epoch + 1)")
-            for b in 0..<batches {
+            for b in batchInEpoch..<batches {
                 lossSum += try trainStep(batch: b)
                 commSeconds += lastStepExposed
                 bar.update(b + 1)
                 if let maxSteps = options.maxSteps, step >= maxSteps { break }
+                if stopAgreement.agreed && b + 1 < batches {
+                    bar.clear()
+                    batchInEpoch = b + 1
+                    epochSoFar = (lossSum, commSeconds, Clock.now - epochStart)
+                    try stopAgreement.stop(context, phase: "pretraining", epoch: epoch, batch: batchInEpoch, batches: batches,
+                                           checkpoint: checkpointPath, save: saveCheckpoint)
+                }
             }
             bar.clear()
+            batchInEpoch = 0
+            epochSoFar = (0, 0, 0)
             epoch += 1
             let seconds = Clock.now - epochStart
             let samplesPerSecond = Double(data.count) / seconds
@@ -170,6 +186,10 @@ public final class Pretrainer {
                             "samples_per_s": samplesPerSecond, "step": step,
                             "comm_share": commSeconds / seconds])
             let lastOfBudget = context.epochFinished()
+            if stopAgreement.agreed {
+                try stopAgreement.stop(context, phase: "pretraining", epoch: epoch, batch: 0, batches: batches,
+                                       checkpoint: checkpointPath, save: saveCheckpoint)
+            }
             if epoch % max(options.checkpointEvery, 1) == 0 || epoch == options.epochs || lastOfBudget {
                 try saveCheckpoint()
             }
@@ -184,6 +204,10 @@ public final class Pretrainer {
         var metadata = context.checkpointMetadata(epoch: epoch, step: step)
         metadata["kind"] = "autoencoder"
         metadata["seed"] = String(options.seed)
+        metadata["batch"] = String(batchInEpoch)
+        if batchInEpoch > 0 {
+            metadata["epoch_so_far"] = "\(String(epochSoFar.loss.bitPattern, radix: 16)) \(epochSoFar.comm) \(epochSoFar.seconds)"
+        }
         let checkpoint = model.checkpoint(metadata: metadata, optimizer: optimizer, includeCentres: false)
         try checkpoint.write(to: checkpointPath)
     }
@@ -201,8 +225,21 @@ public final class Pretrainer {
             throw CheckpointError(path: checkpointPath, reason: "holds no optimizer state or epoch: not a checkpoint of a pretraining run")
         }
         optimizer.restore(step: Int(checkpoint.metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
+        let batch = Int(checkpoint.metadata["batch"] ?? "0") ?? -1
+        guard (0..<sampler.batchesPerEpoch).contains(batch) else {
+            throw CheckpointError(path: checkpointPath, reason: "epoch \(epoch), batch \(batch) is not a position of this run "
+                                  + "(\(options.epochs) epochs of \(sampler.batchesPerEpoch) batches)")
+        }
+        if batch > 0 {
+            let parts = (checkpoint.metadata["epoch_so_far"] ?? "").split(separator: " ")
+            guard parts.count == 3, let bits = UInt64(parts[0], radix: 16), let comm = Double(parts[1]), let seconds = Double(parts[2]) else {
+                throw CheckpointError(path: checkpointPath, reason: "a checkpoint inside epoch \(epoch + 1) without the epoch's sums so far")
+            }
+            epochSoFar = (Double(bitPattern: bits), comm, seconds)
+        }
         self.epoch = epoch
         self.step = step
+        batchInEpoch = batch
         context.truncateMetrics(to: Int(checkpoint.metadata["metrics_lines"] ?? "") ?? context.metricsLines)
         try model.synchronize(context.communicator)
         return true

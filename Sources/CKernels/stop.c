@@ -1,0 +1,34 @@
+// The graceful-stop door: a signal handler that only records which signal came (async-signal-safe), and the
+// policy's one exception, a second signal, which ends the process at once as that signal would have.
+#include "CKernels.h"
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t received = 0;
+
+static void on_stop_signal(int sig) {
+    if (received != 0) {
+        // Second signal while stopping: the default action, now (the job ends promptly, without a checkpoint).
+        static const char line[] = "deepcluster: second signal while stopping; ending now\n";
+        (void)!write(2, line, sizeof line - 1);
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    received = sig;
+}
+
+int CKernels_stop_install(const int *signals, int count) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = on_stop_signal;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    for (int i = 0; i < count; i++) {
+        if (sigaction(signals[i], &action, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
+int CKernels_stop_received(void) { return received; }
