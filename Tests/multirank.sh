@@ -72,6 +72,7 @@ done
 
 if [ -x Tests/multirank-more.sh ]; then Tests/multirank-more.sh "$T" || fails=$((fails + 1)); fi
 Tests/resume.sh "$T"; fails=$((fails + $?))
+Tests/signals.sh "$T"; fails=$((fails + $?))
 Tests/fuzz.sh "$T"; fails=$((fails + $?))
 Tests/testcluster.sh "$T"; fails=$((fails + $?))
 skips=$(cat "$T/skipped" 2>/dev/null | wc -l)

@@ -17,6 +17,8 @@ static void on_stop_signal(int sig) {
         return;
     }
     received = sig;
+    static const char first[] = "deepcluster: stop signal received; stopping after the current training step (a second signal ends the process now)\n";
+    (void)!write(2, first, sizeof first - 1);
 }
 
 int CKernels_stop_install(const int *signals, int count) {
