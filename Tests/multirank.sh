@@ -75,6 +75,7 @@ Tests/resume.sh "$T"; fails=$((fails + $?))
 Tests/signals.sh "$T"; fails=$((fails + $?))
 Tests/fuzz.sh "$T"; fails=$((fails + $?))
 Tests/testcluster.sh "$T"; fails=$((fails + $?))
+Tests/slurm.sh "$T"; fails=$((fails + $?))
 skips=$(cat "$T/skipped" 2>/dev/null | wc -l)
 echo "multi-rank tests: $fails failure(s), $skips skipped$( [ "$skips" -gt 0 ] && echo ": $(paste -sd, "$T/skipped")")"
 [ $fails -eq 0 ]

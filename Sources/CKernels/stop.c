@@ -3,9 +3,11 @@
 #include "CKernels.h"
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static volatile sig_atomic_t received = 0;
+static struct timespec received_at;
 
 static void on_stop_signal(int sig) {
     if (received != 0) {
@@ -16,6 +18,7 @@ static void on_stop_signal(int sig) {
         raise(sig);
         return;
     }
+    clock_gettime(CLOCK_MONOTONIC, &received_at);  // async-signal-safe (POSIX)
     received = sig;
     static const char first[] = "deepcluster: stop signal received; stopping after the current training step (a second signal ends the process now)\n";
     (void)!write(2, first, sizeof first - 1);
@@ -34,3 +37,10 @@ int CKernels_stop_install(const int *signals, int count) {
 }
 
 int CKernels_stop_received(void) { return received; }
+
+double CKernels_stop_seconds_since(void) {
+    if (received == 0) return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - received_at.tv_sec) + 1e-9 * (double)(now.tv_nsec - received_at.tv_nsec);
+}

@@ -43,4 +43,6 @@ int CKernels_vectorised(void);
 int CKernels_stop_install(const int *signals, int count);
 /// The first stop signal received since CKernels_stop_install, or 0.
 int CKernels_stop_received(void);
+/// Seconds since that signal came (monotonic clock), or 0 when none came.
+double CKernels_stop_seconds_since(void);
 #endif

@@ -22,6 +22,8 @@ public enum GracefulStop {
 
     /// The first stop signal this process received, or 0.
     public static var received: Int32 { CKernels_stop_received() }
+    /// Seconds since that signal came, or 0.
+    public static var secondsSinceSignal: Double { CKernels_stop_seconds_since() }
 
     public static func name(_ signal: Int32) -> String {
         switch signal {
@@ -85,17 +87,22 @@ public struct StopSignalled: Error, CustomStringConvertible {
     public let epoch: Int, batch: Int, batches: Int
     public let checkpoint: String
     public let directory: String
+    /// Seconds from the signal (on this rank) to the written checkpoint; 0 on a rank that got none.
+    public let secondsSinceSignal = GracefulStop.secondsSinceSignal
 
     /// Rank 0's summary.
     public var description: String {
         let position = batch == 0 ? "after \(phase) epoch \(epoch)" : "in \(phase) epoch \(epoch + 1), after batch \(batch) of \(batches)"
-        return "stopped on \(GracefulStop.name(signal)) after step \(stoppedAfterStep + 1) (\(position)); checkpoint \(checkpoint). "
+        let since = signal != 0 ? String(format: ", %.2f s after the signal", secondsSinceSignal) : ""
+        return "stopped on \(GracefulStop.name(signal)) after step \(stoppedAfterStep + 1) (\(position)); checkpoint \(checkpoint)\(since). "
             + "Continue with --resume \(directory) (exit status \(GracefulStop.exitStatus): stopped, resumable)"
     }
 
     /// Each rank's line: when it saw the signal and where it stopped.
     public var rankLine: String {
-        let seen = seenAtStep.map { "\(GracefulStop.name(signal)) seen during step \($0 + 1)" } ?? "no signal here"
-        return "rank \(rank)/\(ranks): \(seen); stopped after step \(stoppedAfterStep + 1) with the other ranks"
+        let seen = seenAtStep.map { "\(GracefulStop.name(signal)) seen during step \($0 + 1)" }
+            ?? (signal != 0 ? "\(GracefulStop.name(signal)) came after this rank's vote" : "no signal here")
+        let since = signal != 0 ? String(format: ", checkpoint written %.2f s after the signal", secondsSinceSignal) : ""
+        return "rank \(rank)/\(ranks): \(seen); stopped after step \(stoppedAfterStep + 1) with the other ranks\(since)"
     }
 }
