@@ -73,6 +73,7 @@ done
 if [ -x Tests/multirank-more.sh ]; then Tests/multirank-more.sh "$T" || fails=$((fails + 1)); fi
 Tests/resume.sh "$T"; fails=$((fails + $?))
 Tests/signals.sh "$T"; fails=$((fails + $?))
+Tests/owndata.sh "$T"; fails=$((fails + $?))
 Tests/fuzz.sh "$T"; fails=$((fails + $?))
 Tests/testcluster.sh "$T"; fails=$((fails + $?))
 Tests/slurm.sh "$T"; fails=$((fails + $?))

@@ -79,10 +79,10 @@ struct DECCommand: TrainingCommand {
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         do {
             try checkBatch(batchSize, ranks: communicator.size)
-            let data = try dataOptions.load()
+            let data = try dataOptions.load(rank: communicator.rank)
             let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
             var pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
-                                           learningRate: pretrainLr, seed: seed, widths: try parseWidths(widths),
+                                           learningRate: pretrainLr, seed: seed, widths: try dataWidths(widths, data),
                                            weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)
             pretrain.checkpointEvery = checkpointEvery
             pretrain.augmentation = try Limits.augmentation(augment, data: data, rank: communicator.rank)
@@ -91,7 +91,7 @@ struct DECCommand: TrainingCommand {
             }
             var options = DECOptions()
             options.method = method
-            options.clusters = clusters ?? data.classCount
+            options.clusters = try clusters ?? classesOf(data)
             try checkClusters(options.clusters, samples: data.count)
             options.epochs = epochs
             options.batchSize = batchSize
@@ -127,39 +127,61 @@ struct DECCommand: TrainingCommand {
 
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "predict", abstract: "Assign images to clusters with a model.bin written by `dec`; writes a CSV (and metrics when labels exist).")
+        commandName: "predict",
+        abstract: "Assign samples to clusters with a model.bin written by `dec`.",
+        discussion: """
+            Writes --output (index,cluster[,label]) and beside it OUTPUT-stem.embedding.npy (N x E, float32) and
+            OUTPUT-stem.q.npy (N x K soft assignments), and prints ACC/NMI/ARI when the data has labels. New data is
+            normalised as the model's training data was (model.bin keeps the normalisation of a .npy or CSV run).
+              deepcluster predict --model runs/dec-1/model.bin --data new.csv --output new-clusters.csv
+            """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "The model.bin of a dec run.") var model: String
-    @Option(help: "Where to write the CSV (index,cluster,label).") var output = "assignments.csv"
-    @Flag(help: "Replace --output when it exists already (never the model or a data file).") var force = false
+    @Option(help: "Where to write the CSV (index,cluster,label); the .npy files go beside it.") var output = "assignments.csv"
+    @Flag(help: "Replace the outputs when they exist already (never the model or a data file).") var force = false
+
+    var outputs: [String] {
+        let stem = output.lowercased().hasSuffix(".csv") ? String(output.dropLast(4)) : output
+        return [output, stem + ".embedding.npy", stem + ".q.npy"]
+    }
 
     func validate() throws {
-        let target = URL(fileURLWithPath: output).standardizedFileURL.resolvingSymlinksInPath().path
-        var inputs = [model]
-        if let data = dataOptions.data { inputs += (try? FileManager.default.contentsOfDirectory(atPath: data))?.map { data + "/" + $0 } ?? [] }
-        if inputs.contains(where: { URL(fileURLWithPath: $0).standardizedFileURL.resolvingSymlinksInPath().path == target }) {
-            throw ValidationError("--output \(output) is one of the inputs (the model or a data file); choose another path.")
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        var inputs = [model] + [dataOptions.labels].compactMap { $0 }
+        if let data = dataOptions.data {
+            inputs += [data] + ((try? FileManager.default.contentsOfDirectory(atPath: data))?.map { data + "/" + $0 } ?? [])
         }
-        var isDirectory: ObjCBool = false
-        if FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) {
-            if isDirectory.boolValue { throw ValidationError("--output \(output) is a directory; give a file path, e.g. \(output)/predicted.csv.") }
-            if !force {
-                throw ValidationError("--output \(output) exists already (perhaps a run's own assignments.csv); choose another path, or pass --force to replace it.")
+        for target in outputs {
+            if inputs.contains(where: { resolved($0) == resolved(target) }) {
+                throw ValidationError("--output \(output) would write \(target), one of the inputs (the model or a data file); choose another path.")
+            }
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: target, isDirectory: &isDirectory) {
+                if isDirectory.boolValue { throw ValidationError("\(target) is a directory; give --output a file path, e.g. \(output)/predicted.csv.") }
+                if !force {
+                    throw ValidationError("\(target) exists already (perhaps a run's own output); choose another --output, or pass --force to replace it.")
+                }
             }
         }
     }
 
     func run() throws {
         try withWorld(runtime) { communicator in
-            let data = try dataOptions.load()
+            let data = try dataOptions.load(rank: communicator.rank, raw: true)
             let directory = (output as NSString).deletingLastPathComponent
             let context = try RunContext(communicator: communicator, directory: directory.isEmpty ? "." : directory, quiet: false)
-            let (assignments, scores) = try Predictor.assign(context: context, data: data, modelPath: model)
+            let result = try Predictor.assign(context: context, data: data, modelPath: model)
             if communicator.rank == 0 {
-                try DECExperiment.writeAssignments(output, assignments, labels: data.labels)
-                print("wrote \(assignments.count) assignments to \(output)")
-                if let scores { print(String(format: "ACC %.4f  NMI %.4f  ARI %.4f", scores.accuracy, scores.nmi, scores.ari)) }
+                let k = result.q.count / max(data.count, 1), e = result.embedding.count / max(data.count, 1)
+                try DECExperiment.writeAssignments(outputs[0], result.assignments, data: data)
+                try Checkpoint.atomicWrite(NumPyArray.encode(result.embedding, shape: [data.count, e]), to: outputs[1])
+                try Checkpoint.atomicWrite(NumPyArray.encode(result.q, shape: [data.count, k]), to: outputs[2])
+                print("wrote \(result.assignments.count) assignments to \(outputs[0]), the embedding to \(outputs[1]), the soft assignments to \(outputs[2])")
+                let (sizes, small) = DataSet.clusterSizes(result.assignments, clusters: k)
+                print("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
+                if !small.isEmpty { print("note: cluster(s) \(small.map(String.init).joined(separator: ", ")) hold under 1% of these samples") }
+                if result.scores.known { print(result.scores.text) }
             }
         }
     }

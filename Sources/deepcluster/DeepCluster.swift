@@ -37,22 +37,49 @@ struct DeepCluster: ParsableCommand {
 // MARK: - Shared option groups
 
 struct DataOptions: ParsableArguments {
-    @Option(help: "A directory in the MNIST layout (e.g. full MNIST, /usr/share/datasets/fashion-mnist). Default: the embedded 10k MNIST test set.")
+    @Option(help: ArgumentHelp("A directory in the MNIST layout (full MNIST, /usr/share/datasets/fashion-mnist), or a file: .npy (uint8, integers, float32/64; samples x features, or samples x height x width) or .csv/.tsv (one sample per line, a header line optional). Default: the embedded 10k MNIST test set.", valueName: "dir-or-file"))
     var data: String?
-    @Option(help: "Which split of --data: train, test or all.")
+    @Option(help: "Labels of a .npy or CSV --data: a .npy of integers, or a text file with one label (number or word) per line. Optional: without labels there is no ACC/NMI/ARI.")
+    var labels: String?
+    @Option(help: ArgumentHelp("The label column of a CSV --data: its name, its 0-based index (-1 or 'last': the last), 'none', or 'auto' (a column named label/class/target/y/..., else the one column of text).", valueName: "name-or-index"))
+    var labelColumn = "auto"
+    @Option(help: "Normalisation of a .npy or CSV --data: auto (images to [0,1], feature columns standardised), unit, zscore or none.")
+    var normalize: InputNormalization = .auto
+    @Option(help: "Which split of an MNIST-layout --data: train, test or all.")
     var split: Split = .all
     @Option(help: "Use only the first N samples.")
     var limit: Int?
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1 (got \(limit)).") }
+        if labels != nil, !isFile { throw ValidationError("--labels goes with a .npy or CSV --data (an MNIST-layout directory has its label files).") }
     }
 
-    func load() throws -> DataSet {
-        if let data { return try DataSet.load(directory: data, split: split, limit: limit) }
-        return try DataSet.embeddedMNIST(limit: limit)
+    var isFile: Bool {
+        guard let data else { return false }
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: data, isDirectory: &isDirectory) ? !isDirectory.boolValue
+            : DataSet.fileExtensions.contains(URL(fileURLWithPath: data).pathExtension.lowercased())
+    }
+
+    /// The data set; rank 0 prints what loading chose (label column, normalisation).
+    /// `raw`: a file's values as read, not normalised (predict applies the model's normalisation).
+    func load(rank: Int = 0, raw: Bool = false) throws -> DataSet {
+        let loaded: DataSet
+        if let data, isFile {
+            loaded = try DataSet.load(file: data, labels: labels, labelColumn: CSVTable.LabelColumn(parsing: labelColumn),
+                                      normalization: raw ? nil : normalize, limit: limit)
+        } else if let data {
+            loaded = try DataSet.load(directory: data, split: split, limit: limit)
+        } else {
+            loaded = try DataSet.embeddedMNIST(limit: limit)
+        }
+        if rank == 0 { for note in loaded.notes { print("note: \(note)") } }
+        return loaded
     }
 }
+
+extension InputNormalization: ExpressibleByArgument {}
 
 struct RuntimeOptions: ParsableArguments {
     @Option(help: "BLAS threads per rank. Default: all cores for a single rank, 1 per rank under mpirun.")
@@ -275,7 +302,7 @@ struct InfoCommand: ParsableCommand {
 
     func run() throws {
         try withWorld(runtime) { communicator in
-            let data = try dataOptions.load()
+            let data = try dataOptions.load(rank: communicator.rank)
             let table = try Info.run(communicator: communicator, data: data, overlap: !runtime.noOverlap)
             if communicator.rank == 0 { print(table, terminator: "") }
         }
@@ -326,10 +353,10 @@ struct PretrainCommand: TrainingCommand {
 
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         try checkBatch(batchSize, ranks: communicator.size)
-        let data = try dataOptions.load()
+        let data = try dataOptions.load(rank: communicator.rank)
         let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
         var options = PretrainOptions(epochs: epochs, batchSize: batchSize, optimizer: optimizer, learningRate: lr, seed: seed,
-                                      widths: try parseWidths(widths), weightInit: initialization, maskRate: mask,
+                                      widths: try dataWidths(widths, data), weightInit: initialization, maskRate: mask,
                                       overlap: !runtime.noOverlap)
         options.checkpointEvery = checkpointEvery
         options.maxSteps = maxSteps
@@ -359,6 +386,21 @@ struct PretrainCommand: TrainingCommand {
         if context.isRoot { try RunReport.write(directory: context.directory) }
         context.say("wrote \(trainer.checkpointPath) and report.html")
     }
+}
+
+/// `--widths` as given; when not given, the default with the data's width first (784 for MNIST).
+func dataWidths(_ text: String, _ data: DataSet) throws -> [Int] {
+    var widths = try parseWidths(text)
+    if !Limits.given("--widths") { widths[0] = data.dimension }
+    return widths
+}
+
+/// K by default: the number of classes in the labels.
+func classesOf(_ data: DataSet) throws -> Int {
+    guard data.hasLabels else {
+        throw RunError("\(data.name) has no labels to count classes from: give the number of clusters with --clusters K")
+    }
+    return data.classCount
 }
 
 func validateTraining(epochs: Int, batchSize: Int, lr: Float, prefix: String = "") throws {

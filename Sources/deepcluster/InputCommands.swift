@@ -102,9 +102,12 @@ struct RawCommand: ParsableCommand {
             return m
         }
         try withWorld(runtime) { communicator in
-            let data = try dataOptions.load()
+            let data = try dataOptions.load(rank: communicator.rank)
+            guard data.hasLabels else {
+                throw RunError("raw compares soft k-means with k-means against the labels, and \(data.name) has none: give --labels (or --label-column)")
+            }
             var options = training.inputOptions(initialization: initialization)
-            options.clusters = training.clusters ?? data.classCount
+            options.clusters = try training.clusters ?? classesOf(data)
             try checkClusters(options.clusters, samples: data.count)
             options.alpha = alpha
             options.weightLearningRate = weightLr

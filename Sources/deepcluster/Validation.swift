@@ -88,8 +88,10 @@ enum Limits {
     /// else none with a note. Asked for explicitly on other data, it is an error (from the trainer).
     static func augmentation(_ text: String, data: DataSet, rank: Int) throws -> Augmentation {
         let augmentation = try Augmentation(parsing: text)
-        if !augmentation.isNone, Augmentation.imageSide(of: data.dimension) == nil, !given("--augment") {
-            if rank == 0 { print("note: \(data.name) holds \(data.dimension) values per sample, not square images: no augmentation") }
+        if !augmentation.isNone, !data.isImage || Augmentation.imageSide(of: data.dimension) == nil, !given("--augment") {
+            if rank == 0 {
+                print("note: \(data.name) holds \(data.isImage ? "\(data.dimension) values per sample, not square images" : "feature columns, not images"): no augmentation")
+            }
             return .none
         }
         return augmentation

@@ -5,6 +5,29 @@ public struct ClusteringScores: Sendable, Equatable {
     public var accuracy: Double
     public var nmi: Double
     public var ari: Double
+
+    /// Scores of data without labels: not a number, left out of metrics.jsonl and the printed lines.
+    public static let unknown = ClusteringScores(accuracy: .nan, nmi: .nan, ari: .nan)
+    public var known: Bool { accuracy.isFinite }
+    /// "ACC 0.8430  NMI 0.7811  ARI 0.7102", or "(no labels)".
+    public var text: String {
+        known ? String(format: "ACC %.4f  NMI %.4f  ARI %.4f", accuracy, nmi, ari) : "(no labels)"
+    }
+}
+
+extension DataSet {
+    /// ACC, NMI and ARI of `predicted` against the labels; `.unknown` without labels.
+    public func scores(_ predicted: [Int32], clusters: Int) -> ClusteringScores {
+        hasLabels ? Metrics.scores(predicted: predicted, labels: labels, clusters: clusters, classes: classCount) : .unknown
+    }
+
+    /// Cluster sizes, and the clusters holding under 1% of the samples (collapsed), for the warning.
+    public static func clusterSizes(_ assignments: [Int32], clusters: Int) -> (sizes: [Int], small: [Int]) {
+        var sizes = [Int](repeating: 0, count: clusters)
+        for a in assignments where Int(a) < clusters { sizes[Int(a)] += 1 }
+        let small = (0..<clusters).filter { Double(sizes[$0]) < 0.01 * Double(assignments.count) }
+        return (sizes, small)
+    }
 }
 
 public enum Metrics {

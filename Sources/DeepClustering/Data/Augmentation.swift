@@ -45,7 +45,7 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
 
     /// Augmentation moves pixels: it needs square images.
     public func check(_ data: DataSet) throws {
-        if !isNone && Augmentation.imageSide(of: data.dimension) == nil {
+        if !isNone && (!data.isImage || Augmentation.imageSide(of: data.dimension) == nil) {
             throw RunError("--augment \(self) moves pixels of square images, but a sample of \(data.name) has \(data.dimension) values; use --augment none")
         }
     }

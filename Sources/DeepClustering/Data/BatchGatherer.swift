@@ -6,6 +6,11 @@ public struct FeatureTransform: Sendable {
     public let shift: [Float]   // (D)
     public let scale: [Float]   // (D)
 
+    public init(shift: [Float], scale: [Float]) {
+        self.shift = shift
+        self.scale = scale
+    }
+
     public init(data: DataSet, normalization: Normalization) {
         switch normalization {
         case .unit:
@@ -48,6 +53,14 @@ public final class BatchGatherer {
     /// Gathers rows `indices` of `data` into `clean`.
     public func gather<C: Collection>(_ data: DataSet, indices: C) where C.Element == Int32 {
         precondition(indices.count <= maxRows)
+        if data.isFloat {  // already normalised
+            data.features.withUnsafeBufferPointer { features in
+                for (r, index) in indices.enumerated() {
+                    (clean + r * dims).update(from: features.baseAddress! + Int(index) * dims, count: dims)
+                }
+            }
+            return
+        }
         data.images.withUnsafeBufferPointer { images in
             transform.shift.withUnsafeBufferPointer { shift in
                 transform.scale.withUnsafeBufferPointer { scale in

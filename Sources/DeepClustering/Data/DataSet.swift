@@ -1,5 +1,6 @@
-// DataSet: images as UInt8 (N, D) with labels; MNIST-layout directories and the embedded 10k test set.
-// Normalised copies are made on demand; the bytes stay the one source.
+// DataSet: samples as UInt8 (N, D) (images: MNIST-layout directories, the embedded 10k test set, uint8 .npy) or as
+// Float (N, D) already normalised (.npy of other types, CSV), with labels when there are any.
+// Normalised copies of bytes are made on demand; the bytes stay the one source.
 import Foundation
 
 public enum Normalization: String, Sendable, CaseIterable {
@@ -13,11 +14,24 @@ public enum Split: String, Sendable, CaseIterable { case train, test, all }
 
 public struct DataSet: Sendable {
     public var name: String
-    public var images: [UInt8]      // (N, D)
-    public var labels: [Int32]      // (N)
+    public var images: [UInt8]      // (N, D); empty when the samples are `features`
+    /// (N, D) Float samples, already normalised (`inputTransform` made them from the file's values); empty for bytes.
+    public var features: [Float] = []
+    /// (N) class indices 0..<classCount; all 0 when `hasLabels` is false.
+    public var labels: [Int32]
     public var count: Int
     public var dimension: Int
     public var classCount: Int
+    public var hasLabels = true
+    /// The labels as the file wrote them, by class index (empty: the indices themselves).
+    public var classNames: [String] = []
+    /// Samples are images (pixels that augmentation may move), not columns of features.
+    public var isImage = true
+    /// How `features` came from the file's values: (value - shift) * scale per dimension; a model keeps it so that
+    /// `predict` treats new data the same way. Nil for bytes (pixels / 255 at gather time).
+    public var inputTransform: FeatureTransform? = nil
+    /// What loading chose (label column, normalisation), for rank 0 to print.
+    public var notes: [String] = []
 
     public init(name: String, images: [UInt8], labels: [Int32], dimension: Int, classCount: Int) {
         precondition(images.count == labels.count * dimension)
@@ -29,15 +43,40 @@ public struct DataSet: Sendable {
         self.classCount = classCount
     }
 
+    /// Float samples (N, D), already normalised by `transform`.
+    public init(name: String, features: [Float], labels: [Int32], dimension: Int, classCount: Int, transform: FeatureTransform?) {
+        precondition(features.count == labels.count * dimension)
+        self.name = name
+        self.images = []
+        self.features = features
+        self.labels = labels
+        self.count = labels.count
+        self.dimension = dimension
+        self.classCount = classCount
+        self.inputTransform = transform
+    }
+
+    public var isFloat: Bool { images.isEmpty && !features.isEmpty }
+
     /// The first `limit` samples.
     public func prefix(_ limit: Int) -> DataSet {
         let n = min(limit, count)
-        return DataSet(name: name, images: Array(images[0..<(n * dimension)]), labels: Array(labels[0..<n]),
-                       dimension: dimension, classCount: classCount)
+        var copy = self
+        if isFloat { copy.features = Array(features[0..<(n * dimension)]) } else { copy.images = Array(images[0..<(n * dimension)]) }
+        copy.labels = Array(labels[0..<n])
+        copy.count = n
+        return copy
     }
 
-    /// The pixels as Float (N, D) under `normalization`.
+    /// The label of sample i as the file wrote it.
+    public func labelName(_ i: Int) -> String {
+        let c = Int(labels[i])
+        return c < classNames.count ? classNames[c] : String(c)
+    }
+
+    /// The samples as Float (N, D) under `normalization` (Float samples are already normalised: returned as they are).
     public func floats(_ normalization: Normalization) -> [Float] {
+        if isFloat { return features }
         switch normalization {
         case .unit:
             return images.map { Float($0) * (1 / 255) }
@@ -59,7 +98,7 @@ public struct DataSet: Sendable {
         var sumSq = [Double](repeating: 0, count: dimension)
         for i in 0..<count {
             for d in 0..<dimension {
-                let x = Double(images[i * dimension + d])
+                let x = isFloat ? Double(features[i * dimension + d]) : Double(images[i * dimension + d])
                 sum[d] += x
                 sumSq[d] += x * x
             }

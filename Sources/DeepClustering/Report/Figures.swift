@@ -5,6 +5,7 @@ import Foundation
 public enum Figures {
     public static func writeRunFigures(context: RunContext, data: DataSet, trainer: DECTrainer, kmeansScores: ClusteringScores?,
                                        final: ClusteringPass) throws {
+        guard data.hasLabels else { return }  // Figure 3 and the confusion matrix compare with labels
         let name = trainer.options.method.rawValue.uppercased()
         let points = trainer.history.compactMap { entry -> (Double, Double, Double)? in
             guard let epoch = entry["epoch"] as? Double, let acc = entry["acc"] as? Double, let nmi = entry["nmi"] as? Double else { return nil }
@@ -59,7 +60,10 @@ extension Figures {
         let side = Int(Double(data.dimension).squareRoot())
         guard side * side == data.dimension, side > 0 else { return nil }
         let e = centres.count / clusters
-        let table = Metrics.contingency(predicted: assignments, labels: data.labels, clusters: clusters, classes: data.classCount)
+        guard data.isImage, !data.isFloat else { return nil }
+        // Without labels each cluster is its own "label".
+        let table = data.hasLabels ? Metrics.contingency(predicted: assignments, labels: data.labels, clusters: clusters, classes: data.classCount)
+            : Metrics.contingency(predicted: assignments, labels: assignments, clusters: clusters, classes: clusters)
         let matching = Metrics.matching(table)
         let order = (0..<clusters).sorted { (matching[$0] < 0 ? Int.max : matching[$0]) < (matching[$1] < 0 ? Int.max : matching[$1]) }
         let scale = 2.0, cell = Double(side) * scale + 4, left = 170.0, top = 60.0

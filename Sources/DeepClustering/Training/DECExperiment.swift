@@ -39,8 +39,8 @@ public enum DECExperiment {
             let kmeansStart = Clock.now
             let (kmeans, kScores) = try trainer.initializeCentres()
             trainer.kmeansScores = kScores
-            context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): ACC %.4f  NMI %.4f  ARI %.4f",
-                               options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.accuracy, kScores.nmi, kScores.ari))
+            context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
+                               options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.text))
             context.record(["phase": "kmeans-embedding", "acc": kScores.accuracy, "nmi": kScores.nmi, "ari": kScores.ari, "inertia": kmeans.inertia])
         }
         let pretrainSeconds = Clock.now - phaseStart
@@ -48,14 +48,24 @@ public enum DECExperiment {
         let final = try trainer.run()
         let fineTuneSeconds = Clock.now - fineTuneStart
         try trainer.saveModel()
-        context.say(String(format: "final %@: ACC %.4f  NMI %.4f  ARI %.4f  (pretraining %@, fine-tuning %@, total %@)",
-                           options.method.rawValue.uppercased(), final.scores.accuracy, final.scores.nmi, final.scores.ari,
+        context.say(String(format: "final %@: %@  (pretraining %@, fine-tuning %@, total %@)",
+                           options.method.rawValue.uppercased(), final.scores.text,
                            formatDuration(pretrainSeconds), formatDuration(fineTuneSeconds), formatDuration(context.elapsed)))
         context.record(["phase": "final", "method": options.method.rawValue, "acc": final.scores.accuracy, "nmi": final.scores.nmi,
                         "ari": final.scores.ari, "pretrain_seconds": pretrainSeconds, "finetune_seconds": fineTuneSeconds,
                         "total_seconds": context.elapsed, "ranks": context.ranks])
+        let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: options.clusters)
+        context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
+        if !small.isEmpty {
+            context.say("warning: " + small.map { "cluster \($0) holds \(sizes[$0]) of \(data.count) samples" }.joined(separator: "; ")
+                        + (small.count == 1 ? " (under 1%): it has collapsed" : " (each under 1%): they have collapsed")
+                        + "; try fewer --clusters, another --seed, or a lower --lr")
+            context.record(["phase": "warning", "collapsed_clusters": small, "sizes": sizes])
+        }
         if context.isRoot {
-            try writeAssignments(context.path("assignments.csv"), final.assignments, labels: data.labels)
+            try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
+            try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
+            try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, options.clusters]))
             try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.kmeansScores, final: final)
             if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
                                                    assignments: final.assignments, clusters: options.clusters) {
@@ -101,8 +111,10 @@ public enum DECExperiment {
         let accuracy = { (epoch: Int) -> Double? in
             trainer.history.first { abs(($0["epoch"] as? Double ?? -1) - Double(epoch)) < 1e-6 }?["acc"] as? Double
         }
+        // Colour = true label; without labels, the final cluster.
+        let colours = data.hasLabels ? data.labels : (trainer.lastPass?.assignments ?? data.labels)
         let figure = Figures.tsneFigure(maps: chosen.enumerated().map { ($0.element.epoch, accuracy($0.element.epoch), maps[$0.offset]) },
-                                        labels: sample.map { data.labels[$0] }, classes: data.classCount,
+                                        labels: sample.map { colours[$0] }, classes: data.hasLabels ? data.classCount : options.clusters,
                                         method: options.method.rawValue.uppercased())
         try context.write("figure4.svg", figure)
     }
@@ -111,10 +123,17 @@ public enum DECExperiment {
         largestShare(total: p.batchSize, size: context.ranks)
     }
 
-    public static func writeAssignments(_ path: String, _ assignments: [Int32], labels: [Int32]?) throws {
-        var csv = labels == nil ? "index,cluster\n" : "index,cluster,label\n"
+    /// index,cluster[,label]: the label as the data wrote it (quoted when it holds a comma or a quote).
+    public static func writeAssignments(_ path: String, _ assignments: [Int32], data: DataSet) throws {
+        var csv = data.hasLabels ? "index,cluster,label\n" : "index,cluster\n"
         for (i, c) in assignments.enumerated() {
-            csv += labels.map { "\(i),\(c),\($0[i])\n" } ?? "\(i),\(c)\n"
+            if data.hasLabels {
+                var label = data.labelName(i)
+                if label.contains(",") || label.contains("\"") { label = "\"" + label.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+                csv += "\(i),\(c),\(label)\n"
+            } else {
+                csv += "\(i),\(c)\n"
+            }
         }
         try Checkpoint.atomicWrite(Array(csv.utf8), to: path)
     }
@@ -122,8 +141,18 @@ public enum DECExperiment {
 
 /// Assigns samples to clusters with a saved model (the encoder and the centres).
 public enum Predictor {
-    public static func assign(context: RunContext, data: DataSet, modelPath: String) throws -> (assignments: [Int32], scores: ClusteringScores?) {
+    /// `data` as read from its files, not normalised: the model's own normalisation (if it keeps one) is applied.
+    public static func assign(context: RunContext, data raw: DataSet, modelPath: String) throws -> ClusteringPass {
         let checkpoint = try Checkpoint.load(modelPath)
+        var data = raw
+        if let shift = checkpoint.sections["input.shift"], let scale = checkpoint.sections["input.scale"] {
+            guard shift.count == raw.dimension, scale.count == raw.dimension else {
+                throw CheckpointError(path: modelPath, reason: "its input normalisation is for \(shift.count) values per sample; the data has \(raw.dimension)")
+            }
+            data = raw.applying(FeatureTransform(shift: shift, scale: scale))
+        } else if raw.isFloat && !raw.isImage {
+            context.say("note: \(modelPath) keeps no input normalisation (trained on images): the values of \(raw.name) are used as they are")
+        }
         guard checkpoint.clusters >= 2, checkpoint.sections["centres"] != nil else {
             throw CheckpointError(path: modelPath, reason: "holds no cluster centres: pass a model.bin written by `dec`")
         }
@@ -137,8 +166,7 @@ public enum Predictor {
         options.method = DeepMethod(rawValue: checkpoint.metadata["method"] ?? "dec") ?? .dec
         let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
         if let alpha = Float(checkpoint.metadata["alpha"] ?? "") { trainer.alphaOverride(alpha) }
-        let result = try trainer.pass()
-        return (result.assignments, result.scores)
+        return try trainer.pass()
     }
 }
 

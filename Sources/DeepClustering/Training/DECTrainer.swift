@@ -162,7 +162,7 @@ public final class DECTrainer {
             for j in 1..<k where q[i * k + j] > q[i * k + best] { best = j }
             assignments[i] = Int32(best)
         }
-        let scores = Metrics.scores(predicted: assignments, labels: data.labels, clusters: k, classes: data.classCount)
+        let scores = data.scores(assignments, clusters: k)
         return ClusteringPass(embedding: z, q: q, assignments: assignments, scores: scores)
     }
 
@@ -174,7 +174,7 @@ public final class DECTrainer {
                            restarts: options.restarts, seed: options.seed, communicator: context.communicator, spreadRestarts: true)
         }
         model.setCentres(result.centres)
-        let scores = Metrics.scores(predicted: result.assignments, labels: data.labels, clusters: options.clusters, classes: data.classCount)
+        let scores = data.scores(result.assignments, clusters: options.clusters)
         return (result, scores)
     }
 
@@ -329,9 +329,8 @@ public final class DECTrainer {
         if let changed { entry["label_change"] = changed }
         history.append(entry)
         context.record(entry)
-        context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  ACC %.4f  NMI %.4f  ARI %.4f  changed %@  %7.0f samples/s  elapsed %@  ETA %@",
-                           options.method.rawValue, epoch, options.epochs, loss.0 / samples, pass.scores.accuracy, pass.scores.nmi,
-                           pass.scores.ari, changed.map { String(format: "%.4f", $0) } ?? "  -   ",
+        context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  %@  changed %@  %7.0f samples/s  elapsed %@  ETA %@",
+                           options.method.rawValue, epoch, options.epochs, loss.0 / samples, pass.scores.text, changed.map { String(format: "%.4f", $0) } ?? "  -   ",
                            epoch > 0 ? samples / max(seconds, 1e-9) : 0.0, formatDuration(context.elapsed), formatDuration(eta)))
     }
 
@@ -342,7 +341,12 @@ public final class DECTrainer {
         let checkpoint = model.checkpoint(metadata: ["kind": "model", "method": options.method.rawValue, "step": String(step),
                                                      "seed": String(options.seed), "alpha": String(alpha)],
                                           includeCentres: true)
-        try checkpoint.write(to: context.path(name))
+        var withInput = checkpoint
+        if let transform = data.inputTransform {  // how the data was normalised: predict does the same to new data
+            withInput.sections["input.shift"] = transform.shift
+            withInput.sections["input.scale"] = transform.scale
+        }
+        try withInput.write(to: context.path(name))
     }
 
     public static let stateName = "dec-state.bin"

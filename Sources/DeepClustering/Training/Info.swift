@@ -6,9 +6,9 @@ public enum Info {
     public static func run(communicator: Communicator, data: DataSet, overlap: Bool = true) throws -> String {
         // Each rank's line travels as fixed-width bytes through one allgatherv.
         let width = 160
-        let line = String(format: "%4d  %-24@ %12d  %8d  %6d  %7d  %@", communicator.rank,
+        let line = String(format: "%4d  %-24@ %12d  %8d  %6d  %7@  %@", communicator.rank,
                           String(communicator.hostName.prefix(24)), BLAS.threads, data.count, data.dimension,
-                          data.classCount, String(data.name.prefix(50)))
+                          data.hasLabels ? String(data.classCount) : "-", String(data.name.prefix(50)))
         var bytes = Array(line.utf8.prefix(width)).map { Int($0) }
         bytes += [Int](repeating: 32, count: width - bytes.count)
         let all = try communicator.allgatherv(bytes)

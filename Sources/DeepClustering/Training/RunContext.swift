@@ -124,6 +124,8 @@ public final class RunContext {
     public func record(_ object: [String: Any]) {
         guard isRoot, let metricsHandle else { return }
         flushMachineInfo()
+        // JSON has no NaN: a quantity that is not a number (a score without labels) is left out.
+        let object = object.filter { !(($0.value as? Double)?.isNaN ?? false) }
         if var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
             data.append(10)
             metricsHandle.write(data)
@@ -215,6 +217,12 @@ public final class RunContext {
     public func write(_ name: String, _ contents: String) throws {
         guard isRoot else { return }
         try Checkpoint.atomicWrite(Array(contents.utf8), to: directory + "/" + name)
+    }
+
+    /// Writes a binary file into the run directory (rank 0), atomically.
+    public func writeBytes(_ name: String, _ bytes: [UInt8]) throws {
+        guard isRoot else { return }
+        try Checkpoint.atomicWrite(bytes, to: directory + "/" + name)
     }
 
     public func path(_ name: String) -> String { directory + "/" + name }

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Users' own data (issue 18): a CSV with a header and a text label column, clustered end to end (K from the labels,
+# features standardised, no augmentation; assignments.csv with the labels as written, embedding.npy and q.npy);
+# without labels K is required and the run reports no scores; predict on the CSV gives the run's own embedding
+# bitwise; .npy readers (float64 features + a labels .npy, uint8 images) and broken files answered in one line.
+# Called by Tests/multirank.sh with its temp dir; prints PASS/FAIL lines, returns the number of failures.
+set -uo pipefail
+T="$1/owndata"
+mkdir -p "$T"
+BIN=.build/release/deepcluster
+fails=0
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; fails=$((fails + 1)); }
+python3 - "$T" <<'PY'
+import random, struct, sys
+root = sys.argv[1]
+random.seed(1)
+D, names = 24, ["alpha", "beta", "gamma", "delta"]
+centres = [[random.gauss(0, 3) for _ in range(D)] for _ in names]
+rows = [[f"{centres[i % 4][d] + random.gauss(0, 2.5):.4f}" for d in range(D)] + [names[i % 4]] for i in range(1200)]
+with open(f"{root}/blobs.csv", "w") as f:
+    f.write(",".join([f"f{d}" for d in range(D)] + ["species"]) + "\r\n")
+    for r in rows: f.write(",".join(r) + "\r\n")
+with open(f"{root}/nolabels.csv", "w") as f:
+    for r in rows: f.write(",".join(r[:-1]) + "\n")
+def npy(path, descr, shape, payload, fortran=False):
+    header = "{'descr': '%s', 'fortran_order': %s, 'shape': (%s), }" % (descr, fortran, ", ".join(map(str, shape)) + ("," if len(shape) == 1 else ""))
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + payload)
+npy(f"{root}/x.npy", "<f8", (300, 12), b"".join(struct.pack("<d", random.random() * 5) for _ in range(300 * 12)))
+npy(f"{root}/y.npy", "<i8", (300,), b"".join(struct.pack("<q", i % 3) for i in range(300)))
+npy(f"{root}/images.npy", "|u1", (200, 8, 8), bytes(random.randrange(256) for _ in range(200 * 64)))
+npy(f"{root}/truncated.npy", "<f4", (300, 12), b"\0" * 100)
+npy(f"{root}/fortran.npy", "<f4", (2, 2), b"\0" * 16, fortran=True)
+npy(f"{root}/complex.npy", "<c8", (2, 2), b"\0" * 32)
+open(f"{root}/missing.csv", "w").write("a,b,label\n1,2,x\n3,,y\n5,6,x\n")
+open(f"{root}/ragged.csv", "w").write("1,2,3\n4,5\n6,7,8\n")
+open(f"{root}/notnpy.npy", "w").write("hello\n")
+PY
+
+# 1. A CSV with a header and text labels, end to end.
+if $BIN dec --data "$T/blobs.csv" --pretrain-epochs 10 --epochs 10 --tsne-points 200 --out "$T/run" > "$T/run.log" 2>&1 \
+   && grep -q "labels from 'species' (column 24)" "$T/run.log" && grep -q "K = 4" "$T/run.log" && grep -q "pretraining 24-500-500-2000-10" "$T/run.log" \
+   && grep -q "features standardised" "$T/run.log" && grep -q "no augmentation" "$T/run.log" \
+   && head -2 "$T/run/assignments.csv" | tail -1 | grep -qE "^0,[0-3],alpha$" && [ -f "$T/run/embedding.npy" ] && [ -f "$T/run/q.npy" ]; then
+  acc=$(grep -o "final DEC: ACC [0-9.]*" "$T/run.log" | grep -o "[0-9.]*$")
+  if [ "$(echo "$acc > 0.9" | bc)" -eq 1 ]; then pass "CSV with a header and text labels: K = 4 from the labels, 24-wide autoencoder, standardised, ACC $acc; assignments.csv with the labels, embedding.npy, q.npy"
+  else fail "CSV end to end: ACC $acc on 4 well-separated blobs"; fi
+else cat "$T/run.log"; fail "CSV end to end"; fi
+python3 - "$T/run" <<'PY' && pass "embedding.npy (1200 x 10) and q.npy (1200 x 4, rows sum to 1) load in NumPy's format" || fail "embedding.npy / q.npy"
+import struct, sys
+def load(path):
+    b = open(path, "rb").read()
+    assert b[:6] == b"\x93NUMPY", path
+    n = struct.unpack("<H", b[8:10])[0]
+    header = eval(b[10:10 + n].decode())
+    assert header["descr"] == "<f4" and not header["fortran_order"]
+    count = header["shape"][0] * header["shape"][1]
+    assert len(b) == 10 + n + 4 * count and (10 + n) % 64 == 0
+    return header["shape"], struct.unpack("<%df" % count, b[10 + n:])
+shape, _ = load(sys.argv[1] + "/embedding.npy"); assert shape == (1200, 10), shape
+shape, q = load(sys.argv[1] + "/q.npy"); assert shape == (1200, 4), shape
+assert all(abs(sum(q[i * 4:(i + 1) * 4]) - 1) < 1e-4 for i in range(1200))
+PY
+
+# 2. Without labels: K is required; with it, the run reports cluster sizes and no scores.
+if ! $BIN dec --data "$T/nolabels.csv" --out "$T/nolabels-k" > "$T/nolabels-k.log" 2>&1 && grep -q "has no labels to count classes from: give the number of clusters with --clusters K" "$T/nolabels-k.log" \
+   && $BIN dec --data "$T/nolabels.csv" --clusters 4 --pretrain-epochs 5 --epochs 5 --tsne-points 0 --out "$T/nolabels" > "$T/nolabels.log" 2>&1 \
+   && grep -q "final DEC: (no labels)" "$T/nolabels.log" && grep -q "cluster sizes: c0" "$T/nolabels.log" && head -1 "$T/nolabels/assignments.csv" | grep -qx "index,cluster" \
+   && ! grep -q '"acc"' "$T/nolabels/metrics.jsonl"; then
+  pass "CSV without labels: --clusters required (one line), then a run with cluster sizes and no ACC/NMI/ARI"
+else cat "$T/nolabels-k.log" "$T/nolabels.log"; fail "CSV without labels"; fi
+
+# 3. predict on the training CSV: the model keeps the standardisation, so the embedding is the run's own, bitwise.
+if $BIN predict --model "$T/run/model.bin" --data "$T/blobs.csv" --output "$T/predicted.csv" > "$T/predict.log" 2>&1 \
+   && cmp -s "$T/run/embedding.npy" "$T/predicted.embedding.npy" && cmp -s "$T/run/assignments.csv" "$T/predicted.csv" && [ -f "$T/predicted.q.npy" ]; then
+  pass "predict --data CSV: the model's normalisation applied, embedding and assignments bitwise the run's own"
+else cat "$T/predict.log"; fail "predict on a CSV"; fi
+
+# 4. .npy: float64 features with a labels .npy; uint8 images.
+if $BIN info --data "$T/x.npy" --labels "$T/y.npy" > "$T/npy.log" 2>&1 && grep -qE "300 +12 +3 +x.npy" "$T/npy.log" \
+   && $BIN info --data "$T/images.npy" > "$T/img.log" 2>&1 && grep -qE "200 +64 +- +images.npy" "$T/img.log"; then
+  pass ".npy: float64 (300 x 12) with int64 labels (3 classes); uint8 images (200 x 8 x 8) without labels"
+else cat "$T/npy.log" "$T/img.log"; fail ".npy readers"; fi
+
+# 5. Broken files: one line each, non-zero exit.
+for case in "truncated.npy:truncated: shape (300, 12) of '<f4' needs 14400 bytes" "fortran.npy:Fortran order" "complex.npy:dtype '<c8' is not supported" \
+            "notnpy.npy:not a NumPy .npy file" "missing.csv:line 3, column 1 ('b'): an empty field is not a finite number" \
+            "ragged.csv:line 2 has 2 fields, line 1 has 3"; do
+  file=${case%%:*}; expected=${case#*:}
+  $BIN info --data "$T/$file" > "$T/bad.log" 2>&1; rc=$?
+  if [ $rc -ne 0 ] && [ "$(wc -l < "$T/bad.log")" -le 2 ] && grep -qF "$expected" "$T/bad.log"; then pass "$file: $(grep -o 'error: .*' "$T/bad.log" | head -1)"
+  else cat "$T/bad.log"; fail "$file (exit $rc)"; fi
+done
+exit $fails
