@@ -36,6 +36,18 @@ npy(f"{root}/complex.npy", "<c8", (2, 2), b"\0" * 32)
 open(f"{root}/missing.csv", "w").write("a,b,label\n1,2,x\n3,,y\n5,6,x\n")
 open(f"{root}/ragged.csv", "w").write("1,2,3\n4,5\n6,7,8\n")
 open(f"{root}/notnpy.npy", "w").write("hello\n")
+# Every dtype the reader takes, both byte orders: 50 x 6, values 0..99.
+formats = {"<f4": "<f", ">f4": ">f", "<f8": "<d", ">f8": ">d", "|u1": "B", "|i1": "b", "<u2": "<H", ">i2": ">h",
+           "<i4": "<i", ">u4": ">I", "<i8": "<q", ">u8": ">Q"}
+for descr, code in formats.items():
+    npy(f"{root}/dtype-{descr[1:]}-{'big' if descr[0] == '>' else 'little'}.npy", descr, (50, 6),
+        b"".join(struct.pack(code, (i * 7) % 100) for i in range(300)))
+# CSV variants: tab-separated without a header, label in the last column by index; semicolons with quoted fields.
+with open(f"{root}/tabs.tsv", "w") as f:
+    for i in range(40): f.write("\t".join(str((i * k) % 11) for k in range(1, 6)) + f"\t{i % 5}\n")
+with open(f"{root}/semicolons.csv", "w") as f:
+    f.write('"x 1";"x; 2";"kind"\n')
+    for i in range(30): f.write(f'{i};"{i * 2}";"type {i % 3}"\n')
 PY
 
 # 1. A CSV with a header and text labels, end to end.
@@ -82,6 +94,16 @@ if $BIN info --data "$T/x.npy" --labels "$T/y.npy" > "$T/npy.log" 2>&1 && grep -
    && $BIN info --data "$T/images.npy" > "$T/img.log" 2>&1 && grep -qE "200 +64 +- +images.npy" "$T/img.log"; then
   pass ".npy: float64 (300 x 12) with int64 labels (3 classes); uint8 images (200 x 8 x 8) without labels"
 else cat "$T/npy.log" "$T/img.log"; fail ".npy readers"; fi
+
+for file in "$T"/dtype-*.npy; do
+  if $BIN info --data "$file" > "$T/dtype.log" 2>&1 && grep -qE " 50 +6 +- " "$T/dtype.log"; then :; else cat "$T/dtype.log"; fail "$(basename "$file")"; fi
+done
+[ $fails -eq 0 ] && pass ".npy of every dtype the reader takes, little and big endian: $(ls "$T"/dtype-*.npy | sed 's/.*dtype-//; s/.npy//' | paste -sd' ')"
+if $BIN info --data "$T/tabs.tsv" --label-column -1 > "$T/tsv.log" 2>&1 && grep -qE " 40 +5 +5 +tabs.tsv" "$T/tsv.log" \
+   && $BIN info --data "$T/semicolons.csv" > "$T/semi.log" 2>&1 && grep -qE " 30 +2 +3 +semicolons.csv" "$T/semi.log" \
+   && grep -q "labels from 'kind' (column 2)" "$T/semi.log"; then
+  pass "CSV variants: tabs without a header and --label-column -1 (40 x 5, 5 classes); semicolons with quoted fields, a ';' inside quotes (30 x 2, 3 text classes)"
+else cat "$T/tsv.log" "$T/semi.log"; fail "CSV variants"; fi
 
 # 5. Broken files: one line each, non-zero exit.
 for case in "truncated.npy:truncated: shape (300, 12) of '<f4' needs 14400 bytes" "fortran.npy:Fortran order" "complex.npy:dtype '<c8' is not supported" \
