@@ -38,6 +38,11 @@ int CKernels_stop_install(const int *signals, int count) {
 
 int CKernels_stop_received(void) { return received; }
 
+void CKernels_stop_release(const int *signals, int count) {
+    for (int i = 0; i < count; i++) signal(signals[i], SIG_DFL);
+    if (received != 0) raise(received);
+}
+
 double CKernels_stop_seconds_since(void) {
     if (received == 0) return 0;
     struct timespec now;

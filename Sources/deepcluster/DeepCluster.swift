@@ -267,6 +267,7 @@ extension ParsableCommand {
             mpi?.finalize()
             throw ExitCode(GracefulStop.exitStatus)
         } catch {
+            GracefulStop.release()
             // Rank 0 speaks at once. Another rank waits a moment first: when every rank hit the same error, rank 0's
             // exit makes mpirun end the job before the others repeat it; when only this rank failed, its message
             // still comes, and its exit then ends the job.

@@ -41,6 +41,9 @@ int CKernels_vectorised(void);
 /// Graceful stop: from now on the first of these signals is only recorded (CKernels_stop_received returns it);
 /// a second one ends the process with that signal's default action. 0 on success, -1 if sigaction failed.
 int CKernels_stop_install(const int *signals, int count);
+/// Back to the default actions (a process ending on an error must not outlive mpirun's SIGTERM); a signal that came
+/// already takes effect now.
+void CKernels_stop_release(const int *signals, int count);
 /// The first stop signal received since CKernels_stop_install, or 0.
 int CKernels_stop_received(void);
 /// Seconds since that signal came (monotonic clock), or 0 when none came.

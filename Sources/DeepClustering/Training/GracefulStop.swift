@@ -20,6 +20,12 @@ public enum GracefulStop {
         if result != 0 { throw RunError("cannot install the stop signal handlers: \(String(cString: strerror(errno)))") }
     }
 
+    /// Default actions again, for a process that ends on an error: mpirun's SIGTERM to the other ranks must end
+    /// them at once, as it did before any handler.
+    public static func release() {
+        signals.withUnsafeBufferPointer { CKernels_stop_release($0.baseAddress, Int32($0.count)) }
+    }
+
     /// The first stop signal this process received, or 0.
     public static var received: Int32 { CKernels_stop_received() }
     /// Seconds since that signal came, or 0.
