@@ -22,9 +22,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .target(name: "CKernels"),
+        .target(name: "CAtomics"),
 
         // MARK: - Library
-        .target(name: "Collective", dependencies: ["CMPI", "CMPIShims"],
+        .target(name: "Collective", dependencies: ["CMPI", "CMPIShims", "CAtomics"],
                 swiftSettings: [.swiftLanguageMode(.v6)]),
         .target(name: "DeepClustering",
                 dependencies: ["Collective", "COpenBLAS", "CZlib", "CKernels"],

@@ -1,27 +1,35 @@
 // Communicator: the collective operations the trainer needs, independent of MPI.
 // Not a general MPI binding: only in-place reductions, gathers and broadcasts over one world.
+import Foundation
 
 /// An element type that can travel through a collective.
-public protocol CollectiveElement: Numeric, Sendable {
-    static var collectiveTypeCode: Int32 { get }
+public protocol CollectiveElement: Numeric, Comparable, Sendable {
+    static var elementKind: ElementKind { get }
 }
-extension Float: CollectiveElement { public static var collectiveTypeCode: Int32 { 0 } }
-extension Double: CollectiveElement { public static var collectiveTypeCode: Int32 { 1 } }
-extension Int: CollectiveElement { public static var collectiveTypeCode: Int32 { 2 } }
+public enum ElementKind: Sendable { case float, double, int64 }
+extension Float: CollectiveElement { public static var elementKind: ElementKind { .float } }
+extension Double: CollectiveElement { public static var elementKind: ElementKind { .double } }
+extension Int: CollectiveElement { public static var elementKind: ElementKind { .int64 } }
 
-public enum ReduceOperation: Int32, Sendable { case sum = 0, max = 1, min = 2 }
+public enum ReduceOperation: Sendable {
+    case sum, max, min
 
-/// A pending nonblocking reduction; `SingleProcessCommunicator` returns already-completed ones.
-public struct PendingReduction: Sendable {
-    public let handle: Int32
-    public init(handle: Int32) { self.handle = handle }
-    public static let completed = PendingReduction(handle: -1)
+    /// `a op b`, for worlds that reduce by hand.
+    @inline(__always)
+    public func apply<T: CollectiveElement>(_ a: T, _ b: T) -> T {
+        switch self {
+        case .sum: return a + b
+        case .max: return Swift.max(a, b)
+        case .min: return Swift.min(a, b)
+        }
+    }
 }
 
+/// The collectives of one world of ranks. Every call is collective: all ranks make it, in the same order.
 public protocol Communicator: AnyObject {
     var rank: Int { get }
     var size: Int { get }
-    /// The host this rank runs on, as MPI names it.
+    /// The host this rank runs on, as the world names it.
     var hostName: String { get }
     func allreduce<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOperation) throws
     /// Gathers every rank's `send` block into `receive`, rank r's block at the sum of counts[0..<r].
@@ -29,39 +37,50 @@ public protocol Communicator: AnyObject {
                                           counts: [Int]) throws
     func broadcast<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws
     func barrier() throws
-    /// Ends every rank of the job (MPI_Abort); never returns.
+    /// Ends every rank of the job; never returns.
     func abort(code: Int32) -> Never
-    /// Starts an in-place SUM allreduce of floats that completes in the background.
-    func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction
-    /// Lets MPI progress a pending reduction; true once it completed.
-    func test(_ pending: PendingReduction) throws -> Bool
-    func wait(_ pending: PendingReduction) throws
-    /// True when a background thread can reduce buckets (`submitAllreduceSum`) while this thread computes.
-    var hasReductionThread: Bool { get }
-    /// Queues an in-place SUM allreduce for the reduction thread; the buffer is off limits until `drainReductions`.
-    func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
-    /// Waits until every queued reduction is done.
-    func drainReductions() throws
-    /// Collective. A reduction through memory that the ranks of a host share (one slot of `count` floats each), when
-    /// every rank runs on one host, or every host runs as many ranks (>= 2; then hierarchical: shared memory inside
-    /// a host, an allreduce of each share between hosts), and it was not turned off; nil otherwise (on every rank alike).
-    func makeSharedReduction(count: Int) throws -> SharedReduction?
 }
 
-/// Gradient reduction through shared memory: `slot` is this rank's gradient buffer, which the host's other ranks read.
-/// A step calls `bucketReady` after each completed bucket (the same sequence of buckets on every rank), then
-/// `reduce(_:bucket:)` for each of them in that order, then `endStep`; after it every rank's slot holds the sum over
-/// the ranks, added in rank order (so bitwise equal everywhere).
-public protocol SharedReduction: AnyObject {
-    var slot: UnsafeMutablePointer<Float> { get }
-    /// Hosts taking part: 1, or several for the hierarchical reduction.
-    var hosts: Int { get }
-    func bucketReady()
-    /// Sums this rank's share of `range` over the slots once every rank marked bucket `bucket` of this step ready
-    /// (and, on several hosts, over the hosts).
-    func reduce(_ range: Range<Int>, bucket: Int) throws
-    /// Returns once every rank wrote its shares of this step's `buckets` buckets.
-    func endStep(buckets: Int)
+/// What the gradient transports (GradientTransport.swift) need beyond the collectives. MPI provides it, and so
+/// does the in-process world of the tests; the single-process world needs none of it.
+public protocol TransportWorld: Communicator {
+    /// Collective. Memory that the ranks of this rank's host all map: one segment of `bytes` (zeroed) per rank of
+    /// the host, with, when the job spans several hosts, a communicator of this rank's peers (the ranks of the same
+    /// local rank) on the other hosts. Nil on every rank alike when the ranks cannot share memory this way (kept
+    /// off shared memory, or hosts with different numbers of ranks, or one rank per host).
+    func shareMemory(bytes: Int) throws -> SharedSegments?
+    /// A second communicator over the same ranks whose collectives a background thread may run while this one's
+    /// thread computes; nil when the library cannot (MPI without MPI_THREAD_MULTIPLE).
+    func duplicateForThread() throws -> Communicator?
+    /// Whether the user asked for the reduction thread by name (it then wins over shared memory).
+    var prefersReductionThread: Bool { get }
+}
+
+/// Segments of memory that the ranks of one host share (`TransportWorld.shareMemory`). Lives as long as its owner.
+public final class SharedSegments {
+    /// This rank's place among the ranks of its host.
+    public let localRank: Int
+    /// The start of every local rank's segment, in local rank order.
+    public let segments: [UnsafeMutableRawPointer]
+    /// This rank's peers on the other hosts (nil on one host).
+    public let crossHost: Communicator?
+    /// The ranks of this host, for the barrier after the segments are zeroed.
+    public let local: Communicator
+    private let release: () -> Void
+
+    public init(localRank: Int, segments: [UnsafeMutableRawPointer], crossHost: Communicator?, local: Communicator,
+                release: @escaping () -> Void) {
+        self.localRank = localRank
+        self.segments = segments
+        self.crossHost = crossHost
+        self.local = local
+        self.release = release
+    }
+
+    deinit { release() }
+
+    public var localSize: Int { segments.count }
+    public var hosts: Int { crossHost?.size ?? 1 }
 }
 
 // MARK: - Conveniences over arrays and scalars
@@ -119,4 +138,13 @@ public func largestShare(total: Int, size: Int) -> Int { (total + size - 1) / si
 /// The counts of `contiguousShare` for every rank.
 public func shareCounts(total: Int, size: Int) -> [Int] {
     (0..<size).map { contiguousShare(total: total, rank: $0, size: size).count }
+}
+
+/// Monotonic seconds.
+public enum Clock {
+    public static var now: Double {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
+    }
 }

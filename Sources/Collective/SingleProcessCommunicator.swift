@@ -15,11 +15,4 @@ public final class SingleProcessCommunicator: Communicator {
     public func broadcast<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws {}
     public func barrier() throws {}
     public func abort(code: Int32) -> Never { exit(code) }
-    public func startAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws -> PendingReduction { .completed }
-    public func test(_ pending: PendingReduction) throws -> Bool { true }
-    public func wait(_ pending: PendingReduction) throws {}
-    public var hasReductionThread: Bool { false }
-    public func submitAllreduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
-    public func drainReductions() throws {}
-    public func makeSharedReduction(count: Int) throws -> SharedReduction? { nil }
 }

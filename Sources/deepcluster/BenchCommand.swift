@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Time pretraining and DEC steps (median after warm-up) against the SGEMM rate on the same shapes.",
-        discussion: "Run under Launch/run -np P to measure P ranks; --no-overlap compares one blocking allreduce, --no-shared-memory MPI's nonblocking allreduces, --reduction-thread the background thread.")
+        discussion: "Run under Launch/run -np P to measure P ranks; --no-overlap compares one blocking allreduce, --no-shared-memory MPI's allreduces (on the reduction thread where MPI has threads, else blocking), --reduction-thread the background thread.")
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "Global batch size.") var batchSize = 256
     @Option(help: "Timed steps (after 3 warm-up steps).") var steps = 20

@@ -102,7 +102,6 @@ struct DECCommand: TrainingCommand {
             options.tolerance = tol
             options.restarts = restarts
             options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
-            options.overlap = !runtime.noOverlap
             options.checkpointEvery = checkpointEvery
             options.augmentation = pretrain.augmentation
             if let explicit = try snapshotEpochs() {

@@ -88,7 +88,7 @@ struct RuntimeOptions: ParsableArguments {
     var noOverlap = false
     @Flag(inversion: .prefixedNo, help: "Reduce each gradient bucket with a blocking allreduce on a background thread while the backward pass goes on. Default: on when the ranks span several hosts (where the link, not the cores, is slow).")
     var reductionThread: Bool?
-    @Flag(help: "Reduce gradients through MPI even when every rank runs on one host (nonblocking allreduces progressed between layers). Default there: the gradients live in shared memory and each rank sums its share of every layer straight from the other ranks' buffers (README: Speed).")
+    @Flag(help: "Reduce gradients through MPI even when every rank runs on one host (one blocking allreduce per step, or with --reduction-thread a background thread's). Default there: the gradients live in shared memory and each rank sums its share of every layer straight from the other ranks' buffers (README: Speed).")
     var noSharedMemory = false
 
     func validate() throws {

@@ -1,4 +1,5 @@
 // Metrics (Hungarian against brute force, NMI/ARI by hand), k-means, soft k-means and DEC/IDEC/DKM gradients.
+import Foundation
 @testable import DeepClustering
 import Collective
 import TestSupport
@@ -165,7 +166,7 @@ final class ClusteringTests: XCTestCase {
 
     /// IDEC = reconstruction + gamma KL through the whole autoencoder, checked end to end on the parameters.
     func testIDECGradientThroughTheAutoencoder() throws {
-        let model = Model(widths: [5, 4, 2], clusters: 2, maxRows: 3)
+        let model = try Model(widths: [5, 4, 2], clusters: 2, maxRows: 3, communicator: SingleProcessCommunicator())
         var rng = Xoshiro256(seed: 61)
         model.autoencoder.initialize(model.store, scheme: .glorot, rng: &rng)
         model.setCentres([0.3, -0.2, -0.4, 0.5])
@@ -183,7 +184,7 @@ final class ClusteringTests: XCTestCase {
         }
         let params = store.parameterArray(range).map(Double.init)
         ae.forward(store, input: x, rows: 3)
-        store.zeroGradients(model.all)
+        model.zeroGradients(model.all)
         var q = [Float](repeating: 0, count: 6), t = q, dZ = [Float](repeating: 0, count: 6), dRec = [Float](repeating: 0, count: 15)
         DEC.softAssignment(z: ae.embedding, rows: 3, dims: 2, centres: store.parameters + model.centres, clusters: 2, q: &q, kernel: &t)
         _ = DEC.klLossAndGradient(z: ae.embedding, rows: 3, dims: 2, centres: store.parameters + model.centres, clusters: 2, p: p, q: q,
@@ -196,5 +197,3 @@ final class ClusteringTests: XCTestCase {
                       h: doubleReferenceStep, tolerance: doubleReferenceTolerance, loss: loss)
     }
 }
-
-import Foundation

@@ -76,7 +76,8 @@ final class PipelineTests: XCTestCase {
             var options = PretrainOptions()
             options.batchSize = 256
             options.maskRate = 0.2
-            let model = Model(widths: options.widths, clusters: DECOptions().clusters, maxRows: 257)
+            let model = try Model(widths: options.widths, clusters: DECOptions().clusters, maxRows: 257,
+                                  communicator: SingleProcessCommunicator())
             let pretrainer = try Pretrainer(context: try context("alloc"), data: data, options: options, model: model)
             try pretrainer.initializeWeights()
             pretrainer.sampler.shuffle(epoch: 0)

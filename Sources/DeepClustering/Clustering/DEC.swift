@@ -1,5 +1,6 @@
 // DEC's soft assignment, target distribution and KL loss (Xie et al. 2016, eqs. 1-5), and the deep k-means
 // clustering term on embeddings. B = rows, E = embedding dims, K = clusters, N = all samples.
+import Foundation
 
 public enum DEC {
     /// Student-t soft assignment, alpha = 1 (DEC eq. 1): q_ij = (1 + |z_i - mu_j|^2)^-1 / sum_j' (...).
@@ -95,5 +96,3 @@ public enum DEC {
         return loss
     }
 }
-
-import Foundation

@@ -1,5 +1,6 @@
 // Clustering metrics against true labels: accuracy under the best one-to-one matching (Hungarian algorithm),
 // NMI (arithmetic-mean normalisation, scikit-learn's default) and ARI. Not for soft assignments.
+import Foundation
 
 public struct ClusteringScores: Sendable, Equatable {
     public var accuracy: Double
@@ -135,5 +136,3 @@ public enum Hungarian {
         return assignment
     }
 }
-
-import Foundation

@@ -1,7 +1,9 @@
 // Soft k-means losses (the report's Tasks 0 and 1) and their gradients with respect to the squared distances.
 // loss_i = sum_k d_ik w_ik. Softmax weights: w_ik = softmax_k(-alpha d_ik), computed with the log-sum-exp shift
-// (subtract the row's smallest distance) so no alpha overflows. Free weights: w_i = softmax(logits_i).
+// (subtract the row's smallest distance) so no alpha overflows. Free weights: w_i, a row on the probability
+// simplex, moved by a projected gradient step (InputSpace.swift says why not softmax logits).
 // B = rows, K = clusters.
+import Foundation
 
 public enum SoftKMeans {
     /// Softmax weights. Writes w (B, K) and dLoss/dd (B, K) = w_ik (1 - alpha (d_ik - dbar_i)), dbar_i = sum_k w_ik d_ik
@@ -70,5 +72,3 @@ public enum SoftKMeans {
         }
     }
 }
-
-import Foundation

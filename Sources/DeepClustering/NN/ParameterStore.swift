@@ -15,43 +15,48 @@ public struct ParameterLayout: Sendable {
 public final class ParameterStore {
     public let count: Int
     public let parameters: UnsafeMutablePointer<Float>   // (count)
-    /// (count), same layout. Allocated here, or memory that other ranks read too (`placeGradients`).
-    public private(set) var gradients: UnsafeMutablePointer<Float>
-    /// Who owns `gradients` when they live elsewhere (kept alive with the store); nil while the store owns them.
-    public private(set) var gradientOwner: AnyObject?
+    /// (count), same layout: the store's own, or memory a gradient transport owns (the model keeps it alive).
+    public let gradients: UnsafeMutablePointer<Float>
+    private let ownsGradients: Bool
 
-    public init(layout: ParameterLayout) {
+    /// A store with gradient memory of its own (one rank, tests).
+    public convenience init(layout: ParameterLayout) {
+        let gradients = UnsafeMutablePointer<Float>.allocate(capacity: max(layout.count, 1))
+        gradients.initialize(repeating: 0, count: max(layout.count, 1))
+        self.init(layout: layout, gradients: gradients, owned: true)
+    }
+
+    /// A store whose gradients live in `gradients` (at least `layout.count` floats, zeroed), which outlives it.
+    public convenience init(layout: ParameterLayout, gradients: UnsafeMutablePointer<Float>) {
+        self.init(layout: layout, gradients: gradients, owned: false)
+    }
+
+    private init(layout: ParameterLayout, gradients: UnsafeMutablePointer<Float>, owned: Bool) {
         count = layout.count
         parameters = .allocate(capacity: max(count, 1))
-        gradients = .allocate(capacity: max(count, 1))
         parameters.initialize(repeating: 0, count: max(count, 1))
-        gradients.initialize(repeating: 0, count: max(count, 1))
+        self.gradients = gradients
+        ownsGradients = owned
     }
 
     deinit {
         parameters.deallocate()
-        if gradientOwner == nil { gradients.deallocate() }
-    }
-
-    /// Moves the gradients into `memory` (at least `count` floats, owned by `owner`), e.g. a slot of a window that
-    /// every rank of the host can read: the backward pass then writes them where the reduction reads them.
-    public func placeGradients(in memory: UnsafeMutablePointer<Float>, owner: AnyObject) {
-        memory.update(from: gradients, count: count)
-        if gradientOwner == nil { gradients.deallocate() }
-        gradients = memory
-        gradientOwner = owner
+        if ownsGradients { gradients.deallocate() }
     }
 
     public func zeroGradients(_ range: Range<Int>) {
+        precondition(range.upperBound <= count)
         Kernels.zero(gradients + range.lowerBound, count: range.count, parts: Parallel.parts(work: range.count))
     }
 
     public func parameterBuffer(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(start: parameters + range.lowerBound, count: range.count)
+        precondition(range.upperBound <= count)
+        return UnsafeMutableBufferPointer(start: parameters + range.lowerBound, count: range.count)
     }
 
     public func gradientBuffer(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Float> {
-        UnsafeMutableBufferPointer(start: gradients + range.lowerBound, count: range.count)
+        precondition(range.upperBound <= count)
+        return UnsafeMutableBufferPointer(start: gradients + range.lowerBound, count: range.count)
     }
 
     public func parameterArray(_ range: Range<Int>) -> [Float] { Array(parameterBuffer(range)) }

@@ -1,4 +1,5 @@
 // Seeded random numbers: SplitMix64 to seed, xoshiro256** to draw. Passed inout, never global.
+import Foundation
 
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public var state: UInt64
@@ -60,5 +61,3 @@ public struct Xoshiro256: RandomNumberGenerator, Sendable, Codable {
 
     public mutating func nextInt(below bound: Int) -> Int { Int(next() % UInt64(bound)) }
 }
-
-import Foundation

@@ -13,7 +13,7 @@ public struct BenchResult: Sendable {
     /// Bytes of gradient each step reduces.
     public var gradientBytes: Double = 0
     /// How the step reduced its gradients.
-    public var reduction = ReductionMode.single
+    public var reduction = TransportKind.single
     /// Seconds of one rank's step not spent waiting on communication.
     public var computeSeconds: Double { stepMilliseconds / 1000 * (1 - allreduceShare) }
     public var fractionOfSGEMM: Double { gflops / sgemmGflops }
@@ -95,7 +95,8 @@ public enum Bench {
         options.augmentation = augmentation
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
         let maxRows = largestShare(total: batchSize, size: context.ranks)
-        let model = Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows)
+        let model = try Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows,
+                              communicator: context.communicator, overlap: overlap)
         let pretrainer = try Pretrainer(context: context, data: data, options: options, model: model)
         try pretrainer.initializeWeights()
         pretrainer.sampler.shuffle(epoch: 0)
@@ -109,11 +110,10 @@ public enum Bench {
                                    sgemmGflops: pretrainProbe.flops / p.sgemm / 1e9, stepMilliseconds: p.step * 1000,
                                    allreduceShare: p.exposed / p.step)
         pretrain.gradientBytes = Double(pretrainer.model.all.count * 4)
-        pretrain.reduction = pretrainer.reducer.mode
+        pretrain.reduction = model.transport.kind
         // DEC steps on the pretrained-shape encoder, with a target from the current soft assignment.
         var decOptions = DECOptions()
         decOptions.batchSize = batchSize
-        decOptions.overlap = overlap
         decOptions.restarts = 1
         decOptions.augmentation = augmentation
         let decTrainer = try DECTrainer(context: context, data: data, options: decOptions, model: pretrainer.model)
@@ -128,7 +128,7 @@ public enum Bench {
         var dec = BenchResult(samplesPerSecond: Double(batchSize) / d.step, gflops: decProbe.flops / d.step / 1e9,
                               sgemmGflops: decProbe.flops / d.sgemm / 1e9, stepMilliseconds: d.step * 1000, allreduceShare: d.exposed / d.step)
         dec.gradientBytes = Double(pretrainer.model.encoderSuffix.count * 4)
-        dec.reduction = decTrainer.reducer.mode
+        dec.reduction = model.transport.kind
         return (pretrain, dec)
     }
 }

@@ -9,7 +9,8 @@ public enum DECExperiment {
         try context.writeConfiguration((pretrained == nil ? [("pretrain", pretrain as Any)] : [("pretrained", pretrained! as Any)])
                                        + [(options.method.rawValue, options as Any)])
         let maxRows = largestShare(total: options.batchSize, size: context.ranks)
-        let model = Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)))
+        let model = try Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)),
+                              communicator: context.communicator, overlap: pretrain.overlap)
         let phaseStart = Clock.now
         let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
         if context.resuming, try trainer.resume() {
@@ -159,7 +160,9 @@ public enum Predictor {
         guard checkpoint.widths.first == data.dimension else {
             throw CheckpointError(path: modelPath, reason: "expects \(checkpoint.widths.first ?? 0)-dimensional inputs; the data has \(data.dimension)")
         }
-        let model = Model(widths: checkpoint.widths, clusters: checkpoint.clusters, maxRows: 256)
+        // No training step: the gradients need no shared memory.
+        let model = try Model(widths: checkpoint.widths, clusters: checkpoint.clusters, maxRows: 256,
+                              communicator: context.communicator, overlap: false)
         try model.load(checkpoint, path: modelPath, wantCentres: true)
         var options = DECOptions()
         options.clusters = checkpoint.clusters

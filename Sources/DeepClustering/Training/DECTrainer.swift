@@ -24,7 +24,6 @@ public struct DECOptions: Sendable {
     /// DKM: alpha grows geometrically from alphaStart to alphaEnd over the epochs.
     public var alphaStart: Float = 0.1
     public var alphaEnd: Float = 100
-    public var overlap = true
     /// Epochs whose embedding is kept for Figure 4. Default: 0 and the powers of two, of which the figure shows
     /// the start, the middle and the end; explicit (`--snapshots`): all of them, and the end.
     public var snapshotEpochs: Set<Int> = Set([0] + (0..<16).map { 1 << $0 })
@@ -53,7 +52,6 @@ public final class DECTrainer {
     public let model: Model
     let optimizer: Optimizer
     let gatherer: BatchGatherer
-    let reducer: GradientReducer
     var sampler: Sampler
     var target: [Float] = []           // P (N, K)
     // Per-batch scratch, sized once: q, kernel, distances, weights, dDistances (B, K); dZ (B, E).
@@ -91,7 +89,6 @@ public final class DECTrainer {
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: lower..<model.centreRange.upperBound)
         let rows = model.autoencoder.maxRows
         gatherer = BatchGatherer(dims: data.dimension, maxRows: rows, transform: FeatureTransform(data: data, normalization: .unit))
-        reducer = try GradientReducer(communicator: context.communicator, store: self.model.store, overlap: options.overlap)
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed, rank: context.rank, ranks: context.ranks)
         let k = options.clusters, e = model.embeddingDimension
         q = .allocate(capacity: rows * k); kernel = .allocate(capacity: rows * k); pRows = .allocate(capacity: rows * k)
@@ -187,14 +184,14 @@ public final class DECTrainer {
         let (global, local) = sampler.batch(b)
         let rows = local.count
         let indices = sampler.permutation[local]
-        let store = model.store, ae = model.autoencoder
+        let store = model.store, ae = model.autoencoder, transport = model.transport
         let scale = 1 / Float(global.count)
         gatherer.gather(data, indices: indices)
         let input = gatherer.input(options.augmentation, seed: options.seed, epoch: completedEpochs, indices: indices)
         let z = ae.encode(store, input: input, rows: rows)
         let reduceRange = options.method == .dec ? model.encoderSuffix : model.all
-        store.zeroGradients(reduceRange)
-        reducer.beginStep()
+        model.zeroGradients(reduceRange)
+        transport.beginStep()
         dZ.update(repeating: 0, count: rows * e)
         let dCentres = store.gradients + model.centres
         let centres = UnsafePointer(store.parameters + model.centres)
@@ -213,29 +210,29 @@ public final class DECTrainer {
                                                     scale: scale * weight, distances: distances, weights: weights,
                                                     dDistances: dDistances, dZ: dZ, dCentres: dCentres)
         }
-        store.gradients[model.statistics] = Float(clusterLoss)
-        stopAgreement.vote(store, slot: model.stopSlot, step: step)
+        model.statistics[0] = Float(clusterLoss)
+        stopAgreement.vote(model, step: step)
         var dEmbedding = dZ
         if options.method != .dec {
             ae.decode(store, rows: rows)
             reconstructionLoss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: input,
                                                      dReconstruction: gatherer.scratch, rows: rows, dims: data.dimension, scale: scale)
-            store.gradients[model.statistics + 1] = Float(reconstructionLoss)
-            try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
+            model.statistics[1] = Float(reconstructionLoss)
+            try transport.bucketReady(model.centreRange.lowerBound..<model.statisticsRange.upperBound)
             dEmbedding = try ae.backwardDecoder(store, dReconstruction: gatherer.scratch, rows: rows) { layer in
-                try reducer.bucketReady(store, layer.parameterRange)
+                try transport.bucketReady(layer.parameterRange)
             }
             for i in 0..<(rows * e) { dEmbedding[i] += dZ[i] }
         } else {
-            try reducer.bucketReady(store, model.centreRange.lowerBound..<model.store.count)
+            try transport.bucketReady(model.centreRange.lowerBound..<model.statisticsRange.upperBound)
         }
         try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
-            try reducer.bucketReady(store, layer.parameterRange)
+            try transport.bucketReady(layer.parameterRange)
         }
-        try reducer.finish(store, reduceRange)
-        lastStepExposed = reducer.exposedSeconds
-        stopAgreement.tally(store, slot: model.stopSlot, step: step)
-        let totals = (Double(store.gradients[model.statistics]), Double(store.gradients[model.statistics + 1]))
+        try transport.finish(reduceRange)
+        lastStepExposed = transport.exposedSeconds
+        stopAgreement.tally(model, step: step)
+        let totals = (Double(model.statistics[0]), Double(model.statistics[1]))
         let finite = optimizer.update(store)
         try context.requireFinite(totals.0 + totals.1, quantity: "\(options.method.rawValue) loss", step: step, gradients: finite)
         step += 1

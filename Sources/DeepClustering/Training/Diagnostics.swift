@@ -35,50 +35,9 @@ public enum Diagnostics {
         var block = r == p - 1 ? (0..<333).map { Double($0) * 1.5 } : [Double](repeating: -1, count: 333)
         try c.broadcast(&block, root: p - 1)
         if block != (0..<333).map({ Double($0) * 1.5 }) { failures.append("broadcast") }
-        // Nonblocking sum.
-        var pendingBuffer = (0..<777).map { Float(value(r, $0)) }
-        try pendingBuffer.withUnsafeMutableBufferPointer { buffer in
-            let pending = try c.startAllreduceSum(buffer)
-            try c.wait(pending)
-        }
-        if pendingBuffer != (0..<777).map({ i in Float((0..<p).map { value($0, i) }.reduce(0, +)) }) { failures.append("iallreduce") }
-        failures += try checkSharedReduction(c)
+        // Every gradient transport this world can build, against the serial sum (exact where MPI picks the order).
+        failures += try TransportCheck.run(c, exactOrder: false)
         try c.barrier()
-        return failures
-    }
-
-    /// The shared-memory reduction: three steps with different bucket lists (buckets smaller than one rank's share,
-    /// one bucket of everything, a gap no bucket covers). On one host, values whose sum depends on the order, so the
-    /// result must equal the serial sum in rank order bit for bit, on every rank; across hosts (hierarchical, where
-    /// MPI adds the hosts' sums) small integers, whose sums are exact in any order.
-    static func checkSharedReduction(_ c: Communicator) throws -> [String] {
-        let count = 5003
-        guard let shared = try c.makeSharedReduction(count: count) else { return [] }
-        let exact = shared.hosts > 1
-        func value(_ rank: Int, _ i: Int, _ step: Int) -> Float {
-            exact ? Float((i * 31 + rank * 7 + step * 101) % 1999 - 999)
-                : Float(sin(Double(i * 31 + rank * 7 + step * 101))) * Float(1 + i % 13) * 1e-3 + Float(rank) * 0.1
-        }
-        var failures = [String]()
-        let steps: [[Range<Int>]] = [[4990..<5003, 1000..<4990, 17..<1000], [0..<count], [4000..<5003, 3..<4000, 0..<3, 2000..<2000]]
-        for (step, buckets) in steps.enumerated() {
-            for i in 0..<count { shared.slot[i] = value(c.rank, i, step) }
-            for _ in buckets { shared.bucketReady() }
-            for (index, bucket) in buckets.enumerated() { try shared.reduce(bucket, bucket: index) }
-            shared.endStep(buckets: buckets.count)
-            var covered = [Bool](repeating: false, count: count)
-            for bucket in buckets { for i in bucket { covered[i] = true } }
-            let wrong = (0..<count).filter { i in
-                var expected = value(c.rank, i, step)
-                if covered[i] {
-                    expected = value(0, i, step)
-                    for q in 1..<c.size { expected += value(q, i, step) }
-                }
-                return shared.slot[i].bitPattern != expected.bitPattern
-            }
-            if !wrong.isEmpty { failures.append("shared-memory reduction step \(step + 1): \(wrong.count) elements wrong, first at \(wrong[0])") }
-            try c.barrier()  // nobody rewrites its slot for the next step while another still checks its own
-        }
         return failures
     }
 

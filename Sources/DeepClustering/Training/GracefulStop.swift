@@ -55,15 +55,15 @@ public final class StopAgreement {
     public init() {}
 
     /// Before the statistics bucket is reduced: this rank's vote (1 = stop) into its slot.
-    func vote(_ store: ParameterStore, slot: Int, step: Int) {
+    func vote(_ model: Model, step: Int) {
         let signalled = GracefulStop.received != 0
         if signalled && seenAtStep == nil { seenAtStep = step }
-        store.gradients[slot] = signalled ? 1 : 0
+        model.statistics[Model.stopSlot] = signalled ? 1 : 0
     }
 
     /// After the reduction: the sum of the votes (exact in float: a count of ranks).
-    func tally(_ store: ParameterStore, slot: Int, step: Int) {
-        if agreedAtStep == nil && store.gradients[slot] > 0 { agreedAtStep = step }
+    func tally(_ model: Model, step: Int) {
+        if agreedAtStep == nil && model.statistics[Model.stopSlot] > 0 { agreedAtStep = step }
     }
 
     /// Rank 0 saves (`save` runs on every rank and writes on rank 0 only); every rank learns whether that worked, then

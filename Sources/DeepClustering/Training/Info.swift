@@ -15,20 +15,17 @@ public enum Info {
         var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration); "
             + "elementwise kernels: \(Kernels.vectorised ? "AVX2" : "scalar")\n"
         if communicator.size > 1 {
-            // The reducer a training run would build here (a one-float store: the same decision, no real window).
-            var layout = ParameterLayout()
-            _ = layout.reserve(1)
-            let mode = try GradientReducer(communicator: communicator, store: ParameterStore(layout: layout), overlap: overlap).mode
+            // The transport a training run would build here (over one float: the same decision, a tiny window).
+            let kind = try GradientTransports.make(communicator, count: 1, overlap: overlap).kind
             let why: String
-            switch mode {
+            switch kind {
             case .sharedMemory: why = "every rank on one host; --no-shared-memory for MPI's allreduces"
             case .hierarchical: why = "as many ranks on each host; --reduction-thread for one allreduce over all ranks"
             case .thread: why = "one rank per host or uneven hosts, or --reduction-thread"
-            case .nonblocking: why = "--no-shared-memory, or MPI kept off shared memory by --mca btl"
-            case .blocking: why = "--no-overlap"
+            case .blocking: why = "--no-overlap, --no-shared-memory, or MPI kept off shared memory by --mca btl"
             case .single: why = ""
             }
-            out += "gradient reduction: \(mode.rawValue) (\(why))\n"
+            out += "gradient reduction: \(kind.rawValue) (\(why))\n"
         }
         out += "rank  host                     blas-threads   samples    dims  classes  data\n"
         for r in 0..<communicator.size {

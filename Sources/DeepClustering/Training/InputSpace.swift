@@ -1,6 +1,8 @@
 // Clustering in input space (the report's Tasks 0 and 1): soft k-means with softmax weights or with free weights,
-// trained by mini-batch SGD/Adam, data-parallel. Store layout: [centres (K, D) | batch logit gradients (B, K) |
-// statistics]; one allreduce per step. N = points, D = dims, K = clusters, B = global batch.
+// trained by mini-batch SGD/Adam, data-parallel. Gradient layout: [centres (K, D) | the batch's free-weight gradients
+// (B, K), each rank's rows at their place | statistics]; one allreduce per step. The free weights themselves are rows
+// on the probability simplex, moved by a projected gradient step (not softmax logits). N = points, D = dims,
+// K = clusters, B = global batch.
 import Collective
 import Foundation
 
@@ -38,6 +40,8 @@ public final class InputClusterer {
     let count: Int, dims: Int
     let options: InputClusteringOptions
     let store: ParameterStore
+    /// The gradients, then the statistics bucket (the loss sum), summed by one blocking allreduce per step.
+    let transport: GradientTransport
     let optimizer: Optimizer
     let batchGradients: Int      // offset of (B, K)
     let statistics: Int
@@ -60,8 +64,9 @@ public final class InputClusterer {
         var layout = ParameterLayout()
         let centres = layout.reserve(options.clusters * dims)
         batchGradients = layout.reserve(options.batchSize * options.clusters)
-        statistics = layout.reserve(Model.statisticsCount)
-        store = ParameterStore(layout: layout)
+        statistics = layout.count
+        transport = try GradientTransports.make(context.communicator, count: layout.count + Model.statisticsCount, overlap: false)
+        store = ParameterStore(layout: layout, gradients: transport.gradients)
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate,
                               range: centres..<(centres + options.clusters * dims))
         sampler = Sampler(count: count, globalBatch: options.batchSize, seed: options.seed, rank: context.rank, ranks: context.ranks)
@@ -127,6 +132,7 @@ public final class InputClusterer {
             if options.method == .free { for c in 0..<k { scratch.freeWeights[r * k + c] = weights[Int(index) * k + c] } }
         }
         store.zeroGradients(0..<store.count)
+        transport.beginStep()
         KMeans.squaredDistances(points: scratch.x, rows: rows, dims: dims, centres: store.parameters, clusters: k, into: &scratch.distances)
         let loss: Double
         if options.method == .softmax {
@@ -140,9 +146,9 @@ public final class InputClusterer {
         }
         SoftKMeans.centreGradient(points: scratch.x, rows: rows, dims: dims, centres: store.parameters, clusters: k,
                                   dDistances: scratch.dDistances, scale: 1 / Float(global.count), into: store.gradients)
-        store.gradients[statistics] = Float(loss)
-        if context.ranks > 1 { try context.communicator.allreduce(store.gradientBuffer(0..<store.count), .sum) }
-        let total = Double(store.gradients[statistics])
+        transport.gradients[statistics] = Float(loss)
+        try transport.finish(0..<transport.count)
+        let total = Double(transport.gradients[statistics])
         try context.requireFinite(total, quantity: "soft k-means loss", step: b)
         optimizer.update(store)
         if options.method == .free {

@@ -1,6 +1,7 @@
-// Model: the ParameterStore of a run, laid out as [decoder | encoder | centres (K, E) | statistics].
-// The encoder, the centres and the statistics are one suffix, so DEC reduces them in one allreduce
-// without the decoder; pretraining and IDEC reduce everything.
+// Model: the ParameterStore of a run, laid out as [decoder | encoder | centres (K, E)], and the gradient transport
+// that its gradients live in, followed by the step statistics (loss sums, the stop vote): a bucket of their own,
+// reduced with the gradients but not parameters. The encoder, the centres and the statistics are one suffix of the
+// transport's memory, so DEC reduces them in one range without the decoder; pretraining and IDEC reduce everything.
 import Collective
 
 public final class Model {
@@ -8,27 +9,42 @@ public final class Model {
     public let autoencoder: Autoencoder
     public let clusters: Int
     public let centres: Int                 // offset of the centres (K, E)
-    public let statistics: Int              // offset of the statistics slots (loss sums)
+    /// Where the gradients (and after them the statistics) live, and how they are summed over the ranks.
+    public let transport: GradientTransport
+    /// This rank's step statistics (`statisticsCount` floats after the gradients); after a step, their sums.
+    public let statistics: UnsafeMutableBufferPointer<Float>
     public static let statisticsCount = 4
 
-    public init(widths: [Int], clusters: Int, maxRows: Int) {
+    /// Collective when `communicator` has several ranks (the transport may set up shared memory). `overlap` false:
+    /// one blocking allreduce per step.
+    public init(widths: [Int], clusters: Int, maxRows: Int, communicator: Communicator, overlap: Bool = true) throws {
         var layout = ParameterLayout()
         autoencoder = Autoencoder(widths: widths, maxRows: maxRows, layout: &layout)
         self.clusters = clusters
         centres = layout.reserve(clusters * widths[widths.count - 1])
-        statistics = layout.reserve(Model.statisticsCount)
-        store = ParameterStore(layout: layout)
+        transport = try GradientTransports.make(communicator, count: layout.count + Model.statisticsCount, overlap: overlap)
+        store = ParameterStore(layout: layout, gradients: transport.gradients)
+        statistics = UnsafeMutableBufferPointer(start: transport.gradients + layout.count, count: Model.statisticsCount)
     }
 
     public var embeddingDimension: Int { autoencoder.embeddingDimension }
     public var centreRange: Range<Int> { centres..<(centres + clusters * embeddingDimension) }
-    public var statisticsRange: Range<Int> { statistics..<(statistics + Model.statisticsCount) }
+    /// The statistics' range in the transport's memory: their bucket.
+    public var statisticsRange: Range<Int> { store.count..<(store.count + Model.statisticsCount) }
     /// The statistics slot that carries the ranks' stop votes (GracefulStop).
-    public var stopSlot: Int { statistics + Model.statisticsCount - 1 }
+    public static let stopSlot = statisticsCount - 1
     /// Encoder + centres + statistics: what DEC and DKM reduce.
-    public var encoderSuffix: Range<Int> { autoencoder.encoderRange.lowerBound..<store.count }
-    /// Everything.
-    public var all: Range<Int> { 0..<store.count }
+    public var encoderSuffix: Range<Int> { autoencoder.encoderRange.lowerBound..<statisticsRange.upperBound }
+    /// Every parameter.
+    public var parameterRange: Range<Int> { 0..<store.count }
+    /// Every parameter and the statistics: what pretraining and IDEC reduce.
+    public var all: Range<Int> { 0..<statisticsRange.upperBound }
+
+    /// Zeroes this rank's gradients in `range` (of the transport's memory) and its statistics, before a step.
+    public func zeroGradients(_ range: Range<Int>) {
+        store.zeroGradients(range.lowerBound..<min(range.upperBound, store.count))
+        statistics.update(repeating: 0)
+    }
 
     public var centreValues: [Float] { store.parameterArray(centreRange) }
     public func setCentres(_ values: [Float]) { store.setParameters(values, at: centres) }
@@ -36,8 +52,8 @@ public final class Model {
     /// Rank 0's parameters everywhere, then every rank checks the checksum.
     public func synchronize(_ communicator: Communicator) throws {
         guard communicator.size > 1 else { return }
-        try communicator.broadcast(store.parameterBuffer(0..<statistics), root: 0)
-        let sum = Int(bitPattern: UInt(store.checksum(0..<statistics) & 0x7FFF_FFFF_FFFF_FFFF))
+        try communicator.broadcast(store.parameterBuffer(parameterRange), root: 0)
+        let sum = Int(bitPattern: UInt(store.checksum(parameterRange) & 0x7FFF_FFFF_FFFF_FFFF))
         let low = try communicator.allreduce(sum, .min), high = try communicator.allreduce(sum, .max)
         if low != high { throw RunError("parameters differ across ranks after the broadcast") }
     }

@@ -47,7 +47,6 @@ public final class Pretrainer {
     public let model: Model
     public let optimizer: Optimizer
     public let gatherer: BatchGatherer
-    public let reducer: GradientReducer
     public var sampler: Sampler
     public private(set) var epoch = 0
     public private(set) var step = 0
@@ -67,14 +66,14 @@ public final class Pretrainer {
         if options.emulation != nil, context.ranks > 1 { throw RunError("an emulation of several ranks runs on one rank") }
         try options.augmentation.check(data)
         let maxRows = largestShare(total: options.batchSize, size: options.emulation?.ranks ?? context.ranks)
-        let model = model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows)
+        let model = try model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows,
+                                       communicator: context.communicator, overlap: options.overlap)
         self.model = model
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: self.model.autoencoder.range)
         gatherer = BatchGatherer(dims: data.dimension, maxRows: maxRows, transform: FeatureTransform(data: data, normalization: .unit))
-        reducer = try GradientReducer(communicator: context.communicator, store: self.model.store, overlap: options.overlap)
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed,
                           rank: context.rank, ranks: context.ranks)
-        shares = options.emulation.map { ShareGradients($0, count: model.store.count) }
+        shares = options.emulation.map { ShareGradients($0, count: model.all.count) }
     }
 
     /// Fresh weights from the seed, identical on every rank.
@@ -92,20 +91,20 @@ public final class Pretrainer {
             for r in 0..<shares.emulation.ranks {
                 let (global, local) = sampler.batch(b, rank: r, of: shares.emulation.ranks)
                 try computeGradients(global: global, local: local, rank: r)
-                shares.keep(store, range: model.all, rank: r)
+                shares.keep(model.transport.gradients, range: model.all, rank: r)
             }
-            shares.combine(into: store, range: model.all)
+            shares.combine(into: model.transport.gradients, range: model.all)
         } else {
             let (global, local) = sampler.batch(b)
             try computeGradients(global: global, local: local, rank: context.rank)
         }
-        stopAgreement.tally(store, slot: model.stopSlot, step: step)
+        stopAgreement.tally(model, step: step)
         if let path = options.gradientDump, !dumped, context.isRoot {
-            try GradientDump.write(store, range: model.all, to: path)
-            try shares?.write(to: path + ".shares", range: model.all)
+            try GradientDump.write(store, range: model.parameterRange, to: path)
+            try shares?.write(to: path + ".shares", range: model.parameterRange)
             dumped = true
         }
-        let total = Double(store.gradients[model.statistics])
+        let total = Double(model.statistics[0])
         let finite = optimizer.update(store)
         try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: finite)
         step += 1
@@ -117,7 +116,7 @@ public final class Pretrainer {
     private func computeGradients(global: Range<Int>, local: Range<Int>, rank: Int) throws {
         let rows = local.count
         let indices = sampler.permutation[local]
-        let store = model.store, ae = model.autoencoder
+        let store = model.store, ae = model.autoencoder, transport = model.transport
         gatherer.gather(data, indices: indices)
         let target = gatherer.input(options.augmentation, seed: options.seed, epoch: epoch, indices: indices)
         var input = target
@@ -126,24 +125,24 @@ public final class Pretrainer {
             input = UnsafePointer(gatherer.noisy)
         }
         ae.forward(store, input: input, rows: rows)
-        store.zeroGradients(model.all)
-        reducer.beginStep()
+        model.zeroGradients(model.all)
+        transport.beginStep()
         let dReconstruction = gatherer.scratch  // (B, D)
         let loss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: target,
                                        dReconstruction: dReconstruction, rows: rows, dims: data.dimension,
                                        scale: 1 / Float(global.count))
-        store.gradients[model.statistics] = Float(loss)
-        stopAgreement.vote(store, slot: model.stopSlot, step: step)
+        model.statistics[0] = Float(loss)
+        stopAgreement.vote(model, step: step)
         if let poison = options.poison, poison.step == step, poison.rank == rank { dReconstruction[0] = .nan }
-        try reducer.bucketReady(store, model.statisticsRange)
+        try transport.bucketReady(model.statisticsRange)
         let dEmbedding = try ae.backwardDecoder(store, dReconstruction: dReconstruction, rows: rows) { layer in
-            try reducer.bucketReady(store, layer.parameterRange)
+            try transport.bucketReady(layer.parameterRange)
         }
         try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
-            try reducer.bucketReady(store, layer.parameterRange)
+            try transport.bucketReady(layer.parameterRange)
         }
-        try reducer.finish(store, model.all)
-        lastStepExposed = reducer.exposedSeconds
+        try transport.finish(model.all)
+        lastStepExposed = transport.exposedSeconds
     }
 
     /// Runs epochs from the current one to `options.epochs`, printing and recording each.

@@ -46,15 +46,15 @@ final class ShareGradients {
 
     deinit { shares.deallocate() }
 
-    /// Keeps share `rank`'s gradients (the store's `range`, just computed).
-    func keep(_ store: ParameterStore, range: Range<Int>, rank: Int) {
+    /// Keeps share `rank`'s gradients (`range` of `gradients`, just computed).
+    func keep(_ gradients: UnsafeMutablePointer<Float>, range: Range<Int>, rank: Int) {
         precondition(range.count <= count)
-        (shares + rank * count).update(from: store.gradients + range.lowerBound, count: range.count)
+        (shares + rank * count).update(from: gradients + range.lowerBound, count: range.count)
     }
 
-    /// Writes the sum of the kept shares, in the emulation's order, into the store's `range`.
-    func combine(into store: ParameterStore, range: Range<Int>) {
-        let target = store.gradients + range.lowerBound, n = range.count
+    /// Writes the sum of the kept shares, in the emulation's order, into `range` of `gradients`.
+    func combine(into gradients: UnsafeMutablePointer<Float>, range: Range<Int>) {
+        let target = gradients + range.lowerBound, n = range.count
         let order = emulation.summationOrder
         target.update(from: shares + order[0] * count, count: n)
         for q in order.dropFirst() {
