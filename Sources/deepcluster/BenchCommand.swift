@@ -147,7 +147,7 @@ struct BenchCommand: ParsableCommand {
                     ], yRange: 0...1.05),
                 ]
             }
-            try Checkpoint.atomicWrite(Array(SVG.figure(title: "Cost model: global batch \(batchSize), \(linkName)", panels: panels,
+            try AtomicFile.write(Array(SVG.figure(title: "Cost model: global batch \(batchSize), \(linkName)", panels: panels,
                                                         columns: 2, width: 520, height: 360).utf8), to: plot)
             lines.append("wrote \(plot)")
         }
@@ -188,7 +188,7 @@ struct PlotScalingCommand: ParsableCommand {
                 .line(title: "Speedup over 1 rank", xLabel: "ranks", yLabel: "speedup", series: series(speedup)),
                 .line(title: "Parallel efficiency", xLabel: "ranks", yLabel: "efficiency", series: series(efficiency), yRange: 0...1.2),
             ], columns: 3, width: 460, height: 340)
-            try Checkpoint.atomicWrite(Array(svg.utf8), to: output)
+            try AtomicFile.write(Array(svg.utf8), to: output)
             print("wrote \(output)")
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))

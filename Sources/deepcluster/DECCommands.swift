@@ -174,8 +174,8 @@ struct PredictCommand: ParsableCommand {
             if communicator.rank == 0 {
                 let k = result.q.count / max(data.count, 1), e = result.embedding.count / max(data.count, 1)
                 try DECExperiment.writeAssignments(outputs[0], result.assignments, data: data)
-                try Checkpoint.atomicWrite(NumPyArray.encode(result.embedding, shape: [data.count, e]), to: outputs[1])
-                try Checkpoint.atomicWrite(NumPyArray.encode(result.q, shape: [data.count, k]), to: outputs[2])
+                try AtomicFile.write(NumPyArray.encode(result.embedding, shape: [data.count, e]), to: outputs[1])
+                try AtomicFile.write(NumPyArray.encode(result.q, shape: [data.count, k]), to: outputs[2])
                 print("wrote \(result.assignments.count) assignments to \(outputs[0]), the embedding to \(outputs[1]), the soft assignments to \(outputs[2])")
                 let (sizes, small) = DataSet.clusterSizes(result.assignments, clusters: k)
                 print("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))

@@ -117,10 +117,21 @@ final class ReportTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
         let context = try RunContext(communicator: SingleProcessCommunicator(), directory: dir, quiet: true,
                                      mode: .fresh(RunManifest(command: "dec", arguments: ["--epochs", "2"])))
-        context.record(["phase": "pretrain", "epoch": 1, "loss": 0.05, "seconds": 1.0, "samples_per_s": 8000.0])
-        context.record(["phase": "pretrain", "epoch": 2, "loss": 0.04, "seconds": 1.0, "samples_per_s": 8000.0])
-        context.record(["phase": "dec", "epoch": 1.0, "acc": 0.5, "nmi": 0.4, "ari": 0.3, "seconds": 2.0, "samples_per_s": 5000.0])
-        context.record(["phase": "final", "acc": 0.5, "nmi": 0.4, "ari": 0.3, "ranks": 2])
+        func record(_ phase: String, epoch: Double? = nil, loss: Double? = nil, scores: Double? = nil, seconds: Double? = nil,
+                    samples: Double? = nil, ranks: Int? = nil) -> RunRecord {
+            var r = RunRecord(phase: phase)
+            r.epoch = epoch
+            r.loss = loss
+            if let scores { r.setScores(accuracy: scores, nmi: scores - 0.1, ari: scores - 0.2) }
+            r.seconds = seconds
+            r.samplesPerS = samples
+            r.ranks = ranks
+            return r
+        }
+        context.record(record("pretrain", epoch: 1, loss: 0.05, seconds: 1, samples: 8000))
+        context.record(record("pretrain", epoch: 2, loss: 0.04, seconds: 1, samples: 8000))
+        context.record(record("dec", epoch: 1, scores: 0.5, seconds: 2, samples: 5000))
+        context.record(record("final", scores: 0.5, ranks: 2))
         try context.write("figure3.svg", SVG.figure(title: "a <test> & figure", panels: [
             .line(title: "t", xLabel: "epoch", yLabel: "ACC", series: [Series(name: "s", points: [(0, 0.1), (1, 0.5)])]),
         ]))
@@ -146,6 +157,25 @@ final class ReportTests: XCTestCase {
         let parser = XMLParserCheck(html)
         XCTAssertTrue(parser.wellFormed, "report.html parses as XML: \(parser.error ?? "")")
         XCTAssertThrowsError(try RunReport.write(directory: dir + "-missing"))
+        XCTAssertEqual(RunRecord.read(dir + "/metrics.jsonl").map(\.phase), ["pretrain", "pretrain", "dec", "final"])
+    }
+
+    /// metrics.jsonl's lines: the names in the file, sorted keys, nothing for absent or non-finite quantities.
+    func testRunRecordLines() throws {
+        var r = RunRecord(phase: "dec")
+        r.epoch = 3
+        r.samplesPerS = 1000.5
+        r.labelChange = 0.25
+        r.acc = .nan
+        r.collapsedClusters = [2]
+        let line = String(decoding: try r.jsonLine(), as: UTF8.self)
+        XCTAssertEqual(line, #"{"collapsed_clusters":[2],"epoch":3,"label_change":0.25,"phase":"dec","samples_per_s":1000.5}"#)
+        var back = try JSONDecoder().decode(RunRecord.self, from: Data(line.utf8))
+        XCTAssertEqual(back.wholeEpoch, 3)
+        back.acc = .nan
+        XCTAssertEqual(String(decoding: try back.jsonLine(), as: UTF8.self), line)
+        back.epoch = 2.5
+        XCTAssertNil(back.wholeEpoch)
     }
 }
 

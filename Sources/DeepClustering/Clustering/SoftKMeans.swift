@@ -13,23 +13,33 @@ public enum SoftKMeans {
         var total = 0.0
         for i in 0..<rows {
             let row = d + i * clusters, wr = w + i * clusters, gr = g + i * clusters
-            var smallest = row[0]
-            for k in 1..<clusters { smallest = min(smallest, row[k]) }
-            var sum: Float = 0
-            for k in 0..<clusters {
-                let e = exp(-alpha * (row[k] - smallest))   // in (0, 1]: never overflows
-                wr[k] = e
-                sum += e
-            }
+            softmaxRow(row, clusters: clusters, alpha: alpha, into: wr)
             var mean: Float = 0
-            for k in 0..<clusters {
-                wr[k] /= sum
-                mean += wr[k] * row[k]
-            }
+            for k in 0..<clusters { mean += wr[k] * row[k] }
             for k in 0..<clusters { gr[k] = wr[k] * (1 - alpha * (row[k] - mean)) }
             total += Double(mean)
         }
         return total
+    }
+
+    /// The softmax weights w (B, K) of -alpha d alone (deep k-means' soft assignment).
+    public static func softmaxWeights(distances d: UnsafePointer<Float>, rows: Int, clusters: Int, alpha: Float,
+                                      into w: UnsafeMutablePointer<Float>) {
+        for i in 0..<rows { softmaxRow(d + i * clusters, clusters: clusters, alpha: alpha, into: w + i * clusters) }
+    }
+
+    /// w_k = softmax_k(-alpha d_k), shifted by the row's smallest distance so that no alpha overflows.
+    @inline(__always)
+    static func softmaxRow(_ row: UnsafePointer<Float>, clusters: Int, alpha: Float, into w: UnsafeMutablePointer<Float>) {
+        var smallest = row[0]
+        for k in 1..<clusters { smallest = min(smallest, row[k]) }
+        var sum: Float = 0
+        for k in 0..<clusters {
+            let e = exp(-alpha * (row[k] - smallest))   // in (0, 1]: never overflows
+            w[k] = e
+            sum += e
+        }
+        for k in 0..<clusters { w[k] /= sum }
     }
 
     /// Free weights: w_i on the simplex, given. loss_i = sum_k w_ik d_ik; dLoss/dd = w; dLoss/dw = d.

@@ -8,7 +8,7 @@ public enum Figures {
         guard data.hasLabels else { return }  // Figure 3 and the confusion matrix compare with labels
         let name = trainer.options.method.rawValue.uppercased()
         let points = trainer.history.compactMap { entry -> (Double, Double, Double)? in
-            guard let epoch = entry["epoch"] as? Double, let acc = entry["acc"] as? Double, let nmi = entry["nmi"] as? Double else { return nil }
+            guard let epoch = entry.epoch, let acc = entry.acc, let nmi = entry.nmi else { return nil }
             return (epoch, acc, nmi)
         }
         let last = points.last?.0 ?? 1

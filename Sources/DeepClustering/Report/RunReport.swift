@@ -10,13 +10,13 @@ public enum RunReport {
         public var directory: String
         public var manifest: RunManifest?
         public var machine: [String: Any]
-        public var records: [[String: Any]]
+        public var records: [RunRecord]
         public var figures: [(name: String, svg: String)]
         /// config.json: every setting per phase (absent in runs written before it existed).
         public var configuration: [String: [String: String]] = [:]
 
         public var name: String { (directory as NSString).lastPathComponent }
-        public var final: [String: Any]? { records.last { $0["phase"] as? String == "final" } }
+        public var final: RunRecord? { records.last { $0.phase == "final" } }
         public var command: String {
             manifest.map { (["deepcluster", $0.command] + $0.arguments).joined(separator: " ") } ?? "(no command.json)"
         }
@@ -32,9 +32,7 @@ public enum RunReport {
         guard FileManager.default.fileExists(atPath: metricsPath) else {
             throw RunError("\(directory): not a run directory (no metrics.jsonl)")
         }
-        let records = RunContext.completeLines(metricsPath).compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }
+        let records = RunRecord.read(metricsPath)
         let machine = FileManager.default.contents(atPath: directory + "/machine.json")
             .flatMap { (try? JSONSerialization.jsonObject(with: $0)) as? [String: Any] } ?? [:]
         let order = ["figure1.svg", "figure2.svg", "figure3.svg", "figure4.svg", "confusion.svg", "clusters.svg"]
@@ -56,14 +54,14 @@ public enum RunReport {
     public static func write(directory: String) throws -> String {
         let run = try read(directory)
         let path = directory + "/report.html"
-        try Checkpoint.atomicWrite(Array(page(run).utf8), to: path)
+        try AtomicFile.write(Array(page(run).utf8), to: path)
         return path
     }
 
     /// Writes a page comparing `directories` to `output`.
     public static func compare(directories: [String], output: String) throws {
         let runs = try directories.map(read)
-        try Checkpoint.atomicWrite(Array(comparisonPage(runs).utf8), to: output)
+        try AtomicFile.write(Array(comparisonPage(runs).utf8), to: output)
     }
 
     // MARK: - Pages
@@ -77,13 +75,10 @@ public enum RunReport {
         }
         body += "<h2>Machine</h2>\n" + table(["", ""], run.machine.keys.sorted().map { [$0, text(run.machine[$0]!)] })
         if let final = run.final {
-            body += "<h2>Final metrics</h2>\n" + table(["quantity", "value"], final.keys.sorted().filter { $0 != "phase" }.map { [$0, text(final[$0]!)] })
+            body += "<h2>Final metrics</h2>\n" + table(["quantity", "value"], final.fields.filter { $0.name != "phase" }.map { [$0.name, $0.value] })
         }
         body += "<h2>Timings</h2>\n" + timings(run.records)
-        let losses = run.records.filter { $0["phase"] as? String == "pretrain" }.compactMap { r -> (Double, Double)? in
-            guard let epoch = number(r["epoch"]), let loss = number(r["loss"]) else { return nil }
-            return (epoch, loss)
-        }
+        let losses = pretrainingLoss(run.records)
         if !losses.isEmpty {
             body += "<h2>Pretraining</h2>\n<div class=\"figure\">" + inline(SVG.figure(title: "Pretraining reconstruction loss", panels: [
                 .line(title: "loss per sample over epochs", xLabel: "epoch", yLabel: "MSE per sample",
@@ -97,11 +92,15 @@ public enum RunReport {
             body += "<h2>\(h(title))</h2>\n<div class=\"figure\"><img alt=\"\(h(figure.name))\" "
                 + "src=\"data:image/svg+xml;base64,\(Data(figure.svg.utf8).base64EncodedString())\"/></div>\n"
         }
-        let epochs = run.records.filter { $0["epoch"] != nil }
+        let epochs = run.records.filter { $0.epoch != nil }
         if !epochs.isEmpty {
-            let keys = ["phase", "epoch", "loss", "acc", "nmi", "ari", "label_change", "seconds", "samples_per_s", "comm_share"]
+            let columns: [(String, (RunRecord) -> Any?)] = [
+                ("phase", { $0.phase }), ("epoch", { $0.epoch }), ("loss", { $0.loss }), ("acc", { $0.acc }), ("nmi", { $0.nmi }),
+                ("ari", { $0.ari }), ("label_change", { $0.labelChange }), ("seconds", { $0.seconds }),
+                ("samples_per_s", { $0.samplesPerS }), ("comm_share", { $0.commShare }),
+            ]
             body += "<details><summary>Every epoch (\(epochs.count) records of metrics.jsonl)</summary>\n"
-                + table(keys, epochs.map { r in keys.map { r[$0].map(text) ?? "" } }) + "</details>\n"
+                + table(columns.map(\.0), epochs.map { r in columns.map { column in column.1(r).map(text) ?? "" } }) + "</details>\n"
         }
         return document(title: "DeepClustering: \(run.name)", body: body)
     }
@@ -109,26 +108,24 @@ public enum RunReport {
     static func comparisonPage(_ runs: [Run]) -> String {
         var body = "<h1>DeepClustering: \(runs.count) runs compared</h1>\n"
         let rows = runs.map { run -> [String] in
-            let f = run.final ?? [:]
-            return [run.name, run.command, text(run.machine["ranks"] ?? f["ranks"] ?? ""), f["acc"].map(text) ?? "",
-                    f["nmi"].map(text) ?? "", f["ari"].map(text) ?? "", f["total_seconds"].map(text) ?? ""]
+            let f = run.final
+            return [run.name, run.command, text(run.machine["ranks"] ?? f?.ranks ?? ""), f?.acc.map(text) ?? "",
+                    f?.nmi.map(text) ?? "", f?.ari.map(text) ?? "", f?.totalSeconds.map(text) ?? ""]
         }
         body += "<h2>Final metrics</h2>\n" + table(["run", "command", "ranks", "ACC", "NMI", "ARI", "seconds"], rows)
         var panels: [Panel] = []
         let tuning = runs.flatMap { run in
-            Dictionary(grouping: run.records.filter { ["dec", "idec", "dkm"].contains($0["phase"] as? String ?? "") && $0["acc"] != nil },
-                       by: { $0["phase"] as! String }).sorted { $0.key < $1.key }.map { phase, records in
+            Dictionary(grouping: run.records.filter { ["dec", "idec", "dkm"].contains($0.phase) && $0.acc != nil },
+                       by: \.phase).sorted { $0.key < $1.key }.map { phase, records in
                 Series(name: "\(run.name) \(phase.uppercased())", points: records.compactMap { r in
-                    (r["epoch"] as? Double).flatMap { e in (r["acc"] as? Double).map { (e, $0) } } })
+                    r.epoch.flatMap { e in r.acc.map { (e, $0) } } })
             }
         }
         if !tuning.isEmpty {
             panels.append(.line(title: "Accuracy over fine-tuning", xLabel: "epoch", yLabel: "ACC", series: tuning, yRange: 0...1))
         }
         let pretraining = runs.compactMap { run -> Series? in
-            let points = run.records.filter { $0["phase"] as? String == "pretrain" }.compactMap { r in
-                number(r["epoch"]).flatMap { e in number(r["loss"]).map { (e, $0) } }
-            }
+            let points = pretrainingLoss(run.records)
             return points.isEmpty ? nil : Series(name: run.name, points: points)
         }
         if !pretraining.isEmpty {
@@ -136,7 +133,7 @@ public enum RunReport {
         }
         let speed = runs.compactMap { run -> Series? in
             let points = run.records.enumerated().compactMap { (i, r) -> (Double, Double)? in
-                guard r["phase"] as? String == "pretrain", let v = r["samples_per_s"] as? Double else { return nil }
+                guard r.phase == "pretrain", let v = r.samplesPerS else { return nil }
                 return (Double(i + 1), v)
             }
             return points.isEmpty ? nil : Series(name: run.name, points: points)
@@ -157,28 +154,32 @@ public enum RunReport {
     }
 
     /// Per phase: epochs, mean seconds per epoch, mean samples/s, the share of step time spent waiting on the allreduce.
-    static func timings(_ records: [[String: Any]]) -> String {
+    static func timings(_ records: [RunRecord]) -> String {
         var phases: [String] = []
-        var groups: [String: [[String: Any]]] = [:]
-        for r in records where r["epoch"] != nil {
-            guard let phase = r["phase"] as? String else { continue }
-            if groups[phase] == nil { phases.append(phase) }
-            groups[phase, default: []].append(r)
+        var groups: [String: [RunRecord]] = [:]
+        for r in records where r.epoch != nil {
+            if groups[r.phase] == nil { phases.append(r.phase) }
+            groups[r.phase, default: []].append(r)
         }
         let rows = phases.map { phase -> [String] in
             let g = groups[phase]!
-            func mean(_ key: String) -> String {
-                let v = g.compactMap { $0[key] as? Double }.filter { $0 > 0 }
+            func mean(_ value: (RunRecord) -> Double?) -> String {
+                let v = g.compactMap(value).filter { $0 > 0 }
                 return v.isEmpty ? "" : text(v.reduce(0, +) / Double(v.count))
             }
-            let total = g.compactMap { $0["seconds"] as? Double }.reduce(0, +)
-            return [phase, String(g.count), text(total), mean("seconds"), mean("samples_per_s"), mean("comm_share")]
+            let total = g.compactMap(\.seconds).reduce(0, +)
+            return [phase, String(g.count), text(total), mean(\.seconds), mean(\.samplesPerS), mean(\.commShare)]
         }
         var out = table(["phase", "records", "seconds", "seconds per record", "samples/s", "allreduce share"], rows)
-        if let t = records.last(where: { $0["phase"] as? String == "tsne" }) {
-            out += "<p>t-SNE: \(text(t["maps"] ?? "")) map(s) of \(text(t["points"] ?? "")) points in \(text(t["seconds"] ?? ""))s.</p>\n"
+        if let t = records.last(where: { $0.phase == "tsne" }) {
+            out += "<p>t-SNE: \(t.maps.map(text) ?? "") map(s) of \(t.points.map(text) ?? "") points in \(t.seconds.map(text) ?? "")s.</p>\n"
         }
         return out
+    }
+
+    /// (epoch, loss) of the pretraining records.
+    static func pretrainingLoss(_ records: [RunRecord]) -> [(Double, Double)] {
+        records.filter { $0.phase == "pretrain" }.compactMap { r in r.epoch.flatMap { e in r.loss.map { (e, $0) } } }
     }
 
     // MARK: - HTML pieces
@@ -234,13 +235,5 @@ public enum RunReport {
         return String(text.prefix(300))
     }
 
-    static func number(_ value: Any?) -> Double? { (value as? Double) ?? (value as? Int).map(Double.init) }
-
-    static func text(_ value: Any) -> String {
-        switch value {
-        case let d as Double where d.rounded() != d || abs(d) < 1e15: return d.rounded() == d ? String(Int(d)) : String(format: "%.4g", d)
-        case let n as NSNumber: return n.stringValue
-        default: return "\(value)"
-        }
-    }
+    static func text(_ value: Any) -> String { RunRecord.text(value) }
 }

@@ -119,7 +119,7 @@ public enum Bench {
         let decTrainer = try DECTrainer(context: context, data: data, options: decOptions, model: pretrainer.model)
         _ = try decTrainer.initializeCentres()
         let pass = try decTrainer.pass()
-        decTrainer.setTarget(DEC.target(q: pass.q, clusters: decOptions.clusters))
+        decTrainer.setTarget(pass)
         let decProbe = sgemmProbe(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0])
         let d = try interleaved(warmup: warmup, steps: steps, communicator: context.communicator, probe: decProbe.time) {
             try decTrainer.trainStep(batch: $0 % pretrainer.sampler.batchesPerEpoch)

@@ -165,44 +165,6 @@ public struct Checkpoint: Sendable {
 
     /// Writes atomically: temporary file, fsync, keep the previous file as `.prev`, rename.
     public func write(to path: String) throws {
-        try Checkpoint.atomicWrite(encoded(), to: path, keepPrevious: true)
+        try AtomicFile.write(encoded(), to: path, keepPrevious: true)
     }
-
-    public static func atomicWrite(_ bytes: [UInt8], to path: String, keepPrevious: Bool = false) throws {
-        let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw CheckpointError(path: path, reason: "cannot write: \(String(cString: strerror(errno)))") }
-        var written = 0
-        let ok = bytes.withUnsafeBytes { raw -> Bool in
-            while written < raw.count {
-                let n = Foundation.write(fd, raw.baseAddress! + written, raw.count - written)
-                if n <= 0 { return false }
-                written += n
-            }
-            return fsync(fd) == 0
-        }
-        close(fd)
-        guard ok else {
-            unlink(temporary)
-            throw CheckpointError(path: path, reason: "write failed: \(String(cString: strerror(errno)))")
-        }
-        // The previous file becomes `.prev` through a hard link and a rename, and the new one replaces it by a rename:
-        // at every instant both names hold a complete file (an interrupt between two renames once left neither).
-        if keepPrevious && FileManager.default.fileExists(atPath: path) {
-            let link = path + ".prev.tmp"
-            unlink(link)
-            if Foundation.link(path, link) == 0 { _ = Foundation.rename(link, path + ".prev") }
-        }
-        guard Foundation.rename(temporary, path) == 0 else {
-            throw CheckpointError(path: path, reason: "rename failed: \(String(cString: strerror(errno)))")
-        }
-        let directory = open((path as NSString).deletingLastPathComponent.isEmpty ? "." : (path as NSString).deletingLastPathComponent, O_RDONLY)
-        if directory >= 0 { fsync(directory); close(directory) }
-    }
-}
-
-func fnv1a(_ bytes: [UInt8]) -> UInt64 {
-    var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-    for b in bytes { hash = (hash ^ UInt64(b)) &* 0x100_0000_01b3 }
-    return hash
 }

@@ -42,7 +42,10 @@ public enum DECExperiment {
             trainer.kmeansScores = kScores
             context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
                                options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.text))
-            context.record(["phase": "kmeans-embedding", "acc": kScores.accuracy, "nmi": kScores.nmi, "ari": kScores.ari, "inertia": kmeans.inertia])
+            var record = RunRecord(phase: "kmeans-embedding")
+            record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
+            record.inertia = kmeans.inertia
+            context.record(record)
         }
         let pretrainSeconds = Clock.now - phaseStart
         let fineTuneStart = Clock.now
@@ -52,16 +55,24 @@ public enum DECExperiment {
         context.say(String(format: "final %@: %@  (pretraining %@, fine-tuning %@, total %@)",
                            options.method.rawValue.uppercased(), final.scores.text,
                            formatDuration(pretrainSeconds), formatDuration(fineTuneSeconds), formatDuration(context.elapsed)))
-        context.record(["phase": "final", "method": options.method.rawValue, "acc": final.scores.accuracy, "nmi": final.scores.nmi,
-                        "ari": final.scores.ari, "pretrain_seconds": pretrainSeconds, "finetune_seconds": fineTuneSeconds,
-                        "total_seconds": context.elapsed, "ranks": context.ranks])
+        var record = RunRecord(phase: "final")
+        record.method = options.method.rawValue
+        record.setScores(accuracy: final.scores.accuracy, nmi: final.scores.nmi, ari: final.scores.ari)
+        record.pretrainSeconds = pretrainSeconds
+        record.finetuneSeconds = fineTuneSeconds
+        record.totalSeconds = context.elapsed
+        record.ranks = context.ranks
+        context.record(record)
         let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: options.clusters)
         context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
         if !small.isEmpty {
             context.say("warning: " + small.map { "cluster \($0) holds \(sizes[$0]) of \(data.count) samples" }.joined(separator: "; ")
                         + (small.count == 1 ? " (under 1%): it has collapsed" : " (each under 1%): they have collapsed")
                         + "; try fewer --clusters, another --seed, or a lower --lr")
-            context.record(["phase": "warning", "collapsed_clusters": small, "sizes": sizes])
+            var warning = RunRecord(phase: "warning")
+            warning.collapsedClusters = small
+            warning.sizes = sizes
+            context.record(warning)
         }
         if context.isRoot {
             try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
@@ -107,10 +118,14 @@ public enum DECExperiment {
         let seconds = Clock.now - started
         context.say(String(format: "t-SNE of %d snapshot(s) x %d points: %.1fs over %d rank(s)", chosen.count, sample.count, seconds,
                            min(context.ranks, chosen.count)))
-        context.record(["phase": "tsne", "seconds": seconds, "maps": chosen.count, "points": sample.count])
+        var record = RunRecord(phase: "tsne")
+        record.seconds = seconds
+        record.maps = chosen.count
+        record.points = sample.count
+        context.record(record)
         guard context.isRoot else { return }
         let accuracy = { (epoch: Int) -> Double? in
-            trainer.history.first { abs(($0["epoch"] as? Double ?? -1) - Double(epoch)) < 1e-6 }?["acc"] as? Double
+            trainer.history.first { $0.wholeEpoch == epoch }?.acc
         }
         // Colour = true label; without labels, the final cluster.
         let colours = data.hasLabels ? data.labels : (trainer.lastPass?.assignments ?? data.labels)
@@ -136,7 +151,7 @@ public enum DECExperiment {
                 csv += "\(i),\(c)\n"
             }
         }
-        try Checkpoint.atomicWrite(Array(csv.utf8), to: path)
+        try AtomicFile.write(Array(csv.utf8), to: path)
     }
 }
 
@@ -174,5 +189,5 @@ public enum Predictor {
 }
 
 extension DECTrainer {
-    func alphaOverride(_ value: Float) { alpha = value }
+    func alphaOverride(_ value: Float) { objective.sharpness = value }
 }

@@ -53,17 +53,15 @@ public final class DECTrainer {
     let optimizer: Optimizer
     let gatherer: BatchGatherer
     var sampler: Sampler
-    var target: [Float] = []           // P (N, K)
-    // Per-batch scratch, sized once: q, kernel, distances, weights, dDistances (B, K); dZ (B, E).
-    let q: UnsafeMutablePointer<Float>, kernel: UnsafeMutablePointer<Float>, dZ: UnsafeMutablePointer<Float>
-    let distances: UnsafeMutablePointer<Float>, weights: UnsafeMutablePointer<Float>, dDistances: UnsafeMutablePointer<Float>
-    let pRows: UnsafeMutablePointer<Float>
+    /// The method's clustering term (DEC, IDEC or DKM).
+    public let objective: FineTuningObjective
+    /// Per-batch scratch, sized once: dZ (B, E).
+    let dZ: UnsafeMutablePointer<Float>
     public private(set) var step = 0
-    public private(set) var history: [[String: Any]] = []
+    public private(set) var history: [RunRecord] = []
     public private(set) var snapshots: [(epoch: Int, embedding: [Float])] = []
     public private(set) var lastPass: ClusteringPass?
     public var lastStepExposed = 0.0
-    var alpha: Float
     /// Fine-tuning epochs completed; the loop continues from here after a resume.
     public private(set) var completedEpochs = 0
     /// Batches of the current epoch already trained (non-zero after a resume from a checkpoint written on a stop signal).
@@ -84,20 +82,16 @@ public final class DECTrainer {
         self.data = data
         self.options = options
         self.model = model
-        let usesDecoder = options.method != .dec
-        let lower = usesDecoder ? 0 : model.autoencoder.encoderRange.lowerBound
-        optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: lower..<model.centreRange.upperBound)
         let rows = model.autoencoder.maxRows
+        objective = makeObjective(options, rows: rows, embedding: model.embeddingDimension)
+        let lower = objective.reconstructs ? 0 : model.autoencoder.encoderRange.lowerBound
+        optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: lower..<model.centreRange.upperBound)
         gatherer = BatchGatherer(dims: data.dimension, maxRows: rows, transform: FeatureTransform(data: data, normalization: .unit))
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed, rank: context.rank, ranks: context.ranks)
-        let k = options.clusters, e = model.embeddingDimension
-        q = .allocate(capacity: rows * k); kernel = .allocate(capacity: rows * k); pRows = .allocate(capacity: rows * k)
-        distances = .allocate(capacity: rows * k); weights = .allocate(capacity: rows * k); dDistances = .allocate(capacity: rows * k)
-        dZ = .allocate(capacity: rows * e)
-        alpha = options.alphaStart
+        dZ = .allocate(capacity: rows * model.embeddingDimension)
     }
 
-    deinit { [q, kernel, pRows, distances, weights, dDistances, dZ].forEach { $0.deallocate() } }
+    deinit { dZ.deallocate() }
 
     // MARK: - Whole-data passes
 
@@ -132,26 +126,12 @@ public final class DECTrainer {
         let z = try embedAll()
         let slice = contiguousShare(total: data.count, rank: context.rank, size: context.ranks)
         var localQ = [Float](repeating: 0, count: slice.count * k)
-        var localKernel = localQ
-        if options.method == .dkm {
-            // DKM's assignment is the softmax of -alpha d; its hard labels are the nearest centres either way.
-            z.withUnsafeBufferPointer { zp in
-                KMeans.squaredDistances(points: zp.baseAddress! + slice.lowerBound * e, rows: slice.count, dims: e,
-                                        centres: model.store.parameters + model.centres, clusters: k, into: &localKernel)
+        if slice.count > 0 { z.withUnsafeBufferPointer { zp in
+            localQ.withUnsafeMutableBufferPointer { qp in
+                objective.assign(z: zp.baseAddress! + slice.lowerBound * e, rows: slice.count,
+                                 centres: model.store.parameters + model.centres, q: qp.baseAddress!)
             }
-            for i in 0..<slice.count {
-                let row = localKernel[(i * k)..<((i + 1) * k)]
-                let smallest = row.min()!
-                var sum: Float = 0
-                for j in 0..<k { localQ[i * k + j] = exp(-alpha * (row[i * k + j] - smallest)); sum += localQ[i * k + j] }
-                for j in 0..<k { localQ[i * k + j] /= sum }
-            }
-        } else {
-            z.withUnsafeBufferPointer { zp in
-                DEC.softAssignment(z: zp.baseAddress! + slice.lowerBound * e, rows: slice.count, dims: e,
-                                   centres: model.store.parameters + model.centres, clusters: k, q: &localQ, kernel: &localKernel)
-            }
-        }
+        } }
         let q = try gather(localQ, perSample: k)
         var assignments = [Int32](repeating: 0, count: data.count)
         for i in 0..<data.count {
@@ -180,7 +160,7 @@ public final class DECTrainer {
     /// One global batch of fine-tuning; returns (summed clustering loss, summed reconstruction loss) over the batch.
     @discardableResult
     public func trainStep(batch b: Int) throws -> (Double, Double) {
-        let k = options.clusters, e = model.embeddingDimension
+        let e = model.embeddingDimension
         let (global, local) = sampler.batch(b)
         let rows = local.count
         let indices = sampler.permutation[local]
@@ -189,42 +169,28 @@ public final class DECTrainer {
         gatherer.gather(data, indices: indices)
         let input = gatherer.input(options.augmentation, seed: options.seed, epoch: completedEpochs, indices: indices)
         let z = ae.encode(store, input: input, rows: rows)
-        let reduceRange = options.method == .dec ? model.encoderSuffix : model.all
+        let reduceRange = objective.reconstructs ? model.all : model.encoderSuffix
         model.zeroGradients(reduceRange)
         transport.beginStep()
         dZ.update(repeating: 0, count: rows * e)
-        let dCentres = store.gradients + model.centres
-        let centres = UnsafePointer(store.parameters + model.centres)
-        var clusterLoss = 0.0, reconstructionLoss = 0.0
-        let weight: Float = options.method == .dec ? 1 : options.gamma
-        switch options.method {
-        case .dec, .idec:
-            DEC.softAssignment(z: z, rows: rows, dims: e, centres: centres, clusters: k, q: q, kernel: kernel)
-            for (r, index) in indices.enumerated() {
-                for j in 0..<k { pRows[r * k + j] = target[Int(index) * k + j] }
-            }
-            clusterLoss = DEC.klLossAndGradient(z: z, rows: rows, dims: e, centres: centres, clusters: k, p: pRows, q: q,
-                                                kernel: kernel, scale: scale * weight, dZ: dZ, dCentres: dCentres)
-        case .dkm:
-            clusterLoss = DEC.kMeansLossAndGradient(z: z, rows: rows, dims: e, centres: centres, clusters: k, alpha: alpha,
-                                                    scale: scale * weight, distances: distances, weights: weights,
-                                                    dDistances: dDistances, dZ: dZ, dCentres: dCentres)
-        }
+        let clusterLoss = objective.lossAndGradient(z: z, rows: rows, indices: indices, centres: store.parameters + model.centres,
+                                                    scale: scale, dZ: dZ, dCentres: store.gradients + model.centres)
         model.statistics[0] = Float(clusterLoss)
         stopAgreement.vote(model, step: step)
-        var dEmbedding = dZ
-        if options.method != .dec {
+        if objective.reconstructs {
             ae.decode(store, rows: rows)
-            reconstructionLoss = MSE.lossAndGradient(reconstruction: ae.reconstruction, target: input,
-                                                     dReconstruction: gatherer.scratch, rows: rows, dims: data.dimension, scale: scale)
-            model.statistics[1] = Float(reconstructionLoss)
-            try transport.bucketReady(model.centreRange.lowerBound..<model.statisticsRange.upperBound)
+            model.statistics[1] = Float(MSE.lossAndGradient(reconstruction: ae.reconstruction, target: input,
+                                                            dReconstruction: gatherer.scratch, rows: rows, dims: data.dimension,
+                                                            scale: scale))
+        }
+        // The centres and the statistics are complete: their bucket first, then each layer as backward completes it.
+        try transport.bucketReady(model.centreRange.lowerBound..<model.statisticsRange.upperBound)
+        var dEmbedding = dZ
+        if objective.reconstructs {
             dEmbedding = try ae.backwardDecoder(store, dReconstruction: gatherer.scratch, rows: rows) { layer in
                 try transport.bucketReady(layer.parameterRange)
             }
             for i in 0..<(rows * e) { dEmbedding[i] += dZ[i] }
-        } else {
-            try transport.bucketReady(model.centreRange.lowerBound..<model.statisticsRange.upperBound)
         }
         try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
             try transport.bucketReady(layer.parameterRange)
@@ -239,8 +205,8 @@ public final class DECTrainer {
         return totals
     }
 
-    /// Installs the target distribution for the next interval (used by tests and the bench).
-    public func setTarget(_ p: [Float]) { target = p }
+    /// Installs the target distribution of a DEC or IDEC pass for the next interval (the bench and tests).
+    public func setTarget(_ pass: ClusteringPass) { objective.passed(pass) }
 
     // MARK: - The loop
 
@@ -264,22 +230,18 @@ public final class DECTrainer {
         while completedEpochs < options.epochs {
             try context.checkEpochBudget()
             let epoch = completedEpochs
-            if options.method == .dkm {
-                // Geometric annealing of alpha from alphaStart to alphaEnd (Fard et al. 2018 anneal alpha upwards).
-                let t = options.epochs > 1 ? Float(epoch) / Float(options.epochs - 1) : 1
-                alpha = options.alphaStart * pow(options.alphaEnd / options.alphaStart, t)
-            }
+            objective.beginEpoch(epoch, of: options.epochs)
             sampler.shuffle(epoch: epoch)
             if batchInEpoch == 0 && options.snapshotEpochs.contains(epoch) { snapshots.append((epoch, try embedAll())) }
             for b in batchInEpoch..<batches {
                 if step % interval == 0 {
                     let current = try pass()
                     lastPass = current
-                    target = options.method == .dkm ? [] : DEC.target(q: current.q, clusters: options.clusters)
+                    objective.passed(current)
                     let changed = previous.map { old in Double(zip(old, current.assignments).filter { $0 != $1 }.count) / Double(data.count) }
                     previous = current.assignments
                     report(current, changed: changed)
-                    if let changed, changed < options.tolerance, options.method != .dkm {
+                    if let changed, changed < options.tolerance, objective.stopsOnLabelChange {
                         context.say(String(format: "stopping: %.4f%% of labels changed (< tol %.4f%%)", changed * 100, options.tolerance * 100))
                         stop = true
                         break
@@ -317,19 +279,26 @@ public final class DECTrainer {
 
     func record(epoch: Double, pass: ClusteringPass, changed: Double?, loss: (Double, Double), seconds: Double, eta: Double) {
         let samples = Double(data.count)
-        var entry: [String: Any] = ["phase": options.method.rawValue, "epoch": epoch, "step": step, "acc": pass.scores.accuracy,
-                                    "nmi": pass.scores.nmi, "ari": pass.scores.ari, "seconds": seconds,
-                                    "loss": loss.0 / samples, "samples_per_s": epoch > 0 ? samples / max(seconds, 1e-9) : 0,
-                                    "comm_share": intervalComm / max(seconds, 1e-9)]
-        if options.method != .dec { entry["reconstruction_loss"] = loss.1 / samples }
-        if options.method == .dkm { entry["alpha"] = Double(alpha) }
-        if let changed { entry["label_change"] = changed }
+        var entry = RunRecord(phase: options.method.rawValue)
+        entry.epoch = epoch
+        entry.step = step
+        entry.setScores(accuracy: pass.scores.accuracy, nmi: pass.scores.nmi, ari: pass.scores.ari)
+        entry.seconds = seconds
+        entry.loss = loss.0 / samples
+        entry.samplesPerS = epoch > 0 ? samples / max(seconds, 1e-9) : 0
+        entry.commShare = intervalComm / max(seconds, 1e-9)
+        if objective.reconstructs { entry.reconstructionLoss = loss.1 / samples }
+        entry.alpha = objective.sharpness.map(Double.init)
+        entry.labelChange = changed
         history.append(entry)
         context.record(entry)
         context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  %@  changed %@  %7.0f samples/s  elapsed %@  ETA %@",
                            options.method.rawValue, epoch, options.epochs, loss.0 / samples, pass.scores.text, changed.map { String(format: "%.4f", $0) } ?? "  -   ",
                            epoch > 0 ? samples / max(seconds, 1e-9) : 0.0, formatDuration(context.elapsed), formatDuration(eta)))
     }
+
+    /// DKM's alpha, or for the other methods alphaStart (model.bin has always held it; predict reads it back).
+    var alpha: Float { objective.sharpness ?? options.alphaStart }
 
     // MARK: - Saving
 
@@ -360,7 +329,7 @@ public final class DECTrainer {
         metadata["interval_loss"] = "\(intervalLoss.0) \(intervalLoss.1)"
         if let kmeansScores { metadata["kmeans"] = "\(kmeansScores.accuracy) \(kmeansScores.nmi) \(kmeansScores.ari)" }
         var checkpoint = model.checkpoint(metadata: metadata, optimizer: optimizer, includeCentres: true)
-        checkpoint.sections["target"] = target
+        for (name, values) in objective.state { checkpoint.sections[name] = values }
         if let previous { checkpoint.sections["previous"] = previous.map(Float.init) }
         for (epoch, embedding) in snapshots { checkpoint.sections["snapshot.\(epoch)"] = embedding }
         try checkpoint.write(to: context.path(DECTrainer.stateName))
@@ -374,11 +343,13 @@ public final class DECTrainer {
         let metadata = checkpoint.metadata
         guard metadata["method"] == options.method.rawValue, let first = checkpoint.sections["optimizer.first"],
               let second = checkpoint.sections["optimizer.second"], first.count == optimizer.range.count,
-              let target = checkpoint.sections["target"], let epoch = Int(metadata["epoch"] ?? ""), let step = Int(metadata["step"] ?? "") else {
+              let epoch = Int(metadata["epoch"] ?? ""), let step = Int(metadata["step"] ?? "") else {
             throw CheckpointError(path: path, reason: "not the state of a \(options.method.rawValue) run of this configuration")
         }
         optimizer.restore(step: Int(metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
-        self.target = target
+        do { try objective.restore(checkpoint.sections) } catch {
+            throw CheckpointError(path: path, reason: "\(error)")
+        }
         previous = checkpoint.sections["previous"].map { $0.map { Int32($0) } }
         snapshots = checkpoint.sections.keys.compactMap { name -> (Int, [Float])? in
             guard name.hasPrefix("snapshot."), let e = Int(name.dropFirst("snapshot.".count)) else { return nil }
@@ -391,13 +362,13 @@ public final class DECTrainer {
         completedEpochs = epoch
         batchInEpoch = batch
         self.step = step
-        alpha = Float(metadata["alpha"] ?? "") ?? alpha
+        if let alpha = Float(metadata["alpha"] ?? "") { objective.sharpness = alpha }
         let losses = (metadata["interval_loss"] ?? "").split(separator: " ").compactMap { Double($0) }
         if losses.count == 2 { intervalLoss = (losses[0], losses[1]) }
         let scores = (metadata["kmeans"] ?? "").split(separator: " ").compactMap { Double($0) }
         if scores.count == 3 { kmeansScores = ClusteringScores(accuracy: scores[0], nmi: scores[1], ari: scores[2]) }
         context.truncateMetrics(to: Int(metadata["metrics_lines"] ?? "") ?? context.metricsLines)
-        history = context.readMetrics().filter { $0["phase"] as? String == options.method.rawValue }
+        history = context.readMetrics().filter { $0.phase == options.method.rawValue }
         try model.synchronize(context.communicator)
         return true
     }

@@ -49,7 +49,10 @@ public enum RawExperiment {
         results[.kmeans] = kScores
         context.say(String(format: "k-means (%d restarts, %d iterations, inertia %.4g, %.1fs): ACC %.4f  NMI %.4f  ARI %.4f", restarts,
                            kmeans.iterations, kmeans.inertia, Clock.now - started, kScores.accuracy, kScores.nmi, kScores.ari))
-        context.record(["phase": "kmeans", "acc": kScores.accuracy, "nmi": kScores.nmi, "ari": kScores.ari, "inertia": kmeans.inertia])
+        var record = RunRecord(phase: "kmeans")
+        record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
+        record.inertia = kmeans.inertia
+        context.record(record)
         var series = [Series]()
         for method in methods where method != .kmeans {
             var options = base

@@ -215,9 +215,14 @@ public final class InputClusterer {
             let seconds = Clock.now - started
             history.append(EpochRecord(epoch: epoch + 1, loss: loss / Double(count), scores: scores))
             let sizes = (0..<k).map { c in assignments.lazy.filter { $0 == c }.count }
-            context.record(["phase": label, "epoch": epoch + 1, "loss": loss / Double(count), "acc": scores.accuracy,
-                            "nmi": scores.nmi, "ari": scores.ari, "seconds": seconds,
-                            "samples_per_s": Double(count) / seconds, "nonempty_clusters": sizes.filter { $0 > 0 }.count])
+            var record = RunRecord(phase: label)
+            record.epoch = Double(epoch + 1)
+            record.loss = loss / Double(count)
+            record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
+            record.seconds = seconds
+            record.samplesPerS = Double(count) / seconds
+            record.nonemptyClusters = sizes.filter { $0 > 0 }.count
+            context.record(record)
             if (epoch + 1) % max(1, options.epochs / 10) == 0 || epoch == 0 || epoch + 1 == options.epochs {
                 context.say(String(format: "%@ epoch %3d/%d  loss %.4f  ACC %.4f  NMI %.4f  ARI %.4f  clusters used %d",
                                    label, epoch + 1, options.epochs, loss / Double(count), scores.accuracy, scores.nmi, scores.ari,

@@ -181,9 +181,14 @@ public final class Pretrainer {
             context.say(String(format: "pretrain epoch %3d/%d  loss %.5f  %7.0f samples/s  elapsed %@  ETA %@",
                                epoch, options.epochs, loss, samplesPerSecond,
                                formatDuration(context.elapsed), formatDuration(eta)))
-            context.record(["phase": "pretrain", "epoch": epoch, "loss": loss, "seconds": seconds,
-                            "samples_per_s": samplesPerSecond, "step": step,
-                            "comm_share": commSeconds / seconds])
+            var record = RunRecord(phase: "pretrain")
+            record.epoch = Double(epoch)
+            record.step = step
+            record.loss = loss
+            record.seconds = seconds
+            record.samplesPerS = samplesPerSecond
+            record.commShare = commSeconds / seconds
+            context.record(record)
             let lastOfBudget = context.epochFinished()
             if stopAgreement.agreed {
                 try stopAgreement.stop(context, phase: "pretraining", epoch: epoch, batch: 0, batches: batches,

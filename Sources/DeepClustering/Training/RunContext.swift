@@ -62,7 +62,7 @@ public final class RunContext {
                     try RunContext.lockDirectory(directory)
                 }
                 if case .fresh = mode, FileManager.default.fileExists(atPath: directory + "/" + RunManifest.fileName)
-                    || !RunContext.completeLines(directory + "/metrics.jsonl").isEmpty {
+                    || !RunFiles.completeLines(directory + "/metrics.jsonl").isEmpty {
                     throw RunError("\(directory) already holds a run; continue it with --resume \(directory) or choose another --out")
                 }
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -75,7 +75,7 @@ public final class RunContext {
                 if case .fresh(let manifest) = mode { try manifest.write(to: directory) }
                 if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
                 metricsHandle = FileHandle(forWritingAtPath: path)
-                metricsLines = RunContext.completeLines(path).count
+                metricsLines = RunFiles.completeLines(path).count
                 metricsHandle?.seekToEndOfFile()
             } catch let error as RunError {
                 failure = error.message
@@ -120,13 +120,11 @@ public final class RunContext {
         fflush(nil)
     }
 
-    /// Appends one JSON object per line to metrics.jsonl (rank 0).
-    public func record(_ object: [String: Any]) {
+    /// Appends one record to metrics.jsonl (rank 0).
+    public func record(_ record: RunRecord) {
         guard isRoot, let metricsHandle else { return }
         flushMachineInfo()
-        // JSON has no NaN: a quantity that is not a number (a score without labels) is left out.
-        let object = object.filter { !(($0.value as? Double)?.isNaN ?? false) }
-        if var data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) {
+        if var data = try? record.jsonLine() {
             data.append(10)
             metricsHandle.write(data)
             metricsLines += 1
@@ -134,29 +132,20 @@ public final class RunContext {
     }
 
     /// The records of metrics.jsonl (rank 0; empty elsewhere).
-    public func readMetrics() -> [[String: Any]] {
+    public func readMetrics() -> [RunRecord] {
         guard isRoot else { return [] }
-        return RunContext.completeLines(path("metrics.jsonl")).compactMap {
-            (try? JSONSerialization.jsonObject(with: Data($0.utf8))) as? [String: Any]
-        }
+        return RunRecord.read(path("metrics.jsonl"))
     }
 
     /// Drops the records written after a checkpoint (a resumed run writes them again).
     public func truncateMetrics(to lines: Int) {
         guard isRoot, let metricsHandle else { return }
         flushMachineInfo()
-        let kept = RunContext.completeLines(path("metrics.jsonl")).prefix(lines)
+        let kept = RunFiles.completeLines(path("metrics.jsonl")).prefix(lines)
         let bytes = kept.map { $0 + "\n" }.joined().utf8.count
         metricsHandle.truncateFile(atOffset: UInt64(bytes))
         metricsHandle.seekToEndOfFile()
         metricsLines = kept.count
-    }
-
-    static func completeLines(_ path: String) -> [String] {
-        guard let data = FileManager.default.contents(atPath: path) else { return [] }
-        var lines = String(decoding: data, as: UTF8.self).components(separatedBy: "\n")
-        lines.removeLast()  // after the last newline: empty, or a line cut short by a kill
-        return lines
     }
 
     /// Counts a finished epoch against `--stop-after-epochs`; true when this invocation should stop now.
@@ -216,13 +205,13 @@ public final class RunContext {
     /// Writes a file into the run directory (rank 0), atomically.
     public func write(_ name: String, _ contents: String) throws {
         guard isRoot else { return }
-        try Checkpoint.atomicWrite(Array(contents.utf8), to: directory + "/" + name)
+        try AtomicFile.write(Array(contents.utf8), to: directory + "/" + name)
     }
 
     /// Writes a binary file into the run directory (rank 0), atomically.
     public func writeBytes(_ name: String, _ bytes: [UInt8]) throws {
         guard isRoot else { return }
-        try Checkpoint.atomicWrite(bytes, to: directory + "/" + name)
+        try AtomicFile.write(bytes, to: directory + "/" + name)
     }
 
     public func path(_ name: String) -> String { directory + "/" + name }
@@ -295,13 +284,13 @@ public final class RunContext {
     /// a resume that fails leaves the directory exactly as it was.
     func writeOnceResumed(_ name: String, _ bytes: [UInt8]) throws {
         guard isRoot else { return }
-        if resuming { pendingFiles.append((name, bytes)) } else { try Checkpoint.atomicWrite(bytes, to: path(name)) }
+        if resuming { pendingFiles.append((name, bytes)) } else { try AtomicFile.write(bytes, to: path(name)) }
     }
 
     private func flushMachineInfo() {
         let files = pendingFiles
         pendingFiles = []
-        for file in files { try? Checkpoint.atomicWrite(file.bytes, to: path(file.name)) }
+        for file in files { try? AtomicFile.write(file.bytes, to: path(file.name)) }
     }
 
     /// Throws `StopRequested` when `--stop-after-epochs` allows no further epoch in this invocation.
@@ -310,45 +299,6 @@ public final class RunContext {
     }
 
     public var elapsed: Double { Clock.now - startTime }
-}
-
-/// What a training run was started with, kept in its directory as command.json so that `--resume` continues
-/// it with exactly the same configuration.
-public struct RunManifest: Sendable, Codable {
-    public static let fileName = "command.json"
-    public var command: String
-    /// The command's arguments, less those that only steer one invocation (--out, --resume, --threads, ...).
-    public var arguments: [String]
-    /// Options changed by `--resume DIR --lr ...` (applied over `arguments`; not part of `hash`).
-    public var overrides: [String]?
-
-    public init(command: String, arguments: [String]) {
-        self.command = command
-        self.arguments = arguments
-    }
-
-    /// Identifies the configuration; checkpoints carry it, and a resumed run checks it.
-    public var hash: String { String(fnv1a(Array(([command] + arguments).joined(separator: "\u{1}").utf8)), radix: 16) }
-
-    public func write(to directory: String) throws {
-        try Checkpoint.atomicWrite(try encoded(), to: directory + "/" + RunManifest.fileName)
-    }
-
-    func encoded() throws -> [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return [UInt8](try encoder.encode(self))
-    }
-
-    public static func read(from directory: String) throws -> RunManifest {
-        let path = directory + "/" + fileName
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw RunError("\(directory) holds no run to resume (no \(fileName)); pass the directory of a pretrain or dec run")
-        }
-        do { return try JSONDecoder().decode(RunManifest.self, from: data) } catch {
-            throw RunError("\(path) is damaged: \(error.localizedDescription)")
-        }
-    }
 }
 
 /// Thrown when `--stop-after-epochs` is used up: the checkpoint is written and the command ends successfully.
