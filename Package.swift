@@ -2,12 +2,14 @@
 // DeepClustering: a data-parallel deep clustering trainer (DEC, IDEC, DKM, soft k-means) over MPI.
 import PackageDescription
 
+let swift6: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
 let package = Package(
     name: "DeepClustering",
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "deepcluster", targets: ["deepcluster"]),
-        .library(name: "DeepClustering", targets: ["DeepClustering"]),
+        .library(name: "DeepClustering", targets: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -24,26 +26,38 @@ let package = Package(
         .target(name: "CKernels"),
         .target(name: "CAtomics"),
 
-        // MARK: - Library
-        .target(name: "Collective", dependencies: ["CMPI", "CMPIShims", "CAtomics"],
-                swiftSettings: [.swiftLanguageMode(.v6)]),
-        .target(name: "DeepClustering",
-                dependencies: ["Collective", "COpenBLAS", "CZlib", "CKernels"],
-                resources: [.copy("Resources")],
-                swiftSettings: [.swiftLanguageMode(.v6)]),
+        // MARK: - The library, one target per module (README: Architecture). A target may use only those it names,
+        // so the module boundaries are compile errors, not conventions.
+        // The collectives and the gradient transports: MPI, the single process, the in-process world of the tests.
+        .target(name: "Collective", dependencies: ["CMPI", "CMPIShims", "CAtomics"], swiftSettings: swift6),
+        // Matrices, GEMM through OpenBLAS, the elementwise C kernels, the thread pool, seeded random numbers.
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: swift6),
+        // Layers over one flat parameter buffer: Dense, the autoencoder, MSE, SGD and Adam.
+        .target(name: "NN", dependencies: ["Tensor"], swiftSettings: swift6),
+        // k-means++ / Lloyd (restarts spread over the ranks), soft k-means, DEC's assignment and target, metrics.
+        .target(name: "Clustering", dependencies: ["Tensor", "Collective"], swiftSettings: swift6),
+        // Reading data (IDX and gzip, .npy, CSV), the embedded MNIST test set, sampling, gathering, augmentation.
+        .target(name: "Datasets", dependencies: ["Tensor", "CZlib"], resources: [.copy("Resources")], swiftSettings: swift6),
+        // Reads records and files and draws them: SVG, PNG, t-SNE, report.html, metrics.jsonl's records. Knows no
+        // trainer, model or communicator.
+        .target(name: "Report", dependencies: ["Tensor", "Clustering", "Datasets"], swiftSettings: swift6),
+        // The pipelines on top: the model and its transport, pretraining, fine-tuning, checkpoints, bench.
+        .target(name: "Training", dependencies: ["Tensor", "NN", "Clustering", "Datasets", "Report", "Collective", "CKernels"],
+                swiftSettings: swift6),
 
         // MARK: - Tools
         .executableTarget(name: "deepcluster",
-                          dependencies: ["DeepClustering", "Collective",
+                          dependencies: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
-                          swiftSettings: [.swiftLanguageMode(.v6)]),
+                          swiftSettings: swift6),
 
         // MARK: - Tests
-        .target(name: "TestSupport", dependencies: ["DeepClustering"], path: "Tests/TestSupport",
-                swiftSettings: [.swiftLanguageMode(.v6)]),
+        .target(name: "TestSupport", dependencies: ["Tensor", "NN", "Datasets", "Training"], path: "Tests/TestSupport",
+                swiftSettings: swift6),
         .target(name: "MallocCounter", path: "Tests/MallocCounter"),
         .testTarget(name: "DeepClusteringTests",
-                    dependencies: ["DeepClustering", "Collective", "TestSupport", "MallocCounter"],
-                    swiftSettings: [.swiftLanguageMode(.v6)]),
+                    dependencies: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective",
+                                   "TestSupport", "MallocCounter"],
+                    swiftSettings: swift6),
     ]
 )

@@ -1,7 +1,12 @@
 // bench: step throughput against the in-process SGEMM rate.
 import ArgumentParser
 import Collective
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 
 struct BenchCommand: ParsableCommand {

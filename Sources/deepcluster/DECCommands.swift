@@ -1,7 +1,12 @@
 // dec (the main job) and predict.
 import ArgumentParser
 import Collective
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 
 extension DeepMethod: ExpressibleByArgument {}

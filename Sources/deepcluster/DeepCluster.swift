@@ -1,7 +1,12 @@
 // deepcluster: the command line. Argument parsing and validation only; the work is in DeepClustering.
 import ArgumentParser
 import Collective
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 
 @main

@@ -1,7 +1,12 @@
 // Hidden commands for Launch/test: collectives under mpirun, and checkpoint comparison.
 import ArgumentParser
 import Collective
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 
 struct SelfTestCommand: ParsableCommand {

@@ -1,7 +1,12 @@
 // toy and raw: the report's Tasks 0 and 1.
 import ArgumentParser
 import Collective
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 
 extension InputMethod: ExpressibleByArgument {}

@@ -2,7 +2,12 @@
 // with a sentence that says what to do. Called from the commands' validate() (before any rank starts) and, for
 // what depends on the data, right after loading it.
 import ArgumentParser
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 
 /// `--lr -1` reads as two flags to the argument parser; `--lr=-1` does not. Joins an option and a following negative

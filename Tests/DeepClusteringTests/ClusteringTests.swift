@@ -1,6 +1,11 @@
 // Metrics (Hungarian against brute force, NMI/ARI by hand), k-means, soft k-means and DEC/IDEC/DKM gradients.
 import Foundation
-@testable import DeepClustering
+@testable import Clustering
+@testable import Datasets
+@testable import NN
+@testable import Report
+@testable import Tensor
+@testable import Training
 import Collective
 import TestSupport
 import XCTest

@@ -1,5 +1,10 @@
 // IDX parsing and its errors, gzip, normalisation, the sampler's shares.
-@testable import DeepClustering
+@testable import Clustering
+@testable import Datasets
+@testable import NN
+@testable import Report
+@testable import Tensor
+@testable import Training
 import Collective
 import TestSupport
 import XCTest

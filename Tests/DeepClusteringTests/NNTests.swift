@@ -1,5 +1,10 @@
 // Gradient checks for Dense, ReLU, MSE and the whole autoencoder; gemm against the triple loop; optimizers by hand.
-@testable import DeepClustering
+@testable import Clustering
+@testable import Datasets
+@testable import NN
+@testable import Report
+@testable import Tensor
+@testable import Training
 import TestSupport
 import XCTest
 

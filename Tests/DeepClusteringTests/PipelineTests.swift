@@ -1,5 +1,10 @@
 // Whole pipelines in one process: the toy alpha sweep, free weights that do not collapse, pretraining that learns.
-@testable import DeepClustering
+@testable import Clustering
+@testable import Datasets
+@testable import NN
+@testable import Report
+@testable import Tensor
+@testable import Training
 import Collective
 import MallocCounter
 import TestSupport

@@ -1,5 +1,10 @@
 // t-SNE, the PNG writer and the run report.
-@testable import DeepClustering
+@testable import Clustering
+@testable import Datasets
+@testable import NN
+@testable import Report
+@testable import Tensor
+@testable import Training
 import Collective
 import Foundation
 import XCTest

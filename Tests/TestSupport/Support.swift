@@ -1,6 +1,11 @@
 // Test helpers shared by every test file: tolerance checks that point at the caller, a central-difference
 // gradient check in Double that reports its worst difference, and seeded data.
-import DeepClustering
+import Clustering
+import Datasets
+import NN
+import Report
+import Tensor
+import Training
 import Foundation
 import XCTest
 

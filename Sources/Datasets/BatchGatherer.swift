@@ -1,0 +1,115 @@
+// BatchGatherer: copies a batch's rows out of the UInt8 images into Float buffers, normalising on the way
+// (the conversion is fused into the gather), and optionally masking inputs for denoising pretraining.
+// B = batch rows, D = input dims. Buffers sized once.
+import Tensor
+
+public struct FeatureTransform: Sendable {
+    public let shift: [Float]   // (D)
+    public let scale: [Float]   // (D)
+
+    public init(shift: [Float], scale: [Float]) {
+        self.shift = shift
+        self.scale = scale
+    }
+
+    public init(data: DataSet, normalization: Normalization) {
+        switch normalization {
+        case .unit:
+            shift = [Float](repeating: 0, count: data.dimension)
+            scale = [Float](repeating: 1 / 255, count: data.dimension)
+        case .zscore:
+            let (mean, invStd) = data.featureMoments()
+            shift = mean
+            scale = invStd
+        }
+    }
+}
+
+public final class BatchGatherer {
+    public let dims: Int
+    public let maxRows: Int
+    public let transform: FeatureTransform
+    public let clean: UnsafeMutablePointer<Float>   // (B, D): the target
+    public let noisy: UnsafeMutablePointer<Float>   // (B, D): the masked input (when masking)
+    public let scratch: UnsafeMutablePointer<Float> // (B, D): free for a loss gradient
+    public let augmented: UnsafeMutablePointer<Float> // (B, D): `clean` under each sample's affine transform
+
+    public init(dims: Int, maxRows: Int, transform: FeatureTransform) {
+        self.dims = dims
+        self.maxRows = maxRows
+        self.transform = transform
+        clean = .allocate(capacity: max(maxRows * dims, 1))
+        noisy = .allocate(capacity: max(maxRows * dims, 1))
+        scratch = .allocate(capacity: max(maxRows * dims, 1))
+        augmented = .allocate(capacity: max(maxRows * dims, 1))
+    }
+
+    deinit {
+        clean.deallocate()
+        noisy.deallocate()
+        scratch.deallocate()
+        augmented.deallocate()
+    }
+
+    /// Gathers rows `indices` of `data` into `clean`.
+    public func gather<C: Collection>(_ data: DataSet, indices: C) where C.Element == Int32 {
+        precondition(indices.count <= maxRows)
+        if data.isFloat {  // already normalised
+            data.features.withUnsafeBufferPointer { features in
+                for (r, index) in indices.enumerated() {
+                    (clean + r * dims).update(from: features.baseAddress! + Int(index) * dims, count: dims)
+                }
+            }
+            return
+        }
+        data.images.withUnsafeBufferPointer { images in
+            transform.shift.withUnsafeBufferPointer { shift in
+                transform.scale.withUnsafeBufferPointer { scale in
+                    var r = 0
+                    for index in indices {
+                        let source = images.baseAddress! + Int(index) * dims
+                        let target = clean + r * dims
+                        for d in 0..<dims { target[d] = (Float(source[d]) - shift[d]) * scale[d] }
+                        r += 1
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes `noisy` = `source` (default `clean`) with each input zeroed with probability `rate`. The mask of a
+    /// sample depends only on (seed, epoch, sample index), so it is the same whichever rank draws it.
+    public func mask<C: Collection>(rate: Float, seed: UInt64, epoch: Int, indices: C, from input: UnsafePointer<Float>? = nil)
+    where C.Element == Int32 {
+        let from = input ?? UnsafePointer(clean)
+        var r = 0
+        for index in indices {
+            var rng = Xoshiro256(seed: seed, stream: 0x4D41534B ^ UInt64(epoch) << 32, index: UInt64(index))
+            let source = from + r * dims, target = noisy + r * dims
+            for d in 0..<dims { target[d] = rng.nextUnit() < rate ? 0 : source[d] }
+            r += 1
+        }
+    }
+}
+
+extension BatchGatherer {
+    /// The batch a step trains on: `clean`, or `augmented` after writing it (none: nothing is computed).
+    public func input<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C) -> UnsafePointer<Float>
+    where C.Element == Int32 {
+        guard !augmentation.isNone else { return UnsafePointer(clean) }
+        augment(augmentation, seed: seed, epoch: epoch, indices: indices)
+        return UnsafePointer(augmented)
+    }
+
+    /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index).
+    public func augment<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C)
+    where C.Element == Int32 {
+        guard let side = Augmentation.imageSide(of: dims) else { preconditionFailure("augmentation needs square images") }
+        var r = 0
+        for index in indices {
+            let t = augmentation.parameters(seed: seed, epoch: epoch, index: Int(index), side: side)
+            Augmentation.transform(clean + r * dims, into: augmented + r * dims, side: side, dx: t.dx, dy: t.dy, angle: t.angle)
+            r += 1
+        }
+    }
+}

@@ -1,0 +1,46 @@
+// Kernels: the one Swift file that imports CKernels, the elementwise passes of a training step in vector C, each
+// split over `parts` threads of CKernels' own pool (see Parallel.parts). Outputs first, as in the C; results do not
+// depend on `parts`.
+internal import CKernels
+
+public enum Kernels {
+    /// Adam over `count` elements; false when a gradient was NaN or Inf (the update still ran).
+    @inline(__always)
+    public static func adamUpdate(parameters: UnsafeMutablePointer<Float>, first: UnsafeMutablePointer<Float>,
+                           second: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, count: Int,
+                           learningRate: Float, beta1: Float, beta2: Float, correction1: Float, correction2: Float,
+                           epsilon: Float, parts: Int) -> Bool {
+        CKernels_adam_update_parallel(parameters, gradients, first, second, count, learningRate, beta1, beta2,
+                                      correction1, correction2, epsilon, parts) != 0
+    }
+
+    /// SGD with momentum over `count` elements; false when a gradient was NaN or Inf.
+    @inline(__always)
+    public static func sgdUpdate(parameters: UnsafeMutablePointer<Float>, velocity: UnsafeMutablePointer<Float>,
+                          gradients: UnsafePointer<Float>, count: Int, learningRate: Float, momentum: Float,
+                          parts: Int) -> Bool {
+        CKernels_sgd_update_parallel(parameters, gradients, velocity, count, learningRate, momentum, parts) != 0
+    }
+
+    /// output (rows, columns) += bias, then max(output, 0) with `relu`; split by rows.
+    @inline(__always)
+    public static func biasActivation(output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int,
+                               relu: Bool, parts: Int) {
+        CKernels_bias_activation_parallel(output, bias, rows, columns, relu ? 1 : 0, parts)
+    }
+
+    /// With `relu`, dOutput = (output > 0 ? dOutput : 0); then dBias += the column sums of dOutput; split by columns.
+    @inline(__always)
+    public static func activationBackward(dOutput: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
+                                   output: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool, parts: Int) {
+        CKernels_activation_backward_parallel(dOutput, output, dBias, rows, columns, relu ? 1 : 0, parts)
+    }
+
+    @inline(__always)
+    public static func zero(_ values: UnsafeMutablePointer<Float>, count: Int, parts: Int) {
+        CKernels_zero_parallel(values, count, parts)
+    }
+
+    /// True when the AVX2 bodies run (else the scalar ones, same bits).
+    public static var vectorised: Bool { CKernels_vectorised() != 0 }
+}

@@ -1,0 +1,198 @@
+// The report's Task 2 end to end: pretrain (or load) the autoencoder, k-means on the embedding, fine-tune with
+// DEC / IDEC / DKM, save the model, draw the figures.
+import Clustering
+import Collective
+import Datasets
+import Foundation
+import NN
+import Report
+import Tensor
+
+public enum DECExperiment {
+    public static func run(context: RunContext, data: DataSet, pretrain: PretrainOptions, options: DECOptions,
+                           pretrained: String?) throws -> ClusteringPass {
+        try context.writeConfiguration((pretrained == nil ? [("pretrain", pretrain as Any)] : [("pretrained", pretrained! as Any)])
+                                       + [(options.method.rawValue, options as Any)])
+        let maxRows = largestShare(total: options.batchSize, size: context.ranks)
+        let model = try Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)),
+                              communicator: context.communicator, overlap: pretrain.overlap)
+        let phaseStart = Clock.now
+        let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
+        if context.resuming, try trainer.resume() {
+            let position = trainer.batchInEpoch > 0 ? "in epoch \(trainer.completedEpochs + 1), after batch \(trainer.batchInEpoch)"
+                : "after epoch \(trainer.completedEpochs)"
+            context.say("resuming \(options.method.rawValue) fine-tuning \(position) (step \(trainer.step))")
+        } else {
+            if let pretrained {
+                if context.resuming { context.truncateMetrics(to: 0) }
+                try model.load(try Checkpoint.load(pretrained), path: pretrained, wantCentres: false)
+                try model.synchronize(context.communicator)
+                context.say("loaded the pretrained autoencoder from \(pretrained)")
+            } else {
+                let pretrainer = try Pretrainer(context: context, data: data, options: pretrain, model: model)
+                if context.resuming, try pretrainer.resume() {
+                    context.say(pretrainer.batchInEpoch > 0
+                                ? "resuming pretraining in epoch \(pretrainer.epoch + 1) of \(pretrain.epochs), after batch \(pretrainer.batchInEpoch)"
+                                : "resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
+                } else {
+                    try pretrainer.initializeWeights()
+                }
+                context.say("pretraining \(pretrain.widths.map(String.init).joined(separator: "-")) for \(pretrain.epochs) epochs "
+                            + "(\(pretrain.optimizer.rawValue) lr \(pretrain.learningRate), mask \(pretrain.maskRate), batch \(pretrain.batchSize))")
+                try pretrainer.run()
+            }
+            try context.checkEpochBudget()
+            let kmeansStart = Clock.now
+            let (kmeans, kScores) = try trainer.initializeCentres()
+            trainer.kmeansScores = kScores
+            context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
+                               options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.text))
+            var record = RunRecord(phase: "kmeans-embedding")
+            record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
+            record.inertia = kmeans.inertia
+            context.record(record)
+        }
+        let pretrainSeconds = Clock.now - phaseStart
+        let fineTuneStart = Clock.now
+        let final = try trainer.run()
+        let fineTuneSeconds = Clock.now - fineTuneStart
+        try trainer.saveModel()
+        context.say(String(format: "final %@: %@  (pretraining %@, fine-tuning %@, total %@)",
+                           options.method.rawValue.uppercased(), final.scores.text,
+                           formatDuration(pretrainSeconds), formatDuration(fineTuneSeconds), formatDuration(context.elapsed)))
+        var record = RunRecord(phase: "final")
+        record.method = options.method.rawValue
+        record.setScores(accuracy: final.scores.accuracy, nmi: final.scores.nmi, ari: final.scores.ari)
+        record.pretrainSeconds = pretrainSeconds
+        record.finetuneSeconds = fineTuneSeconds
+        record.totalSeconds = context.elapsed
+        record.ranks = context.ranks
+        context.record(record)
+        let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: options.clusters)
+        context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
+        if !small.isEmpty {
+            context.say("warning: " + small.map { "cluster \($0) holds \(sizes[$0]) of \(data.count) samples" }.joined(separator: "; ")
+                        + (small.count == 1 ? " (under 1%): it has collapsed" : " (each under 1%): they have collapsed")
+                        + "; try fewer --clusters, another --seed, or a lower --lr")
+            var warning = RunRecord(phase: "warning")
+            warning.collapsedClusters = small
+            warning.sizes = sizes
+            context.record(warning)
+        }
+        if context.isRoot {
+            try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
+            try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
+            try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, options.clusters]))
+            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.kmeansScores, final: final)
+            if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
+                                                   assignments: final.assignments, clusters: options.clusters) {
+                try context.write("clusters.svg", gallery)
+            }
+        }
+        try drawFigure4(context: context, data: data, trainer: trainer)
+        if context.isRoot { try RunReport.write(directory: context.directory) }
+        return final
+    }
+
+    /// Figure 4: t-SNE of the chosen snapshots. The maps are independent, so rank r draws maps r, r + ranks, ...
+    /// and then each is broadcast from its owner; rank 0 writes the figure.
+    static func drawFigure4(context: RunContext, data: DataSet, trainer: DECTrainer) throws {
+        let options = trainer.options
+        guard options.tsnePoints >= 10, !trainer.snapshots.isEmpty else { return }
+        var chosen = trainer.snapshots
+        if !options.snapshotsExplicit && chosen.count > 3 {
+            let first = chosen.first!, last = chosen.last!
+            let middle = chosen.dropFirst().dropLast().min { abs($0.epoch * 2 - last.epoch) < abs($1.epoch * 2 - last.epoch) }!
+            chosen = [first, middle, last]
+        }
+        let started = Clock.now
+        let sample = TSNE.subsample(count: data.count, size: options.tsnePoints, seed: options.seed)
+        let e = trainer.model.embeddingDimension
+        var tsne = TSNEOptions()
+        tsne.seed = options.seed
+        tsne.iterations = options.tsneIterations
+        tsne.threads = BLAS.threads
+        var maps = [[Float]](repeating: [Float](repeating: 0, count: 2 * sample.count), count: chosen.count)
+        for k in 0..<chosen.count where k % context.ranks == context.rank {
+            let points = sample.flatMap { i in chosen[k].embedding[(i * e)..<((i + 1) * e)] }
+            maps[k] = TSNE.embed(points, count: sample.count, dims: e, options: tsne)
+        }
+        if context.ranks > 1 {
+            for k in 0..<chosen.count { try context.communicator.broadcast(&maps[k], root: k % context.ranks) }
+        }
+        let seconds = Clock.now - started
+        context.say(String(format: "t-SNE of %d snapshot(s) x %d points: %.1fs over %d rank(s)", chosen.count, sample.count, seconds,
+                           min(context.ranks, chosen.count)))
+        var record = RunRecord(phase: "tsne")
+        record.seconds = seconds
+        record.maps = chosen.count
+        record.points = sample.count
+        context.record(record)
+        guard context.isRoot else { return }
+        let accuracy = { (epoch: Int) -> Double? in
+            trainer.history.first { $0.wholeEpoch == epoch }?.acc
+        }
+        // Colour = true label; without labels, the final cluster.
+        let colours = data.hasLabels ? data.labels : (trainer.lastPass?.assignments ?? data.labels)
+        let figure = Figures.tsneFigure(maps: chosen.enumerated().map { ($0.element.epoch, accuracy($0.element.epoch), maps[$0.offset]) },
+                                        labels: sample.map { colours[$0] }, classes: data.hasLabels ? data.classCount : options.clusters,
+                                        method: options.method.rawValue.uppercased())
+        try context.write("figure4.svg", figure)
+    }
+
+    static func pretrainRows(_ p: PretrainOptions, _ context: RunContext) -> Int {
+        largestShare(total: p.batchSize, size: context.ranks)
+    }
+
+    /// index,cluster[,label]: the label as the data wrote it (quoted when it holds a comma or a quote).
+    public static func writeAssignments(_ path: String, _ assignments: [Int32], data: DataSet) throws {
+        var csv = data.hasLabels ? "index,cluster,label\n" : "index,cluster\n"
+        for (i, c) in assignments.enumerated() {
+            if data.hasLabels {
+                var label = data.labelName(i)
+                if label.contains(",") || label.contains("\"") { label = "\"" + label.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
+                csv += "\(i),\(c),\(label)\n"
+            } else {
+                csv += "\(i),\(c)\n"
+            }
+        }
+        try AtomicFile.write(Array(csv.utf8), to: path)
+    }
+}
+
+/// Assigns samples to clusters with a saved model (the encoder and the centres).
+public enum Predictor {
+    /// `data` as read from its files, not normalised: the model's own normalisation (if it keeps one) is applied.
+    public static func assign(context: RunContext, data raw: DataSet, modelPath: String) throws -> ClusteringPass {
+        let checkpoint = try Checkpoint.load(modelPath)
+        var data = raw
+        if let shift = checkpoint.sections["input.shift"], let scale = checkpoint.sections["input.scale"] {
+            guard shift.count == raw.dimension, scale.count == raw.dimension else {
+                throw CheckpointError(path: modelPath, reason: "its input normalisation is for \(shift.count) values per sample; the data has \(raw.dimension)")
+            }
+            data = raw.applying(FeatureTransform(shift: shift, scale: scale))
+        } else if raw.isFloat && !raw.isImage {
+            context.say("note: \(modelPath) keeps no input normalisation (trained on images): the values of \(raw.name) are used as they are")
+        }
+        guard checkpoint.clusters >= 2, checkpoint.sections["centres"] != nil else {
+            throw CheckpointError(path: modelPath, reason: "holds no cluster centres: pass a model.bin written by `dec`")
+        }
+        guard checkpoint.widths.first == data.dimension else {
+            throw CheckpointError(path: modelPath, reason: "expects \(checkpoint.widths.first ?? 0)-dimensional inputs; the data has \(data.dimension)")
+        }
+        // No training step: the gradients need no shared memory.
+        let model = try Model(widths: checkpoint.widths, clusters: checkpoint.clusters, maxRows: 256,
+                              communicator: context.communicator, overlap: false)
+        try model.load(checkpoint, path: modelPath, wantCentres: true)
+        var options = DECOptions()
+        options.clusters = checkpoint.clusters
+        options.method = DeepMethod(rawValue: checkpoint.metadata["method"] ?? "dec") ?? .dec
+        let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
+        if let alpha = Float(checkpoint.metadata["alpha"] ?? "") { trainer.alphaOverride(alpha) }
+        return try trainer.pass()
+    }
+}
+
+extension DECTrainer {
+    func alphaOverride(_ value: Float) { objective.sharpness = value }
+}

@@ -1,0 +1,80 @@
+// The report's Task 0 (toy: three blobs, an alpha sweep, Figure 1) and Task 1 (raw MNIST pixels, Figure 2).
+import Clustering
+import Collective
+import Datasets
+import Foundation
+import NN
+import Report
+import Tensor
+
+public enum ToyExperiment {
+    /// Runs every alpha; writes figure1.svg; returns (alpha, final ACC, all losses finite).
+    public static func run(context: RunContext, alphas: [Float], perBlob: Int, spread: Double,
+                           options base: InputClusteringOptions) throws -> [(Float, Double, Bool)] {
+        let (points, labels) = gaussianBlobs(perBlob: perBlob, spread: spread, seed: base.seed)
+        var panels = [Panel]()
+        var results = [(Float, Double, Bool)]()
+        for alpha in alphas {
+            var options = base
+            options.alpha = alpha
+            options.clusters = 3
+            let clusterer = try InputClusterer(context: context, points: points, labels: labels, classes: 3, dims: 2, options: options)
+            try clusterer.run(label: "toy alpha=\(alpha)")
+            let final = clusterer.history.last!
+            let finite = clusterer.history.dropFirst().allSatisfy { $0.loss.isFinite }
+            results.append((alpha, final.scores.accuracy, finite))
+            context.say(String(format: "toy alpha=%g: ACC %.4f, loss finite at every epoch: %@", alpha, final.scores.accuracy, finite ? "yes" : "NO"))
+            let c = clusterer.centres
+            panels.append(.scatter(title: "alpha = \(alpha): clusters (ACC \(String(format: "%.3f", final.scores.accuracy)))",
+                                   xLabel: "x1 (z-scored)", yLabel: "x2 (z-scored)",
+                                   points: (0..<labels.count).map { (Double(points[2 * $0]), Double(points[2 * $0 + 1]), Int(clusterer.assignments[$0])) },
+                                   centres: (0..<3).map { (Double(c[2 * $0]), Double(c[2 * $0 + 1])) },
+                                   classNames: ["cluster 0", "cluster 1", "cluster 2"]))
+            panels.append(.line(title: "alpha = \(alpha): loss over epochs", xLabel: "epoch", yLabel: "loss per sample",
+                                series: [Series(name: "loss", points: clusterer.history.dropFirst().map { (Double($0.epoch), $0.loss) })]))
+        }
+        try context.write("figure1.svg", SVG.figure(title: "Figure 1: soft k-means on three blobs, by alpha", panels: panels, columns: 2))
+        context.say("wrote \(context.path("figure1.svg"))")
+        return results
+    }
+}
+
+public enum RawExperiment {
+    /// Runs k-means (the reference) and each soft method on z-scored pixels; writes figure2.svg.
+    public static func run(context: RunContext, data: DataSet, methods: [InputMethod], restarts: Int,
+                           options base: InputClusteringOptions) throws -> [InputMethod: ClusteringScores] {
+        let points = data.floats(.zscore)
+        var results = [InputMethod: ClusteringScores]()
+        let started = Clock.now
+        let kmeans = try points.withUnsafeBufferPointer { p in
+            try KMeans.fit(points: p.baseAddress!, count: data.count, dims: data.dimension, clusters: base.clusters,
+                           restarts: restarts, seed: base.seed, communicator: context.communicator, spreadRestarts: false)
+        }
+        let kScores = Metrics.scores(predicted: kmeans.assignments, labels: data.labels, clusters: base.clusters, classes: data.classCount)
+        results[.kmeans] = kScores
+        context.say(String(format: "k-means (%d restarts, %d iterations, inertia %.4g, %.1fs): ACC %.4f  NMI %.4f  ARI %.4f", restarts,
+                           kmeans.iterations, kmeans.inertia, Clock.now - started, kScores.accuracy, kScores.nmi, kScores.ari))
+        var record = RunRecord(phase: "kmeans")
+        record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
+        record.inertia = kmeans.inertia
+        context.record(record)
+        var series = [Series]()
+        for method in methods where method != .kmeans {
+            var options = base
+            options.method = method
+            let clusterer = try InputClusterer(context: context, points: points, labels: data.labels, classes: data.classCount,
+                                               dims: data.dimension, options: options)
+            try clusterer.run(label: method == .softmax ? "softmax weights" : "free weights")
+            results[method] = clusterer.history.last!.scores
+            series.append(Series(name: method == .softmax ? "softmax w (alpha \(options.alpha))" : "free w",
+                                 points: clusterer.history.map { (Double($0.epoch), $0.scores.accuracy) }))
+        }
+        let epochs = Double(base.epochs)
+        series.append(Series(name: "k-means", points: [(0, kScores.accuracy), (epochs, kScores.accuracy)], dashed: true))
+        try context.write("figure2.svg", SVG.figure(title: "Figure 2: accuracy in pixel space",
+                                                    panels: [.line(title: "accuracy over epochs", xLabel: "epoch", yLabel: "ACC",
+                                                                   series: series, yRange: 0...1)], columns: 1, width: 720, height: 400))
+        context.say("wrote \(context.path("figure2.svg"))")
+        return results
+    }
+}
