@@ -1,8 +1,8 @@
 // GradientTransport: how a step's gradients are summed over the ranks, in the spirit of PyTorch's reducer. The
 // transport owns the memory the gradients live in (chosen when the model is built, since shared memory must hold
 // them from the start); the step zeroes it, calls `bucketReady` as the backward pass completes each range (the same
-// sequence of ranges on every rank), then `finish`, after which every rank holds the sum over the ranks. One type
-// per way of reducing:
+// sequence of ranges on every rank), then `finish`, after which every rank holds those ranges summed over the ranks.
+// One type per way of reducing:
 // - `LocalGradients`: one rank, nothing to do.
 // - `SharedMemoryTransport` (every rank on one host; or as many on each host, then hierarchical): the gradients
 //   live in memory the host's ranks share; each rank sums its share of each bucket in rank order (same bits on
@@ -31,8 +31,8 @@ public protocol GradientTransport: AnyObject {
     func beginStep()
     /// `range` of `gradients` is complete on this rank: its reduction may start.
     func bucketReady(_ range: Range<Int>) throws
-    /// Returns once every bucket is summed over the ranks; with no bucket announced, reduces `range` as one.
-    func finish(_ range: Range<Int>) throws
+    /// Returns once every bucket announced since `beginStep` is summed over the ranks.
+    func finish() throws
 }
 
 public enum GradientTransports {
@@ -96,7 +96,7 @@ public final class LocalGradients: GradientTransport {
     public var exposedSeconds: Double { 0 }
     public func beginStep() {}
     public func bucketReady(_ range: Range<Int>) throws {}
-    public func finish(_ range: Range<Int>) throws {}
+    public func finish() throws {}
 }
 
 public final class BlockingTransport: GradientTransport {
@@ -104,6 +104,8 @@ public final class BlockingTransport: GradientTransport {
     private let memory: OwnedGradients
     public let count: Int
     public private(set) var exposedSeconds = 0.0
+    /// The span of this step's buckets: reduced as one range.
+    private var lower = Int.max, upper = Int.min
 
     public init(_ communicator: Communicator, count: Int) {
         self.communicator = communicator
@@ -113,13 +115,21 @@ public final class BlockingTransport: GradientTransport {
 
     public var kind: TransportKind { .blocking }
     public var gradients: UnsafeMutablePointer<Float> { memory.pointer }
-    public func beginStep() { exposedSeconds = 0 }
-    public func bucketReady(_ range: Range<Int>) throws {}
+    public func beginStep() {
+        exposedSeconds = 0
+        (lower, upper) = (.max, .min)
+    }
 
-    public func finish(_ range: Range<Int>) throws {
+    public func bucketReady(_ range: Range<Int>) throws {
         precondition(range.upperBound <= count)
+        lower = min(lower, range.lowerBound)
+        upper = max(upper, range.upperBound)
+    }
+
+    public func finish() throws {
+        guard lower < upper else { return }
         let started = Clock.now
-        try communicator.allreduce(UnsafeMutableBufferPointer(start: gradients + range.lowerBound, count: range.count), .sum)
+        try communicator.allreduce(UnsafeMutableBufferPointer(start: gradients + lower, count: upper - lower), .sum)
         exposedSeconds += Clock.now - started
     }
 }

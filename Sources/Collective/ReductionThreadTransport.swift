@@ -32,10 +32,9 @@ public final class ReductionThreadTransport: GradientTransport {
         queue.submit(gradients + range.lowerBound, range.count)
     }
 
-    public func finish(_ range: Range<Int>) throws {
+    public func finish() throws {
         let started = Clock.now
         defer { exposedSeconds += Clock.now - started }
-        if queue.isIdleSinceDrain { try bucketReady(range) }
         try queue.drain()
     }
 
@@ -45,18 +44,11 @@ public final class ReductionThreadTransport: GradientTransport {
         private let condition = NSCondition()
         private var buffers = [UnsafeMutablePointer<Float>?](repeating: nil, count: 256)
         private var counts = [Int](repeating: 0, count: 256)
-        private var submitted = 0, completed = 0, drained = 0
+        private var submitted = 0, completed = 0
         private var stopping = false
         private var error: Error?
 
         init(_ communicator: Communicator) { self.communicator = communicator }
-
-        /// No bucket was submitted since the last drain.
-        var isIdleSinceDrain: Bool {
-            condition.lock()
-            defer { condition.unlock() }
-            return submitted == drained
-        }
 
         func submit(_ buffer: UnsafeMutablePointer<Float>, _ count: Int) {
             condition.lock()
@@ -72,7 +64,6 @@ public final class ReductionThreadTransport: GradientTransport {
         func drain() throws {
             condition.lock()
             while completed != submitted { condition.wait() }
-            drained = submitted
             let failure = error
             error = nil
             condition.unlock()

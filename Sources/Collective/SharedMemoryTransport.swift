@@ -74,10 +74,9 @@ public final class SharedMemoryTransport: GradientTransport {
         CAtomics_store_release(ready[rank], readyCount)
     }
 
-    public func finish(_ range: Range<Int>) throws {
+    public func finish() throws {
         let started = Clock.now
         defer { exposedSeconds += Clock.now - started }
-        if buckets.isEmpty { try bucketReady(range) }
         for (index, bucket) in buckets.enumerated() {
             try waitForAll(ready, atLeast: stepBase + Int64(index) + 1, "complete bucket \(index) of its step")
             try reduceShare(of: bucket)

@@ -200,7 +200,7 @@ public final class DECTrainer {
         try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
             try transport.bucketReady(layer.parameterRange)
         }
-        try transport.finish(reduceRange)
+        try transport.finish()
         lastStepExposed = transport.exposedSeconds
         stopAgreement.tally(model, step: step)
         let totals = (Double(model.statistics[0]), Double(model.statistics[1]))

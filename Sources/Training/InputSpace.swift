@@ -152,7 +152,8 @@ public final class InputClusterer {
         SoftKMeans.centreGradient(points: scratch.x, rows: rows, dims: dims, centres: store.parameters, clusters: k,
                                   dDistances: scratch.dDistances, scale: 1 / Float(global.count), into: store.gradients)
         transport.gradients[statistics] = Float(loss)
-        try transport.finish(0..<transport.count)
+        try transport.bucketReady(0..<transport.count)
+        try transport.finish()
         let total = Double(transport.gradients[statistics])
         try context.requireFinite(total, quantity: "soft k-means loss", step: b)
         optimizer.update(store)

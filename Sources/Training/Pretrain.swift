@@ -146,7 +146,7 @@ public final class Pretrainer {
         try ae.backwardEncoder(store, input: input, dEmbedding: dEmbedding, rows: rows) { layer in
             try transport.bucketReady(layer.parameterRange)
         }
-        try transport.finish(model.all)
+        try transport.finish()
         lastStepExposed = transport.exposedSeconds
     }
 

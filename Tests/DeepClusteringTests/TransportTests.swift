@@ -69,7 +69,7 @@ final class TransportTests: XCTestCase {
             transport.beginStep()
             try transport.bucketReady(0..<100)
             do {
-                try transport.finish(0..<100)
+                try transport.finish()
                 return "finished"
             } catch let error as PeerTimeout {
                 return error.description
