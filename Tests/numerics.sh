@@ -5,7 +5,7 @@
 #    process emulating those p shares (the same rows, the same GEMM shapes, the same order), p = 2 and 3; negative
 #    controls: the emulation summing in reverse, or without the last share, must NOT be equal (the test can fail).
 #    Again with augmented inputs (--augment shift=0.1,rotate=10) on 3 ranks.
-# 2. bounded: one step's reduced gradient through each path whose order MPI picks (reduction thread, nonblocking,
+# 2. bounded: one step's reduced gradient through each path whose order MPI picks (reduction thread, --no-shared-memory,
 #    one blocking allreduce) against the exact sum of the emulated shares, elementwise within gamma_(p-1) sum |g_r|,
 #    gamma_n = n u / (1 - n u), u = 2^-24 (any order of summing p floats stays inside it); prints the worst ratio.
 #    Dropping a share must break the bound.

@@ -52,7 +52,7 @@ public final class BatchGatherer {
     }
 
     /// Gathers rows `indices` of `data` into `clean`.
-    public func gather<C: Collection>(_ data: DataSet, indices: C) where C.Element == Int32 {
+    public func gather(_ data: DataSet, indices: ArraySlice<Int32>) {
         precondition(indices.count <= maxRows)
         if data.isFloat {  // already normalised
             data.features.withUnsafeBufferPointer { features in
@@ -79,8 +79,7 @@ public final class BatchGatherer {
 
     /// Writes `noisy` = `source` (default `clean`) with each input zeroed with probability `rate`. The mask of a
     /// sample depends only on (seed, epoch, sample index), so it is the same whichever rank draws it.
-    public func mask<C: Collection>(rate: Float, seed: UInt64, epoch: Int, indices: C, from input: UnsafePointer<Float>? = nil)
-    where C.Element == Int32 {
+    public func mask(rate: Float, seed: UInt64, epoch: Int, indices: ArraySlice<Int32>, from input: UnsafePointer<Float>? = nil) {
         let from = input ?? UnsafePointer(clean)
         var r = 0
         for index in indices {
@@ -94,16 +93,14 @@ public final class BatchGatherer {
 
 extension BatchGatherer {
     /// The batch a step trains on: `clean`, or `augmented` after writing it (none: nothing is computed).
-    public func input<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C) -> UnsafePointer<Float>
-    where C.Element == Int32 {
+    public func input(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: ArraySlice<Int32>) -> UnsafePointer<Float> {
         guard !augmentation.isNone else { return UnsafePointer(clean) }
         augment(augmentation, seed: seed, epoch: epoch, indices: indices)
         return UnsafePointer(augmented)
     }
 
     /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index).
-    public func augment<C: Collection>(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: C)
-    where C.Element == Int32 {
+    public func augment(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: ArraySlice<Int32>) {
         guard let side = Augmentation.imageSide(of: dims) else { preconditionFailure("augmentation needs square images") }
         var r = 0
         for index in indices {

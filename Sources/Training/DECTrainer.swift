@@ -108,7 +108,7 @@ public final class DECTrainer {
         var start = slice.lowerBound
         while start < slice.upperBound {
             let end = min(start + gatherer.maxRows, slice.upperBound)
-            gatherer.gather(data, indices: (Int32(start)..<Int32(end)))
+            gatherer.gather(data, indices: ArraySlice(Int32(start)..<Int32(end)))
             let z = model.autoencoder.encode(model.store, input: gatherer.clean, rows: end - start)
             for i in 0..<((end - start) * e) { local[(start - slice.lowerBound) * e + i] = z[i] }
             start = end

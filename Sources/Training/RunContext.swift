@@ -249,8 +249,8 @@ public final class RunContext {
         }
     }
 
-    /// Stops when a reduced quantity is not finite. The loss is a sum over the ranks (it travels in the gradient
-    /// buffer's statistics slot) and the gradients are the reduced ones, so a NaN or Inf on any rank is the same
+    /// Stops when a reduced quantity is not finite. The loss is a sum over the ranks (it travels in the step's
+    /// statistics bucket, reduced with the gradients) and the gradients are the reduced ones, so a NaN or Inf on any rank is the same
     /// NaN or Inf on every rank: the reduction itself is the flag, and all ranks stop at the same step with no extra
     /// collective and no allocation.
     public func requireFinite(_ reduced: Double, quantity: String, step: Int, gradients: Bool = true) throws {

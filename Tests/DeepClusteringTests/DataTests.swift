@@ -190,8 +190,8 @@ final class AugmentationTests: XCTestCase {
         let a = Augmentation(shift: 0.1, rotate: 10)
         let indices: [Int32] = (0..<30).map { Int32(($0 * 7) % 30) }
         let whole = BatchGatherer(dims: data.dimension, maxRows: 30, transform: FeatureTransform(data: data, normalization: .unit))
-        whole.gather(data, indices: indices)
-        whole.augment(a, seed: 9, epoch: 3, indices: indices)
+        whole.gather(data, indices: indices[...])
+        whole.augment(a, seed: 9, epoch: 3, indices: indices[...])
         let part = BatchGatherer(dims: data.dimension, maxRows: 10, transform: FeatureTransform(data: data, normalization: .unit))
         for rank in 0..<3 {
             let share = indices[(rank * 10)..<(rank * 10 + 10)]
