@@ -43,14 +43,26 @@ public enum DECExperiment {
             }
             try context.checkEpochBudget()
             let kmeansStart = Clock.now
-            let (kmeans, kScores) = try trainer.initializeCentres()
-            trainer.kmeansScores = kScores
-            context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
-                               options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.text))
-            var record = RunRecord(phase: "kmeans-embedding")
-            record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
-            record.inertia = kmeans.inertia
-            context.record(record)
+            switch options.start {
+            case .kmeans:
+                let (kmeans, kScores) = try trainer.initializeCentres()
+                trainer.kmeansScores = kScores
+                context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
+                                   options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.text))
+                var record = RunRecord(phase: "kmeans-embedding")
+                record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
+                record.inertia = kmeans.inertia
+                context.record(record)
+            case .n2d:
+                let (mixture, scores) = try trainer.initializeN2D()
+                trainer.kmeansScores = scores
+                context.say(String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours; Gaussian mixture, %d EM iterations; %.1fs): %@",
+                                   options.umap.components, options.umap.neighbors, mixture.iterations, Clock.now - kmeansStart, scores.text))
+                var record = RunRecord(phase: "n2d-embedding")
+                record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
+                record.seconds = Clock.now - kmeansStart
+                context.record(record)
+            }
         }
         let pretrainSeconds = Clock.now - phaseStart
         let fineTuneStart = Clock.now

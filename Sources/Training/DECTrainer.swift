@@ -12,6 +12,14 @@ import Tensor
 
 public enum DeepMethod: String, Sendable, CaseIterable { case dec, idec, dkm }
 
+/// How the clusters that fine-tuning starts from are found on the pretrained embedding.
+public enum ClusterStart: String, Sendable, CaseIterable {
+    /// k-means++ and Lloyd on the embedding (DEC as published).
+    case kmeans
+    /// N2D (McConville et al. 2020): UMAP of the embedding, then a full-covariance Gaussian mixture on the layout.
+    case n2d
+}
+
 public struct DECOptions: Sendable {
     public var method: DeepMethod = .dec
     public var clusters = 10
@@ -24,6 +32,9 @@ public struct DECOptions: Sendable {
     public var updateInterval: Int? = nil
     public var tolerance: Double = 0.001
     public var restarts = 20
+    /// How the starting clusters are found; with n2d, `umap` configures the layout.
+    public var start = ClusterStart.kmeans
+    public var umap = UMAPOptions()
     /// IDEC and DKM: weight of the clustering term.
     public var gamma: Float = 0.1
     /// DKM: alpha grows geometrically from alphaStart to alphaEnd over the epochs.
@@ -78,8 +89,10 @@ public final class DECTrainer {
     var intervalLoss = (0.0, 0.0)
     /// Seconds waited on the allreduce since the last target update.
     var intervalComm = 0.0
-    /// k-means on the embedding before fine-tuning (kept for the figures and for a resumed run).
+    /// k-means (or N2D) on the embedding before fine-tuning (kept for the figures and for a resumed run).
     public var kmeansScores: ClusteringScores?
+    /// The clustering the first target update uses instead of a pass over the model (N2D's mixture posteriors).
+    var startingPass: ClusteringPass?
 
     public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) throws {
         try options.augmentation.check(data)
@@ -158,6 +171,33 @@ public final class DECTrainer {
         model.setCentres(result.centres)
         let scores = data.scores(result.assignments, clusters: options.clusters)
         return (result, scores)
+    }
+
+    /// N2D: UMAP of the embedding and a Gaussian mixture on the layout. The centres become the mixture's clusters'
+    /// means in the embedding (posterior-weighted), and the first target distribution comes from its posteriors.
+    public func initializeN2D() throws -> (GaussianMixtureResult, ClusteringScores) {
+        let z = try embedAll()
+        let n = data.count, e = model.embeddingDimension, k = options.clusters
+        var umap = options.umap
+        umap.seed = options.seed
+        let layout = try UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: context.communicator)
+        let start = try layout.withUnsafeBufferPointer { p in
+            try KMeans.fit(points: p.baseAddress!, count: n, dims: umap.components, clusters: k, restarts: options.restarts,
+                           seed: options.seed, communicator: context.communicator, spreadRestarts: true)
+        }
+        let mixture = GaussianMixture.fit(points: layout, count: n, dims: umap.components, components: k, initial: start.assignments)
+        var centres = [Double](repeating: 0, count: k * e), totals = [Double](repeating: 0, count: k)
+        for i in 0..<n {
+            for c in 0..<k {
+                let w = Double(mixture.responsibilities[i * k + c])
+                totals[c] += w
+                for d in 0..<e { centres[c * e + d] += w * Double(z[i * e + d]) }
+            }
+        }
+        model.setCentres((0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) })
+        let scores = data.scores(mixture.assignments, clusters: k)
+        startingPass = ClusteringPass(embedding: z, q: mixture.responsibilities, assignments: mixture.assignments, scores: scores)
+        return (mixture, scores)
     }
 
     // MARK: - The step
@@ -240,7 +280,7 @@ public final class DECTrainer {
             if batchInEpoch == 0 && options.snapshotEpochs.contains(epoch) { snapshots.append((epoch, try embedAll())) }
             for b in batchInEpoch..<batches {
                 if step % interval == 0 {
-                    let current = try pass()
+                    let current = try startingPass.take() ?? pass()
                     lastPass = current
                     objective.passed(current)
                     let changed = previous.map { old in Double(zip(old, current.assignments).filter { $0 != $1 }.count) / Double(data.count) }

@@ -43,6 +43,9 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?
     @Option(help: "Stop when fewer than this fraction of labels change between updates.") var tol: Double = 0.001
     @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = 20
+    @Option(help: "How the clusters fine-tuning starts from are found on the pretrained embedding: kmeans (DEC as published), or n2d (UMAP of the embedding to 10 dimensions, 20 neighbours, then a full-covariance Gaussian mixture: McConville et al. 2020).")
+    var start: ClusterStart = .kmeans
+    @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = 200
     @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Write a checkpoint (autoencoder.bin while pretraining, dec-state.bin while fine-tuning) every N epochs.")
@@ -106,6 +109,8 @@ struct DECCommand: TrainingCommand {
             options.updateInterval = updateInterval
             options.tolerance = tol
             options.restarts = restarts
+            options.start = start
+            options.umap.epochs = umapEpochs
             options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
             options.checkpointEvery = checkpointEvery
             options.augmentation = pretrain.augmentation

@@ -238,6 +238,7 @@ extension TrainingCommand {
 extension Split: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
+extension ClusterStart: ExpressibleByArgument {}
 extension ShareEmulation.Order: ExpressibleByArgument {}
 
 extension ParsableCommand {

@@ -1,0 +1,121 @@
+// N2D's parts: the exact neighbour search (and its split over ranks), the fuzzy graph, the spectral start (Jacobi
+// eigenvectors), the Gaussian mixture, and the whole of UMAP + mixture on blobs whose clusters are known.
+@testable import Clustering
+import Collective
+import Foundation
+import Tensor
+import TestSupport
+import XCTest
+
+final class N2DTests: XCTestCase {
+    /// Points on well-separated blobs in `dims` dimensions: (points, labels), seeded.
+    func blobs(perBlob: Int, blobs: Int, dims: Int, seed: UInt64, spread: Double = 0.3) -> ([Float], [Int32]) {
+        var rng = Xoshiro256(seed: seed)
+        var points: [Float] = [], labels: [Int32] = []
+        for b in 0..<blobs {
+            let centre = (0..<dims).map { d in Double((b * 7 + d * 3) % 11) * 2.0 }
+            for _ in 0..<perBlob {
+                points += centre.map { Float($0 + rng.nextNormal() * spread) }
+                labels.append(Int32(b))
+            }
+        }
+        return (points, labels)
+    }
+
+    func testNeighboursAreTheNearestAndTheSameOnAnyRankCount() throws {
+        let (points, _) = blobs(perBlob: 20, blobs: 3, dims: 4, seed: 1)
+        let n = 60, k = 6
+        let one = try UMAP.nearestNeighbours(points: points, count: n, dims: 4, k: k, communicator: SingleProcessCommunicator())
+        for i in 0..<n {
+            XCTAssertEqual(one.indices[i * k], i, "a point is its own first neighbour")
+            var brute: [(Float, Int)] = []
+            for j in 0..<n where j != i {
+                var d: Float = 0
+                for e in 0..<4 { let v = points[i * 4 + e] - points[j * 4 + e]; d += v * v }
+                brute.append((d.squareRoot(), j))
+            }
+            brute.sort { (a: (Float, Int), b: (Float, Int)) -> Bool in a.0 < b.0 || (a.0 == b.0 && a.1 < b.1) }
+            XCTAssertEqual(Array(one.indices[(i * k + 1)..<((i + 1) * k)]), brute.prefix(k - 1).map(\.1))
+        }
+        let split = try InProcessWorld.run(ranks: 3) { c in
+            try UMAP.nearestNeighbours(points: points, count: n, dims: 4, k: k, communicator: c)
+        }
+        for result in split {
+            XCTAssertEqual(result.indices, one.indices)
+            XCTAssertEqual(result.distances.map(\.bitPattern), one.distances.map(\.bitPattern))
+        }
+    }
+
+    func testFuzzyGraphIsSymmetricWithWeightsInUnitInterval() {
+        let (points, _) = blobs(perBlob: 15, blobs: 2, dims: 3, seed: 2)
+        let (indices, distances) = try! UMAP.nearestNeighbours(points: points, count: 30, dims: 3, k: 5,
+                                                               communicator: SingleProcessCommunicator())
+        let graph = UMAP.fuzzyGraph(indices: indices, distances: distances, count: 30, k: 5)
+        var weight: [String: Float] = [:]
+        for e in graph.weights.indices { weight["\(graph.heads[e]),\(graph.tails[e])"] = graph.weights[e] }
+        for e in graph.weights.indices {
+            XCTAssertEqual(weight["\(graph.tails[e]),\(graph.heads[e])"], graph.weights[e], "W = W^T")
+            XCTAssertTrue(graph.weights[e] > 0 && graph.weights[e] <= 1)
+        }
+        // Every point's nearest neighbour is joined with weight 1 (its distance is rho).
+        for i in 0..<30 { XCTAssertEqual(weight["\(i),\(indices[i * 5 + 1])"]!, 1, accuracy: 1e-6) }
+    }
+
+    func testJacobiEigenvectors() {
+        let m = 6
+        let r = seededValues(m * m, seed: 5)
+        var a = [Double](repeating: 0, count: m * m)
+        for p in 0..<m { for q in 0..<m { a[p * m + q] = r[p * m + q] + r[q * m + p] } }
+        let (values, vectors) = UMAP.jacobi(a, size: m)
+        for c in 0..<m {
+            for p in 0..<m {
+                var av = 0.0
+                for q in 0..<m { av += a[p * m + q] * vectors[q * m + c] }
+                XCTAssertEqual(av, values[c] * vectors[p * m + c], accuracy: 1e-9)
+            }
+        }
+    }
+
+    func testMixtureRecoversElongatedClustersFromAPoorStart() {
+        // Two long thin clusters side by side, a quarter of the starting labels wrong: full covariances follow them.
+        var rng = Xoshiro256(seed: 3)
+        var points: [Float] = [], labels: [Int32] = []
+        for c in 0..<2 {
+            for _ in 0..<300 {
+                points += [Float(rng.nextNormal() * 10), Float(Double(c) * 3 + rng.nextNormal() * 0.3)]
+                labels.append(Int32(c))
+            }
+        }
+        let initial = (0..<600).map { i in i % 4 == 0 ? 1 - labels[i] : labels[i] }
+        let fit = GaussianMixture.fit(points: points, count: 600, dims: 2, components: 2, initial: initial)
+        XCTAssertEqual(Metrics.scores(predicted: fit.assignments, labels: labels, clusters: 2, classes: 2).accuracy, 1, accuracy: 0.005)
+        XCTAssertTrue(fit.converged)
+        for i in 0..<600 {
+            XCTAssertEqual(fit.responsibilities[2 * i] + fit.responsibilities[2 * i + 1], 1, accuracy: 1e-5)
+        }
+    }
+
+    func testUMAPAndMixtureSeparateBlobsAndRepeatBitForBit() throws {
+        let (points, labels) = blobs(perBlob: 40, blobs: 4, dims: 6, seed: 4)
+        let options: UMAPOptions = {
+            var o = UMAPOptions()
+            o.neighbors = 10
+            o.components = 3
+            o.epochs = 100
+            return o
+        }()
+        let layout = try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: SingleProcessCommunicator())
+        XCTAssertEqual(layout.count, 160 * 3)
+        let start = try layout.withUnsafeBufferPointer {
+            try KMeans.fit(points: $0.baseAddress!, count: 160, dims: 3, clusters: 4, restarts: 4, seed: 0,
+                           communicator: SingleProcessCommunicator(), spreadRestarts: true)
+        }
+        let fit = GaussianMixture.fit(points: layout, count: 160, dims: 3, components: 4, initial: start.assignments)
+        XCTAssertEqual(Metrics.scores(predicted: fit.assignments, labels: labels, clusters: 4, classes: 4).accuracy, 1)
+        let again = try InProcessWorld.run(ranks: 2) { c in
+            try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: c)
+        }
+        XCTAssertEqual(again[0].map(\.bitPattern), layout.map(\.bitPattern), "same layout on 2 ranks as on 1")
+        XCTAssertEqual(again[1].map(\.bitPattern), layout.map(\.bitPattern))
+    }
+}
