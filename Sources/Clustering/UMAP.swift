@@ -33,7 +33,9 @@ public enum UMAP {
     public static func embed(points: [Float], count n: Int, dims: Int, options: UMAPOptions,
                              communicator: Communicator) throws -> [Float] {
         let k = min(options.neighbors, n)
-        precondition(k >= 2, "UMAP needs at least 2 points")
+        guard k >= 2, options.neighbors >= 2, options.components >= 1 else {
+            throw RunError("UMAP needs at least 2 points and 2 neighbours (got \(n) points, \(options.neighbors) neighbours)")
+        }
         let (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
         let graph = fuzzyGraph(indices: indices, distances: distances, count: n, k: k)
         return layout(graph, count: n, options: options)

@@ -33,7 +33,7 @@ public struct DECOptions: Sendable {
     public var tolerance: Double = 0.001
     public var restarts = 20
     /// How the starting clusters are found; with n2d, `umap` configures the layout.
-    public var start = ClusterStart.kmeans
+    public var start = ClusterStart.n2d
     public var umap = UMAPOptions()
     /// IDEC and DKM: weight of the clustering term.
     public var gamma: Float = 0.1

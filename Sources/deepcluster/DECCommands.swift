@@ -17,9 +17,10 @@ struct DECCommand: TrainingCommand {
         commandName: "dec",
         abstract: "Task 2, the main job: pretrain the autoencoder, k-means++ on the embedding, then DEC/IDEC/DKM fine-tuning.",
         discussion: """
-            With no flags: 100 epochs of denoising pretraining and up to 100 epochs of DEC on the embedded 10k MNIST set,
-            both on augmented batches (--augment shift=0.1,rotate=10), on however many ranks it was started with. The
-            classic recipe (DEC as published, no augmentation): --augment none --epochs 200. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
+            With no flags: 100 epochs of denoising pretraining, the N2D start (UMAP + Gaussian mixture on the embedding),
+            and up to 100 epochs of DEC on the embedded 10k MNIST set, pretraining and fine-tuning on augmented batches
+            (--augment shift=0.1,rotate=10), on however many ranks it was started with. The classic recipe (DEC as
+            published): --start kmeans --augment none --epochs 200. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
             figure3.svg, figure4.svg (t-SNE), confusion.svg, clusters.svg and report.html into the run directory.
             """)
     @OptionGroup var dataOptions: DataOptions
@@ -43,8 +44,8 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?
     @Option(help: "Stop when fewer than this fraction of labels change between updates.") var tol: Double = 0.001
     @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = 20
-    @Option(help: "How the clusters fine-tuning starts from are found on the pretrained embedding: kmeans (DEC as published), or n2d (UMAP of the embedding to 10 dimensions, 20 neighbours, then a full-covariance Gaussian mixture: McConville et al. 2020).")
-    var start: ClusterStart = .kmeans
+    @Option(help: "How the clusters fine-tuning starts from are found on the pretrained embedding: n2d (UMAP of the embedding to 10 dimensions, 20 neighbours, then a full-covariance Gaussian mixture: McConville et al. 2020), or kmeans (k-means++ and Lloyd, DEC as published).")
+    var start: ClusterStart = .n2d
     @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = 200
     @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
