@@ -101,10 +101,7 @@ public final class SharedMemoryTransport: GradientTransport {
         while start < upper {
             let n = min(upper - start, Self.block)
             sum.update(from: slots[0] + offset + start, count: n)
-            for q in 1..<ranks {
-                let other = slots[q] + offset + start
-                for i in 0..<n { sum[i] += other[i] }
-            }
+            for q in 1..<ranks { Self.add(slots[q] + offset + start, into: sum, count: n) }
             if cross != nil {
                 (own + start).update(from: sum, count: n)  // the host's sum, to go between hosts first
             } else {
@@ -116,6 +113,21 @@ public final class SharedMemoryTransport: GradientTransport {
             try cross.allreduce(UnsafeMutableBufferPointer(start: own + lower, count: upper - lower), .sum)
             for q in 0..<ranks where q != rank { (slots[q] + offset + lower).update(from: own + lower, count: upper - lower) }
         }
+    }
+
+    /// sum[i] += other[i], eight lanes at a time (unaligned: a bucket starts where its layer does); the same
+    /// additions in the same order as one at a time.
+    @inline(__always)
+    static func add(_ other: UnsafePointer<Float>, into sum: UnsafeMutablePointer<Float>, count n: Int) {
+        let source = UnsafeRawPointer(other), target = UnsafeMutableRawPointer(sum)
+        var i = 0
+        while i + 8 <= n {
+            let a = target.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            let b = source.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            target.storeBytes(of: a + b, toByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        while i < n { sum[i] += other[i]; i += 1 }
     }
 
     /// Spins briefly, then yields (with more ranks than cores the rank waited for needs this core), until every

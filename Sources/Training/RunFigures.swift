@@ -22,7 +22,7 @@ extension Figures {
             .line(title: "\(name) over fine-tuning", xLabel: "epoch", yLabel: "score", series: [
                 Series(name: "\(name) ACC", points: points.map { ($0.0, $0.1) }),
                 Series(name: "\(name) NMI", points: points.map { ($0.0, $0.2) }),
-            ] + (kmeansScores.map { k in [Series(name: "k-means ACC", points: [(0, k.accuracy), (max(last, 1), k.accuracy)], dashed: true)] } ?? []),
+            ] + (kmeansScores.map { k in [Series(name: trainer.options.start == .n2d ? "N2D start ACC" : "k-means ACC", points: [(0, k.accuracy), (max(last, 1), k.accuracy)], dashed: true)] } ?? []),
             yRange: 0...1),
         ], columns: 1, width: 720, height: 400)
         try context.write("figure3.svg", figure3)
