@@ -10,7 +10,6 @@ static inline MPI_Comm CMPIShims_COMM_NULL(void) { return MPI_COMM_NULL; }
 static inline MPI_Info CMPIShims_INFO_NULL(void) { return MPI_INFO_NULL; }
 static inline MPI_Errhandler CMPIShims_ERRORS_RETURN(void) { return MPI_ERRORS_RETURN; }
 static inline void *CMPIShims_IN_PLACE(void) { return MPI_IN_PLACE; }
-static inline MPI_Status *CMPIShims_STATUS_IGNORE(void) { return MPI_STATUS_IGNORE; }
 
 static inline MPI_Datatype CMPIShims_FLOAT(void) { return MPI_FLOAT; }
 static inline MPI_Datatype CMPIShims_DOUBLE(void) { return MPI_DOUBLE; }
