@@ -174,22 +174,15 @@ public enum UMAP {
         let dims = options.components, a = options.a, b = options.b
         var rng = Xoshiro256(seed: options.seed, stream: 0x554D_4150)
         // Random initialisation in [-10, 10], then scaled to [0, 10] per coordinate as umap-learn does.
+        // (Drawn even when the spectral start replaces it: the negative samples below continue this stream.)
         var y = (0..<(n * dims)).map { _ in rng.nextUnit() * 20 - 10 }
-        for d in 0..<dims {
-            var low = Float.infinity, high = -Float.infinity
-            for i in 0..<n { low = min(low, y[i * dims + d]); high = max(high, y[i * dims + d]) }
-            for i in 0..<n { y[i * dims + d] = 10 * (y[i * dims + d] - low) / max(high - low, 1e-12) }
-        }
+        scaleToTen(&y, count: n, dims: dims)
         if options.spectralStart, let start = spectralLayout(graph, count: n, dims: dims, seed: options.seed) {
             // umap-learn's spectral start: scaled to 10 at its largest, a little noise, then the same [0, 10] scaling.
             let expansion = 10 / max(start.map { abs($0) }.max() ?? 1, 1e-12)
             var noise = Xoshiro256(seed: options.seed, stream: 0x4E4F_4953)
             y = start.map { Float($0 * expansion + noise.nextNormal() * 1e-4) }
-            for d in 0..<dims {
-                var low = Float.infinity, high = -Float.infinity
-                for i in 0..<n { low = min(low, y[i * dims + d]); high = max(high, y[i * dims + d]) }
-                for i in 0..<n { y[i * dims + d] = 10 * (y[i * dims + d] - low) / max(high - low, 1e-12) }
-            }
+            scaleToTen(&y, count: n, dims: dims)
         }
         let largest = graph.weights.max() ?? 1
         // Edges too light to be sampled once in `epochs` are dropped; the others come every largest / weight epochs.
@@ -231,6 +224,15 @@ public enum UMAP {
             }
         }
         return y
+    }
+
+    /// Each coordinate of (N, dims) mapped linearly onto [0, 10], as umap-learn does to every start.
+    static func scaleToTen(_ y: inout [Float], count n: Int, dims: Int) {
+        for d in 0..<dims {
+            var low = Float.infinity, high = -Float.infinity
+            for i in 0..<n { low = min(low, y[i * dims + d]); high = max(high, y[i * dims + d]) }
+            for i in 0..<n { y[i * dims + d] = 10 * (y[i * dims + d] - low) / max(high - low, 1e-12) }
+        }
     }
 
     // MARK: - The spectral start

@@ -144,12 +144,14 @@ public final class DECTrainer {
         let z = try embedAll()
         let slice = contiguousShare(total: data.count, rank: context.rank, size: context.ranks)
         var localQ = [Float](repeating: 0, count: slice.count * k)
-        if slice.count > 0 { z.withUnsafeBufferPointer { zp in
-            localQ.withUnsafeMutableBufferPointer { qp in
-                objective.assign(z: zp.baseAddress! + slice.lowerBound * e, rows: slice.count,
-                                 centres: model.store.parameters + model.centres, q: qp.baseAddress!)
+        if slice.count > 0 {
+            z.withUnsafeBufferPointer { zp in
+                localQ.withUnsafeMutableBufferPointer { qp in
+                    objective.assign(z: zp.baseAddress! + slice.lowerBound * e, rows: slice.count,
+                                     centres: model.store.parameters + model.centres, q: qp.baseAddress!)
+                }
             }
-        } }
+        }
         let q = try gather(localQ, perSample: k)
         var assignments = [Int32](repeating: 0, count: data.count)
         for i in 0..<data.count {
