@@ -5,11 +5,13 @@
 # or such an error; none with a signal, a timeout or the memory limit. Writes the table of every input (exit status,
 # first error line, peak memory) to $1/fuzz.md and prints the failures and the largest peak. Called by
 # Tests/multirank.sh with its temp dir; returns the number of failures. About a minute.
+# Its last section, state files, also runs alone (about 20 s): FUZZ_ONLY=state Tests/fuzz.sh DIR. DC_BIN names
+# another binary to test (default .build/release/deepcluster), e.g. DC_BIN=/work/before/.build/release/deepcluster.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 T="$1/fuzz"
 mkdir -p "$T"
-BIN=$(pwd)/.build/release/deepcluster
+BIN=${DC_BIN:-$(pwd)/.build/release/deepcluster}
 fails=0
 table="$1/fuzz.md"
 echo "| input | exit | first line on stderr | peak MB |" > "$table"
@@ -37,6 +39,110 @@ run() {
   fi
 }
 mkdir -p "$T/cwd"
+
+# State files (the resume readers: DECTrainer.resume, Pretrainer.resume, Model.load): genuine autoencoder.bin and
+# dec-state.bin from small runs, then variants with a valid checksum written by Tests/craft-state.py (each section one
+# value short, one long, missing; each metadata field negative, huge, 1e300, text, empty, absent; labels out of range;
+# other widths and cluster counts), each resumed in a copy of its run directory (the .prev files removed, so that
+# the crafted file is the one read). Its list names what each must do: "bad" ends with exit status 1 or 2, a line
+# starting with "error:", and every file of the run as it was; "ok" resumes and finishes (exit 0); "either" does one
+# of the two. Rows go into the table as "state SET VARIANT"; the section prints N passed, N failed.
+state_files() {
+  local S="$T/state" t0=$SECONDS passed=0 failed=0 accepted=0
+  rm -rf "$S"; mkdir -p "$S/cwd"
+  local D="--limit 300 --widths 784-16-10 --batch-size 100 --pretrain-epochs 2 --epochs 3 --start kmeans --restarts 1"
+  D="$D --tsne-points 0 --augment none --tol 0 --seed 1 --threads 1"
+  # dec-pre: stopped after pretraining epoch 1 of 2 (autoencoder.bin only). dec: then stopped again at the end of
+  # pretraining and after fine-tuning epoch 1 of 3 (autoencoder.bin and dec-state.bin). pre: a pretrain run stopped
+  # after epoch 1 of 2.
+  if ! { "$BIN" dec $D --out "$S/dec" --stop-after-epochs 1 && cp -r "$S/dec" "$S/dec-pre" \
+         && "$BIN" dec --resume "$S/dec" --threads 1 --stop-after-epochs 1 \
+         && "$BIN" dec --resume "$S/dec" --threads 1 --stop-after-epochs 1 \
+         && "$BIN" pretrain --limit 300 --widths 784-16-10 --batch-size 100 --epochs 2 --augment none --threads 1 \
+              --stop-after-epochs 1 --out "$S/pre"; } > "$S/runs.log" 2>&1 \
+     || [ ! -s "$S/dec/dec-state.bin" ] || [ ! -s "$S/dec/autoencoder.bin" ] || [ -e "$S/dec-pre/dec-state.bin" ] \
+     || [ ! -s "$S/dec-pre/autoencoder.bin" ] || [ ! -s "$S/pre/autoencoder.bin" ]; then
+    fail "state files: the small runs that make them ($S/runs.log: $(tail -1 "$S/runs.log"))"; return
+  fi
+
+  # state_set SET KIND SOURCE RUN COMMAND...: every variant of the state file SOURCE, put into a copy of the run
+  # directory RUN that COMMAND resumes (@DIR@); with RUN -, the file @FILE@ that a fresh run into @DIR@ loads.
+  state_set() {
+    local set=$1 kind=$2 source=$3 run=$4; shift 4
+    local V="$S/$set"; mkdir -p "$V"
+    python3 Tests/craft-state.py variants "$kind" "$source" "$V" > "$V.tsv" || { fail "state $set: craft-state.py"; return; }
+    local name expect what
+    while IFS=$'\t' read -r name expect what; do
+      local c="$S/$set-$name" crafted="$V/$name.bin" file
+      if [ "$run" = - ]; then file="$c.bin"; else cp -r "$run" "$c"; rm -f "$c"/*.prev; file="$c/$(basename "$source")"; fi
+      cp "$crafted" "$file"
+      local before=""; [ "$run" = - ] || before=$(cd "$c" && md5sum * 2>/dev/null)
+      local args=("${@//@DIR@/$c}"); args=("${args[@]//@FILE@/$file}")
+      cases=$((cases + 1))
+      ( ulimit -v 3000000; cd "$S/cwd" && exec /usr/bin/time -f "%M" -o "$S/mem" timeout 30 "${args[@]}" ) \
+        < /dev/null > "$c.out" 2> "$c.err"
+      local rc=$?
+      local kb; kb=$(tail -1 "$S/mem" 2>/dev/null | grep -E '^[0-9]+$' || echo 0)
+      local mb=$((kb / 1024))
+      [ "$mb" -gt "$worst" ] && { worst=$mb; worstcase="state $set $name"; }
+      local line; line=$(grep -m1 '^error:' "$c.err" | cut -c1-200)
+      # What changed in the run directory (the crafted file included): nothing may, unless the run went on.
+      local changed=""
+      cmp -s "$crafted" "$file" || changed="$(basename "$file")"
+      if [ "$run" != - ]; then
+        changed=$(diff <(echo "$before") <(cd "$c" && md5sum * 2>/dev/null) | awk '/^[<>]/ { print $3 }' | sort -u | tr '\n' ' ')
+      fi
+      # A crash: the runtime's message (else the signal) and the first frame in the sources, from the backtrace.
+      local crash=""
+      if [ $rc -ge 128 ]; then
+        crash=$(grep -m1 -o -E 'Swift runtime failure: .*|Fatal error: .*' "$c.err" | sed -E 's/ in deepcluster at .*//; s/ \*\*\*$//')
+        [ -n "$crash" ] || crash=$(grep -m1 -o -E 'Program crashed: [^*]*' "$c.err" | sed -E 's/ at 0x[0-9a-f]+ *$//')
+        crash="${crash:-signal $((rc - 128))} at $(grep -v -E 'compiler-generated|Swift runtime failure' "$c.err" \
+          | grep -m1 -E '^ *[0-9]+ .*0x[0-9a-f]+ .* in deepcluster at /' \
+          | sed -E 's/^ *[0-9]+ [^0]*0x[0-9a-f]+ (.*) in deepcluster at .*\/([^/]+:[0-9]+):[0-9]+$/\1 (\2)/; s/ \+ [0-9]+ \(/ (/')"
+      fi
+      local took=0 proper=0
+      [ $rc -eq 0 ] && grep -q -E 'resuming|loaded the pretrained' "$c.out" "$c.err" && took=1
+      { [ $rc -eq 1 ] || [ $rc -eq 2 ]; } && [ -n "$line" ] && [ -z "$changed" ] && proper=1
+      local ok=0
+      case "$expect" in
+        ok) ok=$took ;;
+        bad) ok=$proper ;;
+        either) [ $took -eq 1 ] || [ $proper -eq 1 ] && ok=1 ;;
+      esac
+      local shown="$line"
+      [ $rc -eq 0 ] && shown="accepted"
+      [ $rc -ge 124 ] && shown="$crash"
+      [ $rc -eq 124 ] && shown="timeout (30 s)"
+      echo "| state $set $name [$expect]: ${what//|/\\|} | $rc | ${shown//|/\\|} | $mb |" >> "$table"
+      if [ $ok -eq 1 ]; then
+        passed=$((passed + 1)); [ $rc -eq 0 ] && accepted=$((accepted + 1))
+      else
+        local why
+        if [ $rc -eq 124 ]; then why="timeout after 30 s"
+        elif [ $rc -ge 128 ]; then why="$crash"
+        elif [ $rc -eq 0 ] && [ $took -eq 0 ]; then why="exit 0 without resuming"
+        elif [ $rc -eq 0 ]; then why="accepted: must be refused"
+        elif [ -z "$line" ]; then why="no line starting with error: ($(tail -1 "$c.err" | cut -c1-160))"
+        elif [ -n "$changed" ]; then why="changed the run: $changed ($line)"
+        else why="$line"; fi
+        echo "FAIL state $set $name [$expect] ($what): exit $rc: $why"
+        failed=$((failed + 1)); fails=$((fails + 1))
+      fi
+      [ $ok -eq 1 ] && rm -rf "$c" "$c.bin" "$c.out" "$c.err"
+    done < "$V.tsv"
+  }
+  state_set dec-state dec-state "$S/dec/dec-state.bin" "$S/dec" "$BIN" dec --resume @DIR@ --threads 1
+  state_set dec-pretrain autoencoder "$S/dec-pre/autoencoder.bin" "$S/dec-pre" "$BIN" dec --resume @DIR@ --threads 1
+  state_set pretrain autoencoder "$S/pre/autoencoder.bin" "$S/pre" "$BIN" pretrain --resume @DIR@ --threads 1
+  state_set pretrained pretrained "$S/pre/autoencoder.bin" - "$BIN" dec $D --pretrained @FILE@ --out @DIR@
+  echo "state files: $passed passed, $failed failed ($accepted of the passed accepted, exit 0); $((SECONDS - t0)) s"
+}
+if [ "${FUZZ_ONLY:-}" = state ]; then
+  state_files
+  echo "fuzz (state files only): $cases inputs, $fails failure(s); largest peak ${worst} MB ($worstcase); table in $table"
+  exit $fails
+fi
 
 # Files: IDX images (with good labels beside them), gzip, checkpoints (valid FNV-1a over crafted fields).
 python3 - "$T" <<'PY'
@@ -224,6 +330,8 @@ for i in $(seq 1 25); do
   o=${options[$((RANDOM % ${#options[@]}))]}; v=${values[$((RANDOM % ${#values[@]}))]}
   run any "dec $o '$v' (random)" "$BIN" dec $Q $o "$v" --out "$T/o-rand$i"
 done
+
+state_files
 
 echo "fuzz: $cases inputs, $fails failure(s); largest peak ${worst} MB ($worstcase); table in $table"
 exit $fails

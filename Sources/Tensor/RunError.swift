@@ -3,6 +3,12 @@
 
 public struct RunError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// Every rank throws this error at the same point (a check of options they all share, or a failure that rank 0
+    /// broadcast): rank 0 alone reports it, and the others wait for that at a barrier before they exit.
+    public let everyRank: Bool
+    public init(_ message: String, everyRank: Bool = false) {
+        self.message = message
+        self.everyRank = everyRank
+    }
     public var description: String { message }
 }

@@ -98,6 +98,7 @@ public enum Bench {
         options.widths = widths
         options.overlap = overlap
         options.augmentation = augmentation
+        options.maskRate = 0
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
         let maxRows = largestShare(total: batchSize, size: context.ranks)
         let model = try Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows,
@@ -120,9 +121,10 @@ public enum Bench {
         var decOptions = DECOptions()
         decOptions.batchSize = batchSize
         decOptions.restarts = 1
+        decOptions.start = .kmeans
         decOptions.augmentation = augmentation
         let decTrainer = try DECTrainer(context: context, data: data, options: decOptions, model: pretrainer.model)
-        _ = try decTrainer.initializeCentres()
+        try decTrainer.startClusters()
         let pass = try decTrainer.pass()
         decTrainer.setTarget(pass)
         let decProbe = sgemmProbe(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0])

@@ -1,5 +1,5 @@
-// The report's Task 2 end to end: pretrain (or load) the autoencoder, k-means on the embedding, fine-tune with
-// DEC / IDEC / DKM, save the model, draw the figures.
+// The report's Task 2 end to end: pretrain (or load) the autoencoder, the start on the embedding (N2D or k-means),
+// fine-tune with DEC / IDEC / DKM, save the model, write the outputs and draw the figures. Predict beside it.
 import Clustering
 import Collective
 import Datasets
@@ -11,8 +11,9 @@ import Tensor
 public enum DECExperiment {
     public static func run(context: RunContext, data: DataSet, pretrain: PretrainOptions, options: DECOptions,
                            pretrained: String?) throws -> ClusteringPass {
-        try context.writeConfiguration((pretrained == nil ? [("pretrain", pretrain as Any)] : [("pretrained", pretrained! as Any)])
-                                       + [(options.method.rawValue, options as Any)])
+        try context.writeConfiguration((pretrained == nil ? [("pretrain", pretrain.flags(inDEC: true))]
+                                                          : [("pretrained", [("--pretrained", pretrained!)])])
+                                       + [(options.method.rawValue, options.flags)])
         let maxRows = largestShare(total: options.batchSize, size: context.ranks)
         let model = try Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)),
                               communicator: context.communicator, overlap: pretrain.overlap)
@@ -24,45 +25,17 @@ public enum DECExperiment {
             context.say("resuming \(options.method.rawValue) fine-tuning \(position) (step \(trainer.step))")
         } else {
             if let pretrained {
-                if context.resuming { context.truncateMetrics(to: 0) }
+                if context.resuming { context.metrics.truncate(to: 0) }
                 try model.load(try Checkpoint.load(pretrained), path: pretrained, wantCentres: false)
                 try model.synchronize(context.communicator)
                 context.say("loaded the pretrained autoencoder from \(pretrained)")
             } else {
-                let pretrainer = try Pretrainer(context: context, data: data, options: pretrain, model: model)
-                if context.resuming, try pretrainer.resume() {
-                    context.say(pretrainer.batchInEpoch > 0
-                                ? "resuming pretraining in epoch \(pretrainer.epoch + 1) of \(pretrain.epochs), after batch \(pretrainer.batchInEpoch)"
-                                : "resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
-                } else {
-                    try pretrainer.initializeWeights()
-                }
-                context.say("pretraining \(pretrain.widths.map(String.init).joined(separator: "-")) for \(pretrain.epochs) epochs "
-                            + "(\(pretrain.optimizer.rawValue) lr \(pretrain.learningRate), mask \(pretrain.maskRate), batch \(pretrain.batchSize))")
-                try pretrainer.run()
+                try pretrainAutoencoder(context: context, data: data, options: pretrain, model: model)
             }
             try context.checkEpochBudget()
-            let kmeansStart = Clock.now
-            switch options.start {
-            case .kmeans:
-                let (kmeans, kScores) = try trainer.initializeCentres()
-                trainer.kmeansScores = kScores
-                context.say(String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
-                                   options.restarts, context.ranks, kmeans.inertia, Clock.now - kmeansStart, kScores.text))
-                var record = RunRecord(phase: "kmeans-embedding")
-                record.setScores(accuracy: kScores.accuracy, nmi: kScores.nmi, ari: kScores.ari)
-                record.inertia = kmeans.inertia
-                context.record(record)
-            case .n2d:
-                let (mixture, scores) = try trainer.initializeN2D()
-                trainer.kmeansScores = scores
-                context.say(String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours; Gaussian mixture, %d EM iterations; %.1fs): %@",
-                                   options.umap.components, options.umap.neighbors, mixture.iterations, Clock.now - kmeansStart, scores.text))
-                var record = RunRecord(phase: "n2d-embedding")
-                record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
-                record.seconds = Clock.now - kmeansStart
-                context.record(record)
-            }
+            let start = try trainer.startClusters()
+            context.say(start.summary)
+            context.record(start.record)
         }
         let pretrainSeconds = Clock.now - phaseStart
         let fineTuneStart = Clock.now
@@ -95,7 +68,7 @@ public enum DECExperiment {
             try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
             try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
             try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, options.clusters]))
-            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.kmeansScores, final: final)
+            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.startScores, final: final)
             if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
                                                    assignments: final.assignments, clusters: options.clusters) {
                 try context.write("clusters.svg", gallery)
@@ -152,6 +125,21 @@ public enum DECExperiment {
         try context.write("figure4.svg", figure)
     }
 
+    /// Pretrains `model` in place (or continues a stopped pretraining of this run).
+    static func pretrainAutoencoder(context: RunContext, data: DataSet, options pretrain: PretrainOptions, model: Model) throws {
+        let pretrainer = try Pretrainer(context: context, data: data, options: pretrain, model: model)
+        if context.resuming, try pretrainer.resume() {
+            context.say(pretrainer.batchInEpoch > 0
+                        ? "resuming pretraining in epoch \(pretrainer.epoch + 1) of \(pretrain.epochs), after batch \(pretrainer.batchInEpoch)"
+                        : "resuming pretraining after epoch \(pretrainer.epoch) of \(pretrain.epochs)")
+        } else {
+            try pretrainer.initializeWeights()
+        }
+        context.say("pretraining \(widthsText(pretrain.widths)) for \(pretrain.epochs) epochs "
+                    + "(\(pretrain.optimizer.rawValue) lr \(pretrain.learningRate), mask \(pretrain.maskRate), batch \(pretrain.batchSize))")
+        try pretrainer.run()
+    }
+
     static func pretrainRows(_ p: PretrainOptions, _ context: RunContext) -> Int {
         largestShare(total: p.batchSize, size: context.ranks)
     }
@@ -199,12 +187,13 @@ public enum Predictor {
         var options = DECOptions()
         options.clusters = checkpoint.clusters
         options.method = DeepMethod(rawValue: checkpoint.metadata["method"] ?? "dec") ?? .dec
-        let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
-        if let alpha = Float(checkpoint.metadata["alpha"] ?? "") { trainer.alphaOverride(alpha) }
-        return try trainer.pass()
+        let objective = makeObjective(options, rows: 1, embedding: model.embeddingDimension)
+        if let text = checkpoint.metadata["alpha"] {
+            guard let alpha = Float(text), alpha.isFinite, alpha > 0 else {
+                throw CheckpointError(path: modelPath, reason: "its alpha \(text.prefix(40)) is not a positive number")
+            }
+            objective.sharpness = alpha
+        }
+        return try WholeDataPass(data: data, model: model, communicator: context.communicator).run(objective)
     }
-}
-
-extension DECTrainer {
-    func alphaOverride(_ value: Float) { objective.sharpness = value }
 }

@@ -155,7 +155,7 @@ public final class InputClusterer {
         try transport.bucketReady(0..<transport.count)
         try transport.finish()
         let total = Double(transport.gradients[statistics])
-        try context.requireFinite(total, quantity: "soft k-means loss", step: b)
+        try context.policy.requireFinite(total, quantity: "soft k-means loss", step: b)
         optimizer.update(store)
         if options.method == .free {
             let rate = options.weightLearningRate / distanceScale

@@ -8,43 +8,6 @@ import NN
 import Report
 import Tensor
 
-public struct PretrainOptions: Sendable {
-    public var epochs = 100
-    public var batchSize = 256
-    public var optimizer: OptimizerKind = .adam
-    public var learningRate: Float = 0.001
-    public var seed: UInt64 = 0
-    public var widths = [784, 500, 500, 2000, 10]
-    public var weightInit: WeightInit = .glorot
-    /// Denoising: each input zeroed with this probability (the target stays clean).
-    public var maskRate: Float = 0
-    /// A random shift and rotation of every sample (input and target alike); the mask, if any, on top.
-    public var augmentation = Augmentation.none
-    public var overlap = true
-    public var checkpointEvery = 1
-    public var maxSteps: Int? = nil
-    /// Fault injection for tests: this rank's gradient becomes NaN at this step.
-    public var poison: (step: Int, rank: Int)? = nil
-    /// Tests: one process computes the shares of this many ranks and sums them as they would (ShareEmulation).
-    public var emulation: ShareEmulation? = nil
-    /// Tests: the first step's reduced gradient (and an emulation's shares, at PATH.shares) go to this file.
-    public var gradientDump: String? = nil
-    public init() {}
-
-    public init(epochs: Int, batchSize: Int, optimizer: OptimizerKind, learningRate: Float, seed: UInt64, widths: [Int],
-                weightInit: WeightInit, maskRate: Float, overlap: Bool) {
-        self.epochs = epochs
-        self.batchSize = batchSize
-        self.optimizer = optimizer
-        self.learningRate = learningRate
-        self.seed = seed
-        self.widths = widths
-        self.weightInit = weightInit
-        self.maskRate = maskRate
-        self.overlap = overlap
-    }
-}
-
 public final class Pretrainer {
     public let context: RunContext
     public let data: DataSet
@@ -52,6 +15,8 @@ public final class Pretrainer {
     public let model: Model
     public let optimizer: Optimizer
     public let gatherer: BatchGatherer
+    /// The augmentation in effect (the options', or the recipe's for the data).
+    let augmentation: Augmentation
     public var sampler: Sampler
     public private(set) var epoch = 0
     public private(set) var step = 0
@@ -69,7 +34,8 @@ public final class Pretrainer {
         self.data = data
         self.options = options
         if options.emulation != nil, context.ranks > 1 { throw RunError("an emulation of several ranks runs on one rank") }
-        try options.augmentation.check(data)
+        augmentation = options.augmentation ?? Recipe.augmentation(for: data)
+        try augmentation.check(data)
         let maxRows = largestShare(total: options.batchSize, size: options.emulation?.ranks ?? context.ranks)
         let model = try model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows,
                                        communicator: context.communicator, overlap: options.overlap)
@@ -111,7 +77,7 @@ public final class Pretrainer {
         }
         let total = Double(model.statistics[0])
         let finite = optimizer.update(store)
-        try context.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: finite)
+        try context.policy.requireFinite(total, quantity: "reconstruction loss", step: step, gradients: finite)
         step += 1
         return total
     }
@@ -123,7 +89,7 @@ public final class Pretrainer {
         let indices = sampler.permutation[local]
         let store = model.store, ae = model.autoencoder, transport = model.transport
         gatherer.gather(data, indices: indices)
-        let target = gatherer.input(options.augmentation, seed: options.seed, epoch: epoch, indices: indices)
+        let target = gatherer.input(augmentation, seed: options.seed, epoch: epoch, indices: indices)
         var input = target
         if options.maskRate > 0 {
             gatherer.mask(rate: options.maskRate, seed: options.seed, epoch: epoch, indices: indices, from: target)
@@ -210,46 +176,31 @@ public final class Pretrainer {
 
     public func saveCheckpoint() throws {
         guard context.isRoot else { return }
-        var metadata = context.checkpointMetadata(epoch: epoch, step: step)
-        metadata["kind"] = "autoencoder"
-        metadata["seed"] = String(options.seed)
-        metadata["batch"] = String(batchInEpoch)
-        if batchInEpoch > 0 {
-            metadata["epoch_so_far"] = "\(String(epochSoFar.loss.bitPattern, radix: 16)) \(epochSoFar.comm) \(epochSoFar.seconds)"
-        }
-        let checkpoint = model.checkpoint(metadata: metadata, optimizer: optimizer, includeCentres: false)
+        var state = RunState()
+        (state.epoch, state.step, state.batch) = (epoch, step, batchInEpoch)
+        state.sums = [epochSoFar.loss, epochSoFar.comm, epochSoFar.seconds]
+        optimizer.save(into: &state)
+        var checkpoint = model.checkpoint(metadata: context.checkpointMetadata(), includeCentres: false)
+        checkpoint.metadata["seed"] = String(options.seed)
+        state.encode(into: &checkpoint, kind: "autoencoder", method: nil)
         try checkpoint.write(to: checkpointPath)
     }
 
     /// Continues from the run directory's newest complete autoencoder.bin; false when there is none yet.
     public func resume() throws -> Bool {
         guard let checkpoint = try context.loadCheckpoint("autoencoder.bin") else {
-            context.truncateMetrics(to: 0)  // stopped before its first checkpoint: it starts again
+            context.metrics.truncate(to: 0)  // stopped before its first checkpoint: it starts again
             return false
         }
         try model.load(checkpoint, path: checkpointPath, wantCentres: false)
-        guard let first = checkpoint.sections["optimizer.first"], let second = checkpoint.sections["optimizer.second"],
-              first.count == optimizer.range.count, second.count == optimizer.range.count,
-              let epoch = Int(checkpoint.metadata["epoch"] ?? ""), let step = Int(checkpoint.metadata["step"] ?? "") else {
-            throw CheckpointError(path: checkpointPath, reason: "holds no optimizer state or epoch: not a checkpoint of a pretraining run")
-        }
-        optimizer.restore(step: Int(checkpoint.metadata["optimizer_step"] ?? "0") ?? 0, first: first, second: second)
-        let batch = Int(checkpoint.metadata["batch"] ?? "0") ?? -1
-        guard (0..<sampler.batchesPerEpoch).contains(batch) else {
-            throw CheckpointError(path: checkpointPath, reason: "epoch \(epoch), batch \(batch) is not a position of this run "
-                                  + "(\(options.epochs) epochs of \(sampler.batchesPerEpoch) batches)")
-        }
-        if batch > 0 {
-            let parts = (checkpoint.metadata["epoch_so_far"] ?? "").split(separator: " ")
-            guard parts.count == 3, let bits = UInt64(parts[0], radix: 16), let comm = Double(parts[1]), let seconds = Double(parts[2]) else {
-                throw CheckpointError(path: checkpointPath, reason: "a checkpoint inside epoch \(epoch + 1) without the epoch's sums so far")
-            }
-            epochSoFar = (Double(bitPattern: bits), comm, seconds)
-        }
-        self.epoch = epoch
-        self.step = step
-        batchInEpoch = batch
-        context.truncateMetrics(to: Int(checkpoint.metadata["metrics_lines"] ?? "") ?? context.metricsLines)
+        let expected = RunState.Expectation(kind: "autoencoder", method: nil, optimizerCount: optimizer.range.count,
+                                            batchesPerEpoch: sampler.batchesPerEpoch, sumCount: 3, samples: data.count,
+                                            metricsLines: try context.agreedMetricsLines())
+        let (state, lines) = try RunState.decode(checkpoint, path: checkpointPath, expected: expected)
+        optimizer.restore(state)
+        (epoch, step, batchInEpoch) = (state.epoch, state.step, state.batch)
+        epochSoFar = (state.sums[0], state.sums[1], state.sums[2])
+        context.metrics.truncate(to: lines)
         try model.synchronize(context.communicator)
         return true
     }

@@ -15,7 +15,7 @@ struct DECCommand: TrainingCommand {
     static let resumableOptions = ["--lr", "--epochs", "--checkpoint-every", "--pretrain-lr", "--pretrain-epochs"]
     static let configuration = CommandConfiguration(
         commandName: "dec",
-        abstract: "Task 2, the main job: pretrain the autoencoder, k-means++ on the embedding, then DEC/IDEC/DKM fine-tuning.",
+        abstract: "Task 2, the main job: pretrain the autoencoder, find the start on the embedding (N2D by default, or k-means++), then DEC/IDEC/DKM fine-tuning.",
         discussion: """
             With no flags: 100 epochs of denoising pretraining, the N2D start (UMAP + Gaussian mixture on the embedding),
             and up to 100 epochs of DEC on the embedded 10k MNIST set, pretraining and fine-tuning on augmented batches
@@ -28,33 +28,33 @@ struct DECCommand: TrainingCommand {
     @OptionGroup var session: SessionOptions
     @Option(help: "dec, idec or dkm.") var method: DeepMethod = .dec
     @Option(help: "Clusters K. Default: the number of classes in the data.") var clusters: Int?
-    @Option(help: "Fine-tuning epochs (upper limit; training stops earlier when fewer than --tol of the labels change).") var epochs = 100
-    @Option(help: "Pretraining epochs.") var pretrainEpochs = 100
+    @Option(help: "Fine-tuning epochs (upper limit; training stops earlier when fewer than --tol of the labels change).") var epochs = Recipe.epochs
+    @Option(help: "Pretraining epochs.") var pretrainEpochs = Recipe.pretrainEpochs
     @Option(help: "Skip pretraining: load this autoencoder.bin.") var pretrained: String?
-    @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
-    @Option(help: "Fine-tuning optimizer: sgd or adam.") var optimizer: OptimizerKind = .sgd
-    @Option(help: "Fine-tuning learning rate.") var lr: Float = 0.01
-    @Option(help: "Pretraining optimizer.") var pretrainOptimizer: OptimizerKind = .adam
-    @Option(help: "Pretraining learning rate.") var pretrainLr: Float = 0.001
-    @Option(help: "Denoising pretraining: probability of zeroing each input pixel.") var mask: Float = 0.2
-    @Option(help: "Augmentation in pretraining and fine-tuning (square images; the target distribution uses the clean data): none, or shift=F,rotate=DEGREES, e.g. shift=0.1,rotate=10 (see pretrain --help).")
-    var augment = "shift=0.1,rotate=10"
-    @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
-    @Option(help: "Weight initialisation: glorot or fanin.") var initialization: WeightInit = .glorot
+    @Option(help: "Global batch size (summed over all ranks). Default: \(Recipe.batchSize), or the number of samples when there are fewer.") var batchSize: Int?
+    @Option(help: "Fine-tuning optimizer: sgd or adam.") var optimizer = Recipe.optimizer
+    @Option(help: "Fine-tuning learning rate.") var lr = Recipe.learningRate
+    @Option(help: "Pretraining optimizer.") var pretrainOptimizer = Recipe.pretrainOptimizer
+    @Option(help: "Pretraining learning rate.") var pretrainLr = Recipe.pretrainLearningRate
+    @Option(help: "Denoising pretraining: probability of zeroing each input pixel.") var mask = Recipe.maskRate
+    @Option(help: "Augmentation in pretraining and fine-tuning (square images; the target distribution uses the clean data): none, or shift=F,rotate=DEGREES, e.g. shift=0.1,rotate=10 (see pretrain --help). Default: shift=0.1,rotate=10 on square images, none on other data.")
+    var augment: String?
+    @Option(help: "Encoder widths, input first. Default: the data's width, then 500-500-2000-10.") var widths: String?
+    @Option(help: "Weight initialisation: glorot or fanin.") var initialization = Recipe.weightInit
     @Option(help: "Steps between target-distribution updates. Default: once per epoch.") var updateInterval: Int?
-    @Option(help: "Stop when fewer than this fraction of labels change between updates.") var tol: Double = 0.001
-    @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = 20
+    @Option(help: "Stop when fewer than this fraction of labels change between updates.") var tol = Recipe.tolerance
+    @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = Recipe.restarts
     @Option(help: "How the clusters fine-tuning starts from are found on the pretrained embedding: n2d (UMAP of the embedding to 10 dimensions, 20 neighbours, then a full-covariance Gaussian mixture: McConville et al. 2020), or kmeans (k-means++ and Lloyd, DEC as published).")
-    var start: ClusterStart = .n2d
-    @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = 200
+    var start = Recipe.start
+    @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = Recipe.umap.epochs
     @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Write a checkpoint (autoencoder.bin while pretraining, dec-state.bin while fine-tuning) every N epochs.")
     var checkpointEvery = 1
     @Option(help: "Epochs whose embedding Figure 4 maps with t-SNE, e.g. 0,50,100,200 (the end is always added). Default: the start, the middle and the end.")
     var snapshots: String?
-    @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = 2000
-    @Option(help: "t-SNE iterations.") var tsneIterations = 1000
+    @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = Recipe.tsnePoints
+    @Option(help: "t-SNE iterations.") var tsneIterations = Recipe.tsneIterations
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
     func validate() throws {
@@ -66,9 +66,9 @@ struct DECCommand: TrainingCommand {
         try Limits.augmentation(augment)
         try Limits.finite(tol, "--tol", in: 0...1, hint: "a fraction between 0 and 1, e.g. 0.001")
         if let gamma { try Limits.positive(gamma, "--gamma") }
-        try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
+        try Limits.memory(widths: try plannedWidths(widths), batchSize: batchSize ?? Recipe.batchSize)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
-        _ = try parseWidths(widths)
+        _ = try plannedWidths(widths)
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
         _ = try snapshotEpochs()
         if !(0...Limits.largestTSNEPoints).contains(tsnePoints) || !(1...100_000).contains(tsneIterations) {
@@ -90,9 +90,10 @@ struct DECCommand: TrainingCommand {
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try dataOptions.load(rank: communicator.rank)
             let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
-            var pretrain = PretrainOptions(epochs: pretrainEpochs, batchSize: batchSize, optimizer: pretrainOptimizer,
-                                           learningRate: pretrainLr, seed: seed, widths: try dataWidths(widths, data),
-                                           weightInit: initialization, maskRate: mask, overlap: !runtime.noOverlap)
+            var pretrain = PretrainOptions()
+            (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs, batchSize, pretrainOptimizer, pretrainLr)
+            (pretrain.seed, pretrain.widths, pretrain.weightInit) = (seed, try dataWidths(widths, data), initialization)
+            (pretrain.maskRate, pretrain.overlap) = (mask, !runtime.noOverlap)
             pretrain.checkpointEvery = checkpointEvery
             pretrain.augmentation = try Limits.augmentation(augment, data: data, rank: communicator.rank)
             guard pretrain.widths[0] == data.dimension else {
@@ -112,7 +113,7 @@ struct DECCommand: TrainingCommand {
             options.restarts = restarts
             options.start = start
             options.umap.epochs = umapEpochs
-            options.gamma = gamma ?? (method == .dkm ? 1e-4 : 0.1)
+            options.gamma = gamma
             options.checkpointEvery = checkpointEvery
             options.augmentation = pretrain.augmentation
             if let explicit = try snapshotEpochs() {
@@ -125,8 +126,8 @@ struct DECCommand: TrainingCommand {
                 throw RunError("--pretrained \(pretrained): file not found")
             }
             let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
-            context.epochBudget = session.stopAfterEpochs
-            try context.verifySameConfiguration("dec \(context.configHash) data \(data.count)x\(data.dimension)")
+            context.policy.epochBudget = session.stopAfterEpochs
+            try context.policy.verifySameConfiguration("dec \(context.policy.configHash) data \(data.count)x\(data.dimension)")
             try context.writeMachineInfo(data: data)
             context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(options.clusters), \(communicator.size) rank(s), "
                         + "BLAS threads \(BLAS.threads) -> \(context.directory)")

@@ -15,7 +15,7 @@ extension CentreInit: ExpressibleByArgument {}
 struct ClusterTrainingOptions: ParsableArguments {
     @Option(help: "Number of clusters K.") var clusters: Int?
     @Option(help: "Epochs.") var epochs: Int?
-    @Option(help: "Global batch size (summed over all ranks).") var batchSize = 256
+    @Option(help: "Global batch size (summed over all ranks). Default: \(Recipe.batchSize), or the number of points when there are fewer.") var batchSize: Int?
     @Option(help: "sgd or adam.") var optimizer: OptimizerKind?
     @Option(help: "Learning rate.") var lr: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -25,7 +25,7 @@ struct ClusterTrainingOptions: ParsableArguments {
     func inputOptions(initialization: CentreInit) -> InputClusteringOptions {
         var options = InputClusteringOptions()
         options.epochs = epochs ?? 30
-        options.batchSize = batchSize
+        options.batchSize = batchSize ?? Recipe.batchSize
         options.optimizer = optimizer ?? .adam
         options.learningRate = lr ?? 0.05
         options.seed = seed
@@ -72,7 +72,7 @@ struct ToyCommand: ParsableCommand {
             options.batchSize = try Limits.batch(training.batchSize, samples: 3 * points, rank: communicator.rank)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator),
                                          mode: .fresh(RunManifest(command: "toy", arguments: manifestArguments(subcommandArguments))))
-            try context.verifySameConfiguration("toy \(context.configHash)")
+            try context.policy.verifySameConfiguration("toy \(context.policy.configHash)")
             try context.writeMachineInfo(data: nil)
             let results = try ToyExperiment.run(context: context, alphas: alphaValues, perBlob: points, spread: spread, options: options)
             if context.isRoot { try RunReport.write(directory: context.directory) }
@@ -120,7 +120,7 @@ struct RawCommand: ParsableCommand {
             options.batchSize = try Limits.batch(training.batchSize, samples: data.count, rank: communicator.rank)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "raw", communicator),
                                          mode: .fresh(RunManifest(command: "raw", arguments: manifestArguments(subcommandArguments))))
-            try context.verifySameConfiguration("raw \(context.configHash) data \(data.count)x\(data.dimension)")
+            try context.policy.verifySameConfiguration("raw \(context.policy.configHash) data \(data.count)x\(data.dimension)")
             try context.writeMachineInfo(data: data)
             _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options)
             if context.isRoot { try RunReport.write(directory: context.directory) }

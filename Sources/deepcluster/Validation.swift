@@ -30,8 +30,6 @@ func joiningNegativeValues(_ arguments: [String]) -> [String] {
     return out
 }
 
-/// The arguments after the subcommand, as parsed (negative values joined).
-nonisolated(unsafe) var subcommandArguments: [String] = []
 
 enum Limits {
     static let cores = ProcessInfo.processInfo.activeProcessorCount
@@ -89,37 +87,71 @@ enum Limits {
         }
     }
 
-    /// The augmentation to use: as given; the default (shift and rotation) only where the samples are square images,
-    /// else none with a note. Asked for explicitly on other data, it is an error (from the trainer).
-    static func augmentation(_ text: String, data: DataSet, rank: Int) throws -> Augmentation {
-        let augmentation = try Augmentation(parsing: text)
-        if !augmentation.isNone, !data.isImage || Augmentation.imageSide(of: data.dimension) == nil, !given("--augment") {
-            if rank == 0 {
-                print("note: \(data.name) holds \(data.isImage ? "\(data.dimension) values per sample, not square images" : "feature columns, not images"): no augmentation")
-            }
-            return .none
+    /// The augmentation to use: as given (on other data than square images the trainer refuses it); by default the
+    /// recipe's for the data (none, with a note, where the samples are not square images).
+    static func augmentation(_ text: String?, data: DataSet, rank: Int) throws -> Augmentation {
+        if let text { return try Augmentation(parsing: text) }
+        let chosen = Recipe.augmentation(for: data)
+        if chosen != Recipe.augmentation, rank == 0 {
+            print("note: \(data.name) holds \(data.isImage ? "\(data.dimension) values per sample, not square images" : "feature columns, not images"): no augmentation")
         }
-        return augmentation
-    }
-
-    /// Whether the command line names `option` (the user chose its value rather than the default).
-    static func given(_ option: String) -> Bool {
-        subcommandArguments.contains { $0 == option || $0.hasPrefix(option + "=") }
+        return chosen
     }
 
     /// `--augment`'s text, checked before any rank starts.
-    static func augmentation(_ text: String) throws {
+    static func augmentation(_ text: String?) throws {
+        guard let text else { return }
         do { _ = try Augmentation(parsing: text) } catch { throw ValidationError("\(error)") }
     }
 
     /// The global batch must fit the data: every step draws B distinct samples. Asked for explicitly, a larger one is
-    /// an error; the default shrinks to the data (with a note from rank 0).
-    static func batch(_ batchSize: Int, samples: Int, rank: Int) throws -> Int {
+    /// an error; the default (`Recipe.batchSize`) shrinks to the data (with a note from rank 0).
+    static func batch(_ given: Int?, samples: Int, rank: Int) throws -> Int {
+        let batchSize = given ?? Recipe.batchSize
         guard batchSize > samples else { return batchSize }
-        if given("--batch-size") {
+        if given != nil {
             throw RunError("--batch-size \(batchSize) is larger than the \(samples) samples of the data: use at most \(samples)")
         }
         if rank == 0 { print("note: the data has \(samples) samples, fewer than the default batch of \(batchSize): batch \(samples)") }
         return samples
     }
 }
+
+/// `--widths` as given; when not given, the recipe's with the data's width first (784 for MNIST).
+func dataWidths(_ text: String?, _ data: DataSet) throws -> [Int] {
+    guard let text else { return [data.dimension] + Recipe.widths.dropFirst() }
+    return try parseWidths(text)
+}
+
+/// The widths to check before the data is loaded: as given, or the recipe's.
+func plannedWidths(_ text: String?) throws -> [Int] { try text.map(parseWidths) ?? Recipe.widths }
+
+/// K by default: the number of classes in the labels.
+func classesOf(_ data: DataSet) throws -> Int {
+    guard data.hasLabels else {
+        throw RunError("\(data.name) has no labels to count classes from: give the number of clusters with --clusters K")
+    }
+    return data.classCount
+}
+
+func validateTraining(epochs: Int, batchSize: Int?, lr: Float, prefix: String = "") throws {
+    if epochs <= 0 { throw ValidationError("--\(prefix)epochs must be positive (got \(epochs)).") }
+    try Limits.batch(batchSize ?? Recipe.batchSize)
+    if !(lr > 0) || !lr.isFinite { throw ValidationError("--\(prefix)lr must be a positive number (got \(lr)).") }
+}
+
+/// Every rank needs at least one row of each global batch.
+func checkBatch(_ batchSize: Int?, ranks: Int) throws {
+    if let batchSize, batchSize < ranks {
+        throw RunError("--batch-size \(batchSize) is smaller than the \(ranks) ranks; every rank needs a row", everyRank: true)
+    }
+}
+
+func parseWidths(_ text: String) throws -> [Int] {
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+    guard parts.count >= 2, parts.allSatisfy({ ($0 ?? 0) > 0 }) else {
+        throw ValidationError("--widths must be positive integers joined by '-', e.g. 784-500-500-2000-10 (got \(text)).")
+    }
+    return parts.map { $0! }
+}
+

@@ -81,6 +81,7 @@ final class PipelineTests: XCTestCase {
             var options = PretrainOptions()
             options.batchSize = 256
             options.maskRate = 0.2
+            options.augmentation = .none
             let model = try Model(widths: options.widths, clusters: DECOptions().clusters, maxRows: 257,
                                   communicator: SingleProcessCommunicator())
             let pretrainer = try Pretrainer(context: try context("alloc"), data: data, options: options, model: model)
@@ -92,8 +93,10 @@ final class PipelineTests: XCTestCase {
                 decOptions.method = method
                 decOptions.batchSize = 256
                 decOptions.restarts = 1
+                decOptions.start = .kmeans
+                decOptions.augmentation = .none
                 let trainer = try DECTrainer(context: pretrainer.context, data: data, options: decOptions, model: model)
-                _ = try trainer.initializeCentres()
+                try trainer.startClusters()
                 trainer.setTarget(try trainer.pass())
                 try check(method.rawValue, gemmsPerStep: method == .dec ? 11 : 23) { _ = try trainer.trainStep(batch: $0) }
             }
@@ -108,6 +111,7 @@ final class PipelineTests: XCTestCase {
         options.epochs = 4
         options.batchSize = 128
         options.maskRate = 0
+        options.augmentation = .none
         let trainer = try Pretrainer(context: try context("pretrain"), data: data, options: options)
         try trainer.initializeWeights()
         try trainer.run()

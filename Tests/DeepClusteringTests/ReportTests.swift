@@ -143,14 +143,15 @@ final class ReportTests: XCTestCase {
         // An SVG someone edited to carry a script: shown as an image, the script never reaches the page's markup.
         try context.write("figure4.svg", "<svg xmlns=\"http://www.w3.org/2000/svg\"><title>edited</title><script>alert(1)</script>"
                           + "<rect onload=\"alert(2)\"/></svg>")
-        try context.writeConfiguration([("pretrain", PretrainOptions())])
+        try context.writeConfiguration([("pretrain", PretrainOptions().flags())])
         let path = try RunReport.write(directory: dir)
         let html = try String(contentsOfFile: path, encoding: .utf8)
         XCTAssertTrue(html.contains("deepcluster dec --epochs 2"))
         XCTAssertTrue(html.contains("<svg"), "the pretraining curve, drawn by the report itself, is inline")
         XCTAssertTrue(html.contains("Pretraining reconstruction loss"))
         XCTAssertTrue(html.contains("a &lt;test&gt; &amp; figure"), "a figure's title becomes its heading, escaped")
-        XCTAssertTrue(html.contains("<td>learningRate</td><td>0.001</td>"), "the configuration table from config.json")
+        XCTAssertTrue(html.contains("<td>--lr</td><td>0.001</td>"), "the configuration table from config.json, as flags")
+        XCTAssertFalse(html.contains("poison") || html.contains("gradientDump") || html.contains("emulation"), "test hooks left out")
         XCTAssertFalse(html.contains("<script"), "no script from a run directory's file reaches the page")
         XCTAssertFalse(html.contains("onload"))
         XCTAssertEqual(html.components(separatedBy: "src=\"data:image/svg+xml;base64,").count - 1, 2, "both files shown as images")

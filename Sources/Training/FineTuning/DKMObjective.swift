@@ -3,12 +3,7 @@
 // geometrically from alphaStart to alphaEnd over the epochs. No target: the term needs nothing from the pass.
 // B = batch rows, E = embedding dims, K = clusters.
 import Clustering
-import Collective
-import Datasets
 import Foundation
-import NN
-import Report
-import Tensor
 
 public final class DKMObjective: FineTuningObjective {
     let clusters: Int, embedding: Int
@@ -20,7 +15,7 @@ public final class DKMObjective: FineTuningObjective {
     init(_ options: DECOptions, embedding: Int, rows: Int) {
         clusters = options.clusters
         self.embedding = embedding
-        gamma = options.gamma
+        gamma = options.clusteringWeight
         alphaStart = options.alphaStart
         alphaEnd = options.alphaEnd
         alpha = options.alphaStart
@@ -62,6 +57,8 @@ public final class DKMObjective: FineTuningObjective {
         set { if let newValue { alpha = newValue } }
     }
 
-    public var state: [String: [Float]] { ["target": []] }
-    public func restore(_ state: [String: [Float]]) throws {}
+    /// Nothing beyond alpha, which the run state keeps for every method.
+    public var state: [String: [Float]] { [:] }
+    public func stateLengths(samples: Int) -> [String: Int] { [:] }
+    public func restore(_ state: [String: [Float]]) {}
 }

@@ -1,11 +1,6 @@
 // IDEC's clustering term (Guo et al. 2017): DEC's KL(P || Q) with weight gamma, beside the reconstruction loss that
 // keeps the decoder training (the step adds it: `reconstructs`), so the embedding keeps the data's local structure.
 import Clustering
-import Collective
-import Datasets
-import NN
-import Report
-import Tensor
 
 public final class IDECObjective: FineTuningObjective {
     private let kl: DECObjective
@@ -32,5 +27,6 @@ public final class IDECObjective: FineTuningObjective {
 
     public var sharpness: Float? { get { nil } set {} }
     public var state: [String: [Float]] { kl.state }
-    public func restore(_ state: [String: [Float]]) throws { try kl.restore(state) }
+    public func stateLengths(samples: Int) -> [String: Int] { kl.stateLengths(samples: samples) }
+    public func restore(_ state: [String: [Float]]) { kl.restore(state) }
 }

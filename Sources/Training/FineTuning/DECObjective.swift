@@ -2,10 +2,6 @@
 // which the whole-data pass recomputes from the clean data's Q (DEC.target) and the steps then fit.
 // B = batch rows, E = embedding dims, K = clusters, N = samples.
 import Clustering
-import Collective
-import Datasets
-import NN
-import Report
 import Tensor
 
 public final class DECObjective: FineTuningObjective {
@@ -57,9 +53,6 @@ public final class DECObjective: FineTuningObjective {
 
     public var sharpness: Float? { get { nil } set {} }
     public var state: [String: [Float]] { ["target": target] }
-
-    public func restore(_ state: [String: [Float]]) throws {
-        guard let target = state["target"] else { throw RunError("no target distribution") }
-        self.target = target
-    }
+    public func stateLengths(samples: Int) -> [String: Int] { ["target": samples * clusters] }
+    public func restore(_ state: [String: [Float]]) { target = state["target"] ?? [] }
 }

@@ -1,12 +1,8 @@
 // FineTuningObjective: the clustering term of a fine-tuning method (DEC, IDEC, DKM), one file each. The step
-// (DECTrainer.trainStep) asks it for the term's loss and its gradients on a batch's embedding; the whole-data pass
-// asks it for soft assignments and hands it the result (DEC's target P comes from there).
+// (FineTuningStep) asks it for the term's loss and its gradients on a batch's embedding; the whole-data pass
+// (WholeDataPass) asks it for soft assignments, and the loop hands it the result (DEC's target P comes from there).
 // B = batch rows, E = embedding dims, K = clusters, N = samples.
 import Clustering
-import Collective
-import Datasets
-import NN
-import Report
 import Tensor
 
 public protocol FineTuningObjective: AnyObject {
@@ -29,14 +25,16 @@ public protocol FineTuningObjective: AnyObject {
     var sharpness: Float? { get set }
     /// What dec-state.bin keeps of the objective, and gives back on resume.
     var state: [String: [Float]] { get }
-    func restore(_ state: [String: [Float]]) throws
+    /// The sections of `state` and their lengths for N samples: the run state's decoder checks them before `restore`.
+    func stateLengths(samples: Int) -> [String: Int]
+    func restore(_ state: [String: [Float]])
 }
 
 /// The objective of `options.method`, with scratch for batches of up to `rows` rows.
 func makeObjective(_ options: DECOptions, rows: Int, embedding: Int) -> FineTuningObjective {
     switch options.method {
     case .dec: return DECObjective(clusters: options.clusters, embedding: embedding, rows: rows)
-    case .idec: return IDECObjective(clusters: options.clusters, embedding: embedding, rows: rows, gamma: options.gamma)
+    case .idec: return IDECObjective(clusters: options.clusters, embedding: embedding, rows: rows, gamma: options.clusteringWeight)
     case .dkm: return DKMObjective(options, embedding: embedding, rows: rows)
     }
 }

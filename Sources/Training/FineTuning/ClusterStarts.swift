@@ -1,0 +1,91 @@
+// The clusters fine-tuning starts from, found on the pretrained embedding Z: k-means++ and Lloyd (DEC as published),
+// or N2D (McConville et al. 2020: UMAP of Z, then a full-covariance Gaussian mixture on the layout). Each gives the
+// centres in the embedding, the start's scores and its record; N2D also the first target's clustering.
+// E = embedding dims, K = clusters, N = samples.
+import Clustering
+import Collective
+import Datasets
+import Foundation
+import Report
+import Tensor
+
+/// How the clusters that fine-tuning starts from are found on the pretrained embedding.
+public enum ClusterStart: String, Sendable, CaseIterable {
+    /// k-means++ and Lloyd on the embedding (DEC as published).
+    case kmeans
+    /// N2D (McConville et al. 2020): UMAP of the embedding, then a full-covariance Gaussian mixture on the layout.
+    case n2d
+}
+
+/// A start: the centres (K, E), the start's clustering scores, what the run prints and records of it, and, for
+/// N2D, the clustering the first target update uses instead of a pass over the model (the mixture's posteriors).
+public struct StartingClusters {
+    public var centres: [Float]
+    public var scores: ClusteringScores
+    public var firstPass: ClusteringPass?
+    public var summary: String
+    public var record: RunRecord
+}
+
+public enum ClusterStarts {
+    /// The start `options.start` on the embedding `z` (N, E), the same on every rank.
+    public static func find(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
+                            communicator: Communicator) throws -> StartingClusters {
+        switch options.start {
+        case .kmeans: try kmeans(z, data: data, embedding: e, options: options, communicator: communicator)
+        case .n2d: try n2d(z, data: data, embedding: e, options: options, communicator: communicator)
+        }
+    }
+
+    /// k-means++ and Lloyd, restarts spread over the ranks; the best centres everywhere.
+    static func kmeans(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
+                       communicator: Communicator) throws -> StartingClusters {
+        let started = Clock.now
+        let result = try z.withUnsafeBufferPointer { zp in
+            try KMeans.fit(points: zp.baseAddress!, count: data.count, dims: e, clusters: options.clusters,
+                           restarts: options.restarts, seed: options.seed, communicator: communicator, spreadRestarts: true)
+        }
+        let scores = data.scores(result.assignments, clusters: options.clusters)
+        var record = RunRecord(phase: "kmeans-embedding")
+        record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
+        record.inertia = result.inertia
+        let summary = String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
+                             options.restarts, communicator.size, result.inertia, Clock.now - started, scores.text)
+        return StartingClusters(centres: result.centres, scores: scores, firstPass: nil, summary: summary, record: record)
+    }
+
+    /// N2D: the centres are the mixture's clusters' posterior-weighted means in the embedding, and the first target
+    /// distribution comes from its posteriors.
+    static func n2d(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
+                    communicator: Communicator) throws -> StartingClusters {
+        let started = Clock.now
+        let n = data.count, k = options.clusters
+        var umap = options.umap
+        umap.seed = options.seed
+        let layout = try UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: communicator)  // (N, components)
+        let start = try layout.withUnsafeBufferPointer { p in
+            try KMeans.fit(points: p.baseAddress!, count: n, dims: umap.components, clusters: k, restarts: options.restarts,
+                           seed: options.seed, communicator: communicator, spreadRestarts: true)
+        }
+        let mixture = GaussianMixture.fit(points: layout, count: n, dims: umap.components, components: k, initial: start.assignments)
+        var centres = [Double](repeating: 0, count: k * e), totals = [Double](repeating: 0, count: k)  // (K, E), (K)
+        for i in 0..<n {
+            for c in 0..<k {
+                let w = Double(mixture.responsibilities[i * k + c])
+                totals[c] += w
+                for d in 0..<e { centres[c * e + d] += w * Double(z[i * e + d]) }
+            }
+        }
+        let scores = data.scores(mixture.assignments, clusters: k)
+        let seconds = Clock.now - started
+        var record = RunRecord(phase: "n2d-embedding")
+        record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
+        record.seconds = seconds
+        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours; Gaussian mixture, %d EM iterations; %.1fs): %@",
+                             umap.components, umap.neighbors, mixture.iterations, seconds, scores.text)
+        return StartingClusters(centres: (0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) }, scores: scores,
+                                firstPass: ClusteringPass(embedding: z, q: mixture.responsibilities, assignments: mixture.assignments,
+                                                          scores: scores),
+                                summary: summary, record: record)
+    }
+}

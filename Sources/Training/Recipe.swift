@@ -1,0 +1,143 @@
+// The recipe: every default of the training pipelines in one place. The option structs start from it, the CLI's
+// flags take their defaults from it, and the README's accuracy table names it; change a default here and every
+// caller gets the same run. Not the per-invocation settings (threads, the transport): those are the runtime's.
+import Clustering
+import Datasets
+import NN
+
+public enum Recipe {
+    // MARK: - Pretraining
+    public static let widths = [784, 500, 500, 2000, 10]
+    public static let pretrainEpochs = 100
+    public static let batchSize = 256
+    public static let pretrainOptimizer = OptimizerKind.adam
+    public static let pretrainLearningRate: Float = 0.001
+    public static let weightInit = WeightInit.glorot
+    /// Denoising: each input zeroed with this probability.
+    public static let maskRate: Float = 0.2
+    /// Shift and rotation of every sample, where the samples are square images (else none).
+    public static let augmentation = Augmentation(shift: 0.1, rotate: 10)
+
+    // MARK: - The start and fine-tuning
+    public static let start = ClusterStart.n2d
+    public static let restarts = 20
+    public static let umap = UMAPOptions()
+    public static let epochs = 100
+    public static let optimizer = OptimizerKind.sgd
+    public static let learningRate: Float = 0.01
+    /// Stop when fewer than this fraction of the labels change between two target updates.
+    public static let tolerance = 0.001
+    /// The weight of the clustering term beside reconstruction: IDEC's paper's 0.1; DKM's k-means term is in squared
+    /// embedding units, hundreds of times the per-pixel MSE, and at 0.1 the embedding collapses to one cluster.
+    public static func gamma(_ method: DeepMethod) -> Float { method == .dkm ? 1e-4 : 0.1 }
+    /// DKM: alpha grows geometrically from alphaStart to alphaEnd over the epochs.
+    public static let alphaStart: Float = 0.1
+    public static let alphaEnd: Float = 100
+    public static let tsnePoints = 2000
+    public static let tsneIterations = 1000
+
+    /// The recipe's augmentation for `data`: on square images, none elsewhere.
+    public static func augmentation(for data: DataSet) -> Augmentation {
+        data.isImage && Augmentation.imageSide(of: data.dimension) != nil ? augmentation : .none
+    }
+}
+
+public enum DeepMethod: String, Sendable, CaseIterable { case dec, idec, dkm }
+
+public struct PretrainOptions: Sendable {
+    public var epochs = Recipe.pretrainEpochs
+    public var batchSize = Recipe.batchSize
+    public var optimizer = Recipe.pretrainOptimizer
+    public var learningRate = Recipe.pretrainLearningRate
+    public var seed: UInt64 = 0
+    public var widths = Recipe.widths
+    public var weightInit = Recipe.weightInit
+    /// Denoising: each input zeroed with this probability (the target stays clean).
+    public var maskRate = Recipe.maskRate
+    /// A random shift and rotation of every sample (input and target alike); the mask, if any, on top.
+    /// nil: the recipe's for the data (on square images only).
+    public var augmentation: Augmentation? = nil
+    public var overlap = true
+    public var checkpointEvery = 1
+    public var maxSteps: Int? = nil
+    /// Fault injection for tests: this rank's gradient becomes NaN at this step.
+    public var poison: (step: Int, rank: Int)? = nil
+    /// Tests: one process computes the shares of this many ranks and sums them as they would (ShareEmulation).
+    public var emulation: ShareEmulation? = nil
+    /// Tests: the first step's reduced gradient (and an emulation's shares, at PATH.shares) go to this file.
+    public var gradientDump: String? = nil
+    public init() {}
+}
+
+public struct DECOptions: Sendable {
+    public var method = DeepMethod.dec
+    public var clusters = 10
+    public var epochs = Recipe.epochs
+    public var batchSize = Recipe.batchSize
+    public var optimizer = Recipe.optimizer
+    public var learningRate = Recipe.learningRate
+    public var seed: UInt64 = 0
+    /// Steps between target updates; nil = once per epoch.
+    public var updateInterval: Int? = nil
+    public var tolerance = Recipe.tolerance
+    public var restarts = Recipe.restarts
+    /// How the starting clusters are found; with n2d, `umap` configures the layout.
+    public var start = Recipe.start
+    public var umap = Recipe.umap
+    /// IDEC and DKM: weight of the clustering term; nil = the recipe's for the method.
+    public var gamma: Float? = nil
+    public var alphaStart = Recipe.alphaStart
+    public var alphaEnd = Recipe.alphaEnd
+    /// Epochs whose embedding is kept for Figure 4. Default: 0 and the powers of two, of which the figure shows
+    /// the start, the middle and the end; explicit (`--snapshots`): all of them, and the end.
+    public var snapshotEpochs: Set<Int> = Set([0] + (0..<16).map { 1 << $0 })
+    public var snapshotsExplicit = false
+    /// t-SNE of Figure 4: points in the seeded subsample (0 = no Figure 4) and iterations.
+    public var tsnePoints = Recipe.tsnePoints
+    public var tsneIterations = Recipe.tsneIterations
+    public var checkpointEvery = 1
+    /// Fine-tuning on augmented batches (the target distribution P stays that of the clean data).
+    /// nil: the recipe's for the data (on square images only).
+    public var augmentation: Augmentation? = nil
+    public init() {}
+
+    /// The clustering term's weight in effect.
+    public var clusteringWeight: Float { gamma ?? Recipe.gamma(method) }
+}
+
+// MARK: - The settings as flags (config.json and the report's table show what a user would type)
+
+func widthsText(_ widths: [Int]) -> String { widths.map(String.init).joined(separator: "-") }
+
+func augmentationText(_ augmentation: Augmentation?) -> String {
+    augmentation?.description ?? "\(Recipe.augmentation) on square images, else none"
+}
+
+extension PretrainOptions {
+    /// Every setting as (flag, value); `inDEC`: the names `dec` gives them (--pretrain-epochs, ...). Test hooks are left out.
+    public func flags(inDEC: Bool = false) -> [(flag: String, value: String)] {
+        let p = inDEC ? "--pretrain-" : "--"
+        return [(p + "epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"), (p + "optimizer", optimizer.rawValue),
+                (p + "lr", "\(learningRate)"), ("--seed", "\(seed)"), ("--widths", widthsText(widths)),
+                ("--initialization", weightInit.rawValue), ("--mask", "\(maskRate)"), ("--augment", augmentationText(augmentation)),
+                ("--checkpoint-every", "\(checkpointEvery)")]
+            + (overlap ? [] : [("--no-overlap", "")]) + (maxSteps.map { [("--max-steps", "\($0)")] } ?? [])
+    }
+}
+
+extension DECOptions {
+    /// Every setting as (flag, value), defaults included.
+    public var flags: [(flag: String, value: String)] {
+        var flags: [(flag: String, value: String)] = [
+            ("--method", method.rawValue), ("--clusters", "\(clusters)"), ("--epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"),
+            ("--optimizer", optimizer.rawValue), ("--lr", "\(learningRate)"), ("--seed", "\(seed)"),
+            ("--update-interval", updateInterval.map(String.init) ?? "once per epoch"), ("--tol", "\(tolerance)"),
+            ("--restarts", "\(restarts)"), ("--start", start.rawValue), ("--augment", augmentationText(augmentation)),
+            ("--checkpoint-every", "\(checkpointEvery)"), ("--tsne-points", "\(tsnePoints)"), ("--tsne-iterations", "\(tsneIterations)"),
+            ("--snapshots", snapshotsExplicit ? snapshotEpochs.sorted().map(String.init).joined(separator: ",") : "start, middle, end"),
+        ]
+        if start == .n2d { flags.append(("--umap-epochs", "\(umap.epochs)")) }
+        if method != .dec { flags.append(("--gamma", "\(clusteringWeight)")) }
+        return flags
+    }
+}
