@@ -4,6 +4,7 @@
 // B = batch rows, D = input dims, E = embedding dims, K = clusters, N = samples.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import Foundation
 import NN

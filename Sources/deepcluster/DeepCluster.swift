@@ -1,6 +1,7 @@
 // deepcluster: the command line. Argument parsing and validation only; the work is in DeepClustering.
 import ArgumentParser
 import Collective
+import CollectiveMPI
 import Clustering
 import Datasets
 import NN

@@ -2,7 +2,6 @@
 // which the whole-data pass recomputes from the clean data's Q (DEC.target) and the steps then fit.
 // B = batch rows, E = embedding dims, K = clusters, N = samples.
 import Clustering
-import Collective
 import Datasets
 import NN
 import Report

@@ -3,7 +3,6 @@
 // geometrically from alphaStart to alphaEnd over the epochs. No target: the term needs nothing from the pass.
 // B = batch rows, E = embedding dims, K = clusters.
 import Clustering
-import Collective
 import Datasets
 import Foundation
 import NN

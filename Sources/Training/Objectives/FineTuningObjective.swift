@@ -3,7 +3,6 @@
 // asks it for soft assignments and hands it the result (DEC's target P comes from there).
 // B = batch rows, E = embedding dims, K = clusters, N = samples.
 import Clustering
-import Collective
 import Datasets
 import NN
 import Report

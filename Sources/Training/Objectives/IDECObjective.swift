@@ -1,7 +1,6 @@
 // IDEC's clustering term (Guo et al. 2017): DEC's KL(P || Q) with weight gamma, beside the reconstruction loss that
 // keeps the decoder training (the step adds it: `reconstructs`), so the embedding keeps the data's local structure.
 import Clustering
-import Collective
 import Datasets
 import NN
 import Report
