@@ -9,7 +9,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "deepcluster", targets: ["deepcluster"]),
-        .library(name: "DeepClustering", targets: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective"]),
+        .library(name: "DeepClustering", targets: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective",
+                                                   "CollectiveMPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,8 +29,11 @@ let package = Package(
 
         // MARK: - The library, one target per module (README: Architecture). A target may use only those it names,
         // so the module boundaries are compile errors, not conventions.
-        // The collectives and the gradient transports: MPI, the single process, the in-process world of the tests.
-        .target(name: "Collective", dependencies: ["CMPI", "CMPIShims", "CAtomics"], swiftSettings: swift6),
+        // MARK: Collectives without MPI
+        // The `Communicator` protocol, what the transports need of a world, the single process, threads as ranks.
+        .target(name: "Collective", swiftSettings: swift6),
+
+        // MARK: Numerics, data, report (no MPI)
         // Matrices, GEMM through OpenBLAS, the elementwise C kernels, the thread pool, seeded random numbers.
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: swift6),
         // Layers over one flat parameter buffer: Dense, the autoencoder, MSE, SGD and Adam.
@@ -41,14 +45,21 @@ let package = Package(
         // Reads records and files and draws them: SVG, PNG, t-SNE, report.html, metrics.jsonl's records. Knows no
         // trainer, model or communicator.
         .target(name: "Report", dependencies: ["Tensor", "Clustering", "Datasets"], swiftSettings: swift6),
+
+        // MARK: MPI and the gradient transports
+        // MPICommunicator, and the gradient transports over any world: local, shared memory, reduction thread, blocking.
+        .target(name: "CollectiveMPI", dependencies: ["Collective", "CMPI", "CMPIShims", "CAtomics"], swiftSettings: swift6),
+
+        // MARK: The pipelines
         // The pipelines on top: the model and its transport, pretraining, fine-tuning, checkpoints, bench.
-        .target(name: "Training", dependencies: ["Tensor", "NN", "Clustering", "Datasets", "Report", "Collective", "CKernels"],
+        .target(name: "Training", dependencies: ["Tensor", "NN", "Clustering", "Datasets", "Report", "Collective",
+                                                 "CollectiveMPI", "CKernels"],
                 swiftSettings: swift6),
 
         // MARK: - Tools
         .executableTarget(name: "deepcluster",
                           dependencies: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                                         "CollectiveMPI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                           swiftSettings: swift6),
 
         // MARK: - Tests
@@ -57,7 +68,7 @@ let package = Package(
         .target(name: "MallocCounter", path: "Tests/MallocCounter"),
         .testTarget(name: "DeepClusteringTests",
                     dependencies: ["Training", "Report", "Datasets", "Clustering", "NN", "Tensor", "Collective",
-                                   "TestSupport", "MallocCounter"],
+                                   "CollectiveMPI", "TestSupport", "MallocCounter"],
                     swiftSettings: swift6),
     ]
 )

@@ -207,7 +207,7 @@ def variants(kind, state):
         sums = [("missing", None), ("negative", "-1 -1 -1"), ("huge", f"{HUGE_INT} 1e300 1e300"), ("text", "abc def ghi"),
                 ("empty", ""), ("two-fields", "0 0"), ("nan", "7ff8000000000000 0 0")]
         for label, value in sums:
-            yield (f"mid-epoch-sums-{label}", "bad", f"batch 1 with epoch_so_far {value!r}",
+            yield (f"mid-epoch-sums-{label}", "bad", f"batch 1 with epoch_so_far {'left out' if value is None else repr(value)}",
                    changed(meta(epoch_so_far=value, **mid)))
         yield ("batch0-sums-garbage", "either", "batch 0 with epoch_so_far 'abc' (the writer leaves it out at batch 0)",
                changed(meta(epoch_so_far="abc")))

@@ -1,6 +1,5 @@
 // DEC's soft assignment, target distribution and KL loss (Xie et al. 2016, eqs. 1-5), and the deep k-means
 // clustering term on embeddings. B = rows, E = embedding dims, K = clusters, N = all samples.
-import Collective
 import Foundation
 import Tensor
 

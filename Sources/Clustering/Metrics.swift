@@ -1,6 +1,5 @@
 // Clustering metrics against true labels: accuracy under the best one-to-one matching (Hungarian algorithm),
 // NMI (arithmetic-mean normalisation, scikit-learn's default) and ARI. Not for soft assignments.
-import Collective
 import Foundation
 import Tensor
 

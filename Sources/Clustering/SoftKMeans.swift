@@ -3,7 +3,6 @@
 // (subtract the row's smallest distance) so no alpha overflows. Free weights: w_i, a row on the probability
 // simplex, moved by a projected gradient step (InputSpace.swift says why not softmax logits).
 // B = rows, K = clusters.
-import Collective
 import Foundation
 import Tensor
 

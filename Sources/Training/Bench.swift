@@ -3,6 +3,7 @@
 // rate each step reaches and the share of step time left exposed in communication.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import Foundation
 import NN

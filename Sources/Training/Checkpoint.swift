@@ -4,7 +4,6 @@
 // section count u32 | per section: name length u32, name, element count u64, f32 data | metadata length u32,
 // metadata JSON | FNV-1a 64 of everything before it.
 import Clustering
-import Collective
 import Datasets
 import Foundation
 import NN

@@ -1,6 +1,7 @@
 // Diagnostics used by Launch/test under mpirun: collectives against serial results, and checkpoint comparison.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import Foundation
 import NN

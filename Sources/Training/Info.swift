@@ -1,6 +1,7 @@
 // `info`: every rank loads the data and reports where it runs; rank 0 prints the gathered table.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import Foundation
 import NN

@@ -5,6 +5,7 @@
 // K = clusters, B = global batch.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import Foundation
 import NN

@@ -4,6 +4,7 @@
 // transport's memory, so DEC reduces them in one range without the decoder; pretraining and IDEC reduce everything.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import NN
 import Report

@@ -2,6 +2,7 @@
 // The loop reads top to bottom: sample, gather, forward, zero, loss, backward, reduce, update, log.
 import Clustering
 import Collective
+import CollectiveMPI
 import Datasets
 import Foundation
 import NN

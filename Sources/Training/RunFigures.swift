@@ -1,7 +1,6 @@
 // Figure 3 of a DEC run (accuracy and NMI over fine-tuning, against k-means) and its confusion matrix, from the
 // trainer's records, written into the run directory.
 import Clustering
-import Collective
 import Datasets
 import Foundation
 import NN

@@ -5,7 +5,6 @@
 // For the exact test of the reduction contract (Tests/multirank.sh) and, with a wrong order, its negative controls;
 // its per-share gradients are also the reference that the MPI paths' one-step gradients are bounded against.
 import Clustering
-import Collective
 import Datasets
 import Foundation
 import NN

@@ -1,6 +1,7 @@
 // bench: step throughput against the in-process SGEMM rate.
 import ArgumentParser
 import Collective
+import CollectiveMPI
 import Clustering
 import Datasets
 import NN

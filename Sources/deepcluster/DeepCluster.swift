@@ -2,6 +2,7 @@
 // starts its world and ends on an error. Argument parsing and validation only; the work is in Training.
 import ArgumentParser
 import Collective
+import CollectiveMPI
 import Clustering
 import Datasets
 import NN

@@ -5,7 +5,6 @@
 @testable import Report
 @testable import Tensor
 @testable import Training
-import Collective
 import TestSupport
 import XCTest
 

@@ -1,6 +1,7 @@
 // The distributed core in one process: the in-process world (threads as ranks) runs the collectives and every
 // gradient transport against the serial results, bit for bit (its reductions add in rank order).
 @testable import Collective
+@testable import CollectiveMPI
 @testable import Clustering
 @testable import Datasets
 @testable import NN

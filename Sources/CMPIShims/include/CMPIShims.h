@@ -1,6 +1,6 @@
 // CMPIShims: MPI's handles and constants that Swift cannot import. OpenMPI defines MPI_COMM_WORLD, MPI_FLOAT,
 // MPI_IN_PLACE and the like as casts of addresses of its globals; each function below returns one of them. Every
-// MPI call itself is made from Swift (Collective/MPICommunicator.swift), through the CMPI module.
+// MPI call itself is made from Swift (CollectiveMPI/MPICommunicator.swift), through the CMPI module.
 #ifndef CMPISHIMS_H
 #define CMPISHIMS_H
 #include <mpi.h>

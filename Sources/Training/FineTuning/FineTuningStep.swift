@@ -2,6 +2,7 @@
 // statistics, the decoder's reconstruction when the objective keeps it, backward bucket by bucket into the
 // transport, finish the reduction, update. The ranges it touches come from the objective once (StepRanges).
 // B = batch rows, D = input dims, E = embedding dims, K = clusters.
+import CollectiveMPI
 import Datasets
 import NN
 import Tensor

@@ -1,6 +1,7 @@
 // ReductionThreadTransport: a background thread reduces the buckets in the order they were announced, each with a
 // blocking allreduce on a communicator of its own (its collectives never interleave with the main thread's), while
 // the main thread goes on with the backward pass. For one rank per host, where the wire, not the cores, is slow.
+import Collective
 import Foundation
 
 public final class ReductionThreadTransport: GradientTransport {

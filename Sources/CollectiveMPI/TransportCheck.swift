@@ -4,6 +4,7 @@
 // on the order, so the result must equal the sum in rank order bit for bit; where MPI picks the order, small
 // integers, whose sums are exact in any order. Run by `swift test` on the in-process world and under mpirun by
 // `deepcluster diagnose`.
+import Collective
 import Foundation
 
 public enum TransportCheck {

@@ -9,6 +9,7 @@
 // the wire, split over its ranks).
 // Every wait gives up with `PeerTimeout` when a rank of the host has not moved for `timeout` seconds.
 import CAtomics
+import Collective
 import Foundation
 
 public struct PeerTimeout: Error, CustomStringConvertible {

@@ -12,6 +12,7 @@
 // - `BlockingTransport` (`--no-overlap`, or no other way): one allreduce after the backward pass; the reference.
 // MPI's nonblocking allreduce, progressed between layers, never beat these (README) and is gone.
 // Each transport times what it leaves exposed: every moment the step waits for, or itself does, reduction work.
+import Collective
 
 public enum TransportKind: String, Sendable {
     case single = "none (one rank)"

@@ -1,5 +1,6 @@
 // MPICommunicator: the Communicator over MPI_COMM_WORLD. The one Swift file that imports CMPI and CMPIShims; every
 // MPI call of the program is here. MPI return codes become thrown `MPIError`s carrying MPI's own error string.
+import Collective
 import Foundation
 internal import CMPI
 internal import CMPIShims
