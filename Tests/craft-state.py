@@ -9,9 +9,9 @@ A state file (Sources/Training/Checkpoint.swift), little-endian:
   craft-state.py show FILE
       Prints the header, the sections and the metadata, and checks that re-encoding gives the same bytes.
   craft-state.py variants KIND FILE OUTDIR
-      KIND: dec-state (a dec-state.bin), autoencoder (a pretraining autoencoder.bin) or pretrained (an
-      autoencoder.bin given to a fresh `dec --pretrained`). Writes OUTDIR/NAME.bin for every variant, each with a
-      valid checksum, and prints one line per variant: NAME <tab> EXPECT <tab> what was changed, where EXPECT is
+      KIND: dec-state (a dec-state.bin of dec, idec or dkm: the method is the file's), autoencoder (a pretraining
+      autoencoder.bin) or pretrained (an autoencoder.bin given to a fresh `dec --pretrained`). Writes
+      OUTDIR/NAME.bin for every variant, each with a valid checksum, and prints one line per variant: NAME <tab> EXPECT <tab> what was changed, where EXPECT is
         bad     wrong input: the reader must refuse it with an error line (exit 1 or 2) and keep every file;
         ok      harmless: the reader must take it and the run must finish (exit 0);
         either  a proper error or exit 0 are both right (a value the run may ignore).
@@ -110,8 +110,14 @@ def floats(values):
     return struct.pack(f"<{len(values)}f", *values)
 
 
+def bits64(x):
+    return f"{struct.unpack('<Q', struct.pack('<d', x))[0]:x}"
+
+
 def variants(kind, state):
-    """Yields (name, expect, description, State)."""
+    """Yields (name, expect, description, State). The rules are RunState.decode's (Sources/Training/RunState.swift)
+    and Model.load's: a field or section the writer always writes is required, every integer is checked against its
+    range, every hex bit pattern must parse and be finite, every label must be a cluster."""
     def changed(f):
         s = state.copy()
         f(s)
@@ -126,6 +132,10 @@ def variants(kind, state):
                     s.metadata[k] = v
         return f
 
+    def shown(value):
+        return "left out" if value is None else repr(value)
+
+    names = [n for n, _ in state.sections]
     yield "roundtrip", "ok", "re-encoded unchanged (the crafting itself is sound)", state.copy()
     yield ("section-extra", "ok", "an extra unknown section 'extra.unknown' of 3 values",
            changed(lambda s: s.set_section("extra.unknown", floats([1, 2, 3]))))
@@ -134,9 +144,10 @@ def variants(kind, state):
     for name, values in state.sections:
         count = len(values) // 4
         # A snapshot (Figure 4's embedding at an epoch) only draws a figure: without it the figure lacks that panel.
-        # A fresh `dec --pretrained` reads only the weights: any autoencoder.bin or model.bin will do.
+        # labels (the hard labels of the last target update) are optional in the decoder: without them the next
+        # update has nothing to compare with. A fresh `dec --pretrained` reads only the weights.
         expect, missing = "bad", "bad"
-        if name.startswith("snapshot."):
+        if name.startswith("snapshot.") or name == "labels":
             missing = "either"
         if kind == "pretrained" and name.startswith("optimizer."):
             expect, missing = "either", "ok"
@@ -146,6 +157,13 @@ def variants(kind, state):
                changed(lambda s, n=name, v=values: s.set_section(n, v + v[-4:])))
         yield (f"section-{name}-missing", missing, f"section {name} left out",
                changed(lambda s, n=name: s.sections.remove([n, s.section(n)])))
+    # A snapshot section must name an epoch in 0...2^40.
+    snapshot = next((v for n, v in state.sections if n.startswith("snapshot.")), None)
+    if snapshot is not None and kind != "pretrained":
+        for label, name in (("text", "snapshot.abc"), ("negative", "snapshot.-1"), ("huge", "snapshot.2000000000000"),
+                            ("empty", "snapshot.")):
+            yield (f"section-snapshot-name-{label}", "bad", f"an extra section {name!r} of {len(snapshot) // 4} values",
+                   changed(lambda s, n=name: s.set_section(n, snapshot)))
 
     # The header: widths and clusters changed, the sections kept.
     w = state.widths
@@ -168,62 +186,117 @@ def variants(kind, state):
     if kind == "pretrained":
         return  # a fresh dec reads only the weights and the architecture of its --pretrained file
 
-    # Every metadata field: negative, huge, 1e300, non-numeric, empty, absent.
+    m = state.metadata
+    # Every plain metadata field: negative, huge, 1e300, non-numeric, empty, absent. kind and method must be this
+    # run's; epoch, step, batch, optimizer_step and metrics_lines are required whole numbers in their ranges.
     values = [("negative", "-1"), ("huge", HUGE_INT), ("1e300", "1e300"), ("text", "abc"), ("empty", ""),
               ("absent", None)]
-    fields = ["epoch", "step", "batch", "optimizer_step", "metrics_lines", "config", "kind"]
-    fields += ["method", "alpha", "interval_loss", "kmeans"] if kind == "dec-state" else ["seed"]
-    # Absent: the readers give batch, optimizer_step, metrics_lines, config and the loss sums a default on purpose
-    # (files from before these fields were written), and an unlabelled run writes no k-means scores; epoch, step and
-    # method have none. A value present but malformed is wrong input, except where nothing reads it.
-    either = {(f, "absent") for f in ("batch", "optimizer_step", "metrics_lines", "config", "interval_loss", "kmeans")}
-    # kind only labels the file (a reader may check it, or check the contents alone).
-    either |= {("kind", v) for v, _ in values}
-    if kind == "dec-state":
-        # alpha is DKM's sharpness; a dec run does not read it (model.bin records alphaStart).
-        either |= {("alpha", v) for v, _ in values}
-    else:
-        # The seed is covered by the config hash; the number itself is informational.
-        either |= {("seed", v) for v, _ in values}
+    fields = ["kind", "epoch", "step", "batch", "optimizer_step", "metrics_lines", "config"]
+    fields += ["method"] if kind == "dec-state" else ["seed"]
+    # config: a different hash is another configuration; none at all is not checked (RunPolicy.checkConfiguration).
+    either = {("config", "absent")}
+    # The seed is covered by the config hash; the number itself is informational (nothing reads it).
+    either |= {("seed", v) for v, _ in values}
     for field in fields:
         for label, value in values:
-            original = state.metadata.get(field)
+            original = m.get(field)
             if original is None and value is None:
                 continue
             expect = "either" if (field, label) in either else "bad"
-            what = f"metadata {field} {'left out' if value is None else repr(value)} (was {original!r})"
-            yield f"meta-{field}-{label}", expect, what, changed(meta(**{field: value}))
+            yield (f"meta-{field}-{label}", expect, f"metadata {field} {shown(value)} (was {original!r})",
+                   changed(meta(**{field: value})))
 
-    # A position inside an epoch: the checkpoint a stop signal writes. Valid, then with bad epoch sums (pretraining).
-    m = state.metadata
-    step, opt = int(m["step"]), int(m["optimizer_step"])
+    # The hex fields: sums (3 doubles, required), start_scores (3 doubles, optional) and alpha (a float, optional).
+    # Each is split on single spaces; every part must parse as hex bits and be finite (alpha: and positive).
+    # Note that "1e300" and "abc" are hex digits: as bits they are tiny positive subnormals, which decode.
+    hexed = [("sums", 3, "bad")]
+    if kind == "dec-state":
+        hexed += [("start_scores", 3, "either"), ("alpha", 1, "either")]
+    for field, n, absent in hexed:
+        original = m.get(field)
+        good = original.split(" ") if original is not None else ["0"] * n
+        if field == "alpha":
+            good = [original or "3f800000"]
+            cases = [("absent", None, absent), ("empty", "", "bad"), ("text", "xyz", "bad"), ("decimal", "0.5", "bad"),
+                     ("negative", "-1", "bad"), ("huge", HUGE_INT, "bad"), ("1e300", "1e300", "either"),
+                     ("two-values", f"{good[0]} {good[0]}", "bad"), ("nan-bits", "7fc00000", "bad"),
+                     ("inf-bits", "7f800000", "bad"), ("zero-bits", "0", "bad"), ("negative-bits", "bf800000", "bad"),
+                     ("too-wide", "1ffffffff", "bad"), ("space", f" {good[0]}", "bad"), ("one-bits", "3f800000", "either")]
+        else:
+            def rest(first):
+                return " ".join([first] + good[1:])
+            cases = [("absent", None, absent), ("empty", "", "bad"), ("text", " ".join(["xyz"] * n), "bad"),
+                     ("decimal", " ".join(["0.5"] * n), "bad"), ("negative", " ".join(["-1"] * n), "bad"),
+                     ("huge", " ".join([HUGE_INT] + ["1e300"] * (n - 1)), "bad"),
+                     ("1e300", " ".join(["1e300"] * n), "either"),
+                     ("short", " ".join(good[:-1]), "bad"), ("long", " ".join(good + good[-1:]), "bad"),
+                     ("nan-bits", rest("7ff8000000000000"), "bad"), ("inf-bits", rest("7ff0000000000000"), "bad"),
+                     ("all-ones", rest("ffffffffffffffff"), "bad"), ("too-wide", rest("1" + "0" * 16), "bad"),
+                     ("double-space", good[0] + "  " + " ".join(good[1:]), "bad"),
+                     ("trailing-space", " ".join(good) + " ", "bad"),
+                     ("negative-bits", rest(bits64(-1.0)), "either"), ("huge-bits", rest(bits64(1e300)), "either")]
+        for label, value, expect in cases:
+            if original is None and value is None:
+                continue
+            yield (f"meta-{field}-{label}", expect, f"metadata {field} {shown(value)} (was {original!r})",
+                   changed(meta(**{field: value})))
+
+    # The position's ranges: batch in 0..<batches, step in 0...(epoch + 1) * batches, optimizer_step in 0...step,
+    # metrics_lines at most the lines of metrics.jsonl. batches per epoch: step / epoch of a checkpoint at batch 0.
+    step, opt, epoch, lines = int(m["step"]), int(m["optimizer_step"]), int(m["epoch"]), int(m["metrics_lines"])
+    if m["batch"] == "0" and epoch > 0 and step % epoch == 0:
+        b = step // epoch
+        yield "batch-equals-batches", "bad", f"batch {b} ({b} batches an epoch)", changed(meta(batch=str(b)))
+        yield ("step-beyond-epoch", "bad", f"step {(epoch + 1) * b + 1} (epoch {epoch}, {b} batches an epoch)",
+               changed(meta(step=str((epoch + 1) * b + 1))))
+        yield ("step-at-limit", "either", f"step {(epoch + 1) * b} and optimizer_step {opt} (the range's end)",
+               changed(meta(step=str((epoch + 1) * b))))
+        yield ("epoch-beyond-run", "either", f"epoch 1000 (beyond the run's epochs), step {step} kept",
+               changed(meta(epoch="1000")))
+    yield ("optimizer-step-above-step", "bad", f"optimizer_step {step + 1} (step {step})",
+           changed(meta(optimizer_step=str(step + 1))))
+    yield ("metrics-lines-above-file", "bad", f"metrics_lines {lines + 1000} (was {lines}; more than metrics.jsonl)",
+           changed(meta(metrics_lines=str(lines + 1000))))
+    yield ("metrics-lines-0", "either", f"metrics_lines 0 (was {lines}): the history is dropped",
+           changed(meta(metrics_lines="0")))
+
+    # A position inside an epoch: the checkpoint a stop signal writes. Valid, then with bad sums.
     mid = dict(batch="1", step=str(step + 1), optimizer_step=str(opt + 1))
-    if kind == "dec-state":
-        yield ("mid-epoch-batch-1", "ok", "batch 1, step and optimizer_step one further (a stop signal's checkpoint)",
-               changed(meta(**mid)))
-    else:
-        yield ("mid-epoch-batch-1", "ok", "batch 1, step one further, epoch_so_far '0 0 0' (a stop signal's checkpoint)",
-               changed(meta(epoch_so_far="0 0 0", **mid)))
-        sums = [("missing", None), ("negative", "-1 -1 -1"), ("huge", f"{HUGE_INT} 1e300 1e300"), ("text", "abc def ghi"),
-                ("empty", ""), ("two-fields", "0 0"), ("nan", "7ff8000000000000 0 0")]
-        for label, value in sums:
-            yield (f"mid-epoch-sums-{label}", "bad", f"batch 1 with epoch_so_far {'left out' if value is None else repr(value)}",
-                   changed(meta(epoch_so_far=value, **mid)))
-        yield ("batch0-sums-garbage", "either", "batch 0 with epoch_so_far 'abc' (the writer leaves it out at batch 0)",
-               changed(meta(epoch_so_far="abc")))
+    yield ("mid-epoch-batch-1", "ok", "batch 1, step and optimizer_step one further, sums '0 0 0' (a stop signal's "
+           "checkpoint)", changed(meta(sums="0 0 0", **mid)))
+    for label, value in [("missing", None), ("text", "xyz xyz xyz"), ("two-fields", "0 0"),
+                         ("nan", "7ff8000000000000 0 0")]:
+        yield (f"mid-epoch-sums-{label}", "bad", f"batch 1 with sums {shown(value)}", changed(meta(sums=value, **mid)))
+
+    # A file in the old format's names (before RunState): no sums, so refused.
+    renames = {"sums": "interval_loss" if kind == "dec-state" else "epoch_so_far", "start_scores": "kmeans"}
+    sections = {"labels": "previous", "objective.target": "target"}
+
+    def old(s):
+        for new_name, old_name in renames.items():
+            if new_name in s.metadata:
+                s.metadata[old_name] = s.metadata.pop(new_name)
+        for sec in s.sections:
+            sec[0] = sections.get(sec[0], sec[0])
+        s.sections.sort(key=lambda x: x[0])
+    yield ("old-names", "bad", "the old format's names (" + ", ".join(f"{a} as {b}" for a, b in
+           list(renames.items()) + list(sections.items()) if a in m or a in names) + ")", changed(old))
 
     if kind == "dec-state":
-        # Labels of the last update (`previous`, f32): each must be an integer in 0..<K.
-        previous = state.section("previous")
-        n = len(previous) // 4
-        labels = [("-1", -1.0), ("K", float(state.clusters)), ("1e9", 1e9), ("0.5", 0.5), ("1e10", 1e10), ("-3e9", -3e9)]
-        for label, v in labels:
-            yield (f"labels-{label}", "bad", f"previous: the first of {n} labels {v:g} (K = {state.clusters})",
-                   changed(lambda s, v=v: s.set_section("previous", floats([v]) + previous[4:])))
-        # Target distribution rows must be probabilities.
-        target = state.section("target")
-        yield ("target-negative", "bad", "target: the first value -1 (a probability)",
-               changed(lambda s: s.set_section("target", floats([-1.0]) + target[4:])))
+        # Labels of the last update (`labels`, f32): each must be an integer in 0..<K.
+        labels = state.section("labels")
+        n = len(labels) // 4
+        cases = [("-1", -1.0), ("K", float(state.clusters)), ("1e9", 1e9), ("0.5", 0.5), ("1e10", 1e10), ("-3e9", -3e9),
+                 ("nan", float("nan"))]
+        for label, v in cases:
+            yield (f"labels-{label}", "bad", f"labels: the first of {n} labels {v:g} (K = {state.clusters})",
+                   changed(lambda s, v=v: s.set_section("labels", floats([v]) + labels[4:])))
+        # The target distribution's rows must be probabilities (DEC, IDEC).
+        if "objective.target" in names:
+            target = state.section("objective.target")
+            for label, v in (("negative", -1.0), ("nan", float("nan"))):
+                yield (f"target-{label}", "bad", f"objective.target: the first value {v:g} (a probability)",
+                       changed(lambda s, v=v: s.set_section("objective.target", floats([v]) + target[4:])))
 
 
 def main():

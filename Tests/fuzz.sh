@@ -41,9 +41,11 @@ run() {
 mkdir -p "$T/cwd"
 
 # State files (the resume readers: DECTrainer.resume, Pretrainer.resume, Model.load): genuine autoencoder.bin and
-# dec-state.bin from small runs, then variants with a valid checksum written by Tests/craft-state.py (each section one
-# value short, one long, missing; each metadata field negative, huge, 1e300, text, empty, absent; labels out of range;
-# other widths and cluster counts), each resumed in a copy of its run directory (the .prev files removed, so that
+# dec-state.bin (dec, idec, dkm) from small runs, then variants with a valid checksum written by Tests/craft-state.py
+# (each section one value short, one long, missing; each metadata field negative, huge, 1e300, text, empty, absent;
+# the hex fields sums, start_scores and alpha with the wrong count, NaN or Inf bits, text; positions out of range;
+# labels out of range; the old format's names; other widths and cluster counts; the rules are RunState.decode's),
+# each resumed in a copy of its run directory (the .prev files removed, so that
 # the crafted file is the one read). Its list names what each must do: "bad" ends with exit status 1 or 2, a line
 # starting with "error:", and every file of the run as it was; "ok" resumes and finishes (exit 0); "either" does one
 # of the two. Rows go into the table as "state SET VARIANT"; the section prints N passed, N failed.
@@ -52,15 +54,19 @@ state_files() {
   rm -rf "$S"; mkdir -p "$S/cwd"
   local D="--limit 300 --widths 784-16-10 --batch-size 100 --pretrain-epochs 2 --epochs 3 --start kmeans --restarts 1"
   D="$D --tsne-points 0 --augment none --tol 0 --seed 1 --threads 1"
-  # dec-pre: stopped after pretraining epoch 1 of 2 (autoencoder.bin only). dec: then stopped again at the end of
-  # pretraining and after fine-tuning epoch 1 of 3 (autoencoder.bin and dec-state.bin). pre: a pretrain run stopped
-  # after epoch 1 of 2.
+  # dec-pre: stopped after pretraining epoch 1 of 2 (autoencoder.bin only). dec, idec, dkm: then stopped again at the
+  # end of pretraining and after fine-tuning epoch 1 of 3 (autoencoder.bin and dec-state.bin). pre: a pretrain run
+  # stopped after epoch 1 of 2.
   if ! { "$BIN" dec $D --out "$S/dec" --stop-after-epochs 1 && cp -r "$S/dec" "$S/dec-pre" \
          && "$BIN" dec --resume "$S/dec" --threads 1 --stop-after-epochs 1 \
          && "$BIN" dec --resume "$S/dec" --threads 1 --stop-after-epochs 1 \
+         && ( for m in idec dkm; do "$BIN" dec $D --method $m --out "$S/$m" --stop-after-epochs 1 \
+              && "$BIN" dec --resume "$S/$m" --threads 1 --stop-after-epochs 1 \
+              && "$BIN" dec --resume "$S/$m" --threads 1 --stop-after-epochs 1 || exit 1; done ) \
          && "$BIN" pretrain --limit 300 --widths 784-16-10 --batch-size 100 --epochs 2 --augment none --threads 1 \
               --stop-after-epochs 1 --out "$S/pre"; } > "$S/runs.log" 2>&1 \
      || [ ! -s "$S/dec/dec-state.bin" ] || [ ! -s "$S/dec/autoencoder.bin" ] || [ -e "$S/dec-pre/dec-state.bin" ] \
+     || [ ! -s "$S/idec/dec-state.bin" ] || [ ! -s "$S/dkm/dec-state.bin" ] \
      || [ ! -s "$S/dec-pre/autoencoder.bin" ] || [ ! -s "$S/pre/autoencoder.bin" ]; then
     fail "state files: the small runs that make them ($S/runs.log: $(tail -1 "$S/runs.log"))"; return
   fi
@@ -133,6 +139,8 @@ state_files() {
     done < "$V.tsv"
   }
   state_set dec-state dec-state "$S/dec/dec-state.bin" "$S/dec" "$BIN" dec --resume @DIR@ --threads 1
+  state_set idec-state dec-state "$S/idec/dec-state.bin" "$S/idec" "$BIN" dec --resume @DIR@ --threads 1
+  state_set dkm-state dec-state "$S/dkm/dec-state.bin" "$S/dkm" "$BIN" dec --resume @DIR@ --threads 1
   state_set dec-pretrain autoencoder "$S/dec-pre/autoencoder.bin" "$S/dec-pre" "$BIN" dec --resume @DIR@ --threads 1
   state_set pretrain autoencoder "$S/pre/autoencoder.bin" "$S/pre" "$BIN" pretrain --resume @DIR@ --threads 1
   state_set pretrained pretrained "$S/pre/autoencoder.bin" - "$BIN" dec $D --pretrained @FILE@ --out @DIR@

@@ -1,10 +1,8 @@
 // UMAP (McInnes, Healy & Melville 2018) of the autoencoder's codes, as N2D (McConville et al. 2020) uses it before a
-// Gaussian mixture: the k nearest neighbours of every point, their fuzzy simplicial set (a symmetric weighted
-// graph), and a layout in `components` dimensions fitted by SGD with negative sampling; the same algorithm and
-// defaults as umap-learn (min_dist 0, spread 1: a = 1.9328, b = 0.7905), starting from the graph's spectral layout.
-// Distances are computed one pair at a time by the same expression (no GEMM), and the layout runs on one thread from
-// a seeded generator, so the result is bitwise the same whatever the rank count, thread count or BLAS kernel: the
-// ranks split the neighbour search and each then fits the same layout.
+// Gaussian mixture: k nearest neighbours, their fuzzy simplicial set, and a layout fitted by SGD with negative
+// sampling, as umap-learn does it (min_dist 0, spread 1: a = 1.9328, b = 0.7905; the spectral start). Distances one
+// pair at a time by one expression (no GEMM) and a one-thread seeded layout make the result the same bits for any
+// rank, thread count or BLAS kernel: the ranks split the neighbour search, then each fits the same layout.
 // N = points, D = dims, k = neighbours (the point itself included, as umap-learn counts).
 import Collective
 import Foundation

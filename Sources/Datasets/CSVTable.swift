@@ -100,6 +100,9 @@ public struct CSVTable: Sendable {
         let header = hasHeader ? rows[0] : nil
         let body = hasHeader ? Array(rows.dropFirst()) : rows
         let bodyLines = hasHeader ? Array(lines.dropFirst()) : lines
+        if rows.count == 1, (0..<columns).allSatisfy({ number(rows[0][$0]) == nil }) {
+            throw DataError(path, "holds only a header line and no samples: clustering needs at least 2")
+        }
         guard body.count >= 2 else { throw DataError(path, "\(body.count) data line(s): clustering needs at least 2 samples") }
 
         // The label column.

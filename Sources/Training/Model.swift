@@ -1,7 +1,8 @@
 // Model: the ParameterStore of a run, laid out as [decoder | encoder | centres (K, E)], and the gradient transport
 // that its gradients live in, followed by the step statistics (loss sums, the stop vote): a bucket of their own,
 // reduced with the gradients but not parameters. The encoder, the centres and the statistics are one suffix of the
-// transport's memory, so DEC reduces them in one range without the decoder; pretraining and IDEC reduce everything.
+// transport's memory, so DEC reduces them in one range without the decoder; pretraining and the objectives that
+// reconstruct (IDEC, DKM) reduce everything. Which ranges a fine-tuning step touches: StepRanges.
 import Clustering
 import Collective
 import CollectiveMPI

@@ -99,6 +99,8 @@ public struct DECOptions: Sendable {
     /// Fine-tuning on augmented batches (the target distribution P stays that of the clean data).
     /// nil: the recipe's for the data (on square images only).
     public var augmentation: Augmentation? = nil
+    /// Tests: one process computes the shares of this many ranks and sums them as they would (ShareEmulation).
+    public var emulation: ShareEmulation? = nil
     public init() {}
 
     /// The clustering term's weight in effect.

@@ -55,6 +55,8 @@ struct DECCommand: TrainingCommand {
     var snapshots: String?
     @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = Recipe.tsnePoints
     @Option(help: "t-SNE iterations.") var tsneIterations = Recipe.tsneIterations
+    @Option(help: ArgumentHelp("Tests: one process computes the shares of N ranks in pretraining and fine-tuning and sums them in rank order (run it with --threads 1).", visibility: .hidden))
+    var debugEmulateRanks: Int?
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
     func validate() throws {
@@ -70,6 +72,7 @@ struct DECCommand: TrainingCommand {
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         _ = try plannedWidths(widths)
         if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
+        if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
         _ = try snapshotEpochs()
         if !(0...Limits.largestTSNEPoints).contains(tsnePoints) || !(1...100_000).contains(tsneIterations) {
             throw ValidationError("--tsne-points must be 0 to \(Limits.largestTSNEPoints) (exact t-SNE keeps n x n matrices) and --tsne-iterations 1 to 100000.")
@@ -119,6 +122,10 @@ struct DECCommand: TrainingCommand {
             if let explicit = try snapshotEpochs() {
                 options.snapshotEpochs = explicit
                 options.snapshotsExplicit = true
+            }
+            if let emulated = debugEmulateRanks {
+                try checkBatch(batchSize, ranks: emulated)
+                (pretrain.emulation, options.emulation) = (ShareEmulation(ranks: emulated), ShareEmulation(ranks: emulated))
             }
             options.tsnePoints = tsnePoints
             options.tsneIterations = tsneIterations

@@ -43,7 +43,8 @@ public final class DECTrainer {
         self.model = model
         objective = makeObjective(options, rows: model.autoencoder.maxRows, embedding: model.embeddingDimension)
         passes = WholeDataPass(data: data, model: model, communicator: context.communicator)
-        fineTuningStep = FineTuningStep(model: model, objective: objective, data: data, options: options)
+        if options.emulation != nil, context.ranks > 1 { throw RunError("an emulation of several ranks runs on one rank") }
+        fineTuningStep = FineTuningStep(model: model, objective: objective, data: data, options: options, rank: context.rank)
         sampler = Sampler(count: data.count, globalBatch: options.batchSize, seed: options.seed, rank: context.rank, ranks: context.ranks)
     }
 
@@ -71,8 +72,10 @@ public final class DECTrainer {
     /// One global batch of fine-tuning; returns (summed clustering loss, summed reconstruction loss) over the batch.
     @discardableResult
     public func trainStep(batch b: Int) throws -> (Double, Double) {
-        let (global, local) = sampler.batch(b)
-        let result = try fineTuningStep(data, indices: sampler.permutation[local], batchRows: global.count, epoch: completedEpochs, step: step)
+        let ranks = options.emulation?.ranks ?? context.ranks
+        let result = try fineTuningStep(data, batchRows: sampler.batch(b).global.count, epoch: completedEpochs, step: step) { r in
+            sampler.permutation[sampler.batch(b, rank: r, of: ranks).local]
+        }
         try context.policy.requireFinite(result.cluster + result.reconstruction, quantity: "\(options.method.rawValue) loss", step: step,
                                          gradients: result.finite)
         step += 1

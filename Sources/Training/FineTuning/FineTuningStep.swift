@@ -35,10 +35,13 @@ public final class FineTuningStep {
     let seed: UInt64
     let dZ: UnsafeMutablePointer<Float>   // (B, E): the clustering term's gradient on the embedding
     public let stopAgreement = StopAgreement()
+    /// This rank, and the per-share gradients of an emulation of several ranks (tests: the exact 1-vs-p check).
+    let rank: Int
+    let shares: ShareGradients?
     /// Seconds the last step waited on the reduction.
     public private(set) var exposedSeconds = 0.0
 
-    init(model: Model, objective: FineTuningObjective, data: DataSet, options: DECOptions) {
+    init(model: Model, objective: FineTuningObjective, data: DataSet, options: DECOptions, rank: Int) {
         self.model = model
         self.objective = objective
         ranges = StepRanges(model: model, reconstructs: objective.reconstructs)
@@ -48,14 +51,35 @@ public final class FineTuningStep {
         augmentation = options.augmentation ?? Recipe.augmentation(for: data)
         seed = options.seed
         dZ = .allocate(capacity: rows * model.embeddingDimension)
+        self.rank = rank
+        let reduced = ranges.reduced.count
+        shares = options.emulation.map { ShareGradients($0, count: reduced) }
     }
 
     deinit { dZ.deallocate() }
 
-    /// The step on this rank's rows `indices` of a global batch of `batchRows` rows; returns the batch's summed
-    /// (clustering, reconstruction) losses over all ranks and whether every gradient was finite.
-    func callAsFunction(_ data: DataSet, indices: ArraySlice<Int32>, batchRows: Int, epoch: Int,
-                        step: Int) throws -> (cluster: Double, reconstruction: Double, finite: Bool) {
+    /// The step on a global batch of `batchRows` rows: this rank's share `share(rank)` (or, emulating p ranks, every
+    /// share in turn, summed in rank order as the shared-memory reduction sums them), reduced, then the update. Returns
+    /// the batch's summed (clustering, reconstruction) losses over all ranks and whether every gradient was finite.
+    func callAsFunction(_ data: DataSet, batchRows: Int, epoch: Int, step: Int,
+                        share: (_ rank: Int) -> ArraySlice<Int32>) throws -> (cluster: Double, reconstruction: Double, finite: Bool) {
+        if let shares {
+            for r in 0..<shares.emulation.ranks {
+                try computeGradients(data, indices: share(r), batchRows: batchRows, epoch: epoch, step: step)
+                shares.keep(model.transport.gradients, range: ranges.reduced, rank: r)
+            }
+            shares.combine(into: model.transport.gradients, range: ranges.reduced)
+        } else {
+            try computeGradients(data, indices: share(rank), batchRows: batchRows, epoch: epoch, step: step)
+        }
+        stopAgreement.tally(model, step: step)
+        let totals = (Double(model.statistics[0]), Double(model.statistics[1]))
+        let finite = optimizer.update(model.store)
+        return (totals.0, totals.1, finite)
+    }
+
+    /// Forward, the terms, and backward into the transport on the rows `indices`, reduced over the ranks.
+    func computeGradients(_ data: DataSet, indices: ArraySlice<Int32>, batchRows: Int, epoch: Int, step: Int) throws {
         let rows = indices.count, e = model.embeddingDimension
         let store = model.store, ae = model.autoencoder, transport = model.transport
         let scale = 1 / Float(batchRows)
@@ -88,9 +112,5 @@ public final class FineTuningStep {
         }
         try transport.finish()
         exposedSeconds = transport.exposedSeconds
-        stopAgreement.tally(model, step: step)
-        let totals = (Double(model.statistics[0]), Double(model.statistics[1]))
-        let finite = optimizer.update(store)
-        return (totals.0, totals.1, finite)
     }
 }
