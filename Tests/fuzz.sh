@@ -5,7 +5,7 @@
 # or such an error; none with a signal, a timeout or the memory limit. Writes the table of every input (exit status,
 # first error line, peak memory) to $1/fuzz.md and prints the failures and the largest peak. Called by
 # Tests/multirank.sh with its temp dir; returns the number of failures. About a minute.
-# Its last section, state files, also runs alone (about 30 s): FUZZ_ONLY=state Tests/fuzz.sh DIR. DC_BIN names
+# Its last section, state files, also runs alone (about 50 s): FUZZ_ONLY=state Tests/fuzz.sh DIR. DC_BIN names
 # another binary to test (default .build/release/deepcluster), e.g. DC_BIN=/work/before/.build/release/deepcluster.
 set -uo pipefail
 cd "$(dirname "$0")/.."
