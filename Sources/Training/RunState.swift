@@ -76,10 +76,10 @@ public struct RunState {
         func fail(_ reason: String) -> CheckpointError { CheckpointError(path: path, reason: reason) }
         let meta = checkpoint.metadata
         guard meta["kind"] == expected.kind else {
-            throw fail("holds a \(meta["kind"] ?? "unnamed") state, not the \(expected.kind) state of this run")
+            throw fail("holds a state of kind '\(meta["kind"] ?? "")', not the \(expected.kind) state of this run")
         }
         if let method = expected.method, meta["method"] != method {
-            throw fail("holds the state of a \(meta["method"] ?? "unnamed") run, not of this \(method) run")
+            throw fail("holds the state of a run of method '\(meta["method"] ?? "")', not of this \(method) run")
         }
         func integer(_ key: String, in range: ClosedRange<Int>) throws -> Int {
             guard let text = meta[key] else { throw fail("its metadata has no \(key)") }
@@ -136,7 +136,13 @@ public struct RunState {
             state.snapshots.append((epoch, try section(name, count: expected.samples * expected.embedding)))
         }
         state.snapshots.sort { $0.epoch < $1.epoch }
-        for (name, count) in expected.sections { state.sections[name] = try section("objective.\(name)", count: count) }
+        for (name, count) in expected.sections {
+            let values = try section("objective.\(name)", count: count)
+            guard values.allSatisfy({ (0...1).contains($0) }) else {
+                throw fail("section objective.\(name) holds values outside [0, 1]; it is a distribution over the clusters")
+            }
+            state.sections[name] = values
+        }
         return (state, lines)
     }
 }

@@ -48,6 +48,7 @@ final class RunStateTests: XCTestCase {
             ("optimizer.second", { $0.sections["optimizer.second"]!.removeLast() }),
             ("optimizer.first", { $0.sections["optimizer.first"] = nil }),
             ("objective.target", { $0.sections["objective.target"]!.append(0) }),
+            ("objective.target", { $0.sections["objective.target"]![0] = -1 }),
             ("labels", { $0.sections["labels"]![0] = 2 }),
             ("labels", { $0.sections["labels"]![0] = 0.5 }),
             ("labels", { $0.sections["labels"]!.removeLast() }),

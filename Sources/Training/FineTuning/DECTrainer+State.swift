@@ -46,7 +46,7 @@ extension DECTrainer {
         try model.load(checkpoint, path: path, wantCentres: true)
         let expected = RunState.Expectation(kind: "dec-state", method: options.method.rawValue,
                                             optimizerCount: fineTuningStep.optimizer.range.count,
-                                            batchesPerEpoch: sampler.batchesPerEpoch, sumCount: 3, samples: data.count,
+                                            batchesPerEpoch: sampler.batchesPerEpoch, sumCount: 2, samples: data.count,
                                             clusters: options.clusters, embedding: model.embeddingDimension,
                                             sections: objective.stateLengths(samples: data.count),
                                             metricsLines: try context.agreedMetricsLines())

@@ -25,8 +25,10 @@ public final class DECTrainer {
     public internal(set) var batchInEpoch = 0
     /// The hard assignments at the last target update (for the label-change test).
     var previous: [Int32]?
-    /// Sums since the last target update: clustering loss, reconstruction loss, seconds waited on the reduction.
-    var intervalSums = [0.0, 0.0, 0.0]
+    /// Sums since the last target update: clustering and reconstruction loss (kept in the state), and the seconds
+    /// waited on the reduction (a measurement, not kept: a resumed interval counts its own).
+    var intervalSums = [0.0, 0.0]
+    var intervalComm = 0.0
     public internal(set) var history: [RunRecord] = []
     public internal(set) var snapshots: [(epoch: Int, embedding: [Float])] = []
     public private(set) var lastPass: ClusteringPass?
@@ -96,7 +98,8 @@ public final class DECTrainer {
             let epoch = Double(step) / Double(batches), done = epoch - Double(firstEpoch)
             record(epoch: epoch, pass: pass, changed: changed, seconds: Clock.now - intervalStart,
                    eta: done > 0 ? (Clock.now - started) / done * (Double(options.epochs) - epoch) : .nan)
-            intervalSums = [0, 0, 0]
+            intervalSums = [0, 0]
+            intervalComm = 0
             intervalStart = Clock.now
         }
         epochs: while completedEpochs < options.epochs {
@@ -122,7 +125,7 @@ public final class DECTrainer {
                 let losses = try trainStep(batch: b)
                 intervalSums[0] += losses.0
                 intervalSums[1] += losses.1
-                intervalSums[2] += lastStepExposed
+                intervalComm += lastStepExposed
                 if stopAgreement.agreed && b + 1 < batches {
                     batchInEpoch = b + 1
                     try stop(epoch: epoch, batch: batchInEpoch, of: batches)
@@ -163,7 +166,7 @@ public final class DECTrainer {
         entry.seconds = seconds
         entry.loss = intervalSums[0] / samples
         entry.samplesPerS = rate
-        entry.commShare = intervalSums[2] / max(seconds, 1e-9)
+        entry.commShare = intervalComm / max(seconds, 1e-9)
         if objective.reconstructs { entry.reconstructionLoss = intervalSums[1] / samples }
         entry.alpha = objective.sharpness.map(Double.init)
         entry.labelChange = changed

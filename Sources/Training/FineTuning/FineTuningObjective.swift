@@ -25,7 +25,8 @@ public protocol FineTuningObjective: AnyObject {
     var sharpness: Float? { get set }
     /// What dec-state.bin keeps of the objective, and gives back on resume.
     var state: [String: [Float]] { get }
-    /// The sections of `state` and their lengths for N samples: the run state's decoder checks them before `restore`.
+    /// The sections of `state` and their lengths for N samples: the run state's decoder checks them (lengths, and
+    /// values in [0, 1]: they are distributions over the clusters) before `restore`.
     func stateLengths(samples: Int) -> [String: Int]
     func restore(_ state: [String: [Float]])
 }
