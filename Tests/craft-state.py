@@ -206,10 +206,12 @@ def variants(kind, state):
             yield (f"meta-{field}-{label}", expect, f"metadata {field} {shown(value)} (was {original!r})",
                    changed(meta(**{field: value})))
 
-    # The hex fields: sums (3 doubles, required), start_scores (3 doubles, optional) and alpha (a float, optional).
+    # The hex fields: sums (required: 3 doubles in pretraining, loss, seconds waited, seconds; 2 in fine-tuning, the
+    # clustering and reconstruction losses), start_scores (3 doubles, optional) and alpha (a float, optional).
     # Each is split on single spaces; every part must parse as hex bits and be finite (alpha: and positive).
     # Note that "1e300" and "abc" are hex digits: as bits they are tiny positive subnormals, which decode.
-    hexed = [("sums", 3, "bad")]
+    sums = 2 if kind.endswith("-state") else 3
+    hexed = [("sums", sums, "bad")]
     if kind == "dec-state":
         hexed += [("start_scores", 3, "either"), ("alpha", 1, "either")]
     for field, n, absent in hexed:
@@ -262,10 +264,11 @@ def variants(kind, state):
 
     # A position inside an epoch: the checkpoint a stop signal writes. Valid, then with bad sums.
     mid = dict(batch="1", step=str(step + 1), optimizer_step=str(opt + 1))
-    yield ("mid-epoch-batch-1", "ok", "batch 1, step and optimizer_step one further, sums '0 0 0' (a stop signal's "
-           "checkpoint)", changed(meta(sums="0 0 0", **mid)))
-    for label, value in [("missing", None), ("text", "xyz xyz xyz"), ("two-fields", "0 0"),
-                         ("nan", "7ff8000000000000 0 0")]:
+    zeros = " ".join(["0"] * sums)
+    yield ("mid-epoch-batch-1", "ok", f"batch 1, step and optimizer_step one further, sums '{zeros}' (a stop signal's "
+           "checkpoint)", changed(meta(sums=zeros, **mid)))
+    for label, value in [("missing", None), ("text", " ".join(["xyz"] * sums)), ("one-field-short", " ".join(["0"] * (sums - 1))),
+                         ("nan", " ".join(["7ff8000000000000"] + ["0"] * (sums - 1)))]:
         yield (f"mid-epoch-sums-{label}", "bad", f"batch 1 with sums {shown(value)}", changed(meta(sums=value, **mid)))
 
     # A file in the old format's names (before RunState): no sums, so refused.
