@@ -60,12 +60,10 @@ public final class Pretrainer {
     public func trainStep(batch b: Int) throws -> Double {
         let store = model.store
         if let shares {
-            for r in 0..<shares.emulation.ranks {
+            try shares.emulate(into: model.transport.gradients, range: model.all) { r in
                 let (global, local) = sampler.batch(b, rank: r, of: shares.emulation.ranks)
                 try computeGradients(global: global, local: local, rank: r)
-                shares.keep(model.transport.gradients, range: model.all, rank: r)
             }
-            shares.combine(into: model.transport.gradients, range: model.all)
         } else {
             let (global, local) = sampler.batch(b)
             try computeGradients(global: global, local: local, rank: context.rank)
@@ -193,11 +191,13 @@ public final class Pretrainer {
             context.metrics.truncate(to: 0)  // stopped before its first checkpoint: it starts again
             return false
         }
-        try model.load(checkpoint, path: checkpointPath, wantCentres: false)
         let expected = RunState.Expectation(kind: "autoencoder", method: nil, optimizerCount: optimizer.range.count,
                                             batchesPerEpoch: sampler.batchesPerEpoch, sumCount: 3, samples: data.count,
                                             metricsLines: try context.agreedMetricsLines())
-        let (state, lines) = try RunState.decode(checkpoint, path: checkpointPath, expected: expected)
+        let (state, lines) = try context.onEveryRank {
+            try model.load(checkpoint, path: checkpointPath, wantCentres: false)
+            return try RunState.decode(checkpoint, path: checkpointPath, expected: expected)
+        }
         optimizer.restore(state)
         (epoch, step, batchInEpoch) = (state.epoch, state.step, state.batch)
         epochSoFar = (state.sums[0], state.sums[1], state.sums[2])

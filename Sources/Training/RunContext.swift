@@ -118,9 +118,21 @@ public final class RunContext {
             if !isRoot { bytes = words.withUnsafeBytes { Array($0.prefix(count)) } }
         }
         guard !bytes.isEmpty else { return nil }
-        let checkpoint = try Checkpoint.decode(bytes, path: path)
-        try policy.checkConfiguration(of: checkpoint, path: path)
-        return checkpoint
+        return try onEveryRank {
+            let checkpoint = try Checkpoint.decode(bytes, path: path)
+            try policy.checkConfiguration(of: checkpoint, path: path)
+            return checkpoint
+        }
+    }
+
+    /// Runs `body`, which every rank runs on the same bytes (a broadcast checkpoint) and so fails alike: its error
+    /// is marked as every rank's, so rank 0 alone reports it.
+    public func onEveryRank<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as RunError {
+            throw RunError(error.message, everyRank: true)
+        } catch let error as CheckpointError {
+            throw RunError(error.description, everyRank: true)
+        }
     }
 
     /// config.json: every setting of the run per phase ("pretrain", "dec", ...), as the flags a user would type.

@@ -68,6 +68,16 @@ final class ShareGradients {
         }
     }
 
+    /// One emulated step's reduction: `compute(r)` writes share r's gradients into `gradients` for every r in turn;
+    /// each is kept, and their sum in the emulation's order replaces `range` of `gradients`.
+    func emulate(into gradients: UnsafeMutablePointer<Float>, range: Range<Int>, _ compute: (_ rank: Int) throws -> Void) rethrows {
+        for r in 0..<emulation.ranks {
+            try compute(r)
+            keep(gradients, range: range, rank: r)
+        }
+        combine(into: gradients, range: range)
+    }
+
     /// The kept shares of `range`, share after share, as float32 in this machine's byte order.
     func write(to path: String, range: Range<Int>) throws {
         var bytes = Data(capacity: emulation.ranks * range.count * 4)

@@ -43,14 +43,16 @@ extension DECTrainer {
     public func resume() throws -> Bool {
         guard let checkpoint = try context.loadCheckpoint(DECTrainer.stateName) else { return false }
         let path = context.path(DECTrainer.stateName)
-        try model.load(checkpoint, path: path, wantCentres: true)
         let expected = RunState.Expectation(kind: "dec-state", method: options.method.rawValue,
                                             optimizerCount: fineTuningStep.optimizer.range.count,
                                             batchesPerEpoch: sampler.batchesPerEpoch, sumCount: 2, samples: data.count,
                                             clusters: options.clusters, embedding: model.embeddingDimension,
                                             sections: objective.stateLengths(samples: data.count),
                                             metricsLines: try context.agreedMetricsLines())
-        let (state, lines) = try RunState.decode(checkpoint, path: path, expected: expected)
+        let (state, lines) = try context.onEveryRank {
+            try model.load(checkpoint, path: path, wantCentres: true)
+            return try RunState.decode(checkpoint, path: path, expected: expected)
+        }
         fineTuningStep.optimizer.restore(state)
         objective.restore(state.sections)
         if let alpha = state.alpha { objective.sharpness = alpha }

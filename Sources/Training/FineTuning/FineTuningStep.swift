@@ -64,11 +64,9 @@ public final class FineTuningStep {
     func callAsFunction(_ data: DataSet, batchRows: Int, epoch: Int, step: Int,
                         share: (_ rank: Int) -> ArraySlice<Int32>) throws -> (cluster: Double, reconstruction: Double, finite: Bool) {
         if let shares {
-            for r in 0..<shares.emulation.ranks {
+            try shares.emulate(into: model.transport.gradients, range: ranges.reduced) { r in
                 try computeGradients(data, indices: share(r), batchRows: batchRows, epoch: epoch, step: step)
-                shares.keep(model.transport.gradients, range: ranges.reduced, rank: r)
             }
-            shares.combine(into: model.transport.gradients, range: ranges.reduced)
         } else {
             try computeGradients(data, indices: share(rank), batchRows: batchRows, epoch: epoch, step: step)
         }
