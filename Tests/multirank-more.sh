@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# DEC across ranks (shortened schedule): the whole dec pipeline (pretraining, the N2D start, fine-tuning) of DEC,
-# IDEC and DKM on 2 ranks gives the bits of one process that emulates the 2 shares (and not those of 3); predict
-# reproduces the training-time assignments exactly; bad options give one-line errors. Called by Tests/multirank.sh with its temp dir.
+# DEC across ranks (shortened schedule): the whole dec pipeline (pretraining, the N2D start, fine-tuning, the guard)
+# of DEC, IDEC and DKM on 2 ranks gives the bits of one process that emulates the 2 shares (and not those of 3);
+# predict reproduces the training-time assignments exactly, also for a kept start; bad options give one-line errors. Called by Tests/multirank.sh with its temp dir.
 set -uo pipefail
 T="$1"
 BIN=.build/release/deepcluster
@@ -34,6 +34,21 @@ done
 if same_as_emulation aug 2 --augment shift=0.1,rotate=10 --start kmeans --restarts 4; then
   pass "dec --augment shift=0.1,rotate=10 --start kmeans on 2 ranks = the emulation of 2 shares, bitwise"
 else fail "dec --augment on 2 ranks differs from the emulation of 2 shares"; fi
+if same_as_emulation held 2 --hold-target 1 --confidence 0.5; then
+  pass "dec --hold-target 1 --confidence 0.5 (the start's target held, then self-training on confident samples) on 2 ranks = the emulation of 2 shares, bitwise"
+else fail "dec --hold-target 1 --confidence 0.5 on 2 ranks differs from the emulation of 2 shares"; fi
+# The guard decides alike on 2 ranks and in one process (its input-space neighbours split over the ranks): the same
+# verdict and the same criterion values in metrics.jsonl.
+if out=$(python3 - "$T/x-dec-2/metrics.jsonl" "$T/x-dec-e2/metrics.jsonl" <<'PY'
+import json, sys
+finals = [[json.loads(l) for l in open(p) if '"final"' in l][-1] for p in sys.argv[1:]]
+keys = ["kept", "start_agreement", "finetuned_agreement", "start_acc", "finetuned_acc", "kmeans_input_acc", "acc"]
+a, b = ([f.get(k) for k in keys] for f in finals)
+assert None not in a[:3], a
+assert a == b, (a, b)
+print(f"kept {a[0]}, neighbour information start {a[1]:.4f} / fine-tuned {a[2]:.4f}, k-means on the input ACC {a[5]:.4f}")
+PY
+); then pass "guard on 2 ranks = one process: $out"; else fail "guard on 2 ranks vs one process: $out"; fi
 same_as_emulation dec3 3; rc=$?
 if [ $rc -eq 1 ]; then pass "negative control: emulating 3 shares gives other bits than 2 ranks"
 else fail "negative control: emulating 3 shares (exit $rc) should differ from 2 ranks"; fi
@@ -62,6 +77,32 @@ $BIN predict --model "$T/dec1/model.bin" --limit 2000 --output "$T/predicted.csv
 if cmp -s "$T/predicted.csv" "$T/dec1/assignments.csv"; then pass "predict reproduces the training assignments ($(tail -1 "$T/predict.log"))"
 else fail "predict differs from the training assignments"; fi
 
+# --keep start: the run writes the start's clustering (N2D: the mixture's), model.bin assigns by neighbours in the
+# start's embedding, and predict gives the training samples their assignments back exactly; --keep fine-tuned and the
+# default agree when the guard keeps the fine-tuned result.
+for keep in start fine-tuned; do
+  $BIN dec --limit 2000 --pretrained "$T/pre/autoencoder.bin" --epochs 5 --restarts 4 --seed 1 --tsne-points 0 --keep $keep \
+      --out "$T/keep-$keep" > "$T/keep-$keep.log" 2>&1 || { cat "$T/keep-$keep.log"; fail "dec --keep $keep"; }
+done
+if out=$(python3 - "$T/keep-start" "$T/keep-fine-tuned" "$T/dec1" <<'PY'
+import json, sys
+start, tuned, default = sys.argv[1:]
+final = lambda run: [json.loads(l) for l in open(f"{run}/metrics.jsonl") if '"final"' in l][-1]
+s, t, d = final(start), final(tuned), final(default)
+assert s["kept"] == "start" and t["kept"] == "fine-tuned", (s["kept"], t["kept"])
+assert abs(s["acc"] - s["start_acc"]) < 1e-12 and abs(t["acc"] - t["finetuned_acc"]) < 1e-12, (s, t)
+n2d = [json.loads(l) for l in open(f"{start}/metrics.jsonl") if '"n2d-embedding"' in l][-1]
+assert abs(s["acc"] - n2d["acc"]) < 1e-12, "the kept start is the N2D clustering"
+if d["kept"] == "fine-tuned":
+    assert open(f"{default}/assignments.csv").read() == open(f"{tuned}/assignments.csv").read()
+print(f"start ACC {s['acc']:.4f} (N2D {n2d['acc']:.4f}), fine-tuned {t['acc']:.4f}; the default kept the {d['kept']} result")
+PY
+); then pass "--keep: $out"; else fail "--keep: $out"; fi
+$BIN predict --model "$T/keep-start/model.bin" --limit 2000 --output "$T/predicted-start.csv" > "$T/predict-start.log" 2>&1
+if cmp -s "$T/predicted-start.csv" "$T/keep-start/assignments.csv"; then
+  pass "predict with a kept N2D start (neighbours in its embedding) reproduces the training assignments ($(tail -1 "$T/predict-start.log"))"
+else fail "predict with a kept N2D start differs from the training assignments"; fi
+
 # Pictures and report (issue 6): every SVG and report.html parse as XML; each figure has a title, axis labels and
 # a legend; the report inlines Figures 3 and 4, the confusion matrix and the gallery and fetches nothing; the gallery's
 # PNGs decode; `report` compares two runs on one page.
@@ -87,7 +128,8 @@ for run in sys.argv[1:]:
             assert len(zlib.decompress(idat)) == 28 * 29
     html = open(f"{run}/report.html").read()
     ET.fromstring(html.split("\n", 1)[1])  # after <!DOCTYPE html>
-    for needle in ["Figure 3", "Figure 4", "Confusion matrix", "What each cluster is", "Final metrics", "Timings", "deepcluster dec"]:
+    for needle in ["Figure 3", "Figure 4", "Confusion matrix", "What each cluster is", "Final metrics", "Timings", "deepcluster dec",
+                   "<h2>Result</h2>", "Kept: <b>the", "k-means on the input", "neighbour information"]:
         assert needle in html, f"{run}/report.html lacks {needle}"
     assert not re.search(r'(src|href)="https?:', html), "report fetches from the network"
 print("4 SVGs and report.html of 2 runs parse; titles, axes, legends, 100 gallery PNGs (28x28) decode")
@@ -114,6 +156,9 @@ check_bad "K < 2" $BIN dec --clusters 1 --limit 100
 check_bad "K > N" $BIN dec --clusters 500 --limit 100 --pretrained "$T/pre/autoencoder.bin" --out "$T/bk"
 check_bad "epochs <= 0" $BIN pretrain --epochs 0
 check_bad "unknown method" $BIN dec --method nope
+check_bad "unknown --keep" $BIN dec --keep best --limit 100
+check_bad "confidence > 1" $BIN dec --confidence 1.5 --limit 100 --pretrained "$T/pre/autoencoder.bin" --out "$T/bq"
+check_bad "negative hold" $BIN dec --hold-target -1 --limit 100 --pretrained "$T/pre/autoencoder.bin" --out "$T/bh"
 check_bad "unknown option" $BIN pretrain --frobnicate
 check_bad "batch < ranks" $MPI -np 3 $BIN pretrain --batch-size 2 --limit 100 --out "$T/bb"
 check_bad "missing hostfile" Launch/run --hostfile /nonexistent/hosts info

@@ -15,7 +15,7 @@ public struct KMeansResult: Sendable {
 public enum KMeans {
     /// Squared distances (rows, K) from `points` (rows, D) to `centres` (K, D): |x|^2 - 2 x.c + |c|^2, via sgemm.
     public static func squaredDistances(points: UnsafePointer<Float>, rows: Int, dims: Int, centres: UnsafePointer<Float>,
-                                        clusters: Int, into out: UnsafeMutablePointer<Float>) {
+                                        clusters: Int, into out: UnsafeMutablePointer<Float>, pointNorms: UnsafePointer<Float>? = nil) {
         BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: clusters, k: dims, alpha: -2,
                   a: points, lda: dims, b: centres, ldb: dims, c: out, ldc: clusters)
         var centreNorms = [Float](repeating: 0, count: clusters)
@@ -25,11 +25,17 @@ public enum KMeans {
             centreNorms[k] = s
         }
         for i in 0..<rows {
-            var s: Float = 0
-            let x = points + i * dims
-            for d in 0..<dims { s += x[d] * x[d] }
+            let s = pointNorms?[i] ?? squaredNorm(points + i * dims, dims)
             for k in 0..<clusters { out[i * clusters + k] = max(out[i * clusters + k] + s + centreNorms[k], 0) }
         }
+    }
+
+    /// |x|^2 of one point, summed in order (Lloyd computes it once per point; the same value as a fresh sum).
+    @inline(__always)
+    static func squaredNorm(_ x: UnsafePointer<Float>, _ dims: Int) -> Float {
+        var s: Float = 0
+        for d in 0..<dims { s += x[d] * x[d] }
+        return s
     }
 
     /// Greedy k-means++ (Arthur and Vassilvitskii 2007; the greedy variant scikit-learn uses): each next centre is
@@ -40,8 +46,12 @@ public enum KMeans {
         var centres = [Float](repeating: 0, count: clusters * dims)
         var nearest = [Double](repeating: .infinity, count: n)
         var distance = [Float](repeating: 0, count: n)
+        let norms = (0..<n).map { squaredNorm(points + $0 * dims, dims) }
         func distances(to index: Int) {
-            squaredDistances(points: points, rows: n, dims: dims, centres: points + index * dims, clusters: 1, into: &distance)
+            norms.withUnsafeBufferPointer { nb in
+                squaredDistances(points: points, rows: n, dims: dims, centres: points + index * dims, clusters: 1, into: &distance,
+                                 pointNorms: nb.baseAddress)
+            }
         }
         var chosen = rng.nextInt(below: n)
         for k in 0..<clusters {
@@ -84,10 +94,11 @@ public enum KMeans {
         var iterations = 0
         var inertia = 0.0
         let base = points + slice.lowerBound * dims
+        let norms = (0..<rows).map { squaredNorm(base + $0 * dims, dims) }
         while iterations < maxIterations {
             iterations += 1
             assign(points: base, rows: rows, dims: dims, centres: centres, clusters: clusters, distance: &distance,
-                   assignments: &local, accumulator: &accumulator)
+                   assignments: &local, accumulator: &accumulator, norms: norms)
             if let communicator { try communicator.allreduce(&accumulator, .sum) }
             inertia = accumulator[clusters * dims + clusters]
             var shift = 0.0, scale = 0.0
@@ -106,7 +117,7 @@ public enum KMeans {
         }
         // Final assignment and inertia for the final centres.
         assign(points: base, rows: rows, dims: dims, centres: centres, clusters: clusters, distance: &distance,
-               assignments: &local, accumulator: &accumulator)
+               assignments: &local, accumulator: &accumulator, norms: norms)
         var assignments = local
         if let communicator {
             var tail = [accumulator[clusters * dims + clusters]]
@@ -120,18 +131,24 @@ public enum KMeans {
     }
 
     static func assign(points: UnsafePointer<Float>, rows: Int, dims: Int, centres: [Float], clusters: Int,
-                       distance: inout [Float], assignments: inout [Int32], accumulator: inout [Double]) {
+                       distance: inout [Float], assignments: inout [Int32], accumulator: inout [Double], norms: [Float]) {
         for i in 0..<accumulator.count { accumulator[i] = 0 }
         centres.withUnsafeBufferPointer { c in
-            squaredDistances(points: points, rows: rows, dims: dims, centres: c.baseAddress!, clusters: clusters, into: &distance)
+            norms.withUnsafeBufferPointer { nb in
+                squaredDistances(points: points, rows: rows, dims: dims, centres: c.baseAddress!, clusters: clusters, into: &distance,
+                                 pointNorms: nb.baseAddress)
+            }
         }
-        for i in 0..<rows {
-            var best = 0
-            for k in 1..<clusters where distance[i * clusters + k] < distance[i * clusters + best] { best = k }
-            assignments[i] = Int32(best)
-            accumulator[clusters * dims + best] += 1
-            accumulator[clusters * dims + clusters] += Double(distance[i * clusters + best])
-            for d in 0..<dims { accumulator[best * dims + d] += Double(points[i * dims + d]) }
+        accumulator.withUnsafeMutableBufferPointer { sums in
+            for i in 0..<rows {
+                var best = 0
+                for k in 1..<clusters where distance[i * clusters + k] < distance[i * clusters + best] { best = k }
+                assignments[i] = Int32(best)
+                sums[clusters * dims + best] += 1
+                sums[clusters * dims + clusters] += Double(distance[i * clusters + best])
+                let x = points + i * dims, row = sums.baseAddress! + best * dims
+                for d in 0..<dims { row[d] += Double(x[d]) }
+            }
         }
     }
 

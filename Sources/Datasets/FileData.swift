@@ -4,7 +4,7 @@ import Foundation
 import Tensor
 
 public enum InputNormalization: String, Sendable, CaseIterable {
-    /// Images to [0, 1], features standardised.
+    /// Images to [0, 1] (uint8 by 255, or by their own largest value when it is under 128), features standardised.
     case auto
     /// uint8 / 255; other values (value - min) / (max - min) over the whole array.
     case unit
@@ -27,6 +27,7 @@ extension DataSet {
         var data: DataSet
         var labelTexts: [String]? = nil
         var notes: [String] = []
+        var bytes = false
         switch suffix {
         case "npy":
             let array = try NumPyArray.read(path)
@@ -46,7 +47,7 @@ extension DataSet {
                 }
                 data = DataSet(name: name, features: values, labels: zeros, dimension: d, classCount: 1, transform: nil)
             }
-            let bytes: Bool = { if case .bytes = array.values { return true } else { return false } }()
+            if case .bytes = array.values { bytes = true }
             data.isImage = array.shape.count == 3 || array.shape.count == 4 && (array.shape[1] == 1 || array.shape[3] == 1)
                 || array.shape.count == 2 && bytes && Augmentation.imageSide(of: d) != nil
         case "csv", "tsv", "txt":
@@ -79,7 +80,12 @@ extension DataSet {
         if let limit { data = data.prefix(limit) }
         if let normalization { data = data.normalized(normalization) }  // nil: as read (predict applies the model's)
         if data.isFloat, normalization == .auto {
-            notes.append("\(name): \(data.count) x \(data.dimension) \(data.isImage ? "image values scaled to [0, 1]" : "features standardised (mean 0, std 1)")")
+            let what: String
+            if !data.isImage { what = "features standardised (mean 0, std 1)" }
+            else if let scale = data.inputTransform?.scale.first, bytes, scale > 1 / 255 {
+                what = "uint8 values up to \(Int((1 / scale).rounded())) (under half of 0-255) scaled by their largest value to [0, 1]"
+            } else { what = "image values scaled to [0, 1]" }
+            notes.append("\(name): \(data.count) x \(data.dimension) \(what)")
         }
         data.notes = notes
         return data
@@ -113,6 +119,11 @@ extension DataSet {
 
     /// Normalised as `mode` asks (bytes stay bytes for auto and unit: pixels / 255 at gather time).
     public func normalized(_ mode: InputNormalization) -> DataSet {
+        if !isFloat && mode == .auto, let high = images.max(), high > 0, high < UInt8.max / 2 {
+            // Bytes that use under half their range (0-16 in uint8): scaled by their own largest value, not by 255.
+            return applying(FeatureTransform(shift: [Float](repeating: 0, count: dimension),
+                                             scale: [Float](repeating: 1 / Float(high), count: dimension)))
+        }
         if !isFloat && (mode == .auto || mode == .unit) { return self }
         let raw = isFloat ? features : images.map(Float.init)
         let d = dimension

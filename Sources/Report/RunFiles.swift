@@ -36,6 +36,15 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var sizes: [Int]?
     public var maps: Int?
     public var points: Int?
+    /// The guard (final and guard records): which result the run kept, why, and the criterion's values.
+    public var kept: String?
+    public var reason: String?
+    public var startAgreement: Double?
+    public var finetunedAgreement: Double?
+    /// The final record: the start's, the fine-tuned model's and k-means on the input's ACC beside the kept one.
+    public var startAcc: Double?
+    public var finetunedAcc: Double?
+    public var kmeansInputAcc: Double?
 
     public init(phase: String) { self.phase = phase }
 
@@ -44,6 +53,8 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case reconstructionLoss = "reconstruction_loss", labelChange = "label_change", nonemptyClusters = "nonempty_clusters"
         case samplesPerS = "samples_per_s", commShare = "comm_share", pretrainSeconds = "pretrain_seconds"
         case finetuneSeconds = "finetune_seconds", totalSeconds = "total_seconds", collapsedClusters = "collapsed_clusters"
+        case kept, reason, startAgreement = "start_agreement", finetunedAgreement = "finetuned_agreement", startAcc = "start_acc"
+        case finetunedAcc = "finetuned_acc", kmeansInputAcc = "kmeans_input_acc"
     }
 
     /// The fine-tuning epoch this record marks when it falls on a whole epoch (snapshots are taken at whole epochs).
@@ -59,7 +70,8 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public func jsonLine() throws -> Data {
         var copy = self
         for path in [\RunRecord.epoch, \.loss, \.reconstructionLoss, \.acc, \.nmi, \.ari, \.labelChange, \.alpha, \.inertia,
-                     \.seconds, \.samplesPerS, \.commShare, \.pretrainSeconds, \.finetuneSeconds, \.totalSeconds]
+                     \.seconds, \.samplesPerS, \.commShare, \.pretrainSeconds, \.finetuneSeconds, \.totalSeconds,
+                     \.startAgreement, \.finetunedAgreement, \.startAcc, \.finetunedAcc, \.kmeansInputAcc]
             where !(copy[keyPath: path]?.isFinite ?? true) {
             copy[keyPath: path] = nil
         }

@@ -69,8 +69,23 @@ public enum RunReport {
 
     // MARK: - Pages
 
+    /// What the run kept and why, beside what the start, the fine-tuning and k-means on the input reached.
+    static func headline(_ final: RunRecord, kept: String) -> String {
+        func acc(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+        func info(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "-" }
+        var out = "<h2>Result</h2>\n<p>Kept: <b>the \(kept == "start" ? "start" : "fine-tuned result")</b>"
+            + (final.reason.map { ": " + h($0) } ?? "") + ". ACC of the kept clustering: \(acc(final.acc)).</p>\n"
+        out += table(["clustering", "ACC", "neighbour information (input space)"], [
+            ["the start", acc(final.startAcc), info(final.startAgreement)],
+            ["fine-tuned (\((final.method ?? "dec").uppercased()))", acc(final.finetunedAcc), info(final.finetunedAgreement)],
+            ["k-means on the input", acc(final.kmeansInputAcc), "-"],
+        ])
+        return out
+    }
+
     static func page(_ run: Run) -> String {
         var body = "<h1>DeepClustering run: \(h(run.name))</h1>\n"
+        if let final = run.final, let kept = final.kept { body += headline(final, kept: kept) }
         body += "<h2>Command</h2>\n<pre>\(h(run.command))</pre>\n"
         for phase in run.configuration.keys.sorted() {
             let values = run.configuration[phase]!

@@ -39,15 +39,34 @@ public enum DECExperiment {
         }
         let pretrainSeconds = Clock.now - phaseStart
         let fineTuneStart = Clock.now
-        let final = try trainer.run()
+        let finetuned = try trainer.run()
         let fineTuneSeconds = Clock.now - fineTuneStart
-        try trainer.saveModel()
-        context.say(String(format: "final %@: %@  (pretraining %@, fine-tuning %@, total %@)",
-                           options.method.rawValue.uppercased(), final.scores.text,
+        let (final, decision) = try trainer.keepBetter(finetuned)
+        try trainer.saveModel(start: decision?.keepsStart == true ? trainer.kept : nil)
+        let baseline = try ClusterStarts.kmeansOnInput(data: data, options: options, communicator: context.communicator)
+        context.record(baseline.record)
+        let method = options.method.rawValue.uppercased(), startName = options.start == .n2d ? "N2D" : "k-means"
+        context.say(baseline.summary)
+        if let decision {
+            context.say(String(format: "start (%@ on the embedding): %@  neighbour information %.4f", startName,
+                               (trainer.startScores ?? .unknown).text, decision.startAgreement))
+            context.say(String(format: "fine-tuned (%@): %@  neighbour information %.4f", method, finetuned.scores.text,
+                               decision.finetunedAgreement))
+            context.say("kept: the \(decision.keepsStart ? "start" : "fine-tuned result"): \(decision.reason)")
+        }
+        context.say(String(format: "final %@: %@  (%@; pretraining %@, fine-tuning %@, total %@)",
+                           method, final.scores.text, decision?.keepsStart == true ? "the start's clustering" : "fine-tuned",
                            formatDuration(pretrainSeconds), formatDuration(fineTuneSeconds), formatDuration(context.elapsed)))
         var record = RunRecord(phase: "final")
         record.method = options.method.rawValue
         record.setScores(accuracy: final.scores.accuracy, nmi: final.scores.nmi, ari: final.scores.ari)
+        record.kept = decision?.keepsStart == true ? "start" : "fine-tuned"
+        record.reason = decision?.reason
+        record.startAgreement = decision?.startAgreement
+        record.finetunedAgreement = decision?.finetunedAgreement
+        record.startAcc = trainer.startScores?.accuracy
+        record.finetunedAcc = finetuned.scores.accuracy
+        record.kmeansInputAcc = baseline.scores.accuracy
         record.pretrainSeconds = pretrainSeconds
         record.finetuneSeconds = fineTuneSeconds
         record.totalSeconds = context.elapsed
@@ -194,6 +213,18 @@ public enum Predictor {
             }
             objective.sharpness = alpha
         }
-        return try WholeDataPass(data: data, model: model, communicator: context.communicator).run(objective)
+        let pass = try WholeDataPass(data: data, model: model, communicator: context.communicator).run(objective)
+        guard checkpoint.metadata["assign"] == "neighbours" else { return pass }
+        // The run kept its N2D start: a sample takes the cluster of its nearest training samples in that embedding.
+        let e = model.embeddingDimension, k = checkpoint.clusters
+        guard let reference = checkpoint.sections["reference.embedding"], let labels = checkpoint.sections["reference.assignments"],
+              !labels.isEmpty, reference.count == labels.count * e, reference.allSatisfy(\.isFinite),
+              labels.allSatisfy({ $0 >= 0 && $0 < Float(k) && $0 == $0.rounded() }) else {
+            throw CheckpointError(path: modelPath, reason: "assigns by neighbours but holds no valid reference.embedding (N x \(e)) and reference.assignments (N, in 0..<\(k))")
+        }
+        let vote = NeighbourVote.assign(points: pass.embedding, count: data.count, reference: reference, labels: labels.map { Int32($0) },
+                                        dims: e, clusters: k)
+        return ClusteringPass(embedding: pass.embedding, q: vote.q, assignments: vote.assignments,
+                              scores: data.scores(vote.assignments, clusters: k))
     }
 }

@@ -21,6 +21,12 @@ public enum Recipe {
     // MARK: - The start and fine-tuning
     public static let start = ClusterStart.n2d
     public static let restarts = 20
+    /// Which result a run keeps: the better of the start and the fine-tuned one, by neighbour information (ResultGuard).
+    public static let keep = KeptResult.auto
+    /// Fine-tuning epochs that fit the start's target (N2D's posteriors) before DEC's self-training recomputes it.
+    public static let holdTarget = 10
+    /// DEC and IDEC fit only the samples whose target's largest probability reaches this (DECObjective).
+    public static let confidence: Float = 0
     public static let umap = UMAPOptions()
     public static let epochs = 100
     public static let optimizer = OptimizerKind.sgd
@@ -83,6 +89,12 @@ public struct DECOptions: Sendable {
     public var restarts = Recipe.restarts
     /// How the starting clusters are found; with n2d, `umap` configures the layout.
     public var start = Recipe.start
+    /// Which of the start and the fine-tuned clustering the run keeps and writes (ResultGuard).
+    public var keep = Recipe.keep
+    /// Epochs that keep the first target (the start's) before the passes recompute it; no label-change stop before.
+    public var holdTarget = Recipe.holdTarget
+    /// DEC, IDEC: the samples whose target's largest probability is below this take no part in the clustering term.
+    public var confidence = Recipe.confidence
     public var umap = Recipe.umap
     /// IDEC and DKM: weight of the clustering term; nil = the recipe's for the method.
     public var gamma: Float? = nil
@@ -134,7 +146,7 @@ extension DECOptions {
             ("--method", method.rawValue), ("--clusters", "\(clusters)"), ("--epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"),
             ("--optimizer", optimizer.rawValue), ("--lr", "\(learningRate)"), ("--seed", "\(seed)"),
             ("--update-interval", updateInterval.map(String.init) ?? "once per epoch"), ("--tol", "\(tolerance)"),
-            ("--restarts", "\(restarts)"), ("--start", start.rawValue), ("--augment", augmentationText(augmentation)),
+            ("--restarts", "\(restarts)"), ("--start", start.rawValue), ("--keep", keep.rawValue), ("--hold-target", "\(holdTarget)"), ("--confidence", "\(confidence)"), ("--augment", augmentationText(augmentation)),
             ("--checkpoint-every", "\(checkpointEvery)"), ("--tsne-points", "\(tsnePoints)"), ("--tsne-iterations", "\(tsneIterations)"),
             ("--snapshots", snapshotsExplicit ? snapshotEpochs.sorted().map(String.init).joined(separator: ",") : "start, middle, end"),
         ]

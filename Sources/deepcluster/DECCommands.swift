@@ -46,6 +46,12 @@ struct DECCommand: TrainingCommand {
     @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = Recipe.restarts
     @Option(help: "How the clusters fine-tuning starts from are found on the pretrained embedding: n2d (UMAP of the embedding to 10 dimensions, 20 neighbours, then a full-covariance Gaussian mixture: McConville et al. 2020), or kmeans (k-means++ and Lloyd, DEC as published).")
     var start = Recipe.start
+    @Option(help: "Which clustering the run keeps and writes (assignments.csv, q.npy, model.bin, the report's headline): auto (the better of the start and the fine-tuned result by neighbour information in the input space, decided without labels: the fine-tuned one unless it scores more than 0.5% below the start), fine-tuned (always the fine-tuned model's, DEC as published) or start.")
+    var keep = Recipe.keep
+    @Option(help: "Fine-tuning epochs that fit the start's own target (N2D's mixture posteriors, or DEC's target of the k-means centres) before the target is recomputed from the model (DEC's self-training); no label-change stop before. 0: DEC as published.")
+    var holdTarget = Recipe.holdTarget
+    @Option(help: "DEC, IDEC: only samples whose target's largest probability is at least this take part in the clustering term (self-training on confident samples; the set grows as the targets sharpen). 0: every sample (DEC as published).")
+    var confidence = Recipe.confidence
     @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = Recipe.umap.epochs
     @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
@@ -115,6 +121,11 @@ struct DECCommand: TrainingCommand {
             options.tolerance = tol
             options.restarts = restarts
             options.start = start
+            options.keep = keep
+            guard holdTarget >= 0 else { throw RunError("--hold-target \(holdTarget): give 0 or more epochs") }
+            options.holdTarget = holdTarget
+            guard confidence >= 0, confidence <= 1 else { throw RunError("--confidence \(confidence): give a probability in [0, 1]") }
+            options.confidence = confidence
             options.umap.epochs = umapEpochs
             options.gamma = gamma
             options.checkpointEvery = checkpointEvery

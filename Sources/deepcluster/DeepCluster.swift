@@ -174,6 +174,7 @@ extension Split: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
 extension ClusterStart: ExpressibleByArgument {}
+extension KeptResult: ExpressibleByArgument {}
 extension ShareEmulation.Order: ExpressibleByArgument {}
 
 extension ParsableCommand {

@@ -21,6 +21,8 @@ public enum ClusterStart: String, Sendable, CaseIterable {
 /// N2D, the clustering the first target update uses instead of a pass over the model (the mixture's posteriors).
 public struct StartingClusters {
     public var centres: [Float]
+    /// The start's clustering (N): k-means' nearest centres, or the mixture's most probable components.
+    public var assignments: [Int32]
     public var scores: ClusteringScores
     public var firstPass: ClusteringPass?
     public var summary: String
@@ -51,7 +53,27 @@ public enum ClusterStarts {
         record.inertia = result.inertia
         let summary = String(format: "k-means on the embedding (%d restarts over %d rank(s), inertia %.4g, %.1fs): %@",
                              options.restarts, communicator.size, result.inertia, Clock.now - started, scores.text)
-        return StartingClusters(centres: result.centres, scores: scores, firstPass: nil, summary: summary, record: record)
+        return StartingClusters(centres: result.centres, assignments: result.assignments, scores: scores, firstPass: nil, summary: summary, record: record)
+    }
+
+    /// The baseline every `dec` run shows beside its start and its result: k-means++ and Lloyd on the input itself
+    /// (as the model sees it: pixels in [0, 1], features standardised), restarts spread over the ranks.
+    public static func kmeansOnInput(data: DataSet, options: DECOptions, communicator: Communicator) throws -> (scores: ClusteringScores, record: RunRecord, summary: String) {
+        let started = Clock.now
+        let x = data.floats(.unit)  // (N, D)
+        let result = try x.withUnsafeBufferPointer { p in
+            try KMeans.fit(points: p.baseAddress!, count: data.count, dims: data.dimension, clusters: options.clusters,
+                           restarts: options.restarts, seed: options.seed, communicator: communicator, spreadRestarts: true)
+        }
+        let scores = data.scores(result.assignments, clusters: options.clusters)
+        let seconds = Clock.now - started
+        var record = RunRecord(phase: "kmeans-input")
+        record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
+        record.inertia = result.inertia
+        record.seconds = seconds
+        let summary = String(format: "k-means on the input (%d restarts over %d rank(s), %.1fs): %@", options.restarts, communicator.size,
+                             seconds, scores.text)
+        return (scores, record, summary)
     }
 
     /// N2D: the centres are the mixture's clusters' posterior-weighted means in the embedding, and the first target
@@ -83,7 +105,8 @@ public enum ClusterStarts {
         record.seconds = seconds
         let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours; Gaussian mixture, %d EM iterations; %.1fs): %@",
                              umap.components, umap.neighbors, mixture.iterations, seconds, scores.text)
-        return StartingClusters(centres: (0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) }, scores: scores,
+        return StartingClusters(centres: (0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) },
+                                assignments: mixture.assignments, scores: scores,
                                 firstPass: ClusteringPass(embedding: z, q: mixture.responsibilities, assignments: mixture.assignments,
                                                           scores: scores),
                                 summary: summary, record: record)

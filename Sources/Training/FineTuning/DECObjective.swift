@@ -8,15 +8,20 @@ public final class DECObjective: FineTuningObjective {
     let clusters: Int, embedding: Int
     /// The weight of the term (1 for DEC; gamma when IDEC uses it beside reconstruction).
     let weight: Float
+    /// Samples whose target's largest probability is below this take no part in the term (their target is set to
+    /// their own q: no loss, no gradient), so self-training fits only what the model is confident of; as the
+    /// targets sharpen over the epochs, the set grows. 0: every sample (DEC as published).
+    let confidence: Float
     /// P (N, K), from the latest pass.
     private(set) var target: [Float] = []
     // Per-batch scratch, sized once: q, kernel t, the batch's rows of P (B, K).
     private let q: UnsafeMutablePointer<Float>, kernel: UnsafeMutablePointer<Float>, pRows: UnsafeMutablePointer<Float>
 
-    init(clusters: Int, embedding: Int, rows: Int, weight: Float = 1) {
+    init(clusters: Int, embedding: Int, rows: Int, weight: Float = 1, confidence: Float = 0) {
         self.clusters = clusters
         self.embedding = embedding
         self.weight = weight
+        self.confidence = confidence
         q = .allocate(capacity: rows * clusters)
         kernel = .allocate(capacity: rows * clusters)
         pRows = .allocate(capacity: rows * clusters)
@@ -45,7 +50,11 @@ public final class DECObjective: FineTuningObjective {
         let k = clusters
         DEC.softAssignment(z: z, rows: rows, dims: embedding, centres: centres, clusters: k, q: q, kernel: kernel)
         for (r, index) in indices.enumerated() {
-            for j in 0..<k { pRows[r * k + j] = target[Int(index) * k + j] }
+            var largest: Float = 0
+            for j in 0..<k { pRows[r * k + j] = target[Int(index) * k + j]; largest = max(largest, pRows[r * k + j]) }
+            if largest < confidence {
+                for j in 0..<k { pRows[r * k + j] = q[r * k + j] }
+            }
         }
         return DEC.klLossAndGradient(z: z, rows: rows, dims: embedding, centres: centres, clusters: k, p: pRows, q: q,
                                      kernel: kernel, scale: scale * weight, dZ: dZ, dCentres: dCentres)

@@ -11,11 +11,19 @@ extension DECTrainer {
     /// DKM's alpha, or for the other methods alphaStart (model.bin has always held it; predict reads it back).
     var alpha: Float { objective.sharpness ?? options.alphaStart }
 
-    public func saveModel(_ name: String = "model.bin") throws {
+    /// `start`: the guard kept the start (the model holds its weights again). An N2D start's clusters are not the
+    /// centres' cells, so model.bin then keeps the start's embedding and assignments, and predict assigns a new sample
+    /// by its nearest neighbours there (Predictor).
+    public func saveModel(_ name: String = "model.bin", start: KeptStart? = nil) throws {
         guard context.isRoot else { return }
-        var checkpoint = model.checkpoint(metadata: ["kind": "model", "method": options.method.rawValue, "step": String(step),
-                                                     "seed": String(options.seed), "alpha": String(alpha)],
-                                          includeCentres: true)
+        var metadata = ["kind": "model", "method": options.method.rawValue, "step": String(step), "seed": String(options.seed),
+                        "alpha": String(alpha), "result": start == nil ? "fine-tuned" : "start"]
+        if let start, start.q != nil { metadata["assign"] = "neighbours" }
+        var checkpoint = model.checkpoint(metadata: metadata, includeCentres: true)
+        if let start, start.q != nil {
+            checkpoint.sections["reference.embedding"] = start.embedding
+            checkpoint.sections["reference.assignments"] = start.checkpoint.sections["start.assignments"]
+        }
         if let transform = data.inputTransform {  // how the data was normalised: predict does the same to new data
             checkpoint.sections["input.shift"] = transform.shift
             checkpoint.sections["input.scale"] = transform.scale
@@ -63,7 +71,68 @@ extension DECTrainer {
         startScores = state.startScores.map { ClusteringScores(accuracy: $0[0], nmi: $0[1], ari: $0[2]) }
         context.metrics.truncate(to: lines)
         history = context.metrics.read().filter { $0.phase == options.method.rawValue }
+        kept = try loadStart()
         try model.synchronize(context.communicator)
         return true
+    }
+}
+
+/// The start as the guard may keep it (start.bin): the model at the start (the pretrained encoder and the start's
+/// centres) and the start's clustering: its assignments (N), the embedding they were found on (N, E) and, for N2D,
+/// the mixture's posteriors (N, K) that a pass over the model would not give back.
+public struct KeptStart: Sendable {
+    public var checkpoint: Checkpoint
+
+    init(model: Model, embedding: [Float], start: StartingClusters) {
+        checkpoint = model.checkpoint(metadata: ["kind": "start"], includeCentres: true)
+        checkpoint.sections["start.assignments"] = start.assignments.map(Float.init)
+        checkpoint.sections["start.embedding"] = embedding
+        if let q = start.firstPass?.q { checkpoint.sections["start.q"] = q }
+    }
+
+    init(checked checkpoint: Checkpoint) { self.checkpoint = checkpoint }
+
+    public var assignments: [Int32] { checkpoint.sections["start.assignments"]!.map { Int32($0) } }
+    public var embedding: [Float] { checkpoint.sections["start.embedding"]! }
+    public var q: [Float]? { checkpoint.sections["start.q"] }
+}
+
+extension DECTrainer {
+    public static let startName = "start.bin"
+
+    func saveStart() throws {
+        guard context.isRoot, let kept else { return }
+        try kept.checkpoint.write(to: context.path(DECTrainer.startName))
+    }
+
+    /// start.bin of a resumed run, its sections checked against the run; nil when it has none.
+    func loadStart() throws -> KeptStart? {
+        guard let checkpoint = try context.loadCheckpoint(DECTrainer.startName) else { return nil }
+        let path = context.path(DECTrainer.startName), n = data.count, k = options.clusters, e = model.embeddingDimension
+        func fail(_ reason: String) -> Error { RunError("\(path): \(reason)", everyRank: true) }
+        guard checkpoint.metadata["kind"] == "start" else { throw fail("is not a start (kind \(checkpoint.metadata["kind"] ?? "none"))") }
+        guard let labels = checkpoint.sections["start.assignments"], labels.count == n,
+              labels.allSatisfy({ $0 >= 0 && $0 < Float(k) && $0 == $0.rounded() }) else {
+            throw fail("its start.assignments are not \(n) cluster numbers in 0..<\(k)")
+        }
+        guard checkpoint.sections["start.embedding"]?.count == n * e, checkpoint.sections["start.embedding"]!.allSatisfy(\.isFinite) else {
+            throw fail("its start.embedding is not \(n) x \(e) finite values")
+        }
+        if let q = checkpoint.sections["start.q"], q.count != n * k || !q.allSatisfy({ $0 >= 0 && $0 <= 1 }) {
+            throw fail("its start.q is not \(n) x \(k) probabilities")
+        }
+        guard checkpoint.widths == model.autoencoder.widths, checkpoint.sections["autoencoder"]?.count == model.autoencoder.range.count,
+              checkpoint.sections["centres"]?.count == model.centreRange.count else {
+            throw fail("its model is not this run's (\(model.autoencoder.widths.map(String.init).joined(separator: "-")), K = \(k))")
+        }
+        return KeptStart(checked: checkpoint)
+    }
+
+    /// Puts the start's model back (encoder and centres, every rank) and returns the start's clustering as a pass.
+    func restoreStart(_ kept: KeptStart) throws -> ClusteringPass {
+        try model.load(kept.checkpoint, path: context.path(DECTrainer.startName), wantCentres: true)
+        let labels = kept.assignments
+        let q = try kept.q ?? passes.run(objective).q
+        return ClusteringPass(embedding: kept.embedding, q: q, assignments: labels, scores: data.scores(labels, clusters: options.clusters))
     }
 }

@@ -31,11 +31,13 @@ public final class DECTrainer {
     var intervalComm = 0.0
     public internal(set) var history: [RunRecord] = []
     public internal(set) var snapshots: [(epoch: Int, embedding: [Float])] = []
-    public private(set) var lastPass: ClusteringPass?
+    public internal(set) var lastPass: ClusteringPass?
     /// The start's scores (k-means or N2D on the embedding), kept for the figures and for a resumed run.
     public internal(set) var startScores: ClusteringScores?
     /// The clustering the first target update uses instead of a pass over the model (N2D's mixture posteriors).
     var firstPass: ClusteringPass?
+    /// The start's model and clustering (start.bin), for the guard; nil until the start is found or loaded.
+    public internal(set) var kept: KeptStart?
 
     public init(context: RunContext, data: DataSet, options: DECOptions, model: Model) throws {
         try (options.augmentation ?? Recipe.augmentation(for: data)).check(data)
@@ -61,13 +63,17 @@ public final class DECTrainer {
     public func setTarget(_ pass: ClusteringPass) { objective.passed(pass) }
 
     /// The start (`options.start`) on the current embedding: sets the centres, keeps the first target's clustering.
+    /// Rank 0 writes start.bin: the start's model and clustering, which the guard may keep at the end.
     @discardableResult
     public func startClusters() throws -> StartingClusters {
-        let start = try ClusterStarts.find(try passes.embed(), data: data, embedding: model.embeddingDimension, options: options,
+        let z = try passes.embed()
+        let start = try ClusterStarts.find(z, data: data, embedding: model.embeddingDimension, options: options,
                                            communicator: context.communicator)
         model.setCentres(start.centres)
         startScores = start.scores
         firstPass = start.firstPass
+        kept = KeptStart(model: model, embedding: z, start: start)
+        try saveStart()
         return start
     }
 
@@ -112,11 +118,13 @@ public final class DECTrainer {
                 if step % interval == 0 {
                     let current = try firstPass.take() ?? pass()
                     lastPass = current
-                    objective.passed(current)
+                    dumpPass(current)
+                    let holding = step > 0 && epoch < options.holdTarget  // the start's target stays
+                    if !holding { objective.passed(current) }
                     let changed = labelChange(current)
                     previous = current.assignments
                     report(current, changed: changed)
-                    if let changed, changed < options.tolerance, objective.stopsOnLabelChange {
+                    if let changed, changed < options.tolerance, objective.stopsOnLabelChange, !holding {
                         context.say(String(format: "stopping: %.4f%% of labels changed (< tol %.4f%%)", changed * 100, options.tolerance * 100))
                         converged = true
                         break epochs
@@ -143,6 +151,13 @@ public final class DECTrainer {
         if snapshots.last?.epoch != finalEpoch { snapshots.append((finalEpoch, final.embedding)) }
         lastPass = final
         return final
+    }
+
+    func dumpPass(_ pass: ClusteringPass) {
+        guard let dir = ProcessInfo.processInfo.environment["DC_DUMP"], context.isRoot else { return }
+        let e = model.embeddingDimension
+        try? AtomicFile.write(NumPyArray.encode(pass.embedding, shape: [data.count, e]), to: dir + "/z-\(step).npy")
+        try? AtomicFile.write(NumPyArray.encode(pass.q, shape: [data.count, model.clusters]), to: dir + "/q-\(step).npy")
     }
 
     /// The fraction of labels that changed since the last target update; nil at the first.

@@ -34,8 +34,9 @@ public protocol FineTuningObjective: AnyObject {
 /// The objective of `options.method`, with scratch for batches of up to `rows` rows.
 func makeObjective(_ options: DECOptions, rows: Int, embedding: Int) -> FineTuningObjective {
     switch options.method {
-    case .dec: return DECObjective(clusters: options.clusters, embedding: embedding, rows: rows)
-    case .idec: return IDECObjective(clusters: options.clusters, embedding: embedding, rows: rows, gamma: options.clusteringWeight)
+    case .dec: return DECObjective(clusters: options.clusters, embedding: embedding, rows: rows, confidence: options.confidence)
+    case .idec: return IDECObjective(clusters: options.clusters, embedding: embedding, rows: rows, gamma: options.clusteringWeight,
+                                     confidence: options.confidence)
     case .dkm: return DKMObjective(options, embedding: embedding, rows: rows)
     }
 }

@@ -5,8 +5,8 @@ import Clustering
 public final class IDECObjective: FineTuningObjective {
     private let kl: DECObjective
 
-    init(clusters: Int, embedding: Int, rows: Int, gamma: Float) {
-        kl = DECObjective(clusters: clusters, embedding: embedding, rows: rows, weight: gamma)
+    init(clusters: Int, embedding: Int, rows: Int, gamma: Float, confidence: Float = 0) {
+        kl = DECObjective(clusters: clusters, embedding: embedding, rows: rows, weight: gamma, confidence: confidence)
     }
 
     public var method: DeepMethod { .idec }
