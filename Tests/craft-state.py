@@ -10,7 +10,8 @@ A state file (Sources/Training/Checkpoint.swift), little-endian:
       Prints the header, the sections and the metadata, and checks that re-encoding gives the same bytes.
   craft-state.py variants KIND FILE OUTDIR
       KIND: dec-state (a dec-state.bin of dec, idec or dkm: the method is the file's), autoencoder (a pretraining
-      autoencoder.bin) or pretrained (an autoencoder.bin given to a fresh `dec --pretrained`). Writes
+      autoencoder.bin), pretrained (an autoencoder.bin given to a fresh `dec --pretrained`) or start (the start.bin
+      that a resumed `dec` reads for its guard). Writes
       OUTDIR/NAME.bin for every variant, each with a valid checksum, and prints one line per variant: NAME <tab> EXPECT <tab> what was changed, where EXPECT is
         bad     wrong input: the reader must refuse it with an error line (exit 1 or 2) and keep every file;
         ok      harmless: the reader must take it and the run must finish (exit 0);
@@ -185,6 +186,29 @@ def variants(kind, state):
 
     if kind == "pretrained":
         return  # a fresh dec reads only the weights and the architecture of its --pretrained file
+    if kind == "start":
+        # start.bin (the start the guard may keep): kind "start"; assignments clusters in 0..<K; the embedding finite;
+        # an N2D start's q (absent after k-means) N x K probabilities.
+        for label, value in (("other", "dec-state"), ("empty", ""), ("absent", None)):
+            yield (f"meta-kind-{label}", "bad", f"metadata kind {shown(value)} (was 'start')", changed(meta(kind=value)))
+        labels = state.section("start.assignments")
+        n = len(labels) // 4
+        for label, v in [("-1", -1.0), ("K", float(state.clusters)), ("0.5", 0.5), ("1e10", 1e10), ("nan", float("nan"))]:
+            yield (f"assignments-{label}", "bad", f"start.assignments: the first of {n} {v:g} (K = {state.clusters})",
+                   changed(lambda s, v=v: s.set_section("start.assignments", floats([v]) + labels[4:])))
+        embedding = state.section("start.embedding")
+        for label, v in (("nan", float("nan")), ("inf", float("inf"))):
+            yield (f"embedding-{label}", "bad", f"start.embedding: the first value {v:g}",
+                   changed(lambda s, v=v: s.set_section("start.embedding", floats([v]) + embedding[4:])))
+        k = state.clusters
+        if "start.q" not in names:
+            yield ("q-valid", "ok", f"a start.q of {n} x {k} values 1/K (an N2D start's posteriors)",
+                   changed(lambda s: s.set_section("start.q", floats([1 / k] * (n * k)))))
+            yield ("q-short", "bad", f"a start.q of {n * k - 1} values (N x K = {n * k})",
+                   changed(lambda s: s.set_section("start.q", floats([1 / k] * (n * k - 1)))))
+            yield ("q-negative", "bad", "a start.q whose first value is -1",
+                   changed(lambda s: s.set_section("start.q", floats([-1.0] + [1 / k] * (n * k - 1)))))
+        return
 
     m = state.metadata
     # Every plain metadata field: negative, huge, 1e300, non-numeric, empty, absent. kind and method must be this
@@ -312,7 +336,7 @@ def main():
         print(f"  metadata {json.dumps(s.metadata, sort_keys=True)}")
         print("  re-encodes to the same bytes" if s.encode() == data else "  re-encodes to DIFFERENT bytes")
         return 0
-    if len(sys.argv) == 5 and sys.argv[1] == "variants" and sys.argv[2] in ("dec-state", "autoencoder", "pretrained"):
+    if len(sys.argv) == 5 and sys.argv[1] == "variants" and sys.argv[2] in ("dec-state", "autoencoder", "pretrained", "start"):
         kind, source, out = sys.argv[2:]
         original = open(source, "rb").read()
         state = State.parse(original)

@@ -65,7 +65,7 @@ state_files() {
               && "$BIN" dec --resume "$S/$m" --threads 1 --stop-after-epochs 1 || exit 1; done ) \
          && "$BIN" pretrain --limit 300 --widths 784-16-10 --batch-size 100 --epochs 2 --augment none --threads 1 \
               --stop-after-epochs 1 --out "$S/pre"; } > "$S/runs.log" 2>&1 \
-     || [ ! -s "$S/dec/dec-state.bin" ] || [ ! -s "$S/dec/autoencoder.bin" ] || [ -e "$S/dec-pre/dec-state.bin" ] \
+     || [ ! -s "$S/dec/dec-state.bin" ] || [ ! -s "$S/dec/autoencoder.bin" ] || [ ! -s "$S/dec/start.bin" ] || [ -e "$S/dec-pre/dec-state.bin" ] \
      || [ ! -s "$S/idec/dec-state.bin" ] || [ ! -s "$S/dkm/dec-state.bin" ] \
      || [ ! -s "$S/dec-pre/autoencoder.bin" ] || [ ! -s "$S/pre/autoencoder.bin" ]; then
     fail "state files: the small runs that make them ($S/runs.log: $(tail -1 "$S/runs.log"))"; return
@@ -141,6 +141,7 @@ state_files() {
   state_set dec-state dec-state "$S/dec/dec-state.bin" "$S/dec" "$BIN" dec --resume @DIR@ --threads 1
   state_set idec-state dec-state "$S/idec/dec-state.bin" "$S/idec" "$BIN" dec --resume @DIR@ --threads 1
   state_set dkm-state dec-state "$S/dkm/dec-state.bin" "$S/dkm" "$BIN" dec --resume @DIR@ --threads 1
+  state_set start start "$S/dec/start.bin" "$S/dec" "$BIN" dec --resume @DIR@ --threads 1
   state_set dec-pretrain autoencoder "$S/dec-pre/autoencoder.bin" "$S/dec-pre" "$BIN" dec --resume @DIR@ --threads 1
   state_set pretrain autoencoder "$S/pre/autoencoder.bin" "$S/pre" "$BIN" pretrain --resume @DIR@ --threads 1
   state_set pretrained pretrained "$S/pre/autoencoder.bin" - "$BIN" dec $D --pretrained @FILE@ --out @DIR@
@@ -278,6 +279,9 @@ k=0
 bad_dec() { k=$((k + 1)); run bad "dec $*" "$BIN" dec $Q "$@" --out "$T/o-dec$k"; }
 for v in 0 -1 999999999 abc; do bad_dec --restarts $v; done
 for v in nan -1 2 inf; do bad_dec --tol $v; done
+for v in nan -0.1 1.5 inf abc; do bad_dec --confidence $v; done
+for v in -1 abc 1e40; do bad_dec --hold-target $v; done
+for v in best none ""; do bad_dec --keep "$v"; done
 for v in -5 0 nan; do bad_dec --gamma $v; done
 for v in -1 0 nan inf 1e40; do bad_dec --lr $v; done
 for v in -1 0 nan; do bad_dec --pretrain-lr $v; done
@@ -333,7 +337,7 @@ run any "info --data gzip-bomb --limit 2 (reads only what it keeps)" "$BIN" info
 # Random values for numeric options (seeded): any answer but a crash, a hang or the memory limit.
 RANDOM=11
 values=(0 -1 1 2 -0 1e308 -1e308 nan inf -inf 1e-45 4294967296 9223372036854775807 -9223372036854775808 18446744073709551616 0x10 1,2 "" " " abc)
-options=(--epochs --pretrain-epochs --batch-size --lr --pretrain-lr --restarts --clusters --tol --gamma --mask --limit --threads --update-interval --checkpoint-every --tsne-points --tsne-iterations)
+options=(--epochs --pretrain-epochs --batch-size --lr --pretrain-lr --restarts --clusters --tol --gamma --mask --limit --threads --update-interval --checkpoint-every --tsne-points --tsne-iterations --hold-target --confidence)
 for i in $(seq 1 25); do
   o=${options[$((RANDOM % ${#options[@]}))]}; v=${values[$((RANDOM % ${#values[@]}))]}
   run any "dec $o '$v' (random)" "$BIN" dec $Q $o "$v" --out "$T/o-rand$i"

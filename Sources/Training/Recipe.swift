@@ -24,7 +24,7 @@ public enum Recipe {
     /// Which result a run keeps: the better of the start and the fine-tuned one, by neighbour information (ResultGuard).
     public static let keep = KeptResult.auto
     /// Fine-tuning epochs that fit the start's target (N2D's posteriors) before DEC's self-training recomputes it.
-    public static let holdTarget = 10
+    public static let holdTarget = 30
     /// DEC and IDEC fit only the samples whose target's largest probability reaches this (DECObjective).
     public static let confidence: Float = 0
     public static let umap = UMAPOptions()

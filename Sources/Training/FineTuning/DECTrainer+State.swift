@@ -61,6 +61,7 @@ extension DECTrainer {
             try model.load(checkpoint, path: path, wantCentres: true)
             return try RunState.decode(checkpoint, path: path, expected: expected)
         }
+        kept = try loadStart()  // checked before anything of the run changes
         fineTuningStep.optimizer.restore(state)
         objective.restore(state.sections)
         if let alpha = state.alpha { objective.sharpness = alpha }
@@ -71,7 +72,6 @@ extension DECTrainer {
         startScores = state.startScores.map { ClusteringScores(accuracy: $0[0], nmi: $0[1], ari: $0[2]) }
         context.metrics.truncate(to: lines)
         history = context.metrics.read().filter { $0.phase == options.method.rawValue }
-        kept = try loadStart()
         try model.synchronize(context.communicator)
         return true
     }
@@ -121,7 +121,8 @@ extension DECTrainer {
         if let q = checkpoint.sections["start.q"], q.count != n * k || !q.allSatisfy({ $0 >= 0 && $0 <= 1 }) {
             throw fail("its start.q is not \(n) x \(k) probabilities")
         }
-        guard checkpoint.widths == model.autoencoder.widths, checkpoint.sections["autoencoder"]?.count == model.autoencoder.range.count,
+        guard checkpoint.widths == model.autoencoder.widths, checkpoint.clusters == k,
+              checkpoint.sections["autoencoder"]?.count == model.autoencoder.range.count,
               checkpoint.sections["centres"]?.count == model.centreRange.count else {
             throw fail("its model is not this run's (\(model.autoencoder.widths.map(String.init).joined(separator: "-")), K = \(k))")
         }

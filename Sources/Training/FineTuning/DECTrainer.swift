@@ -118,7 +118,6 @@ public final class DECTrainer {
                 if step % interval == 0 {
                     let current = try firstPass.take() ?? pass()
                     lastPass = current
-                    dumpPass(current)
                     let holding = step > 0 && epoch < options.holdTarget  // the start's target stays
                     if !holding { objective.passed(current) }
                     let changed = labelChange(current)
@@ -151,13 +150,6 @@ public final class DECTrainer {
         if snapshots.last?.epoch != finalEpoch { snapshots.append((finalEpoch, final.embedding)) }
         lastPass = final
         return final
-    }
-
-    func dumpPass(_ pass: ClusteringPass) {
-        guard let dir = ProcessInfo.processInfo.environment["DC_DUMP"], context.isRoot else { return }
-        let e = model.embeddingDimension
-        try? AtomicFile.write(NumPyArray.encode(pass.embedding, shape: [data.count, e]), to: dir + "/z-\(step).npy")
-        try? AtomicFile.write(NumPyArray.encode(pass.q, shape: [data.count, model.clusters]), to: dir + "/q-\(step).npy")
     }
 
     /// The fraction of labels that changed since the last target update; nil at the first.
