@@ -36,7 +36,7 @@ public struct NeighbourAgreement: Sendable {
             for j in 0..<n { var s: Float = 0; for d in 0..<dims { s += p[j * dims + d] * p[j * dims + d] }; norms[j] = s }
         }
         var local = [Int](repeating: 0, count: mine.count * k)
-        let block = 256
+        let block = max(1, min(256, (1 << 24) / max(n, 1)))  // (block, N) products in at most 64 MB
         var products = [Float](repeating: 0, count: min(block, max(mine.count, 1)) * n)  // (block, N)
         var rows = [Float](repeating: 0, count: min(block, max(mine.count, 1)) * dims)    // (block, D)
         var start = mine.lowerBound

@@ -41,14 +41,20 @@ public enum SVG {
 
     /// "Nice" tick values covering [low, high].
     static func ticks(_ low: Double, _ high: Double, count: Int = 5) -> [Double] {
-        let span = max(high - low, 1e-12)
+        guard low.isFinite, high.isFinite else { return [] }
+        // The span at least a billionth of the values: a flat series at 1e17 would otherwise step by 2e-13, which adding
+        // to 1e17 leaves unchanged (a loop without end).
+        let span = max(high - low, max(abs(low), abs(high)) * 1e-9, 1e-12)
         let raw = span / Double(count)
         let magnitude = pow(10, floor(log10(raw)))
         let step = [1.0, 2, 2.5, 5, 10].map { $0 * magnitude }.first { $0 >= raw } ?? raw
         var t = ceil(low / step) * step
         var out = [Double]()
-        while t <= high + step * 1e-9 { out.append(abs(t) < step * 1e-9 ? 0 : t); t += step }
-        return out
+        while t <= high + step * 1e-9 && out.count <= 4 * count {
+            out.append(abs(t) < step * 1e-9 ? 0 : t)
+            t += step
+        }
+        return out.isEmpty ? [low] : out
     }
 
     static func label(_ v: Double) -> String {

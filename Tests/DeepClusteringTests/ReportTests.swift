@@ -24,6 +24,20 @@ final class ReportTests: XCTestCase {
         return (points, labels)
     }
 
+    /// Axis ticks: nice steps over a range, and a handful (not an endless loop) for a flat series of huge values,
+    /// a diverged run's loss (fuzz: --pretrain-lr 16 gave one pretraining loss of 1.1e17).
+    func testTicksCoverARangeAndStayFewForAFlatHugeSeries() {
+        let unit = SVG.ticks(0, 1)
+        XCTAssertEqual(unit.count, 6)
+        for (i, t) in unit.enumerated() { XCTAssertEqual(t, Double(i) * 0.2, accuracy: 1e-12) }
+        let flat = SVG.ticks(1.0863919245589434e17, 1.0863919245589434e17)
+        XCTAssertFalse(flat.isEmpty)
+        XCTAssertLessThanOrEqual(flat.count, 21)
+        XCTAssertEqual(SVG.ticks(.nan, 1), [])
+        XCTAssertLessThanOrEqual(SVG.ticks(-1e308, 1e308).count, 21)
+        XCTAssertLessThanOrEqual(SVG.ticks(0.5, 0.5).count, 21)
+    }
+
     func testTSNEKeepsSeparatedClustersSeparated() {
         let (points, labels) = blobs(seed: 1)
         var options = TSNEOptions()
