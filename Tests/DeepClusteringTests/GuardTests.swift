@@ -2,30 +2,18 @@
 // rank count; its values on partitions whose quality is known), the verdict between a start and a fine-tuned
 // clustering (merged or scrambled fine-tuning loses to the start, a fine-tuning that repairs the start wins), the
 // neighbour vote that predict uses for a kept N2D start, and the scaling rule for small-range integer images.
-@testable import Clustering
+import Clustering
 import Collective
 import Datasets
 import Foundation
 import Tensor
+import TestSupport
 @testable import Training
 import XCTest
 
 final class GuardTests: XCTestCase {
-    /// Blobs in `dims` dimensions, well apart: (points, labels), seeded.
-    func blobs(perBlob: Int, blobs: Int, dims: Int, seed: UInt64, spread: Double = 0.4) -> ([Float], [Int32]) {
-        var rng = Xoshiro256(seed: seed)
-        var points: [Float] = [], labels: [Int32] = []
-        for b in 0..<blobs {
-            for _ in 0..<perBlob {
-                points += (0..<dims).map { d in Float(Double((b * 5 + d * 3) % 7) * 3 + rng.nextNormal() * spread) }
-                labels.append(Int32(b))
-            }
-        }
-        return (points, labels)
-    }
-
     func testNeighboursAreTheNearestOnAnyRankCountAndWithASample() throws {
-        let (points, _) = blobs(perBlob: 30, blobs: 3, dims: 5, seed: 2)
+        let (points, _) = separatedBlobs(perBlob: 30, blobs: 3, dims: 5, seed: 2)
         let n = 90, k = 7
         let one = try NeighbourAgreement(points: points, count: n, dims: 5, k: k, seed: 0, communicator: SingleProcessCommunicator())
         XCTAssertEqual(one.queries, Array(0..<Int32(n)))
@@ -58,7 +46,7 @@ final class GuardTests: XCTestCase {
     }
 
     func testAgreementRanksPartitionsByQuality() throws {
-        let (points, truth) = blobs(perBlob: 40, blobs: 4, dims: 6, seed: 3)
+        let (points, truth) = separatedBlobs(perBlob: 40, blobs: 4, dims: 6, seed: 3)
         let agreement = try NeighbourAgreement(points: points, count: 160, dims: 6, k: 10, seed: 0, communicator: SingleProcessCommunicator())
         let right = agreement.score(truth, clusters: 4)
         XCTAssertEqual(right, log(4), accuracy: 1e-3, "the blobs themselves: log K for K equal clusters no neighbourhood crosses")
@@ -74,7 +62,7 @@ final class GuardTests: XCTestCase {
     }
 
     func testGuardKeepsTheStartAgainstADestroyingFineTuningAndTheFineTunedResultWhenItRepairs() throws {
-        let (points, truth) = blobs(perBlob: 50, blobs: 4, dims: 8, seed: 5)
+        let (points, truth) = separatedBlobs(perBlob: 50, blobs: 4, dims: 8, seed: 5)
         let judge = ResultGuard(agreement: try NeighbourAgreement(points: points, count: 200, dims: 8, seed: 0,
                                                                   communicator: SingleProcessCommunicator()))
         // Fine-tuning that merged two clusters and pulled samples across (what self-training does when it amplifies).
@@ -95,7 +83,7 @@ final class GuardTests: XCTestCase {
     }
 
     func testNeighbourVoteGivesReferencePointsTheirOwnClusterAndNewPointsTheirNeighbours() {
-        let (points, truth) = blobs(perBlob: 30, blobs: 3, dims: 4, seed: 6)
+        let (points, truth) = separatedBlobs(perBlob: 30, blobs: 3, dims: 4, seed: 6)
         // A reference labelling that disagrees with the blobs on a few points: those points keep their own label.
         var labels = truth
         labels[0] = 2

@@ -9,6 +9,20 @@ import Training
 import Foundation
 import XCTest
 
+/// Points on `blobs` blobs in `dims` dimensions, `perBlob` each, their centres 3 or more apart and their spread
+/// `spread`: (points (N, dims), labels), seeded.
+public func separatedBlobs(perBlob: Int, blobs: Int, dims: Int, seed: UInt64, spread: Double = 0.4) -> ([Float], [Int32]) {
+    var rng = Xoshiro256(seed: seed)
+    var points: [Float] = [], labels: [Int32] = []
+    for b in 0..<blobs {
+        for _ in 0..<perBlob {
+            points += (0..<dims).map { d in Float(Double((b * 5 + d * 3) % 7) * 3 + rng.nextNormal() * spread) }
+            labels.append(Int32(b))
+        }
+    }
+    return (points, labels)
+}
+
 /// Asserts |a - b| <= absolute + relative * |b|, reporting at the caller's line.
 public func assertClose(_ a: Double, _ b: Double, relative: Double = 1e-5, absolute: Double = 1e-7,
                         _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
