@@ -45,6 +45,41 @@ public enum DECExperiment {
         try trainer.saveModel(start: decision?.keepsStart == true ? trainer.kept : nil)
         let baseline = try ClusterStarts.kmeansOnInput(data: data, options: options, communicator: context.communicator)
         context.record(baseline.record)
+        reportResult(context: context, options: options, trainer: trainer, finetuned: finetuned, kept: final, decision: decision,
+                     baseline: baseline, seconds: (pretrainSeconds, fineTuneSeconds))
+        let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: options.clusters)
+        context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
+        if !small.isEmpty {
+            context.say("warning: " + small.map { "cluster \($0) holds \(sizes[$0]) of \(data.count) samples" }.joined(separator: "; ")
+                        + (small.count == 1 ? " (under 1%): it has collapsed" : " (each under 1%): they have collapsed")
+                        + "; try fewer --clusters, another --seed, or a lower --lr")
+            var warning = RunRecord(phase: "warning")
+            warning.collapsedClusters = small
+            warning.sizes = sizes
+            context.record(warning)
+        }
+        if context.isRoot {
+            try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
+            try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
+            try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, options.clusters]))
+            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.startScores, final: final)
+            if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
+                                                   assignments: final.assignments, clusters: options.clusters) {
+                try context.write("clusters.svg", gallery)
+            }
+        }
+        try drawFigure4(context: context, data: data, trainer: trainer)
+        if context.isRoot { try RunReport.write(directory: context.directory) }
+        return final
+    }
+
+    /// The run's last lines and its `final` record: k-means on the input, the start and the fine-tuned result with
+    /// the guard's criterion, which one was kept and why, and the kept result's scores and times.
+    static func reportResult(context: RunContext, options: DECOptions, trainer: DECTrainer, finetuned: ClusteringPass,
+                             kept final: ClusteringPass, decision: GuardDecision?,
+                             baseline: (scores: ClusteringScores, record: RunRecord, summary: String),
+                             seconds: (pretrain: Double, fineTune: Double)) {
+        let (pretrainSeconds, fineTuneSeconds) = seconds
         let method = options.method.rawValue.uppercased(), startName = options.start == .n2d ? "N2D" : "k-means"
         context.say(baseline.summary)
         if let decision {
@@ -72,30 +107,6 @@ public enum DECExperiment {
         record.totalSeconds = context.elapsed
         record.ranks = context.ranks
         context.record(record)
-        let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: options.clusters)
-        context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
-        if !small.isEmpty {
-            context.say("warning: " + small.map { "cluster \($0) holds \(sizes[$0]) of \(data.count) samples" }.joined(separator: "; ")
-                        + (small.count == 1 ? " (under 1%): it has collapsed" : " (each under 1%): they have collapsed")
-                        + "; try fewer --clusters, another --seed, or a lower --lr")
-            var warning = RunRecord(phase: "warning")
-            warning.collapsedClusters = small
-            warning.sizes = sizes
-            context.record(warning)
-        }
-        if context.isRoot {
-            try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
-            try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
-            try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, options.clusters]))
-            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.startScores, final: final)
-            if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
-                                                   assignments: final.assignments, clusters: options.clusters) {
-                try context.write("clusters.svg", gallery)
-            }
-        }
-        try drawFigure4(context: context, data: data, trainer: trainer)
-        if context.isRoot { try RunReport.write(directory: context.directory) }
-        return final
     }
 
     /// Figure 4: t-SNE of the chosen snapshots. The maps are independent, so rank r draws maps r, r + ranks, ...
