@@ -191,6 +191,10 @@ def variants(kind, state):
         # an N2D start's q (absent after k-means) N x K probabilities.
         for label, value in (("other", "dec-state"), ("empty", ""), ("absent", None)):
             yield (f"meta-kind-{label}", "bad", f"metadata kind {shown(value)} (was 'start')", changed(meta(kind=value)))
+        other = "kmeans" if state.metadata.get("start") == "n2d" else "n2d"
+        for label, value in (("other", other), ("text", "abc"), ("absent", None)):
+            yield (f"meta-start-{label}", "bad", f"metadata start {shown(value)} (was {state.metadata.get('start')!r}; the run's)",
+                   changed(meta(start=value)))
         labels = state.section("start.assignments")
         n = len(labels) // 4
         for label, v in [("-1", -1.0), ("K", float(state.clusters)), ("0.5", 0.5), ("1e10", 1e10), ("nan", float("nan"))]:
@@ -202,12 +206,15 @@ def variants(kind, state):
                    changed(lambda s, v=v: s.set_section("start.embedding", floats([v]) + embedding[4:])))
         k = state.clusters
         if "start.q" not in names:
-            yield ("q-valid", "ok", f"a start.q of {n} x {k} values 1/K (an N2D start's posteriors)",
+            yield ("q-added", "bad", f"a start.q of {n} x {k} values 1/K in a k-means start (only N2D's has one)",
                    changed(lambda s: s.set_section("start.q", floats([1 / k] * (n * k)))))
-            yield ("q-short", "bad", f"a start.q of {n * k - 1} values (N x K = {n * k})",
-                   changed(lambda s: s.set_section("start.q", floats([1 / k] * (n * k - 1)))))
-            yield ("q-negative", "bad", "a start.q whose first value is -1",
-                   changed(lambda s: s.set_section("start.q", floats([-1.0] + [1 / k] * (n * k - 1)))))
+        else:
+            q = state.section("start.q")
+            yield ("q-uniform", "ok", f"start.q: {n} x {k} values 1/K (other posteriors, still probabilities)",
+                   changed(lambda s: s.set_section("start.q", floats([1 / k] * (n * k)))))
+            for label, v in (("negative", -1.0), ("above-1", 1.5), ("nan", float("nan"))):
+                yield (f"q-{label}", "bad", f"start.q: the first value {v:g} (a probability)",
+                       changed(lambda s, v=v: s.set_section("start.q", floats([v]) + q[4:])))
         return
 
     m = state.metadata

@@ -63,10 +63,12 @@ state_files() {
          && ( for m in idec dkm; do "$BIN" dec $D --method $m --out "$S/$m" --stop-after-epochs 1 \
               && "$BIN" dec --resume "$S/$m" --threads 1 --stop-after-epochs 1 \
               && "$BIN" dec --resume "$S/$m" --threads 1 --stop-after-epochs 1 || exit 1; done ) \
+         && "$BIN" dec ${D/--start kmeans/--start n2d} --out "$S/n2d" --stop-after-epochs 2 \
+         && "$BIN" dec --resume "$S/n2d" --threads 1 --stop-after-epochs 1 \
          && "$BIN" pretrain --limit 300 --widths 784-16-10 --batch-size 100 --epochs 2 --augment none --threads 1 \
               --stop-after-epochs 1 --out "$S/pre"; } > "$S/runs.log" 2>&1 \
      || [ ! -s "$S/dec/dec-state.bin" ] || [ ! -s "$S/dec/autoencoder.bin" ] || [ ! -s "$S/dec/start.bin" ] || [ -e "$S/dec-pre/dec-state.bin" ] \
-     || [ ! -s "$S/idec/dec-state.bin" ] || [ ! -s "$S/dkm/dec-state.bin" ] \
+     || [ ! -s "$S/idec/dec-state.bin" ] || [ ! -s "$S/dkm/dec-state.bin" ] || [ ! -s "$S/n2d/start.bin" ] \
      || [ ! -s "$S/dec-pre/autoencoder.bin" ] || [ ! -s "$S/pre/autoencoder.bin" ]; then
     fail "state files: the small runs that make them ($S/runs.log: $(tail -1 "$S/runs.log"))"; return
   fi
@@ -142,6 +144,7 @@ state_files() {
   state_set idec-state dec-state "$S/idec/dec-state.bin" "$S/idec" "$BIN" dec --resume @DIR@ --threads 1
   state_set dkm-state dec-state "$S/dkm/dec-state.bin" "$S/dkm" "$BIN" dec --resume @DIR@ --threads 1
   state_set start start "$S/dec/start.bin" "$S/dec" "$BIN" dec --resume @DIR@ --threads 1
+  state_set start-n2d start "$S/n2d/start.bin" "$S/n2d" "$BIN" dec --resume @DIR@ --threads 1
   state_set dec-pretrain autoencoder "$S/dec-pre/autoencoder.bin" "$S/dec-pre" "$BIN" dec --resume @DIR@ --threads 1
   state_set pretrain autoencoder "$S/pre/autoencoder.bin" "$S/pre" "$BIN" pretrain --resume @DIR@ --threads 1
   state_set pretrained pretrained "$S/pre/autoencoder.bin" - "$BIN" dec $D --pretrained @FILE@ --out @DIR@

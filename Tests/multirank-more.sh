@@ -103,6 +103,21 @@ if cmp -s "$T/predicted-start.csv" "$T/keep-start/assignments.csv"; then
   pass "predict with a kept N2D start (neighbours in its embedding) reproduces the training assignments ($(tail -1 "$T/predict-start.log"))"
 else fail "predict with a kept N2D start differs from the training assignments"; fi
 
+# --hold-target N: no label-change stop before epoch N (the start's target is held), the first one at N; with 0 the
+# first update after the start may stop (--tol 1: any change is small enough).
+for h in 0 2; do
+  $BIN dec --limit 1000 --pretrained "$T/pre/autoencoder.bin" --epochs 5 --restarts 2 --seed 1 --tsne-points 0 --tol 1 \
+      --hold-target $h --out "$T/hold$h" > "$T/hold$h.log" 2>&1 || { cat "$T/hold$h.log"; fail "dec --hold-target $h"; }
+done
+if out=$(python3 - "$T/hold0/metrics.jsonl" "$T/hold2/metrics.jsonl" <<'PY'
+import json, sys
+epochs = [[r["epoch"] for r in map(json.loads, open(p)) if r["phase"] == "dec"] for p in sys.argv[1:]]
+assert epochs[0] == [0, 1], epochs    # stopped at the first update after the start
+assert epochs[1] == [0, 1, 2], epochs  # held through epoch 1, stopped at epoch 2
+print(f"target updates at epochs {epochs[0]} without the hold, {epochs[1]} with --hold-target 2")
+PY
+); then pass "--hold-target: $out"; else fail "--hold-target: $out"; fi
+
 # Pictures and report (issue 6): every SVG and report.html parse as XML; each figure has a title, axis labels and
 # a legend; the report inlines Figures 3 and 4, the confusion matrix and the gallery and fetches nothing; the gallery's
 # PNGs decode; `report` compares two runs on one page.

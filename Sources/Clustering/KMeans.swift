@@ -16,6 +16,7 @@ public enum KMeans {
     /// Squared distances (rows, K) from `points` (rows, D) to `centres` (K, D): |x|^2 - 2 x.c + |c|^2, via sgemm.
     public static func squaredDistances(points: UnsafePointer<Float>, rows: Int, dims: Int, centres: UnsafePointer<Float>,
                                         clusters: Int, into out: UnsafeMutablePointer<Float>, pointNorms: UnsafePointer<Float>? = nil) {
+        // pointNorms (rows): |x_i|^2 when the caller has them (Lloyd and k-means++ compute them once), else summed here.
         BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: clusters, k: dims, alpha: -2,
                   a: points, lda: dims, b: centres, ldb: dims, c: out, ldc: clusters)
         var centreNorms = [Float](repeating: 0, count: clusters)

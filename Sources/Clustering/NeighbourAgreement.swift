@@ -12,8 +12,10 @@ import Tensor
 public struct NeighbourAgreement: Sendable {
     /// The query samples (M), ascending.
     public let queries: [Int32]
-    /// Their neighbours (M, k), nearest first, the query itself left out.
+    /// Their neighbours (M, k), nearest first, the query itself left out; `none` where no finite distance was left
+    /// (values whose squares overflow Float).
     public let neighbours: [Int32]
+    public static let none = Int32.max
     public let k: Int
 
     /// Neighbours of up to `maxQueries` samples (all when N is at most that; else a sample drawn by `seed`) among
@@ -56,7 +58,7 @@ public struct NeighbourAgreement: Sendable {
             }
             for r in 0..<b {
                 let q = Int(queries[start + r])
-                var best = [(Float, Int32)](repeating: (.infinity, Int32.max), count: k)
+                var best = [(Float, Int32)](repeating: (.infinity, NeighbourAgreement.none), count: k)
                 for j in 0..<n where j != q {
                     let d2 = norms[j] - 2 * products[r * n + j]  // |q|^2 is the same for every j
                     guard d2 < best[k - 1].0 else { continue }
@@ -85,11 +87,15 @@ public struct NeighbourAgreement: Sendable {
     /// `assignments` (N, in 0..<clusters).
     public func score(_ assignments: [Int32], clusters: Int) -> Double {
         var joint = [Double](repeating: 0, count: clusters * clusters)  // (query's cluster, neighbour's cluster)
+        var total = 0.0
         for (r, q) in queries.enumerated() {
             let label = Int(assignments[Int(q)])
-            for s in 0..<k { joint[label * clusters + Int(assignments[Int(neighbours[r * k + s])])] += 1 }
+            for s in 0..<k where neighbours[r * k + s] != NeighbourAgreement.none {
+                joint[label * clusters + Int(assignments[Int(neighbours[r * k + s])])] += 1
+                total += 1
+            }
         }
-        let total = Double(queries.count * k)
+        guard total > 0 else { return 0 }
         var rows = [Double](repeating: 0, count: clusters), columns = [Double](repeating: 0, count: clusters)
         for a in 0..<clusters {
             for b in 0..<clusters { rows[a] += joint[a * clusters + b] / total; columns[b] += joint[a * clusters + b] / total }
@@ -106,7 +112,8 @@ public struct NeighbourAgreement: Sendable {
 }
 
 /// Out-of-sample assignment by neighbours: a new point takes the cluster most of its k nearest reference points
-/// hold (ties: the cluster of the nearest among them), and a point equal to a reference point takes that point's.
+/// hold (a tie: the nearest point's cluster when it is among the tied, else the lowest tied cluster), and a point
+/// equal to a reference point takes that point's (the first such point's, if the reference repeats it).
 /// q is the share of the k neighbours in each cluster. How predict assigns with a model that kept an N2D start
 /// (whose clusters are a graph's, not the centres' cells). M = points, N = reference points, E = dims.
 public enum NeighbourVote {
@@ -131,13 +138,15 @@ public enum NeighbourVote {
                             best[slot] = (d2, j)
                         }
                         var votes = [Int](repeating: 0, count: clusters)
-                        for s in 0..<k { votes[Int(labels[best[s].1])] += 1 }
-                        var label = Int(labels[best[0].1])
+                        for s in 0..<k where best[s].1 < n { votes[Int(labels[best[s].1])] += 1 }
+                        var label = best[0].1 < n ? Int(labels[best[0].1]) : 0  // no finite distance at all: cluster 0
                         if best[0].0 > 0 {
                             for c in 0..<clusters where votes[c] > votes[label] { label = c }
                         }
                         aOut.base[i] = Int32(label)
-                        for c in 0..<clusters { qOut.base[i * clusters + c] = Float(votes[c]) / Float(k) }
+                        if votes.allSatisfy({ $0 == 0 }) { votes[label] = 1 }
+                        let counted = Float(votes.reduce(0, +))
+                        for c in 0..<clusters { qOut.base[i * clusters + c] = Float(votes[c]) / counted }
                     }
                 }
             }

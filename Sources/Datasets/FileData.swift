@@ -4,7 +4,7 @@ import Foundation
 import Tensor
 
 public enum InputNormalization: String, Sendable, CaseIterable {
-    /// Images to [0, 1] (uint8 by 255, or by their own largest value when it is under 128), features standardised.
+    /// Images to [0, 1] (uint8 by 255, or by their own largest value when it is at most 126), features standardised.
     case auto
     /// uint8 / 255; other values (value - min) / (max - min) over the whole array.
     case unit
@@ -117,7 +117,8 @@ extension DataSet {
         return lines.map { $0.hasPrefix("\"") && $0.hasSuffix("\"") && $0.count >= 2 ? String($0.dropFirst().dropLast()) : $0 }
     }
 
-    /// Normalised as `mode` asks (bytes stay bytes for auto and unit: pixels / 255 at gather time).
+    /// Normalised as `mode` asks (bytes stay bytes for unit, and for auto unless their largest value is under half of
+    /// 255: pixels / 255 at gather time; small-range bytes become floats divided by their largest value).
     public func normalized(_ mode: InputNormalization) -> DataSet {
         if !isFloat && mode == .auto, let high = images.max(), high > 0, high < UInt8.max / 2 {
             // Bytes that use under half their range (0-16 in uint8): scaled by their own largest value, not by 255.

@@ -36,7 +36,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var sizes: [Int]?
     public var maps: Int?
     public var points: Int?
-    /// The guard (final and guard records): which result the run kept, why, and the criterion's values.
+    /// The guard (the final record): which result the run kept, why, and the criterion's values (neighbour information).
     public var kept: String?
     public var reason: String?
     public var startAgreement: Double?

@@ -23,7 +23,14 @@ public enum Recipe {
     public static let restarts = 20
     /// Which result a run keeps: the better of the start and the fine-tuned one, by neighbour information (ResultGuard).
     public static let keep = KeptResult.auto
-    /// Fine-tuning epochs that fit the start's target (N2D's posteriors) before DEC's self-training recomputes it.
+    /// The guard's criterion: each sample's neighbours in the input space, for up to this many samples.
+    public static let guardNeighbours = 15
+    public static let guardQueries = 10_000
+    /// The fine-tuned result is kept unless its neighbour information is more than this fraction below the start's.
+    public static let guardMargin = 0.005
+    public static var guardMarginText: String { String(format: "%.1f%%", 100 * guardMargin) }
+    /// Fine-tuning epochs that fit the start's target (DEC's sharpening of N2D's posteriors) before the target is
+    /// recomputed from the model (DEC's self-training).
     public static let holdTarget = 30
     /// DEC and IDEC fit only the samples whose target's largest probability reaches this (DECObjective).
     public static let confidence: Float = 0

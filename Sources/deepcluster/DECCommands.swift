@@ -46,9 +46,9 @@ struct DECCommand: TrainingCommand {
     @Option(help: "k-means restarts on the embedding (spread over the ranks).") var restarts = Recipe.restarts
     @Option(help: "How the clusters fine-tuning starts from are found on the pretrained embedding: n2d (UMAP of the embedding to 10 dimensions, 20 neighbours, then a full-covariance Gaussian mixture: McConville et al. 2020), or kmeans (k-means++ and Lloyd, DEC as published).")
     var start = Recipe.start
-    @Option(help: "Which clustering the run keeps and writes (assignments.csv, q.npy, model.bin, the report's headline): auto (the better of the start and the fine-tuned result by neighbour information in the input space, decided without labels: the fine-tuned one unless it scores more than 0.5% below the start), fine-tuned (always the fine-tuned model's, DEC as published) or start.")
+    @Option(help: "Which clustering the run keeps and writes (assignments.csv, q.npy, model.bin, the report's headline): auto (the better of the start and the fine-tuned result by neighbour information in the input space, decided without labels: the fine-tuned one unless it scores more than \(Recipe.guardMarginText) below the start), fine-tuned (always the fine-tuned model's, DEC as published) or start.")
     var keep = Recipe.keep
-    @Option(help: "Fine-tuning epochs that fit the start's own target (N2D's mixture posteriors, or DEC's target of the k-means centres) before the target is recomputed from the model (DEC's self-training); no label-change stop before. 0: DEC as published.")
+    @Option(help: "Fine-tuning epochs that fit the start's own target (DEC's sharpened target of N2D's mixture posteriors, or of the k-means centres' soft assignment) before the target is recomputed from the model (DEC's self-training); no label-change stop before. 0: DEC as published.")
     var holdTarget = Recipe.holdTarget
     @Option(help: "DEC, IDEC: only samples whose target's largest probability is at least this take part in the clustering term (self-training on confident samples; the set grows as the targets sharpen). 0: every sample (DEC as published).")
     var confidence = Recipe.confidence
@@ -73,6 +73,8 @@ struct DECCommand: TrainingCommand {
         try Limits.restarts(restarts)
         try Limits.augmentation(augment)
         try Limits.finite(tol, "--tol", in: 0...1, hint: "a fraction between 0 and 1, e.g. 0.001")
+        try Limits.finite(Double(confidence), "--confidence", in: 0...1, hint: "a probability between 0 and 1, e.g. 0.9")
+        if holdTarget < 0 { throw ValidationError("--hold-target must be 0 or more epochs (got \(holdTarget)).") }
         if let gamma { try Limits.positive(gamma, "--gamma") }
         try Limits.memory(widths: try plannedWidths(widths), batchSize: batchSize ?? Recipe.batchSize)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
@@ -122,9 +124,7 @@ struct DECCommand: TrainingCommand {
             options.restarts = restarts
             options.start = start
             options.keep = keep
-            guard holdTarget >= 0 else { throw RunError("--hold-target \(holdTarget): give 0 or more epochs") }
             options.holdTarget = holdTarget
-            guard confidence >= 0, confidence <= 1 else { throw RunError("--confidence \(confidence): give a probability in [0, 1]") }
             options.confidence = confidence
             options.umap.epochs = umapEpochs
             options.gamma = gamma

@@ -82,6 +82,32 @@ final class GuardTests: XCTestCase {
         XCTAssertTrue(judge.decide(start: flawed, finetuned: truth, clusters: 4, keep: .start, method: "DEC").keepsStart)
     }
 
+    /// --confidence: a sample whose target's largest probability is below the threshold adds no loss and no gradient;
+    /// one above it adds exactly what the objective without a threshold adds.
+    func testConfidenceLeavesUnconfidentSamplesOutOfTheClusteringTerm() {
+        let e = 3, k = 2, rows = 2
+        let z: [Float] = [0.1, -0.4, 0.3, 1.2, 0.5, -0.7]      // (2, 3)
+        let centres: [Float] = [0, 0, 0, 1, 1, -1]            // (2, 3)
+        let target: [Float] = [0.95, 0.05, 0.6, 0.4]          // sample 0 confident, sample 1 not (at 0.9)
+        func term(_ confidence: Float) -> (loss: Double, dZ: [Float], dCentres: [Float]) {
+            let objective = DECObjective(clusters: k, embedding: e, rows: rows, confidence: confidence)
+            objective.setTarget(target)
+            var dZ = [Float](repeating: 0, count: rows * e), dCentres = [Float](repeating: 0, count: k * e)
+            let loss = objective.lossAndGradient(z: z, rows: rows, indices: [0, 1], centres: centres, scale: 1, dZ: &dZ, dCentres: &dCentres)
+            return (loss, dZ, dCentres)
+        }
+        let all = term(0), confident = term(0.9)
+        XCTAssertEqual(Array(confident.dZ[e...]), [0, 0, 0], "the unconfident sample has no gradient")
+        for d in 0..<e { XCTAssertEqual(confident.dZ[d], all.dZ[d], accuracy: 1e-6, "the confident sample's gradient is unchanged") }
+        let alone = DECObjective(clusters: k, embedding: e, rows: 1)
+        alone.setTarget(target)
+        var dZ = [Float](repeating: 0, count: e), dCentres = [Float](repeating: 0, count: k * e)
+        let loss = alone.lossAndGradient(z: z, rows: 1, indices: [0], centres: centres, scale: 1, dZ: &dZ, dCentres: &dCentres)
+        XCTAssertEqual(confident.loss, loss, accuracy: 1e-12, "the loss is the confident sample's alone")
+        for d in 0..<(k * e) { XCTAssertEqual(confident.dCentres[d], dCentres[d], accuracy: 1e-6, "and so are the centres' gradients") }
+        XCTAssertNotEqual(all.dZ[e...].map { $0 == 0 }, [true, true, true], "without a threshold both samples count")
+    }
+
     func testNeighbourVoteGivesReferencePointsTheirOwnClusterAndNewPointsTheirNeighbours() {
         let (points, truth) = separatedBlobs(perBlob: 30, blobs: 3, dims: 4, seed: 6)
         // A reference labelling that disagrees with the blobs on a few points: those points keep their own label.

@@ -84,7 +84,8 @@ public struct KeptStart: Sendable {
     public var checkpoint: Checkpoint
 
     init(model: Model, embedding: [Float], start: StartingClusters) {
-        checkpoint = model.checkpoint(metadata: ["kind": "start"], includeCentres: true)
+        checkpoint = model.checkpoint(metadata: ["kind": "start", "start": start.firstPass == nil ? ClusterStart.kmeans.rawValue : ClusterStart.n2d.rawValue],
+                                      includeCentres: true)
         checkpoint.sections["start.assignments"] = start.assignments.map(Float.init)
         checkpoint.sections["start.embedding"] = embedding
         if let q = start.firstPass?.q { checkpoint.sections["start.q"] = q }
@@ -111,6 +112,12 @@ extension DECTrainer {
         let path = context.path(DECTrainer.startName), n = data.count, k = options.clusters, e = model.embeddingDimension
         func fail(_ reason: String) -> Error { RunError("\(path): \(reason)", everyRank: true) }
         guard checkpoint.metadata["kind"] == "start" else { throw fail("is not a start (kind \(checkpoint.metadata["kind"] ?? "none"))") }
+        guard checkpoint.metadata["start"] == options.start.rawValue else {
+            throw fail("holds the start of --start \(checkpoint.metadata["start"].map { "'\($0.prefix(40))'" } ?? "(none named)"); this run's is --start \(options.start.rawValue)")
+        }
+        guard (checkpoint.sections["start.q"] != nil) == (options.start == .n2d) else {
+            throw fail(options.start == .n2d ? "an N2D start without its mixture posteriors (start.q)" : "a k-means start with a start.q section")
+        }
         guard let labels = checkpoint.sections["start.assignments"], labels.count == n,
               labels.allSatisfy({ $0 >= 0 && $0 < Float(k) && $0 == $0.rounded() }) else {
             throw fail("its start.assignments are not \(n) cluster numbers in 0..<\(k)")
@@ -132,8 +139,8 @@ extension DECTrainer {
     /// Puts the start's model back (encoder and centres, every rank) and returns the start's clustering as a pass.
     func restoreStart(_ kept: KeptStart) throws -> ClusteringPass {
         try model.load(kept.checkpoint, path: context.path(DECTrainer.startName), wantCentres: true)
+        guard let q = kept.q else { return try passes.run(objective) }  // k-means: the centres' cells, as predict assigns
         let labels = kept.assignments
-        let q = try kept.q ?? passes.run(objective).q
         return ClusteringPass(embedding: kept.embedding, q: q, assignments: labels, scores: data.scores(labels, clusters: options.clusters))
     }
 }

@@ -9,8 +9,6 @@ import Clustering
 import Collective
 import Datasets
 import Foundation
-import Report
-import Tensor
 
 /// Which result a run keeps (`--keep`).
 public enum KeptResult: String, Sendable, CaseIterable {
@@ -33,15 +31,16 @@ public struct GuardDecision: Sendable, Equatable {
 
 public struct ResultGuard {
     /// How far below the start's neighbour information (as a fraction of it) the fine-tuned result may score and
-    /// still be kept. The criterion leans towards an N2D start (a neighbour graph built it): on MNIST-10k, DEC's
-    /// result is 2 points of ACC better and 0.05% lower; results that were worse than their start by 0.5 to 12
-    /// points of ACC were 1% to 14% lower (README: Accuracy).
-    public static let margin = 0.005
+    /// still be kept (Recipe.guardMargin). The criterion leans towards an N2D start (a neighbour graph built it):
+    /// on MNIST-10k, DEC's result was 2 points of ACC better and 0.05% lower; results worse than their start by
+    /// 0.5 to 12 points of ACC were 1% to 14% lower (README: the guard).
+    public static let margin = Recipe.guardMargin
     let agreement: NeighbourAgreement
 
     /// Finds the input-space neighbours (collective: the ranks split the queries).
     public init(data: DataSet, seed: UInt64, communicator: Communicator) throws {
-        agreement = try NeighbourAgreement(points: data.floats(.unit), count: data.count, dims: data.dimension, seed: seed,
+        agreement = try NeighbourAgreement(points: data.floats(.unit), count: data.count, dims: data.dimension,
+                                           k: Recipe.guardNeighbours, maxQueries: Recipe.guardQueries, seed: seed,
                                            communicator: communicator)
     }
 
@@ -65,7 +64,7 @@ public struct ResultGuard {
             reason = keepsStart
                 ? String(format: "%@ moved samples away from their input neighbours' clusters (neighbour information %.4f, %.1f%% below the start's %.4f)",
                          method, f, 100 * (s - f) / max(s, 1e-12), s)
-                : String(format: "neighbour information %.4f, the start's %.4f (kept unless more than %.1f%% below it)", f, s, 100 * ResultGuard.margin)
+                : String(format: "neighbour information %.4f, the start's %.4f (kept unless more than %@ below it)", f, s, Recipe.guardMarginText)
         }
         return GuardDecision(keepsStart: keepsStart, startAgreement: s, finetunedAgreement: f, reason: reason)
     }
