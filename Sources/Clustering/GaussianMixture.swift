@@ -9,6 +9,7 @@ public struct GaussianMixtureResult: Sendable {
     public var responsibilities: [Float] // (N, K): posterior probabilities
     public var means: [Double]           // (K, D)
     public var weights: [Double]         // (K)
+    public var cholesky: [Double]        // (K, D, D): lower factors of the covariances
     public var logLikelihood: Double     // mean per point
     public var iterations: Int
     public var converged: Bool
@@ -38,7 +39,18 @@ public enum GaussianMixture {
             assignments[i] = Int32(best)
         }
         return GaussianMixtureResult(assignments: assignments, responsibilities: r.map(Float.init), means: means,
-                                     weights: weights, logLikelihood: likelihood, iterations: iterations, converged: converged)
+                                     weights: weights, cholesky: cholesky, logLikelihood: likelihood, iterations: iterations, converged: converged)
+    }
+
+    /// The mean log-likelihood per point of `points` (N, D) under a fitted mixture, and the mean entropy of their
+    /// posteriors (what ICL adds to BIC).
+    public static func score(_ fit: GaussianMixtureResult, points: [Float], count n: Int, dims: Int) -> (logLikelihood: Double, entropy: Double) {
+        let k = fit.weights.count
+        var r = [Double](repeating: 0, count: n * k)
+        let likelihood = eStep(points.map(Double.init), n: n, dims: dims, k: k, means: fit.means, weights: fit.weights,
+                               cholesky: fit.cholesky, r: &r)
+        let entropy = r.reduce(0.0) { $1 > 0 ? $0 - $1 * log($1) : $0 } / Double(n)
+        return (likelihood, entropy)
     }
 
     /// Weights, means and covariances from the responsibilities; each covariance stored as its Cholesky factor.

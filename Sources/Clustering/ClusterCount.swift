@@ -1,0 +1,60 @@
+// How many clusters: the integrated completed likelihood (ICL, Biernacki et al. 2000: BIC plus twice the posteriors'
+// entropy, so overlapping components that split one cluster cost) of a full-covariance Gaussian mixture on the N2D
+// layout, swept over K. Chosen by measurement on the layouts of the start: BIC alone keeps growing with K there (the
+// layout's clusters are thin sheets a Gaussian fits ever tighter), so the covariances carry a floor of 0.1 in layout
+// units (UMAP's fixed scale) and the entropy term keeps torn halves of one cluster together.
+// Each K is fitted on a seeded subsample and scored on every point. N = points, D = dims, K = components.
+import Collective
+import Tensor
+import Foundation
+
+public struct ClusterCountOptions: Sendable {
+    public var smallest = 2
+    public var largest = 30
+    /// Points the mixtures are fitted on (all of them when there are fewer); every point is scored.
+    public var sample = 2500
+    /// The covariance floor, in layout units.
+    public var regularization = 0.1
+    /// The sweep stops this many K past the best one so far.
+    public var patience = 5
+    public var seed: UInt64 = 0
+    public init() {}
+}
+
+public struct ClusterCountChoice: Sendable {
+    public var clusters: Int
+    /// (K, ICL per point: lower is better) for every K tried, in order.
+    public var criterion: [(clusters: Int, icl: Double)]
+}
+
+public enum ClusterCount {
+    public static func choose(layout: [Float], count n: Int, dims: Int, options: ClusterCountOptions,
+                              communicator: Communicator) throws -> ClusterCountChoice {
+        let largest = min(options.largest, max(options.smallest, n / 10))
+        var rng = Xoshiro256(seed: options.seed ^ 0x4b43)
+        var order = Array(0..<n)
+        if options.sample < n {
+            for i in 0..<options.sample { order.swapAt(i, i + Int(rng.next() % UInt64(n - i))) }
+        }
+        let sample = Array(order.prefix(min(options.sample, n))).sorted()
+        let fitted = sample.flatMap { i in layout[(i * dims)..<((i + 1) * dims)] }
+        let parametersPerComponent = 1 + dims + dims * (dims + 1) / 2
+        var criterion: [(clusters: Int, icl: Double)] = []
+        var best = (clusters: options.smallest, icl: Double.infinity)
+        for k in options.smallest...largest {
+            let start = try fitted.withUnsafeBufferPointer { p in
+                try KMeans.fit(points: p.baseAddress!, count: sample.count, dims: dims, clusters: k, restarts: 1,
+                               seed: options.seed &+ UInt64(k), communicator: communicator, spreadRestarts: false)
+            }
+            let mixture = GaussianMixture.fit(points: fitted, count: sample.count, dims: dims, components: k,
+                                              initial: start.assignments, regularization: options.regularization)
+            let (likelihood, entropy) = GaussianMixture.score(mixture, points: layout, count: n, dims: dims)
+            let parameters = Double(k * parametersPerComponent - 1)
+            let icl = -2 * likelihood + parameters * log(Double(n)) / Double(n) + 2 * entropy
+            criterion.append((k, icl))
+            if icl < best.icl { best = (k, icl) }
+            if k - best.clusters >= options.patience { break }
+        }
+        return ClusterCountChoice(clusters: best.clusters, criterion: criterion)
+    }
+}
