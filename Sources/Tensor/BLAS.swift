@@ -37,6 +37,24 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
+    /// The kernel set OpenBLAS chose for this CPU at load time ("Prescott": its generic fallback for a CPU it does
+    /// not recognise).
+    public static var coreName: String {
+        guard let text = openblas_get_corename() else { return "unknown" }
+        return String(validatingCString: text) ?? "unknown"
+    }
+
+    /// The OPENBLAS_CORETYPE to ask for when OpenBLAS fell back to its generic kernels on a CPU whose instruction
+    /// flags (/proc/cpuinfo's) it could use: a newer CPU than the library knows, or a VM that hides the model (seen
+    /// here: an AVX-512 Xeon run at 1,400 samples/s a pretraining step instead of 6,300). nil: keep OpenBLAS's choice.
+    public static func coreTypeForGenericFallback(coreName: String, cpuFlags: Set<String>) -> String? {
+        guard coreName.lowercased() == "prescott" else { return nil }
+        if ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"].allSatisfy(cpuFlags.contains) { return "SkylakeX" }
+        if ["avx2", "fma"].allSatisfy(cpuFlags.contains) { return "Haswell" }
+        if cpuFlags.contains("avx") { return "Sandybridge" }
+        return nil
+    }
+
     /// OpenBLAS's own description of its build (core type, threading).
     public static var configuration: String {
         guard let text = openblas_get_config() else { return "unknown" }

@@ -11,6 +11,21 @@ import Tensor
 import Training
 import Foundation
 
+/// When OpenBLAS did not recognise this CPU and fell back to its generic kernels although the CPU has AVX2 or
+/// AVX-512, the process starts again (before MPI or anything else) with OPENBLAS_CORETYPE naming the kernels the
+/// flags allow: the library reads it only when it loads. A user's OPENBLAS_CORETYPE is left alone.
+func useFasterBLASKernels() {
+    guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil,
+          let cpuinfo = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let flagsLine = cpuinfo.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
+    let flags = Set(flagsLine.split(separator: ":").last?.split(separator: " ").map(String.init) ?? [])
+    guard let core = BLAS.coreTypeForGenericFallback(coreName: BLAS.coreName, cpuFlags: flags) else { return }
+    setenv("OPENBLAS_CORETYPE", core, 1)
+    let argv = CommandLine.unsafeArgv
+    execv("/proc/self/exe", argv)
+    // exec failed: go on with the generic kernels.
+}
+
 /// The arguments after the subcommand, as typed (negative values joined): a training run keeps them in command.json.
 nonisolated(unsafe) var subcommandArguments: [String] = []
 
@@ -33,6 +48,7 @@ struct DeepCluster: ParsableCommand {
     /// ArgumentParser's main, after joining options with negative values (`--lr -1` -> `--lr=-1`) so that they reach
     /// validation instead of reading as flags.
     static func main() {
+        useFasterBLASKernels()
         let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
         subcommandArguments = Array(arguments.dropFirst())
         do {

@@ -53,6 +53,18 @@ final class NNTests: XCTestCase {
                       h: doubleReferenceStep, tolerance: doubleReferenceTolerance) { loss(params, $0) }
     }
 
+    /// OpenBLAS's generic fallback on a CPU with AVX-512 or AVX2 is replaced by the kernels the flags allow; a
+    /// recognised CPU, or one without AVX, keeps OpenBLAS's choice.
+    func testKernelsForOpenBLASGenericFallback() {
+        let avx512: Set<String> = ["avx", "avx2", "fma", "avx512f", "avx512bw", "avx512dq", "avx512vl", "avx512cd"]
+        XCTAssertEqual(BLAS.coreTypeForGenericFallback(coreName: "Prescott", cpuFlags: avx512), "SkylakeX")
+        XCTAssertEqual(BLAS.coreTypeForGenericFallback(coreName: "Prescott", cpuFlags: ["avx", "avx2", "fma", "avx512f"]), "Haswell")
+        XCTAssertEqual(BLAS.coreTypeForGenericFallback(coreName: "Prescott", cpuFlags: ["sse2", "avx"]), "Sandybridge")
+        XCTAssertNil(BLAS.coreTypeForGenericFallback(coreName: "Prescott", cpuFlags: ["sse2", "sse3"]))
+        XCTAssertNil(BLAS.coreTypeForGenericFallback(coreName: "Zen", cpuFlags: avx512))
+        XCTAssertNil(BLAS.coreTypeForGenericFallback(coreName: "Cooperlake", cpuFlags: avx512))
+    }
+
     func testDenseGradient() { checkDense(relu: false) }
     func testDenseReLUGradient() { checkDense(relu: true) }
 
