@@ -52,6 +52,49 @@ PY
 same_as_emulation dec3 3; rc=$?
 if [ $rc -eq 1 ]; then pass "negative control: emulating 3 shares gives other bits than 2 ranks"
 else fail "negative control: emulating 3 shares (exit $rc) should differ from 2 ranks"; fi
+# --clusters auto (K from the data): the whole dec pipeline with the choice on 2 ranks = one process emulating the 2
+# shares, bitwise; the chosen K and every ICL value alike; the final record names the K; raw chooses alike on 1 and 2
+# ranks; data without labels and without --clusters chooses K, and says so.
+if same_as_emulation auto 2 --clusters auto:12; then
+  if out=$(python3 - "$T/x-auto-2/metrics.jsonl" "$T/x-auto-e2/metrics.jsonl" <<'PY'
+import json, sys
+runs = [[json.loads(l) for l in open(p)] for p in sys.argv[1:]]
+choice = [[r for r in run if r["phase"] == "clusters"][-1] for run in runs]
+final = [[r for r in run if r["phase"] == "final"][-1] for run in runs]
+timeless = [{k: v for k, v in c.items() if not k.endswith("seconds")} for c in choice]
+assert timeless[0] == timeless[1], choice
+assert choice[0]["clusters_tried"][0] == 2 and choice[0]["clusters_tried"][-1] <= 12, choice[0]
+assert final[0]["clusters"] == final[1]["clusters"] <= choice[0]["clusters"], (final, choice)
+print(f"K = {choice[0]['clusters']} of {choice[0]['clusters_tried'][0]}-{choice[0]['clusters_tried'][-1]}, final K {final[0]['clusters']}")
+PY
+  ); then pass "dec --clusters auto:12 on 2 ranks = the emulation of 2 shares, bitwise; the same choice: $out"
+  else fail "dec --clusters auto: the choice differs between 2 ranks and one process: $out"; fi
+else fail "dec --clusters auto on 2 ranks differs from the emulation of 2 shares"; fi
+for n in 1 2; do
+  $MPI -np $n $BIN raw --limit 1000 --epochs 2 --restarts 1 --clusters auto --out "$T/rawauto$n" > "$T/rawauto$n.log" 2>&1 \
+    || { cat "$T/rawauto$n.log"; fail "raw --clusters auto on $n rank(s)"; }
+done
+if out=$(python3 - "$T/rawauto1/metrics.jsonl" "$T/rawauto2/metrics.jsonl" <<'PY'
+import json, sys
+a, b = ([json.loads(l) for l in open(p) if '"clusters"' in l and '"phase":"clusters"' in l][-1] for p in sys.argv[1:])
+assert (a["clusters"], a["clusters_tried"], a["icl"]) == (b["clusters"], b["clusters_tried"], b["icl"]), (a, b)
+print(f"K = {a['clusters']} (ICL {min(a['icl']):.4f}), {len(a['icl'])} K tried")
+PY
+); then pass "raw --clusters auto on 1 and 2 ranks: the same choice, $out"; else fail "raw --clusters auto 1 vs 2 ranks: $out"; fi
+python3 -c "
+import random
+random.seed(3)
+centres = [[random.gauss(0, 6) for _ in range(8)] for _ in range(4)]
+with open('$T/unlabelled.csv', 'w') as f:
+    for c in centres:
+        for _ in range(150): f.write(','.join(f'{x + random.gauss(0, 1):.5f}' for x in c) + chr(10))"
+$BIN dec --data "$T/unlabelled.csv" --label-column none --pretrain-epochs 5 --epochs 3 --tsne-points 0 --out "$T/unlabelled" > "$T/unlabelled.log" 2>&1
+if grep -q "has no labels and no --clusters was given: K is chosen from the data" "$T/unlabelled.log" \
+   && grep -q "^clusters chosen: K = " "$T/unlabelled.log" && grep -q '"clusters":' "$T/unlabelled/metrics.jsonl" \
+   && grep -q "The number of clusters" "$T/unlabelled/report.html"; then
+  pass "dec on unlabelled data without --clusters: $(grep -o '^clusters chosen: K = [0-9]*' "$T/unlabelled.log"), with a note, a record and the report's figure"
+else cat "$T/unlabelled.log"; fail "dec on unlabelled data without --clusters"; fi
+
 # raw (Task 1): the ACC curves of both soft methods on 1 and 2 ranks agree within 0.01 at every epoch.
 for n in 1 2; do
   $MPI -np $n $BIN raw --limit 1000 --epochs 4 --restarts 1 --out "$T/raw$n" > "$T/raw$n.log" 2>&1 || { cat "$T/raw$n.log"; fail "raw on $n rank(s)"; }

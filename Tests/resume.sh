@@ -37,6 +37,18 @@ if same "$T/d-ref/model.bin" "$T/d/model.bin" && same "$T/d-ref/dec-state.bin" "
   pass "dec stopped 3 times (pretraining, phase boundary, fine-tuning) and resumed: model.bin, dec-state.bin, assignments.csv bitwise identical"
 else cat "$T/d.log"; fail "dec stop/resume differs from the uninterrupted run"; fi
 
+# 2b. The same with --clusters auto: K is chosen after pretraining, so the run's model is made then; a resumed run
+#     reads the K it chose back from its start.bin. Bitwise identical to the uninterrupted run, same K, same records.
+$MPI -np 2 $BIN dec $D --clusters auto --out "$T/a-ref" > "$T/a-ref.log" 2>&1 || { cat "$T/a-ref.log"; fail "dec --clusters auto reference"; }
+$MPI -np 2 $BIN dec $D --clusters auto --out "$T/a" --stop-after-epochs 2 > "$T/a.log" 2>&1
+for k in 2 2 9; do $MPI -np 2 $BIN dec --resume "$T/a" --stop-after-epochs $k >> "$T/a.log" 2>&1 || fail "dec --clusters auto resume"; done
+if same "$T/a-ref/model.bin" "$T/a/model.bin" && same "$T/a-ref/dec-state.bin" "$T/a/dec-state.bin" \
+   && same "$T/a-ref/assignments.csv" "$T/a/assignments.csv" && grep -q "resuming with the K = " "$T/a.log" \
+   && grep -q '"phase":"clusters"' "$T/a/metrics.jsonl" \
+   && [ "$(grep -c . "$T/a/metrics.jsonl")" -eq "$(grep -c . "$T/a-ref/metrics.jsonl")" ]; then
+  pass "dec --clusters auto stopped 3 times and resumed with the K it chose ($(grep -o 'resuming with the K = [0-9]*' "$T/a.log" | head -1 | grep -o '[0-9]*$')): model.bin, dec-state.bin, assignments.csv bitwise identical"
+else cat "$T/a.log"; fail "dec --clusters auto stop/resume differs from the uninterrupted run"; fi
+
 # 3. kill -9 of the whole job at random points (the full-size autoencoder: ~40 MB checkpoints, so many kills land
 #    inside a checkpoint write). Every resume must load the newest complete checkpoint; the end result must equal
 #    the uninterrupted run bitwise.

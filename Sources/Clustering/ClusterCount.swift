@@ -17,6 +17,8 @@ public struct ClusterCountOptions: Sendable {
     public var regularization = 0.1
     /// The sweep stops this many K past the best one so far.
     public var patience = 5
+    /// k-means++ starts of each K's mixture (the best inertia's).
+    public var restarts = 3
     public var seed: UInt64 = 0
     public init() {}
 }
@@ -28,6 +30,9 @@ public struct ClusterCountChoice: Sendable {
 }
 
 public enum ClusterCount {
+    /// The K of least ICL on `layout` (N, D). Collective: the ranks take the K of the sweep in turns (rank r fits
+    /// smallest + r, + p, ...), a round at a time, and gather each round's values; every K's fit depends on (seed, K)
+    /// alone and the stop is decided in K order, so the choice and every value are the same on any number of ranks.
     public static func choose(layout: [Float], count n: Int, dims: Int, options: ClusterCountOptions,
                               communicator: Communicator) throws -> ClusterCountChoice {
         let largest = min(options.largest, max(options.smallest, n / 10))
@@ -38,23 +43,38 @@ public enum ClusterCount {
         }
         let sample = Array(order.prefix(min(options.sample, n))).sorted()
         let fitted = sample.flatMap { i in layout[(i * dims)..<((i + 1) * dims)] }
-        let parametersPerComponent = 1 + dims + dims * (dims + 1) / 2
         var criterion: [(clusters: Int, icl: Double)] = []
         var best = (clusters: options.smallest, icl: Double.infinity)
-        for k in options.smallest...largest {
-            let start = try fitted.withUnsafeBufferPointer { p in
-                try KMeans.fit(points: p.baseAddress!, count: sample.count, dims: dims, clusters: k, restarts: 1,
-                               seed: options.seed &+ UInt64(k), communicator: communicator, spreadRestarts: false)
+        var next = options.smallest
+        sweep: while next <= largest {
+            let mine = next + communicator.rank
+            let value = mine <= largest ? try icl(of: mine, fitted: fitted, sampleCount: sample.count, layout: layout, count: n,
+                                                  dims: dims, options: options) : Double.nan
+            let round = try communicator.allgatherv([value])
+            for (offset, icl) in round.enumerated() where next + offset <= largest {
+                let k = next + offset
+                criterion.append((k, icl))
+                if icl < best.icl { best = (k, icl) }
+                if k - best.clusters >= options.patience { break sweep }
             }
-            let mixture = GaussianMixture.fit(points: fitted, count: sample.count, dims: dims, components: k,
-                                              initial: start.assignments, regularization: options.regularization)
-            let (likelihood, entropy) = GaussianMixture.score(mixture, points: layout, count: n, dims: dims)
-            let parameters = Double(k * parametersPerComponent - 1)
-            let icl = -2 * likelihood + parameters * log(Double(n)) / Double(n) + 2 * entropy
-            criterion.append((k, icl))
-            if icl < best.icl { best = (k, icl) }
-            if k - best.clusters >= options.patience { break }
+            next += communicator.size
         }
         return ClusterCountChoice(clusters: best.clusters, criterion: criterion)
+    }
+
+    /// ICL per point of a K-component mixture fitted on the sample (k-means++ start) and scored on every point.
+    static func icl(of k: Int, fitted: [Float], sampleCount: Int, layout: [Float], count n: Int, dims: Int,
+                    options: ClusterCountOptions) throws -> Double {
+        let start = try fitted.withUnsafeBufferPointer { p in
+            try KMeans.fit(points: p.baseAddress!, count: sampleCount, dims: dims, clusters: k, restarts: options.restarts,
+                           seed: options.seed &+ UInt64(k), communicator: SingleProcessCommunicator(), spreadRestarts: false)
+        }
+        let mixture = GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k,
+                                          initial: start.assignments, regularization: options.regularization)
+        let scores = GaussianMixture.pointScores(mixture, points: layout, rows: 0..<n, dims: dims)
+        var likelihood = 0.0, entropy = 0.0
+        for i in 0..<n { (likelihood, entropy) = (likelihood + scores[2 * i], entropy + scores[2 * i + 1]) }
+        let parameters = Double(k * (1 + dims + dims * (dims + 1) / 2) - 1)
+        return (-2 * likelihood + parameters * log(Double(n)) + 2 * entropy) / Double(n)
     }
 }

@@ -45,6 +45,15 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var startAcc: Double?
     public var finetunedAcc: Double?
     public var kmeansInputAcc: Double?
+    /// The number of clusters: chosen (the `clusters` record of `--clusters auto`), or in the final record the run's
+    /// after any pruning; with the choice, every K tried and its ICL per point (lower is better).
+    public var clusters: Int?
+    public var clustersTried: [Int]?
+    public var icl: [Double]?
+    /// The choice of K: seconds of the UMAP layout it chose on (which the N2D start then reuses).
+    public var layoutSeconds: Double?
+    /// Clusters that held no sample at the end of fine-tuning and were dropped (their numbers before the drop).
+    public var prunedClusters: [Int]?
 
     public init(phase: String) { self.phase = phase }
 
@@ -55,6 +64,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case finetuneSeconds = "finetune_seconds", totalSeconds = "total_seconds", collapsedClusters = "collapsed_clusters"
         case kept, reason, startAgreement = "start_agreement", finetunedAgreement = "finetuned_agreement", startAcc = "start_acc"
         case finetunedAcc = "finetuned_acc", kmeansInputAcc = "kmeans_input_acc"
+        case clusters, clustersTried = "clusters_tried", icl, prunedClusters = "pruned_clusters", layoutSeconds = "layout_seconds"
     }
 
     /// The fine-tuning epoch this record marks when it falls on a whole epoch (snapshots are taken at whole epochs).
@@ -71,7 +81,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         var copy = self
         for path in [\RunRecord.epoch, \.loss, \.reconstructionLoss, \.acc, \.nmi, \.ari, \.labelChange, \.alpha, \.inertia,
                      \.seconds, \.samplesPerS, \.commShare, \.pretrainSeconds, \.finetuneSeconds, \.totalSeconds,
-                     \.startAgreement, \.finetunedAgreement, \.startAcc, \.finetunedAcc, \.kmeansInputAcc]
+                     \.startAgreement, \.finetunedAgreement, \.startAcc, \.finetunedAcc, \.kmeansInputAcc, \.layoutSeconds]
             where !(copy[keyPath: path]?.isFinite ?? true) {
             copy[keyPath: path] = nil
         }

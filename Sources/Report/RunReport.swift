@@ -83,6 +83,23 @@ public enum RunReport {
         return out
     }
 
+    /// `--clusters auto`: the criterion against K, the chosen K marked, and what it means.
+    static func clusterChoice(_ record: RunRecord) -> String {
+        guard let chosen = record.clusters, let tried = record.clustersTried, let values = record.icl, tried.count == values.count,
+              !tried.isEmpty, values.allSatisfy(\.isFinite) else { return "" }
+        let points = zip(tried, values).map { (Double($0), $1) }
+        let low = values.min()!, high = values.max()!
+        let figure = SVG.figure(title: "The number of clusters", panels: [
+            .line(title: "ICL per point of a Gaussian mixture on the UMAP layout (lower is better)", xLabel: "K", yLabel: "ICL per point",
+                  series: [Series(name: "ICL", points: points, markers: true),
+                           Series(name: "chosen K = \(chosen)", points: [(Double(chosen), low), (Double(chosen), high)], dashed: true)]),
+        ], columns: 1, width: 720, height: 360)
+        return "<h2>The number of clusters</h2>\n<p>Chosen from the data (<code>--clusters auto</code>): K = \(chosen), the least "
+            + "integrated completed likelihood (ICL: BIC plus twice the posteriors' entropy) of a full-covariance Gaussian mixture on "
+            + "the UMAP layout of the pretrained embedding, over K = \(tried.first!) to \(tried.last!)"
+            + (record.seconds.map { String(format: " (%.1fs)", $0) } ?? "") + ".</p>\n<div class=\"figure\">" + inline(figure) + "</div>\n"
+    }
+
     static func page(_ run: Run) -> String {
         var body = "<h1>DeepClustering run: \(h(run.name))</h1>\n"
         if let final = run.final, let kept = final.kept { body += headline(final, kept: kept) }
@@ -103,6 +120,7 @@ public enum RunReport {
                       series: [Series(name: "reconstruction", points: losses, markers: losses.count < 30)]),
             ], columns: 1, width: 720, height: 360)) + "</div>\n"
         }
+        if let choice = run.records.last(where: { $0.phase == "clusters" }) { body += clusterChoice(choice) }
         for figure in run.figures {
             // A file of the run directory is shown as an image (a data: URI): a browser runs no script inside an SVG
             // loaded that way, whatever the file holds. The heading is its <title>, as text.

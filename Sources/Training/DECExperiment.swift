@@ -9,31 +9,49 @@ import Report
 import Tensor
 
 public enum DECExperiment {
-    public static func run(context: RunContext, data: DataSet, pretrain: PretrainOptions, options: DECOptions,
+    public static func run(context: RunContext, data: DataSet, pretrain: PretrainOptions, options given: DECOptions,
                            pretrained: String?) throws -> ClusteringPass {
         try context.writeConfiguration((pretrained == nil ? [("pretrain", pretrain.flags(inDEC: true))]
                                                           : [("pretrained", [("--pretrained", pretrained!)])])
-                                       + [(options.method.rawValue, options.flags)])
-        let maxRows = largestShare(total: options.batchSize, size: context.ranks)
-        let model = try Model(widths: pretrain.widths, clusters: options.clusters, maxRows: max(maxRows, pretrainRows(pretrain, context)),
-                              communicator: context.communicator, overlap: pretrain.overlap)
+                                       + [(given.method.rawValue, given.flags)])
+        var options = given
         let phaseStart = Clock.now
+        // With --clusters auto the model (its centres) waits for K: pretraining runs on the autoencoder alone, and
+        // the run's model takes its weights once K is chosen. A resumed run that had chosen reads its K back.
+        var choice: ClusterChoice?
+        var pretrainedModel: Model?
+        if let count = options.chooseClusters {
+            if context.resuming, let known = try ClusterChoice.chosenBefore(context: context, samples: data.count, largest: count.largest) {
+                options.clusters = known
+                context.say("resuming with the K = \(known) this run chose")
+            } else {
+                let encoder = try makeModel(pretrain, clusters: 0, options: options, context: context)
+                try loadOrPretrain(context: context, data: data, pretrain: pretrain, pretrained: pretrained, model: encoder)
+                try context.checkEpochBudget()
+                let z = try WholeDataPass(data: data, model: encoder, communicator: context.communicator).embed()
+                let chosen = try ClusterChoice.choose(z, data: data, embedding: encoder.embeddingDimension, options: options,
+                                                      communicator: context.communicator)
+                context.say(chosen.summary)
+                context.record(chosen.record)
+                options.clusters = chosen.clusters
+                (choice, pretrainedModel) = (chosen, encoder)
+            }
+        }
+        let model = try makeModel(pretrain, clusters: options.clusters, options: options, context: context)
         let trainer = try DECTrainer(context: context, data: data, options: options, model: model)
         if context.resuming, try trainer.resume() {
             let position = trainer.batchInEpoch > 0 ? "in epoch \(trainer.completedEpochs + 1), after batch \(trainer.batchInEpoch)"
                 : "after epoch \(trainer.completedEpochs)"
             context.say("resuming \(options.method.rawValue) fine-tuning \(position) (step \(trainer.step))")
         } else {
-            if let pretrained {
-                if context.resuming { context.metrics.truncate(to: 0) }
-                try model.load(try Checkpoint.load(pretrained), path: pretrained, wantCentres: false)
-                try model.synchronize(context.communicator)
-                context.say("loaded the pretrained autoencoder from \(pretrained)")
+            if let encoder = pretrainedModel {
+                try model.load(encoder.checkpoint(metadata: [:], includeCentres: false), path: "the pretrained autoencoder", wantCentres: false)
+                pretrainedModel = nil
             } else {
-                try pretrainAutoencoder(context: context, data: data, options: pretrain, model: model)
+                try loadOrPretrain(context: context, data: data, pretrain: pretrain, pretrained: pretrained, model: model)
             }
             try context.checkEpochBudget()
-            let start = try trainer.startClusters()
+            let start = try trainer.startClusters(layout: choice?.layout)
             context.say(start.summary)
             context.record(start.record)
         }
@@ -41,13 +59,21 @@ public enum DECExperiment {
         let fineTuneStart = Clock.now
         let finetuned = try trainer.run()
         let fineTuneSeconds = Clock.now - fineTuneStart
-        let (final, decision) = try trainer.keepBetter(finetuned)
-        try trainer.saveModel(start: decision?.keepsStart == true ? trainer.kept : nil)
+        var (final, decision) = try trainer.keepBetter(finetuned)
+        // Clusters left empty are dropped from what the run writes when it chose K; a K the user gave stays.
+        let pruning = options.chooseClusters == nil ? nil : ClusterPruning(assignments: final.assignments, clusters: options.clusters)
+        if let pruning {
+            final = pruning.pass(final, data: data)
+            context.say("pruned \(pruning.dropped.count) empty cluster(s) (\(pruning.dropped.map { "c\($0)" }.joined(separator: ", ")) "
+                        + "before renumbering): K = \(options.clusters) -> \(pruning.clusters)")
+        }
+        let k = pruning?.clusters ?? options.clusters
+        try trainer.saveModel(start: decision?.keepsStart == true ? trainer.kept : nil, pruning: pruning)
         let baseline = try ClusterStarts.kmeansOnInput(data: data, options: options, communicator: context.communicator)
         context.record(baseline.record)
         reportResult(context: context, options: options, trainer: trainer, finetuned: finetuned, kept: final, decision: decision,
-                     baseline: baseline, seconds: (pretrainSeconds, fineTuneSeconds))
-        let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: options.clusters)
+                     baseline: baseline, seconds: (pretrainSeconds, fineTuneSeconds), clusters: k, pruned: pruning?.dropped)
+        let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: k)
         context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
         if !small.isEmpty {
             context.say("warning: " + small.map { "cluster \($0) holds \(sizes[$0]) of \(data.count) samples" }.joined(separator: "; ")
@@ -61,16 +87,36 @@ public enum DECExperiment {
         if context.isRoot {
             try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
             try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
-            try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, options.clusters]))
+            try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, k]))
             try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.startScores, final: final)
-            if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: model.centreValues,
-                                                   assignments: final.assignments, clusters: options.clusters) {
+            let centres = pruning?.rows(model.centreValues, width: model.embeddingDimension) ?? model.centreValues
+            if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: centres,
+                                                   assignments: final.assignments, clusters: k) {
                 try context.write("clusters.svg", gallery)
             }
         }
-        try drawFigure4(context: context, data: data, trainer: trainer)
+        try drawFigure4(context: context, data: data, trainer: trainer, clusters: k)
         if context.isRoot { try RunReport.write(directory: context.directory) }
         return final
+    }
+
+    /// The run's model: the autoencoder and `clusters` centres (none while K is being chosen).
+    static func makeModel(_ pretrain: PretrainOptions, clusters: Int, options: DECOptions, context: RunContext) throws -> Model {
+        let rows = max(largestShare(total: options.batchSize, size: context.ranks), pretrainRows(pretrain, context))
+        return try Model(widths: pretrain.widths, clusters: clusters, maxRows: rows, communicator: context.communicator,
+                         overlap: pretrain.overlap)
+    }
+
+    /// The pretrained autoencoder into `model`: loaded from --pretrained, or trained (or its training continued).
+    static func loadOrPretrain(context: RunContext, data: DataSet, pretrain: PretrainOptions, pretrained: String?, model: Model) throws {
+        if let pretrained {
+            if context.resuming { context.metrics.truncate(to: 0) }
+            try model.load(try Checkpoint.load(pretrained), path: pretrained, wantCentres: false)
+            try model.synchronize(context.communicator)
+            context.say("loaded the pretrained autoencoder from \(pretrained)")
+        } else {
+            try pretrainAutoencoder(context: context, data: data, options: pretrain, model: model)
+        }
     }
 
     /// The run's last lines and its `final` record: k-means on the input, the start and the fine-tuned result with
@@ -78,7 +124,7 @@ public enum DECExperiment {
     static func reportResult(context: RunContext, options: DECOptions, trainer: DECTrainer, finetuned: ClusteringPass,
                              kept final: ClusteringPass, decision: GuardDecision?,
                              baseline: (scores: ClusteringScores, record: RunRecord, summary: String),
-                             seconds: (pretrain: Double, fineTune: Double)) {
+                             seconds: (pretrain: Double, fineTune: Double), clusters: Int, pruned: [Int]?) {
         let (pretrainSeconds, fineTuneSeconds) = seconds
         let method = options.method.rawValue.uppercased(), startName = options.start == .n2d ? "N2D" : "k-means"
         context.say(baseline.summary)
@@ -106,12 +152,14 @@ public enum DECExperiment {
         record.finetuneSeconds = fineTuneSeconds
         record.totalSeconds = context.elapsed
         record.ranks = context.ranks
+        record.clusters = clusters
+        record.prunedClusters = pruned
         context.record(record)
     }
 
     /// Figure 4: t-SNE of the chosen snapshots. The maps are independent, so rank r draws maps r, r + ranks, ...
     /// and then each is broadcast from its owner; rank 0 writes the figure.
-    static func drawFigure4(context: RunContext, data: DataSet, trainer: DECTrainer) throws {
+    static func drawFigure4(context: RunContext, data: DataSet, trainer: DECTrainer, clusters: Int) throws {
         let options = trainer.options
         guard options.tsnePoints >= 10, !trainer.snapshots.isEmpty else { return }
         var chosen = trainer.snapshots
@@ -147,7 +195,7 @@ public enum DECExperiment {
         let accuracy = { (epoch: Int) -> Double? in
             trainer.history.first { $0.wholeEpoch == epoch }?.acc
         }
-        // Colour = true label; without labels, the final cluster.
+        // Colour = true label; without labels, the fine-tuned model's cluster.
         let colours = data.hasLabels ? data.labels : (trainer.lastPass?.assignments ?? data.labels)
         let figure = Figures.tsneFigure(maps: chosen.enumerated().map { ($0.element.epoch, accuracy($0.element.epoch), maps[$0.offset]) },
                                         labels: sample.map { colours[$0] }, classes: data.hasLabels ? data.classCount : options.clusters,

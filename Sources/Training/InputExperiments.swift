@@ -40,10 +40,21 @@ public enum ToyExperiment {
 }
 
 public enum RawExperiment {
-    /// Runs k-means (the reference) and each soft method on z-scored pixels; writes figure2.svg.
+    /// Runs k-means (the reference) and each soft method on z-scored pixels; writes figure2.svg. `chooseClusters`:
+    /// K is chosen first, on the UMAP layout of those pixels (`--clusters auto`).
     public static func run(context: RunContext, data: DataSet, methods: [InputMethod], restarts: Int,
-                           options base: InputClusteringOptions) throws -> [InputMethod: ClusteringScores] {
+                           options given: InputClusteringOptions, chooseClusters: ClusterCountOptions? = nil) throws -> [InputMethod: ClusteringScores] {
         let points = data.floats(.zscore)
+        var base = given
+        if let count = chooseClusters {
+            var umap = Recipe.umap
+            umap.seed = given.seed
+            let choice = try ClusterChoice.choose(points, count: data.count, dims: data.dimension, umap: umap, options: count,
+                                                  communicator: context.communicator)
+            context.say(choice.summary.replacingOccurrences(of: "the embedding", with: "the input"))
+            context.record(choice.record)
+            base.clusters = choice.clusters
+        }
         var results = [InputMethod: ClusteringScores]()
         let started = Clock.now
         let kmeans = try points.withUnsafeBufferPointer { p in

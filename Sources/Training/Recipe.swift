@@ -46,6 +46,14 @@ public enum Recipe {
     /// DKM: alpha grows geometrically from alphaStart to alphaEnd over the epochs.
     public static let alphaStart: Float = 0.1
     public static let alphaEnd: Float = 100
+    /// `--clusters auto`: K of least ICL from 2 up to this (or a tenth of the samples), on the N2D layout (ClusterCount).
+    public static let largestClusters = 30
+    public static func clusterCount(largest: Int = largestClusters, seed: UInt64) -> ClusterCountOptions {
+        var options = ClusterCountOptions()
+        options.largest = largest
+        options.seed = seed
+        return options
+    }
     public static let tsnePoints = 2000
     public static let tsneIterations = 1000
 
@@ -85,6 +93,8 @@ public struct PretrainOptions: Sendable {
 public struct DECOptions: Sendable {
     public var method = DeepMethod.dec
     public var clusters = 10
+    /// Choose `clusters` from the data (`--clusters auto`) with these settings; nil: `clusters` as given.
+    public var chooseClusters: ClusterCountOptions? = nil
     public var epochs = Recipe.epochs
     public var batchSize = Recipe.batchSize
     public var optimizer = Recipe.optimizer
@@ -150,7 +160,7 @@ extension DECOptions {
     /// Every setting as (flag, value), defaults included.
     public var flags: [(flag: String, value: String)] {
         var flags: [(flag: String, value: String)] = [
-            ("--method", method.rawValue), ("--clusters", "\(clusters)"), ("--epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"),
+            ("--method", method.rawValue), ("--clusters", chooseClusters.map { "auto:\($0.largest)" } ?? "\(clusters)"), ("--epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"),
             ("--optimizer", optimizer.rawValue), ("--lr", "\(learningRate)"), ("--seed", "\(seed)"),
             ("--update-interval", updateInterval.map(String.init) ?? "once per epoch"), ("--tol", "\(tolerance)"),
             ("--restarts", "\(restarts)"), ("--start", start.rawValue), ("--keep", keep.rawValue), ("--hold-target", "\(holdTarget)"), ("--confidence", "\(confidence)"), ("--augment", augmentationText(augmentation)),

@@ -27,7 +27,8 @@ struct DECCommand: TrainingCommand {
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var session: SessionOptions
     @Option(help: "dec, idec or dkm.") var method: DeepMethod = .dec
-    @Option(help: "Clusters K. Default: the number of classes in the data.") var clusters: Int?
+    @Option(help: ArgumentHelp("Clusters: \(ClustersArgument.help) Default: the number of classes in the labels; without labels, auto. With auto, clusters that fine-tuning leaves empty are dropped.", valueName: "K|auto|auto:MAX"))
+    var clusters: ClustersArgument?
     @Option(help: "Fine-tuning epochs (upper limit; training stops earlier when fewer than --tol of the labels change).") var epochs = Recipe.epochs
     @Option(help: "Pretraining epochs.") var pretrainEpochs = Recipe.pretrainEpochs
     @Option(help: "Skip pretraining: load this autoencoder.bin.") var pretrained: String?
@@ -68,7 +69,7 @@ struct DECCommand: TrainingCommand {
     func validate() throws {
         try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
         if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr, prefix: "pretrain-") }
-        if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
+        try clusters?.validate()
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
         try Limits.restarts(restarts)
         try Limits.augmentation(augment)
@@ -112,8 +113,8 @@ struct DECCommand: TrainingCommand {
             }
             var options = DECOptions()
             options.method = method
-            options.clusters = try clusters ?? classesOf(data)
-            try checkClusters(options.clusters, samples: data.count)
+            let resolved = try ClustersArgument.resolve(clusters, data: data, seed: seed)
+            (options.clusters, options.chooseClusters) = (resolved.clusters, resolved.choose)
             options.epochs = epochs
             options.batchSize = batchSize
             options.optimizer = optimizer
@@ -147,7 +148,9 @@ struct DECCommand: TrainingCommand {
             context.policy.epochBudget = session.stopAfterEpochs
             try context.policy.verifySameConfiguration("dec \(context.policy.configHash) data \(data.count)x\(data.dimension)")
             try context.writeMachineInfo(data: data)
-            context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(options.clusters), \(communicator.size) rank(s), "
+            if let note = resolved.note { context.say(note) }
+            let k = options.chooseClusters.map { "chosen from the data (2 to \($0.largest))" } ?? "\(options.clusters)"
+            context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(k), \(communicator.size) rank(s), "
                         + "BLAS threads \(BLAS.threads) -> \(context.directory)")
             _ = try DECExperiment.run(context: context, data: data, pretrain: pretrain, options: options, pretrained: pretrained)
         }

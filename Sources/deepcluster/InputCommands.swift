@@ -13,7 +13,8 @@ extension InputMethod: ExpressibleByArgument {}
 extension CentreInit: ExpressibleByArgument {}
 
 struct ClusterTrainingOptions: ParsableArguments {
-    @Option(help: "Number of clusters K.") var clusters: Int?
+    @Option(help: ArgumentHelp("Number of clusters: \(ClustersArgument.help) Default: the number of classes in the labels (toy: 3).", valueName: "K|auto|auto:MAX"))
+    var clusters: ClustersArgument?
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Global batch size (summed over all ranks). Default: \(Recipe.batchSize), or the number of points when there are fewer.") var batchSize: Int?
     @Option(help: "sgd or adam.") var optimizer: OptimizerKind?
@@ -35,7 +36,7 @@ struct ClusterTrainingOptions: ParsableArguments {
 
     func validate() throws {
         try validateTraining(epochs: epochs ?? 1, batchSize: batchSize, lr: lr ?? 1)
-        if let clusters, clusters < 2 { throw ValidationError("--clusters must be at least 2 (got \(clusters)).") }
+        try clusters?.validate()
     }
 }
 
@@ -67,7 +68,7 @@ struct ToyCommand: ParsableCommand {
         }
         try withWorld(runtime) { communicator in
             var options = training.inputOptions(initialization: initialization)
-            if let k = training.clusters, k != 3 { throw RunError("toy has three blobs: --clusters must be 3") }
+            if let k = training.clusters, k != .count(3) { throw RunError("toy has three blobs: --clusters must be 3") }
             try checkBatch(training.batchSize, ranks: communicator.size)
             options.batchSize = try Limits.batch(training.batchSize, samples: 3 * points, rank: communicator.rank)
             let context = try RunContext(communicator: communicator, directory: try agreedDirectory(training.out, "toy", communicator),
@@ -112,8 +113,8 @@ struct RawCommand: ParsableCommand {
                 throw RunError("raw compares soft k-means with k-means against the labels, and \(data.name) has none: give --labels (or --label-column)")
             }
             var options = training.inputOptions(initialization: initialization)
-            options.clusters = try training.clusters ?? classesOf(data)
-            try checkClusters(options.clusters, samples: data.count)
+            let resolved = try ClustersArgument.resolve(training.clusters, data: data, seed: training.seed)
+            options.clusters = resolved.clusters
             options.alpha = alpha
             options.weightLearningRate = weightLr
             try checkBatch(training.batchSize, ranks: communicator.size)
@@ -122,7 +123,8 @@ struct RawCommand: ParsableCommand {
                                          mode: .fresh(RunManifest(command: "raw", arguments: manifestArguments(subcommandArguments))))
             try context.policy.verifySameConfiguration("raw \(context.policy.configHash) data \(data.count)x\(data.dimension)")
             try context.writeMachineInfo(data: data)
-            _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options)
+            _ = try RawExperiment.run(context: context, data: data, methods: methods, restarts: restarts, options: options,
+                                      chooseClusters: resolved.choose)
             if context.isRoot { try RunReport.write(directory: context.directory) }
         }
     }

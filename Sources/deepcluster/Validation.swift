@@ -35,6 +35,8 @@ enum Limits {
     static let cores = ProcessInfo.processInfo.activeProcessorCount
     static let largestBatch = 1 << 20
     static let largestRestarts = 1000
+    /// `--clusters auto:MAX`: each K of the sweep is a mixture fit, so MAX bounds the choice's time.
+    static let largestChosenClusters = 200
     static let largestPointsPerBlob = 1_000_000
     static let largestTSNEPoints = 10_000
 
@@ -126,14 +128,6 @@ func dataWidths(_ text: String?, _ data: DataSet) throws -> [Int] {
 /// The widths to check before the data is loaded: as given, or the recipe's.
 func plannedWidths(_ text: String?) throws -> [Int] { try text.map(parseWidths) ?? Recipe.widths }
 
-/// K by default: the number of classes in the labels.
-func classesOf(_ data: DataSet) throws -> Int {
-    guard data.hasLabels else {
-        throw RunError("\(data.name) has no labels to count classes from: give the number of clusters with --clusters K")
-    }
-    return data.classCount
-}
-
 func validateTraining(epochs: Int, batchSize: Int?, lr: Float, prefix: String = "") throws {
     if epochs <= 0 { throw ValidationError("--\(prefix)epochs must be positive (got \(epochs)).") }
     try Limits.batch(batchSize ?? Recipe.batchSize)
@@ -155,3 +149,56 @@ func parseWidths(_ text: String) throws -> [Int] {
     return parts.map { $0! }
 }
 
+
+/// `--clusters`: a number K, or `auto` / `auto:MAX`: chosen from the data (the least ICL of a Gaussian mixture over
+/// K = 2 ... MAX on the UMAP layout; ClusterCount).
+enum ClustersArgument: ExpressibleByArgument, Equatable {
+    case count(Int)
+    case auto(largest: Int)
+
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces).lowercased()
+        if let k = Int(text) {
+            self = .count(k)
+        } else if text == "auto" {
+            self = .auto(largest: Recipe.largestClusters)
+        } else if text.hasPrefix("auto:"), let largest = Int(text.dropFirst(5)) {
+            self = .auto(largest: largest)
+        } else {
+            return nil
+        }
+    }
+
+    static let help = "K, or auto (chosen from the data: the least ICL of a Gaussian mixture over K = 2 to \(Recipe.largestClusters) on the UMAP layout; README: How K is chosen), or auto:MAX."
+
+    func validate() throws {
+        switch self {
+        case .count(let k) where k < 2: throw ValidationError("--clusters must be at least 2 (got \(k)).")
+        case .auto(let largest) where !(2...Limits.largestChosenClusters).contains(largest):
+            throw ValidationError("--clusters auto:MAX needs MAX between 2 and \(Limits.largestChosenClusters) (got \(largest)).")
+        default: break
+        }
+    }
+
+    /// K as given, or the choice's settings; without --clusters, the labels' class count, or (no labels) auto with a note.
+    static func resolve(_ argument: ClustersArgument?, data: DataSet, seed: UInt64) throws -> (clusters: Int, choose: ClusterCountOptions?, note: String?) {
+        switch argument {
+        case .count(let k)?:
+            try checkClusters(k, samples: data.count)
+            return (k, nil, nil)
+        case .auto(let largest)?:
+            try checkChoice(samples: data.count)
+            return (0, Recipe.clusterCount(largest: largest, seed: seed), nil)
+        case nil where data.hasLabels:
+            return (data.classCount, nil, nil)
+        case nil:
+            try checkChoice(samples: data.count)
+            return (0, Recipe.clusterCount(seed: seed),
+                    "note: \(data.name) has no labels and no --clusters was given: K is chosen from the data (--clusters auto); give --clusters K to fix it")
+        }
+    }
+
+    static func checkChoice(samples: Int) throws {
+        if samples < 20 { throw RunError("--clusters auto needs at least 20 samples (the data has \(samples)): give --clusters K") }
+    }
+}

@@ -1,6 +1,8 @@
 // The K chooser (ICL of a Gaussian mixture over K) on layouts whose cluster count is known, and the accuracy's
 // matching on non-square tables (more clusters than classes, or fewer) against a brute-force search.
 @testable import Clustering
+import Datasets
+@testable import Training
 import Collective
 import Foundation
 import Tensor
@@ -76,5 +78,38 @@ final class ClusterCountTests: XCTestCase {
             return top
         }
         return best(0, [])
+    }
+}
+
+/// The clusters a run with `--clusters auto` drops at the end: the empty ones, the rest renumbered in order, q's
+/// kept columns renormalised, the centres' rows and the scores of the renumbered clustering.
+final class ClusterPruningTests: XCTestCase {
+    func testDropsEmptyClustersAndRenumbers() throws {
+        XCTAssertNil(ClusterPruning(assignments: [0, 1, 2, 1], clusters: 3), "nothing to drop")
+        let pruning = try XCTUnwrap(ClusterPruning(assignments: [0, 3, 3, 1, 0], clusters: 5))
+        XCTAssertEqual(pruning.kept, [0, 1, 3])
+        XCTAssertEqual(pruning.dropped, [2, 4])
+        XCTAssertEqual(pruning.clusters, 3)
+        XCTAssertEqual(pruning.assignments([0, 3, 3, 1, 0]), [0, 2, 2, 1, 0])
+        // q (2, 5): the kept columns 0, 1, 3, renormalised.
+        let q: [Float] = [0.5, 0.1, 0.2, 0.1, 0.1,
+                          0.0, 0.0, 0.5, 0.0, 0.5]
+        let kept = pruning.q(q, samples: 2)
+        XCTAssertEqual(kept[0], 0.5 / 0.7, accuracy: 1e-6)
+        XCTAssertEqual(kept[1], 0.1 / 0.7, accuracy: 1e-6)
+        XCTAssertEqual(kept[2], 0.1 / 0.7, accuracy: 1e-6)
+        XCTAssertEqual(Array(kept[3...]), [Float](repeating: Float(1) / 3, count: 3), "a row with no mass on the kept clusters is uniform")
+        XCTAssertEqual(pruning.rows((0..<10).map(Float.init), width: 2), [0, 1, 2, 3, 6, 7])
+    }
+
+    func testScoresOfThePrunedPassUseTheKeptClusters() throws {
+        let data = DataSet(name: "four", features: [0, 1, 2, 3], labels: [0, 0, 1, 1], dimension: 1, classCount: 2, transform: nil)
+        let pass = ClusteringPass(embedding: [0, 1, 2, 3], q: [Float](repeating: 1 / 3, count: 12), assignments: [0, 0, 2, 2],
+                                  scores: data.scores([0, 0, 2, 2], clusters: 3))
+        let pruning = try XCTUnwrap(ClusterPruning(assignments: pass.assignments, clusters: 3))
+        let pruned = pruning.pass(pass, data: data)
+        XCTAssertEqual(pruned.assignments, [0, 0, 1, 1])
+        XCTAssertEqual(pruned.q, [Float](repeating: 0.5, count: 8))
+        XCTAssertEqual(pruned.scores.accuracy, 1)
     }
 }

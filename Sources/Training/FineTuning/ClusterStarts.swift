@@ -30,13 +30,21 @@ public struct StartingClusters {
 }
 
 public enum ClusterStarts {
-    /// The start `options.start` on the embedding `z` (N, E), the same on every rank.
-    public static func find(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
+    /// The start `options.start` on the embedding `z` (N, E), the same on every rank. `layout`: N2D's UMAP layout
+    /// of `z` when it is already made (by the choice of K).
+    public static func find(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions, layout: [Float]? = nil,
                             communicator: Communicator) throws -> StartingClusters {
         switch options.start {
         case .kmeans: try kmeans(z, data: data, embedding: e, options: options, communicator: communicator)
-        case .n2d: try n2d(z, data: data, embedding: e, options: options, communicator: communicator)
+        case .n2d: try n2d(z, data: data, embedding: e, options: options, layout: layout, communicator: communicator)
         }
+    }
+
+    /// The UMAP of N2D's start: the recipe's, seeded with the run's seed.
+    static func umapOptions(_ options: DECOptions) -> UMAPOptions {
+        var umap = options.umap
+        umap.seed = options.seed
+        return umap
     }
 
     /// k-means++ and Lloyd, restarts spread over the ranks; the best centres everywhere.
@@ -78,13 +86,12 @@ public enum ClusterStarts {
 
     /// N2D: the centres are the mixture's clusters' posterior-weighted means in the embedding, and the first target
     /// distribution comes from its posteriors.
-    static func n2d(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
+    static func n2d(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions, layout given: [Float]?,
                     communicator: Communicator) throws -> StartingClusters {
         let started = Clock.now
         let n = data.count, k = options.clusters
-        var umap = options.umap
-        umap.seed = options.seed
-        let layout = try UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: communicator)  // (N, components)
+        let umap = umapOptions(options)
+        let layout = try given ?? UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: communicator)  // (N, components)
         let start = try layout.withUnsafeBufferPointer { p in
             try KMeans.fit(points: p.baseAddress!, count: n, dims: umap.components, clusters: k, restarts: options.restarts,
                            seed: options.seed, communicator: communicator, spreadRestarts: true)
@@ -103,8 +110,9 @@ public enum ClusterStarts {
         var record = RunRecord(phase: "n2d-embedding")
         record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
         record.seconds = seconds
-        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours; Gaussian mixture, %d EM iterations; %.1fs): %@",
-                             umap.components, umap.neighbors, mixture.iterations, seconds, scores.text)
+        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours%@; Gaussian mixture, %d EM iterations; %.1fs): %@",
+                             umap.components, umap.neighbors, given == nil ? "" : ", the layout of the choice of K", mixture.iterations,
+                             seconds, scores.text)
         return StartingClusters(centres: (0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) },
                                 assignments: mixture.assignments, scores: scores,
                                 firstPass: ClusteringPass(embedding: z, q: mixture.responsibilities, assignments: mixture.assignments,

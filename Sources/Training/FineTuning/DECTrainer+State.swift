@@ -13,8 +13,9 @@ extension DECTrainer {
 
     /// `start`: the guard kept the start (the model holds its weights again). An N2D start's clusters are not the
     /// centres' cells, so model.bin then keeps the start's embedding and assignments, and predict assigns a new sample
-    /// by its nearest neighbours there (Predictor).
-    public func saveModel(_ name: String = "model.bin", start: KeptStart? = nil) throws {
+    /// by its nearest neighbours there (Predictor). `pruning`: the clusters the run dropped are left out (their
+    /// centres, and the reference assignments renumbered).
+    public func saveModel(_ name: String = "model.bin", start: KeptStart? = nil, pruning: ClusterPruning? = nil) throws {
         guard context.isRoot else { return }
         var metadata = ["kind": "model", "method": options.method.rawValue, "step": String(step), "seed": String(options.seed),
                         "alpha": String(alpha), "result": start == nil ? "fine-tuned" : "start"]
@@ -23,6 +24,13 @@ extension DECTrainer {
         if let start, start.q != nil {
             checkpoint.sections["reference.embedding"] = start.embedding
             checkpoint.sections["reference.assignments"] = start.checkpoint.sections["start.assignments"]
+        }
+        if let pruning {
+            checkpoint.clusters = pruning.clusters
+            checkpoint.sections["centres"] = pruning.rows(checkpoint.sections["centres"]!, width: model.embeddingDimension)
+            if let reference = checkpoint.sections["reference.assignments"] {
+                checkpoint.sections["reference.assignments"] = pruning.assignments(reference.map { Int32($0) }).map(Float.init)
+            }
         }
         if let transform = data.inputTransform {  // how the data was normalised: predict does the same to new data
             checkpoint.sections["input.shift"] = transform.shift

@@ -64,10 +64,11 @@ public final class DECTrainer {
 
     /// The start (`options.start`) on the current embedding: sets the centres, keeps the first target's clustering.
     /// Rank 0 writes start.bin: the start's model and clustering, which the guard may keep at the end.
+    /// `layout`: N2D's UMAP layout of the embedding, when the choice of K has made it.
     @discardableResult
-    public func startClusters() throws -> StartingClusters {
+    public func startClusters(layout: [Float]? = nil) throws -> StartingClusters {
         let z = try passes.embed()
-        let start = try ClusterStarts.find(z, data: data, embedding: model.embeddingDimension, options: options,
+        let start = try ClusterStarts.find(z, data: data, embedding: model.embeddingDimension, options: options, layout: layout,
                                            communicator: context.communicator)
         model.setCentres(start.centres)
         startScores = start.scores

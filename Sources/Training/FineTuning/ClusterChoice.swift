@@ -1,0 +1,119 @@
+// `--clusters auto`: the number of clusters chosen from the data before fine-tuning, on the start's manifold (the
+// UMAP layout of the pretrained codes, which the N2D start then reuses), by the ICL of a Gaussian mixture over K
+// (ClusterCount); and the clusters that fine-tuning leaves empty, dropped from what the run writes rather than kept
+// as ghosts. N = samples, E = embedding dims, K = clusters.
+import Clustering
+import Collective
+import Datasets
+import Foundation
+import Report
+import Tensor
+
+/// The K a run chose, the layout it chose on (N, components), and what the run prints and records of the choice.
+public struct ClusterChoice {
+    public var clusters: Int
+    public var layout: [Float]
+    public var criterion: [(clusters: Int, icl: Double)]
+    public var seconds: Double
+
+    /// Collective. UMAP of the embedding `z` (N, E) as the N2D start makes it, then the sweep over K.
+    public static func choose(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
+                              communicator: Communicator) throws -> ClusterChoice {
+        guard let count = options.chooseClusters else { preconditionFailure("no choice asked for") }
+        return try choose(z, count: data.count, dims: e, umap: ClusterStarts.umapOptions(options), options: count,
+                          communicator: communicator)
+    }
+
+    /// Collective. UMAP of `points` (N, D), then the sweep over K on the layout.
+    public static func choose(_ points: [Float], count n: Int, dims: Int, umap: UMAPOptions, options: ClusterCountOptions,
+                              communicator: Communicator) throws -> ClusterChoice {
+        let started = Clock.now
+        let layout = try UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
+        let layoutSeconds = Clock.now - started
+        let chosen = Clock.now
+        let choice = try ClusterCount.choose(layout: layout, count: n, dims: umap.components, options: options, communicator: communicator)
+        return ClusterChoice(clusters: choice.clusters, layout: layout, criterion: choice.criterion, seconds: Clock.now - chosen,
+                             layoutSeconds: layoutSeconds)
+    }
+
+    var layoutSeconds: Double
+
+    public var summary: String {
+        let values = criterion.map { String(format: "%d: %.4f%@", $0.clusters, $0.icl, $0.clusters == clusters ? " <" : "") }
+        return String(format: "clusters chosen: K = %d, the least ICL per point of a Gaussian mixture on the UMAP layout of the embedding "
+                      + "(%.1fs, after the layout's %.1fs); K: ICL  %@", clusters, seconds, layoutSeconds, values.joined(separator: "  "))
+    }
+
+    public var record: RunRecord {
+        var record = RunRecord(phase: "clusters")
+        record.clusters = clusters
+        record.clustersTried = criterion.map(\.clusters)
+        record.icl = criterion.map(\.icl)
+        record.seconds = seconds
+        record.layoutSeconds = layoutSeconds
+        return record
+    }
+
+    /// The K a resumed run chose before it stopped (from its start.bin, else its dec-state.bin); nil when it stopped
+    /// before the choice. Checked against the run's range before use; the files themselves are checked in full later.
+    static func chosenBefore(context: RunContext, samples: Int, largest: Int) throws -> Int? {
+        for name in [DECTrainer.startName, DECTrainer.stateName] {
+            guard let checkpoint = try context.loadCheckpoint(name) else { continue }
+            guard (2...max(2, min(largest, samples))).contains(checkpoint.clusters) else {
+                throw RunError("\(context.path(name)): holds \(checkpoint.clusters) clusters, not a choice of --clusters auto:\(largest) "
+                               + "for \(samples) samples", everyRank: true)
+            }
+            return checkpoint.clusters
+        }
+        return nil
+    }
+}
+
+/// The clusters a result keeps: those that hold at least one sample, renumbered in order.
+public struct ClusterPruning: Sendable {
+    /// The old numbers of the clusters kept, ascending.
+    public let kept: [Int]
+    /// The old numbers of the clusters dropped.
+    public let dropped: [Int]
+    let renumbered: [Int32]  // old number -> new number, -1 for a dropped one
+
+    /// nil when every one of the `clusters` holds a sample of `assignments`.
+    public init?(assignments: [Int32], clusters: Int) {
+        var held = [Bool](repeating: false, count: clusters)
+        for a in assignments { held[Int(a)] = true }
+        guard held.contains(false) else { return nil }
+        kept = (0..<clusters).filter { held[$0] }
+        dropped = (0..<clusters).filter { !held[$0] }
+        var map = [Int32](repeating: -1, count: clusters)
+        for (new, old) in kept.enumerated() { map[old] = Int32(new) }
+        renumbered = map
+    }
+
+    public var clusters: Int { kept.count }
+
+    public func assignments(_ old: [Int32]) -> [Int32] { old.map { renumbered[Int($0)] } }
+
+    /// The kept columns of `q` (N, K), each row renormalised (DEC's Student-t q and the mixture's posteriors are
+    /// normalised over the clusters, so this is the q of the kept clusters alone).
+    public func q(_ old: [Float], samples n: Int) -> [Float] {
+        let k = renumbered.count
+        var q = [Float](repeating: 0, count: n * kept.count)
+        for i in 0..<n {
+            var total: Float = 0
+            for c in kept { total += old[i * k + c] }
+            for (j, c) in kept.enumerated() { q[i * kept.count + j] = total > 0 ? old[i * k + c] / total : 1 / Float(kept.count) }
+        }
+        return q
+    }
+
+    /// The kept rows of `rows` (K, width).
+    public func rows(_ old: [Float], width: Int) -> [Float] {
+        kept.flatMap { old[($0 * width)..<(($0 + 1) * width)] }
+    }
+
+    public func pass(_ old: ClusteringPass, data: DataSet) -> ClusteringPass {
+        let labels = assignments(old.assignments)
+        return ClusteringPass(embedding: old.embedding, q: q(old.q, samples: data.count), assignments: labels,
+                              scores: data.scores(labels, clusters: clusters))
+    }
+}
