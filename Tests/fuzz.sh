@@ -291,7 +291,8 @@ for v in -1 0 nan; do bad_dec --pretrain-lr $v; done
 for v in 0 -1; do bad_dec --epochs $v; bad_dec --pretrain-epochs $v; done
 for v in 0 -1 3000000 100000; do bad_dec --batch-size $v; done
 for v in 784-4000000-10 784 784-0-10 abc 784--10 100-10 784-16-0 784-16-10-; do bad_dec --widths $v; done
-for v in 1 4294967295 -3 201; do bad_dec --clusters $v; done
+for v in 1 4294967295 -3 201 auto:1 auto:0 auto:-5 auto:abc auto: auto:100000 automatic "auto 5"; do bad_dec --clusters "$v"; done
+run bad "dec --clusters auto on 15 samples" "$BIN" dec $Q --limit 15 --batch-size 5 --clusters auto --out "$T/o-auto15"
 for v in -1 a,b ,; do bad_dec --snapshots $v; done
 for v in -1 100000; do bad_dec --tsne-points $v; done
 bad_dec --tsne-iterations 0; bad_dec --update-interval 0; bad_dec --checkpoint-every 0
@@ -310,7 +311,7 @@ for v in 0 -1 1000000; do run bad "raw --restarts $v" "$BIN" raw --limit 200 --r
 for v in 0 nan -1; do run bad "raw --alpha $v" "$BIN" raw --limit 200 --alpha $v --epochs 1 --out "$T/o-rawa$v"; done
 run bad "raw --weight-lr -1" "$BIN" raw --limit 200 --weight-lr -1 --epochs 1 --out "$T/o-raww"
 run bad "raw --method bogus" "$BIN" raw --limit 200 --method bogus --epochs 1 --out "$T/o-rawm"
-for v in 1 0 100000; do run bad "raw --clusters $v" "$BIN" raw --limit 200 --clusters $v --epochs 1 --out "$T/o-rawk$v"; done
+for v in 1 0 100000 auto:1 auto:x; do run bad "raw --clusters $v" "$BIN" raw --limit 200 --clusters $v --epochs 1 --out "$T/o-rawk$v"; done
 for v in 0 -1 3000000; do run bad "pretrain --batch-size $v" "$BIN" pretrain --batch-size $v --epochs 1 --out "$T/o-pb$v"; done
 run bad "pretrain --max-steps 0" "$BIN" pretrain --max-steps 0 --epochs 1 --out "$T/o-pms"
 run bad "pretrain --widths 784-4000000-10" "$BIN" pretrain --widths 784-4000000-10 --out "$T/o-pw"

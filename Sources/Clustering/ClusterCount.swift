@@ -5,8 +5,9 @@
 // units (UMAP's fixed scale) and the entropy term keeps torn halves of one cluster together.
 // Each K is fitted on a seeded subsample and scored on every point. N = points, D = dims, K = components.
 import Collective
-import Tensor
+import Dispatch
 import Foundation
+import Tensor
 
 public struct ClusterCountOptions: Sendable {
     public var smallest = 2
@@ -19,6 +20,8 @@ public struct ClusterCountOptions: Sendable {
     public var patience = 5
     /// k-means++ starts of each K's mixture (the best inertia's).
     public var restarts = 3
+    /// Mixtures fitted per K from different k-means starts; the one of highest likelihood on the sample is scored.
+    public var fits = 1
     public var seed: UInt64 = 0
     public init() {}
 }
@@ -30,10 +33,11 @@ public struct ClusterCountChoice: Sendable {
 }
 
 public enum ClusterCount {
-    /// The K of least ICL on `layout` (N, D). Collective: the ranks take the K of the sweep in turns (rank r fits
-    /// smallest + r, + p, ...), a round at a time, and gather each round's values; every K's fit depends on (seed, K)
-    /// alone and the stop is decided in K order, so the choice and every value are the same on any number of ranks.
-    public static func choose(layout: [Float], count n: Int, dims: Int, options: ClusterCountOptions,
+    /// The K of least ICL on `layout` (N, D). Collective: the ranks and their `threads` take the K of the sweep in
+    /// turns (thread t of rank r fits K = next + r * threads + t), a round at a time, and gather each round's values;
+    /// every K's fit depends on (seed, K) alone and the stop is decided in K order, so the choice and every value are
+    /// the same on any number of ranks and threads.
+    public static func choose(layout: [Float], count n: Int, dims: Int, options: ClusterCountOptions, threads: Int = 1,
                               communicator: Communicator) throws -> ClusterCountChoice {
         let largest = min(options.largest, max(options.smallest, n / 10))
         var rng = Xoshiro256(seed: options.seed ^ 0x4b43)
@@ -43,35 +47,56 @@ public enum ClusterCount {
         }
         let sample = Array(order.prefix(min(options.sample, n))).sorted()
         let fitted = sample.flatMap { i in layout[(i * dims)..<((i + 1) * dims)] }
+        let threads = max(1, threads)
         var criterion: [(clusters: Int, icl: Double)] = []
         var best = (clusters: options.smallest, icl: Double.infinity)
         var next = options.smallest
         sweep: while next <= largest {
-            let mine = next + communicator.rank
-            let value = mine <= largest ? try icl(of: mine, fitted: fitted, sampleCount: sample.count, layout: layout, count: n,
-                                                  dims: dims, options: options) : Double.nan
-            let round = try communicator.allgatherv([value])
+            let first = next + communicator.rank * threads
+            var values = [Double](repeating: .nan, count: threads)
+            var failures = [Error?](repeating: nil, count: threads)
+            values.withUnsafeMutableBufferPointer { out in
+                failures.withUnsafeMutableBufferPointer { errors in
+                    let out = SharedPointer(out.baseAddress!), errors = SharedPointer(errors.baseAddress!)
+                    DispatchQueue.concurrentPerform(iterations: threads) { t in
+                        guard first + t <= largest else { return }
+                        do {
+                            out.base[t] = try icl(of: first + t, fitted: fitted, sampleCount: sample.count, layout: layout, count: n,
+                                                  dims: dims, options: options)
+                        } catch { errors.base[t] = error }
+                    }
+                }
+            }
+            if let failure = failures.compactMap({ $0 }).first { throw failure }
+            let round = try communicator.allgatherv(values)  // in rank order: K in order
             for (offset, icl) in round.enumerated() where next + offset <= largest {
                 let k = next + offset
                 criterion.append((k, icl))
                 if icl < best.icl { best = (k, icl) }
                 if k - best.clusters >= options.patience { break sweep }
             }
-            next += communicator.size
+            next += communicator.size * threads
         }
         return ClusterCountChoice(clusters: best.clusters, criterion: criterion)
     }
 
-    /// ICL per point of a K-component mixture fitted on the sample (k-means++ start) and scored on every point.
+    /// ICL per point of a K-component mixture fitted on the sample and scored on every point: of `options.fits`
+    /// mixtures, each started from k-means++ and Lloyd (the best of `options.restarts`), the one of highest likelihood
+    /// on the sample.
     static func icl(of k: Int, fitted: [Float], sampleCount: Int, layout: [Float], count n: Int, dims: Int,
                     options: ClusterCountOptions) throws -> Double {
-        let start = try fitted.withUnsafeBufferPointer { p in
-            try KMeans.fit(points: p.baseAddress!, count: sampleCount, dims: dims, clusters: k, restarts: options.restarts,
-                           seed: options.seed &+ UInt64(k), communicator: SingleProcessCommunicator(), spreadRestarts: false)
+        var mixture: GaussianMixtureResult?
+        for fit in 0..<max(1, options.fits) {
+            let start = try fitted.withUnsafeBufferPointer { p in
+                try KMeans.fit(points: p.baseAddress!, count: sampleCount, dims: dims, clusters: k, restarts: options.restarts,
+                               seed: options.seed &+ UInt64(k) &+ UInt64(fit) &* 0x9e37, communicator: SingleProcessCommunicator(),
+                               spreadRestarts: false)
+            }
+            let candidate = GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k,
+                                                initial: start.assignments, regularization: options.regularization)
+            if mixture == nil || candidate.logLikelihood > mixture!.logLikelihood { mixture = candidate }
         }
-        let mixture = GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k,
-                                          initial: start.assignments, regularization: options.regularization)
-        let scores = GaussianMixture.pointScores(mixture, points: layout, rows: 0..<n, dims: dims)
+        let scores = GaussianMixture.pointScores(mixture!, points: layout, rows: 0..<n, dims: dims)
         var likelihood = 0.0, entropy = 0.0
         for i in 0..<n { (likelihood, entropy) = (likelihood + scores[2 * i], entropy + scores[2 * i + 1]) }
         let parameters = Double(k * (1 + dims + dims * (dims + 1) / 2) - 1)

@@ -21,8 +21,9 @@ func useFasterBLASKernels() {
     let flags = Set(flagsLine.split(separator: ":").last?.split(separator: " ").map(String.init) ?? [])
     guard let core = BLAS.coreTypeForGenericFallback(coreName: BLAS.coreName, cpuFlags: flags) else { return }
     setenv("OPENBLAS_CORETYPE", core, 1)
-    let argv = CommandLine.unsafeArgv
-    execv("/proc/self/exe", argv)
+    // The binary's own path, not /proc/self/exe, so that ps and top still show its name.
+    let path = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "/proc/self/exe"
+    execv(path, CommandLine.unsafeArgv)
     // exec failed: go on with the generic kernels.
 }
 
@@ -43,7 +44,7 @@ struct DeepCluster: ParsableCommand {
             """,
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
                       PredictCommand.self, ReportCommand.self, BenchCommand.self, PlotScalingCommand.self,
-                      SelfTestCommand.self, CompareCommand.self, CompareGradientsCommand.self])
+                      SelfTestCommand.self, CompareCommand.self, CompareGradientsCommand.self, ChooseKCommand.self])
 
     /// ArgumentParser's main, after joining options with negative values (`--lr -1` -> `--lr=-1`) so that they reach
     /// validation instead of reading as flags.

@@ -69,3 +69,34 @@ struct CompareGradientsCommand: ParsableCommand {
         }
     }
 }
+
+/// The choice of K on a layout already made (an (N, D) float .npy): the sweep's values with other settings, to
+/// measure the criterion without the autoencoder and UMAP in front of it (README: How K is chosen).
+struct ChooseKCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "choose-k", abstract: "The ICL sweep of --clusters auto on an (N, D) float .npy layout.", shouldDisplay: false)
+    @OptionGroup var runtime: RuntimeOptions
+    @Argument var layout: String
+    @Option var largest = Recipe.largestClusters
+    @Option var fits = ClusterCountOptions().fits
+    @Option var regularization = ClusterCountOptions().regularization
+    @Option var sample = ClusterCountOptions().sample
+    @Option var restarts = ClusterCountOptions().restarts
+    @Option var seed: UInt64 = 0
+
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            let array = try NumPyArray.read(layout)
+            guard case .floats(let values) = array.values, array.shape.count == 2, array.count >= 20 else {
+                throw RunError("\(layout): want an (N, D) float array of at least 20 rows")
+            }
+            var options = Recipe.clusterCount(largest: largest, seed: seed)
+            (options.fits, options.regularization, options.sample, options.restarts) = (fits, regularization, sample, restarts)
+            let started = Clock.now
+            let choice = try ClusterCount.choose(layout: values, count: array.count, dims: array.shape[1], options: options,
+                                                 threads: BLAS.threads, communicator: communicator)
+            guard communicator.rank == 0 else { return }
+            print(String(format: "K = %d (%.2fs) ", choice.clusters, Clock.now - started)
+                  + choice.criterion.map { String(format: "%d:%.4f", $0.clusters, $0.icl) }.joined(separator: " "))
+        }
+    }
+}

@@ -21,11 +21,13 @@ final class ClusterCountTests: XCTestCase {
         return points
     }
 
-    static func choose(_ points: [Float], dims: Int, communicator: Communicator = SingleProcessCommunicator()) throws -> ClusterCountChoice {
+    static func choose(_ points: [Float], dims: Int, threads: Int = 1,
+                       communicator: Communicator = SingleProcessCommunicator()) throws -> ClusterCountChoice {
         var options = ClusterCountOptions()
         options.largest = 15
         options.sample = 1000
-        return try ClusterCount.choose(layout: points, count: points.count / dims, dims: dims, options: options, communicator: communicator)
+        return try ClusterCount.choose(layout: points, count: points.count / dims, dims: dims, options: options, threads: threads,
+                                       communicator: communicator)
     }
 
     func testPicksTheBlobCountExactly() throws {
@@ -46,12 +48,18 @@ final class ClusterCountTests: XCTestCase {
         XCTAssertEqual(try Self.choose(points, dims: 3).clusters, 2)
     }
 
-    func testSameChoiceOnOneAndTwoRanks() throws {
+    /// The sweep's K split over ranks and threads in rounds: the same K and the same values, bit for bit.
+    func testSameChoiceOnAnyRanksAndThreads() throws {
         let points = blobs(5, perBlob: 200, seed: 11)
         let one = try Self.choose(points, dims: 3)
-        let two = try InProcessWorld.run(ranks: 2) { c in try ClusterCountTests.choose(points, dims: 3, communicator: c) }
-        for result in two {
+        XCTAssertEqual(one.clusters, 5)
+        var results = [try Self.choose(points, dims: 3, threads: 3)]
+        for (ranks, threads) in [(2, 1), (2, 2), (3, 1)] {
+            results += try InProcessWorld.run(ranks: ranks) { c in try ClusterCountTests.choose(points, dims: 3, threads: threads, communicator: c) }
+        }
+        for result in results {
             XCTAssertEqual(result.clusters, one.clusters)
+            XCTAssertEqual(result.criterion.map(\.clusters), one.criterion.map(\.clusters))
             XCTAssertEqual(result.criterion.map(\.icl), one.criterion.map(\.icl))
         }
     }

@@ -31,7 +31,8 @@ public struct ClusterChoice {
         let layout = try UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
         let layoutSeconds = Clock.now - started
         let chosen = Clock.now
-        let choice = try ClusterCount.choose(layout: layout, count: n, dims: umap.components, options: options, communicator: communicator)
+        let choice = try ClusterCount.choose(layout: layout, count: n, dims: umap.components, options: options, threads: BLAS.threads,
+                                             communicator: communicator)
         return ClusterChoice(clusters: choice.clusters, layout: layout, criterion: choice.criterion, seconds: Clock.now - chosen,
                              layoutSeconds: layoutSeconds)
     }
