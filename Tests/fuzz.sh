@@ -292,6 +292,7 @@ for v in 0 -1; do bad_dec --epochs $v; bad_dec --pretrain-epochs $v; done
 for v in 0 -1 3000000 100000; do bad_dec --batch-size $v; done
 for v in 784-4000000-10 784 784-0-10 abc 784--10 100-10 784-16-0 784-16-10-; do bad_dec --widths $v; done
 for v in 1 4294967295 -3 201 auto:1 auto:0 auto:-5 auto:abc auto: auto:100000 automatic "auto 5"; do bad_dec --clusters "$v"; done
+run bad "dec on 5 labelled samples of 10 classes" "$BIN" dec --limit 5 --batch-size 5 --pretrain-epochs 1 --epochs 1 --out "$T/o-l5"
 run bad "dec --clusters auto on 15 samples" "$BIN" dec $Q --limit 15 --batch-size 5 --clusters auto --out "$T/o-auto15"
 for v in -1 a,b ,; do bad_dec --snapshots $v; done
 for v in -1 100000; do bad_dec --tsne-points $v; done

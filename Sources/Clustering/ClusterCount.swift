@@ -39,7 +39,8 @@ public enum ClusterCount {
     /// the same on any number of ranks and threads.
     public static func choose(layout: [Float], count n: Int, dims: Int, options: ClusterCountOptions, threads: Int = 1,
                               communicator: Communicator) throws -> ClusterCountChoice {
-        let largest = min(options.largest, max(options.smallest, n / 10))
+        precondition(n >= 1 && dims >= 1 && options.sample >= 1 && options.restarts >= 1 && options.smallest >= 2)
+        let largest = largestTried(options, count: n)
         var rng = Xoshiro256(seed: options.seed ^ 0x4b43)
         var order = Array(0..<n)
         if options.sample < n {
@@ -47,7 +48,12 @@ public enum ClusterCount {
         }
         let sample = Array(order.prefix(min(options.sample, n))).sorted()
         let fitted = sample.flatMap { i in layout[(i * dims)..<((i + 1) * dims)] }
-        let threads = max(1, threads)
+        // Every rank must cut the rounds alike; each thread's products run on one BLAS thread (the bits of a product
+        // do not depend on OpenBLAS's thread count).
+        let threads = try communicator.allreduce(max(1, threads), .min)
+        let blasThreads = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = blasThreads }
         var criterion: [(clusters: Int, icl: Double)] = []
         var best = (clusters: options.smallest, icl: Double.infinity)
         var next = options.smallest
@@ -67,8 +73,12 @@ public enum ClusterCount {
                     }
                 }
             }
-            if let failure = failures.compactMap({ $0 }).first { throw failure }
+            // A failed or non-finite fit is every rank's error, after the round's collective (no rank left waiting).
             let round = try communicator.allgatherv(values)  // in rank order: K in order
+            if let failed = round.indices.first(where: { next + $0 <= largest && !round[$0].isFinite }) {
+                let reason = failures.compactMap { $0 }.first.map { ": \($0)" } ?? ""
+                throw RunError("the choice of K: the mixture with K = \(next + failed) gave no finite ICL\(reason)", everyRank: true)
+            }
             for (offset, icl) in round.enumerated() where next + offset <= largest {
                 let k = next + offset
                 criterion.append((k, icl))
@@ -78,6 +88,11 @@ public enum ClusterCount {
             next += communicator.size * threads
         }
         return ClusterCountChoice(clusters: best.clusters, criterion: criterion)
+    }
+
+    /// The largest K the sweep may try: MAX, or a tenth of the points when that is less (and at least the smallest).
+    public static func largestTried(_ options: ClusterCountOptions, count n: Int) -> Int {
+        min(options.largest, max(options.smallest, n / 10))
     }
 
     /// ICL per point of a K-component mixture fitted on the sample and scored on every point: of `options.fits`

@@ -96,7 +96,7 @@ public enum RunReport {
         ], columns: 1, width: 720, height: 360)
         return "<h2>The number of clusters</h2>\n<p>Chosen from the data (<code>--clusters auto</code>): K = \(chosen), the least "
             + "integrated completed likelihood (ICL: BIC plus twice the posteriors' entropy) of a full-covariance Gaussian mixture on "
-            + "the UMAP layout of the pretrained embedding, over K = \(tried.first!) to \(tried.last!)"
+            + "the UMAP layout (of the pretrained embedding; in <code>raw</code>, of the input), over K = \(tried.first!) to \(tried.last!)"
             + (record.seconds.map { String(format: " (%.1fs)", $0) } ?? "") + ".</p>\n<div class=\"figure\">" + inline(figure) + "</div>\n"
     }
 

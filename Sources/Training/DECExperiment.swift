@@ -1,5 +1,7 @@
-// The report's Task 2 end to end: pretrain (or load) the autoencoder, the start on the embedding (N2D or k-means),
-// fine-tune with DEC / IDEC / DKM, save the model, write the outputs and draw the figures. Predict beside it.
+// The report's Task 2 end to end: pretrain (or load) the autoencoder, with --clusters auto choose K on the UMAP layout
+// of the embedding, the start on the embedding (N2D or k-means), fine-tune with DEC / IDEC / DKM, keep the better of
+// start and result, drop the clusters left empty (auto only), save the model, write the outputs and draw the
+// figures. Predict beside it.
 import Clustering
 import Collective
 import Datasets
@@ -46,6 +48,7 @@ public enum DECExperiment {
         } else {
             if let encoder = pretrainedModel {
                 try model.load(encoder.checkpoint(metadata: [:], includeCentres: false), path: "the pretrained autoencoder", wantCentres: false)
+                try model.synchronize(context.communicator)
                 pretrainedModel = nil
             } else {
                 try loadOrPretrain(context: context, data: data, pretrain: pretrain, pretrained: pretrained, model: model)
@@ -88,14 +91,15 @@ public enum DECExperiment {
             try writeAssignments(context.path("assignments.csv"), final.assignments, data: data)
             try context.writeBytes("embedding.npy", NumPyArray.encode(final.embedding, shape: [data.count, model.embeddingDimension]))
             try context.writeBytes("q.npy", NumPyArray.encode(final.q, shape: [data.count, k]))
-            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.startScores, final: final)
+            try Figures.writeRunFigures(context: context, data: data, trainer: trainer, kmeansScores: trainer.startScores, final: final,
+                                        clusters: k)
             let centres = pruning?.rows(model.centreValues, width: model.embeddingDimension) ?? model.centreValues
             if let gallery = Figures.galleryFigure(data: data, embedding: final.embedding, centres: centres,
                                                    assignments: final.assignments, clusters: k) {
                 try context.write("clusters.svg", gallery)
             }
         }
-        try drawFigure4(context: context, data: data, trainer: trainer, clusters: k)
+        try drawFigure4(context: context, data: data, trainer: trainer)
         if context.isRoot { try RunReport.write(directory: context.directory) }
         return final
     }
@@ -159,7 +163,7 @@ public enum DECExperiment {
 
     /// Figure 4: t-SNE of the chosen snapshots. The maps are independent, so rank r draws maps r, r + ranks, ...
     /// and then each is broadcast from its owner; rank 0 writes the figure.
-    static func drawFigure4(context: RunContext, data: DataSet, trainer: DECTrainer, clusters: Int) throws {
+    static func drawFigure4(context: RunContext, data: DataSet, trainer: DECTrainer) throws {
         let options = trainer.options
         guard options.tsnePoints >= 10, !trainer.snapshots.isEmpty else { return }
         var chosen = trainer.snapshots
@@ -195,7 +199,7 @@ public enum DECExperiment {
         let accuracy = { (epoch: Int) -> Double? in
             trainer.history.first { $0.wholeEpoch == epoch }?.acc
         }
-        // Colour = true label; without labels, the fine-tuned model's cluster.
+        // Colour = true label; without labels, the cluster of the model's last pass.
         let colours = data.hasLabels ? data.labels : (trainer.lastPass?.assignments ?? data.labels)
         let figure = Figures.tsneFigure(maps: chosen.enumerated().map { ($0.element.epoch, accuracy($0.element.epoch), maps[$0.offset]) },
                                         labels: sample.map { colours[$0] }, classes: data.hasLabels ? data.classCount : options.clusters,

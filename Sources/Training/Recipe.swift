@@ -47,7 +47,7 @@ public enum Recipe {
     public static let alphaStart: Float = 0.1
     public static let alphaEnd: Float = 100
     /// `--clusters auto`: K of least ICL from 2 up to this (or a tenth of the samples), on the N2D layout (ClusterCount).
-    public static let largestClusters = 30
+    public static let largestClusters = ClusterCountOptions().largest
     public static func clusterCount(largest: Int = largestClusters, seed: UInt64) -> ClusterCountOptions {
         var options = ClusterCountOptions()
         options.largest = largest

@@ -9,7 +9,7 @@ import Tensor
 
 extension Figures {
     public static func writeRunFigures(context: RunContext, data: DataSet, trainer: DECTrainer, kmeansScores: ClusteringScores?,
-                                       final: ClusteringPass) throws {
+                                       final: ClusteringPass, clusters: Int) throws {
         guard data.hasLabels else { return }  // Figure 3 and the confusion matrix compare with labels
         let name = trainer.options.method.rawValue.uppercased()
         let points = trainer.history.compactMap { entry -> (Double, Double, Double)? in
@@ -26,6 +26,6 @@ extension Figures {
         ], columns: 1, width: 720, height: 400)
         try context.write("figure3.svg", figure3)
         try context.write("confusion.svg", confusionFigure(assignments: final.assignments, labels: data.labels,
-                                                           clusters: trainer.options.clusters, classes: data.classCount, title: "\(name) clusters vs labels"))
+                                                           clusters: clusters, classes: data.classCount, title: "\(name) clusters vs labels"))
     }
 }

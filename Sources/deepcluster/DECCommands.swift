@@ -20,8 +20,11 @@ struct DECCommand: TrainingCommand {
             With no flags: 100 epochs of denoising pretraining, the N2D start (UMAP + Gaussian mixture on the embedding),
             and up to 100 epochs of DEC on the embedded 10k MNIST set, pretraining and fine-tuning on augmented batches
             (--augment shift=0.1,rotate=10), on however many ranks it was started with. The classic recipe (DEC as
-            published): --start kmeans --augment none --epochs 200. Writes model.bin, autoencoder.bin, metrics.jsonl, assignments.csv,
-            figure3.svg, figure4.svg (t-SNE), confusion.svg, clusters.svg and report.html into the run directory.
+            published): --start kmeans --augment none --epochs 200. K is the labels' class count; with --clusters auto
+            (the default without labels) it is chosen from the data after pretraining, by the least ICL of a Gaussian
+            mixture on the UMAP layout of the embedding, and printed with the criterion for every K tried. Writes
+            model.bin, autoencoder.bin, metrics.jsonl, assignments.csv, figure3.svg, figure4.svg (t-SNE), confusion.svg,
+            clusters.svg and report.html into the run directory.
             """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -149,7 +152,8 @@ struct DECCommand: TrainingCommand {
             try context.policy.verifySameConfiguration("dec \(context.policy.configHash) data \(data.count)x\(data.dimension)")
             try context.writeMachineInfo(data: data)
             if let note = resolved.note { context.say(note) }
-            let k = options.chooseClusters.map { "chosen from the data (2 to \($0.largest))" } ?? "\(options.clusters)"
+            let k = options.chooseClusters.map { "chosen from the data (2 to \(ClusterCount.largestTried($0, count: data.count)))" }
+                ?? "\(options.clusters)"
             context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(k), \(communicator.size) rank(s), "
                         + "BLAS threads \(BLAS.threads) -> \(context.directory)")
             _ = try DECExperiment.run(context: context, data: data, pretrain: pretrain, options: options, pretrained: pretrained)

@@ -1,5 +1,6 @@
 // deepcluster: the command line: the root command, the option groups every command shares, and how a command
-// starts its world and ends on an error. Argument parsing and validation only; the work is in Training.
+// starts its world and ends on an error (and, before all, OpenBLAS's kernels where it did not recognise the CPU).
+// Argument parsing and validation only; the work is in Training.
 import ArgumentParser
 import Collective
 import CollectiveMPI

@@ -1,4 +1,5 @@
-// Hidden commands for Launch/test: collectives under mpirun, and checkpoint comparison.
+// Hidden commands: for Launch/test (collectives under mpirun, checkpoint comparison) and for measuring the choice of
+// K on a saved layout (choose-k).
 import ArgumentParser
 import Collective
 import Clustering
@@ -83,11 +84,18 @@ struct ChooseKCommand: ParsableCommand {
     @Option var restarts = ClusterCountOptions().restarts
     @Option var seed: UInt64 = 0
 
+    func validate() throws {
+        if largest < 2 || fits < 1 || sample < 1 || restarts < 1 || !(regularization > 0) || !regularization.isFinite {
+            throw ValidationError("choose-k needs --largest >= 2, --fits, --sample and --restarts >= 1, and a positive --regularization.")
+        }
+    }
+
     func run() throws {
         try withWorld(runtime) { communicator in
             let array = try NumPyArray.read(layout)
-            guard case .floats(let values) = array.values, array.shape.count == 2, array.count >= 20 else {
-                throw RunError("\(layout): want an (N, D) float array of at least 20 rows")
+            guard case .floats(let values) = array.values, array.shape.count == 2, array.count >= 20, array.shape[1] >= 1,
+                  values.allSatisfy(\.isFinite) else {
+                throw RunError("\(layout): want an (N, D) float array of finite values, N >= 20 and D >= 1")
             }
             var options = Recipe.clusterCount(largest: largest, seed: seed)
             (options.fits, options.regularization, options.sample, options.restarts) = (fits, regularization, sample, restarts)

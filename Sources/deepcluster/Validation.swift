@@ -190,6 +190,7 @@ enum ClustersArgument: ExpressibleByArgument, Equatable {
             try checkChoice(samples: data.count)
             return (0, Recipe.clusterCount(largest: largest, seed: seed), nil)
         case nil where data.hasLabels:
+            try checkClusters(data.classCount, samples: data.count)
             return (data.classCount, nil, nil)
         case nil:
             try checkChoice(samples: data.count)

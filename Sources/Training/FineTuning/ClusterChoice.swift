@@ -55,18 +55,16 @@ public struct ClusterChoice {
         return record
     }
 
-    /// The K a resumed run chose before it stopped (from its start.bin, else its dec-state.bin); nil when it stopped
-    /// before the choice. Checked against the run's range before use; the files themselves are checked in full later.
+    /// The K a resumed run chose before it stopped, from its dec-state.bin (whose metrics lines include the choice's
+    /// record); nil when it stopped before fine-tuning saved a state: the choice is then made again, alike. Checked
+    /// against the run's range before use; the file itself is checked in full when the trainer resumes.
     static func chosenBefore(context: RunContext, samples: Int, largest: Int) throws -> Int? {
-        for name in [DECTrainer.startName, DECTrainer.stateName] {
-            guard let checkpoint = try context.loadCheckpoint(name) else { continue }
-            guard (2...max(2, min(largest, samples))).contains(checkpoint.clusters) else {
-                throw RunError("\(context.path(name)): holds \(checkpoint.clusters) clusters, not a choice of --clusters auto:\(largest) "
-                               + "for \(samples) samples", everyRank: true)
-            }
-            return checkpoint.clusters
+        guard let checkpoint = try context.loadCheckpoint(DECTrainer.stateName) else { return nil }
+        guard (2...max(2, min(largest, samples))).contains(checkpoint.clusters) else {
+            throw RunError("\(context.path(DECTrainer.stateName)): holds \(checkpoint.clusters) clusters, not a choice of "
+                           + "--clusters auto:\(largest) for \(samples) samples", everyRank: true)
         }
-        return nil
+        return checkpoint.clusters
     }
 }
 
