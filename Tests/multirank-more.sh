@@ -54,7 +54,7 @@ if [ $rc -eq 1 ]; then pass "negative control: emulating 3 shares gives other bi
 else fail "negative control: emulating 3 shares (exit $rc) should differ from 2 ranks"; fi
 # --clusters auto (K from the data): the whole dec pipeline with the choice on 2 ranks = one process emulating the 2
 # shares, bitwise; the chosen K and every ICL value alike; the final record names the K; raw chooses alike on 1 and 2
-# ranks; data without labels and without --clusters chooses K, and says so.
+# ranks (data without labels and without --clusters: Tests/owndata.sh).
 if same_as_emulation auto 2 --clusters auto:12; then
   if out=$(python3 - "$T/x-auto-2/metrics.jsonl" "$T/x-auto-e2/metrics.jsonl" <<'PY'
 import json, sys
@@ -81,19 +81,6 @@ assert (a["clusters"], a["clusters_tried"], a["icl"]) == (b["clusters"], b["clus
 print(f"K = {a['clusters']} (ICL {min(a['icl']):.4f}), {len(a['icl'])} K tried")
 PY
 ); then pass "raw --clusters auto on 1 and 2 ranks: the same choice, $out"; else fail "raw --clusters auto 1 vs 2 ranks: $out"; fi
-python3 -c "
-import random
-random.seed(3)
-centres = [[random.gauss(0, 6) for _ in range(8)] for _ in range(4)]
-with open('$T/unlabelled.csv', 'w') as f:
-    for c in centres:
-        for _ in range(150): f.write(','.join(f'{x + random.gauss(0, 1):.5f}' for x in c) + chr(10))"
-$BIN dec --data "$T/unlabelled.csv" --label-column none --pretrain-epochs 5 --epochs 3 --tsne-points 0 --out "$T/unlabelled" > "$T/unlabelled.log" 2>&1
-if grep -q "has no labels and no --clusters was given: K is chosen from the data" "$T/unlabelled.log" \
-   && grep -q "^clusters chosen: K = " "$T/unlabelled.log" && grep -q '"clusters":' "$T/unlabelled/metrics.jsonl" \
-   && grep -q "The number of clusters" "$T/unlabelled/report.html"; then
-  pass "dec on unlabelled data without --clusters: $(grep -o '^clusters chosen: K = [0-9]*' "$T/unlabelled.log"), with a note, a record and the report's figure"
-else cat "$T/unlabelled.log"; fail "dec on unlabelled data without --clusters"; fi
 
 # raw (Task 1): the ACC curves of both soft methods on 1 and 2 ranks agree within 0.01 at every epoch.
 for n in 1 2; do
