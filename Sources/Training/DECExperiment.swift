@@ -18,26 +18,12 @@ public enum DECExperiment {
                                        + [(given.method.rawValue, given.flags)])
         var options = given
         let phaseStart = Clock.now
-        // With --clusters auto the model (its centres) waits for K: pretraining runs on the autoencoder alone, and
-        // the run's model takes its weights once K is chosen. A resumed run that had chosen reads its K back.
         var choice: ClusterChoice?
         var pretrainedModel: Model?
-        if let count = options.chooseClusters {
-            if context.resuming, let known = try ClusterChoice.chosenBefore(context: context, samples: data.count, largest: count.largest) {
-                options.clusters = known
-                context.say("resuming with the K = \(known) this run chose")
-            } else {
-                let encoder = try makeModel(pretrain, clusters: 0, options: options, context: context)
-                try loadOrPretrain(context: context, data: data, pretrain: pretrain, pretrained: pretrained, model: encoder)
-                try context.checkEpochBudget()
-                let z = try WholeDataPass(data: data, model: encoder, communicator: context.communicator).embed()
-                let chosen = try ClusterChoice.choose(z, data: data, embedding: encoder.embeddingDimension, options: options,
-                                                      communicator: context.communicator)
-                context.say(chosen.summary)
-                context.record(chosen.record)
-                options.clusters = chosen.clusters
-                (choice, pretrainedModel) = (chosen, encoder)
-            }
+        if options.chooseClusters != nil {
+            let resolved = try ClusterChoice.resolve(context: context, data: data, pretrain: pretrain, pretrained: pretrained,
+                                                     options: options)
+            (options.clusters, choice, pretrainedModel) = (resolved.clusters, resolved.choice, resolved.encoder)
         }
         let model = try makeModel(pretrain, clusters: options.clusters, options: options, context: context)
         let trainer = try DECTrainer(context: context, data: data, options: options, model: model)

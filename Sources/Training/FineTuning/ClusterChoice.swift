@@ -55,6 +55,26 @@ public struct ClusterChoice {
         return record
     }
 
+    /// `--clusters auto` in `dec`: the run's model (its centres) waits for K. A resumed run that had chosen reads its K
+    /// back; otherwise the autoencoder is pretrained (or loaded, or its pretraining continued) on a model without
+    /// centres, K is chosen on its embedding, and that model comes back for the run's model to take the weights from.
+    static func resolve(context: RunContext, data: DataSet, pretrain: PretrainOptions, pretrained: String?,
+                        options: DECOptions) throws -> (clusters: Int, choice: ClusterChoice?, encoder: Model?) {
+        guard let count = options.chooseClusters else { preconditionFailure("no choice asked for") }
+        if context.resuming, let known = try chosenBefore(context: context, samples: data.count, largest: count.largest) {
+            context.say("resuming with the K = \(known) this run chose")
+            return (known, nil, nil)
+        }
+        let encoder = try DECExperiment.makeModel(pretrain, clusters: 0, options: options, context: context)
+        try DECExperiment.loadOrPretrain(context: context, data: data, pretrain: pretrain, pretrained: pretrained, model: encoder)
+        try context.checkEpochBudget()
+        let z = try WholeDataPass(data: data, model: encoder, communicator: context.communicator).embed()
+        let chosen = try choose(z, data: data, embedding: encoder.embeddingDimension, options: options, communicator: context.communicator)
+        context.say(chosen.summary)
+        context.record(chosen.record)
+        return (chosen.clusters, chosen, encoder)
+    }
+
     /// The K a resumed run chose before it stopped, from its dec-state.bin (whose metrics lines include the choice's
     /// record); nil when it stopped before fine-tuning saved a state: the choice is then made again, alike. Checked
     /// against the run's range before use; the file itself is checked in full when the trainer resumes.
