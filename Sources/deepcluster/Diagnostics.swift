@@ -72,7 +72,7 @@ struct CompareGradientsCommand: ParsableCommand {
 }
 
 /// The choice of K on a layout already made (an (N, D) float .npy): the sweep's values with other settings, to
-/// measure the criterion without the autoencoder and UMAP in front of it (README: How K is chosen).
+/// measure the criterion without the autoencoder and UMAP in front of it (README: When nobody knows K).
 struct ChooseKCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "choose-k", abstract: "The ICL sweep of --clusters auto on an (N, D) float .npy layout.", shouldDisplay: false)
     @OptionGroup var runtime: RuntimeOptions

@@ -169,7 +169,7 @@ enum ClustersArgument: ExpressibleByArgument, Equatable {
         }
     }
 
-    static let help = "K, or auto (chosen from the data: the least ICL of a Gaussian mixture over K = 2 to \(Recipe.largestClusters) on the UMAP layout; README: How K is chosen), or auto:MAX."
+    static let help = "K, or auto (chosen from the data: the least ICL of a Gaussian mixture over K = 2 to \(Recipe.largestClusters) on the UMAP layout; README: When nobody knows K), or auto:MAX."
 
     func validate() throws {
         switch self {
