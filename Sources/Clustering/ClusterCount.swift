@@ -111,10 +111,8 @@ public enum ClusterCount {
                                                 initial: start.assignments, regularization: options.regularization)
             if mixture == nil || candidate.logLikelihood > mixture!.logLikelihood { mixture = candidate }
         }
-        let scores = GaussianMixture.pointScores(mixture!, points: layout, rows: 0..<n, dims: dims)
-        var likelihood = 0.0, entropy = 0.0
-        for i in 0..<n { (likelihood, entropy) = (likelihood + scores[2 * i], entropy + scores[2 * i + 1]) }
+        let (likelihood, entropy) = GaussianMixture.score(mixture!, points: layout, count: n, dims: dims)
         let parameters = Double(k * (1 + dims + dims * (dims + 1) / 2) - 1)
-        return (-2 * likelihood + parameters * log(Double(n)) + 2 * entropy) / Double(n)
+        return -2 * likelihood + parameters * log(Double(n)) / Double(n) + 2 * entropy
     }
 }

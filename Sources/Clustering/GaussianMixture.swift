@@ -42,18 +42,15 @@ public enum GaussianMixture {
                                      weights: weights, cholesky: cholesky, logLikelihood: likelihood, iterations: iterations, converged: converged)
     }
 
-    /// Each point's log-likelihood under a fitted mixture and the entropy of its posteriors (what ICL adds to BIC),
-    /// for the points `rows` of `points` (N, D): (rows.count, 2), interleaved.
-    public static func pointScores(_ fit: GaussianMixtureResult, points: [Float], rows: Range<Int>, dims: Int) -> [Double] {
+    /// The mean log-likelihood per point of `points` (N, D) under a fitted mixture, and the mean entropy of their
+    /// posteriors (what ICL adds to BIC).
+    public static func score(_ fit: GaussianMixtureResult, points: [Float], count n: Int, dims: Int) -> (logLikelihood: Double, entropy: Double) {
         let k = fit.weights.count
-        var r = [Double](repeating: 0, count: k), out = [Double](repeating: 0, count: 2 * rows.count)
-        var x = [Double](repeating: 0, count: dims)
-        for (j, i) in rows.enumerated() {
-            for d in 0..<dims { x[d] = Double(points[i * dims + d]) }
-            out[2 * j] = eStep(x, n: 1, dims: dims, k: k, means: fit.means, weights: fit.weights, cholesky: fit.cholesky, r: &r)
-            out[2 * j + 1] = r.reduce(0.0) { $1 > 0 ? $0 - $1 * log($1) : $0 }
-        }
-        return out
+        var r = [Double](repeating: 0, count: n * k)
+        let likelihood = eStep(points.map(Double.init), n: n, dims: dims, k: k, means: fit.means, weights: fit.weights,
+                               cholesky: fit.cholesky, r: &r)
+        let entropy = r.reduce(0.0) { $1 > 0 ? $0 - $1 * log($1) : $0 } / Double(n)
+        return (likelihood, entropy)
     }
 
     /// Weights, means and covariances from the responsibilities; each covariance stored as its Cholesky factor.

@@ -15,6 +15,7 @@ public struct ClusterChoice {
     public var layout: [Float]
     public var criterion: [(clusters: Int, icl: Double)]
     public var seconds: Double
+    var layoutSeconds: Double
 
     /// Collective. UMAP of the embedding `z` (N, E) as the N2D start makes it, then the sweep over K.
     public static func choose(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
@@ -36,8 +37,6 @@ public struct ClusterChoice {
         return ClusterChoice(clusters: choice.clusters, layout: layout, criterion: choice.criterion, seconds: Clock.now - chosen,
                              layoutSeconds: layoutSeconds)
     }
-
-    var layoutSeconds: Double
 
     public var summary: String {
         let values = criterion.map { String(format: "%d: %.4f%@", $0.clusters, $0.icl, $0.clusters == clusters ? " <" : "") }
