@@ -40,7 +40,7 @@ public enum DECExperiment {
                 try loadOrPretrain(context: context, data: data, pretrain: pretrain, pretrained: pretrained, model: model)
             }
             try context.checkEpochBudget()
-            let start = try trainer.startClusters(layout: choice?.layout)
+            let start = try trainer.startClusters(layout: choice?.embedding)
             context.say(start.summary)
             context.record(start.record)
         }

@@ -44,7 +44,7 @@ struct DeepCluster: ParsableCommand {
             --batch-size is the GLOBAL batch: results do not depend on the rank count.
             """,
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
-                      PredictCommand.self, ReportCommand.self, BenchCommand.self, PlotScalingCommand.self,
+                      PredictCommand.self, ReportCommand.self, BenchCommand.self, NeighboursCommand.self, PlotScalingCommand.self,
                       SelfTestCommand.self, CompareCommand.self, CompareGradientsCommand.self, ChooseKCommand.self])
 
     /// ArgumentParser's main, after joining options with negative values (`--lr -1` -> `--lr=-1`) so that they reach
@@ -189,6 +189,7 @@ extension TrainingCommand {
 }
 
 extension Split: ExpressibleByArgument {}
+extension NeighbourSearch: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
 extension ClusterStart: ExpressibleByArgument {}

@@ -108,3 +108,62 @@ struct ChooseKCommand: ParsableCommand {
         }
     }
 }
+
+/// NN-descent against the exact search (README: Scale): its rounds, time and recall on a sample of points.
+struct NeighboursCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "neighbours",
+        abstract: "UMAP's neighbour search on --data: time, and recall against the exact search on a sample of points.",
+        discussion: """
+            The points are the input as the autoencoder sees it (pixels in [0, 1], features standardised), or a float
+            .npy such as a saved embedding. Recall: the share of each checked point's true k - 1 nearest others that the
+            search lists (ties at the k-th distance count). The exact search of the checked points alone costs
+            sample x N x D; the whole exact search N^2 x D.
+            """)
+    @OptionGroup var dataOptions: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @Option(help: "Neighbours per point, the point itself included (as UMAP counts).") var neighbours = Recipe.umap.neighbors
+    @Option(help: "auto, exact or descent.") var search: NeighbourSearch = .descent
+    @Option(help: "Points whose exact neighbours are computed for the recall (0: none).") var check = 1000
+    @Option(help: "Random seed (the forest's trees, the checked points).") var seed: UInt64 = 0
+
+    func validate() throws {
+        if neighbours < 2 { throw ValidationError("--neighbours must be at least 2 (got \(neighbours)).") }
+        if check < 0 { throw ValidationError("--check must be 0 or more (got \(check)).") }
+    }
+
+    func run() throws {
+        try withWorld(runtime) { communicator in
+            let data = try dataOptions.load(rank: communicator.rank)
+            let points = data.floats(.unit), n = data.count, dims = data.dimension
+            guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
+            let started = Clock.now
+            let resolved = search.resolved(count: n)
+            let indices: [Int], detail: String
+            if resolved == .exact {
+                indices = try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours, communicator: communicator).indices
+                detail = "exact"
+            } else {
+                var options = NNDescentOptions()
+                options.seed = seed
+                let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options, communicator: communicator)
+                indices = found.indices
+                detail = "NN-descent, \(found.rounds) rounds, entries changed per round \(found.updates.map(String.init).joined(separator: " "))"
+            }
+            let seconds = Clock.now - started
+            if communicator.rank == 0 {
+                print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims, neighbours,
+                             seconds, detail, communicator.size, BLAS.threads))
+            }
+            guard check > 0 else { return }
+            let checkStarted = Clock.now
+            let recall = try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: indices, sample: check,
+                                              seed: seed, communicator: communicator)
+            let checkSeconds = Clock.now - checkStarted
+            if communicator.rank == 0 {
+                print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,
+                             min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
+            }
+        }
+    }
+}

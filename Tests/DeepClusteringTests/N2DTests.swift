@@ -46,6 +46,47 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// NN-descent: a high recall against the exact search, and the same graph bit for bit however the points are split
+    /// over ranks and threads (each round's rows depend on the previous round's whole graph only).
+    func testNNDescentFindsTheNeighboursAndIsTheSameOnAnySplit() throws {
+        let (points, _) = blobs(perBlob: 300, blobs: 4, dims: 5, seed: 6, spread: 1.5)
+        let n = 1200, k = 10
+        let options: NNDescentOptions = {
+            var o = NNDescentOptions()
+            o.leafSize = 12  // small leaves: the rounds, not the forest, find most neighbours
+            o.trees = 2
+            return o
+        }()
+        let exact = try UMAP.nearestNeighbours(points: points, count: n, dims: 5, k: k, communicator: SingleProcessCommunicator())
+        let one = try NNDescent.neighbours(points: points, count: n, dims: 5, k: k, options: options, threads: 1,
+                                           communicator: SingleProcessCommunicator())
+        XCTAssertGreaterThan(one.rounds, 1, "the rounds did work")
+        var same = 0
+        for i in 0..<n {
+            XCTAssertEqual(one.indices[i * k], i)
+            let found = Set(one.indices[(i * k + 1)..<((i + 1) * k)])
+            XCTAssertEqual(found.count, k - 1, "no point listed twice")
+            XCTAssertFalse(found.contains(i))
+            same += found.intersection(exact.indices[(i * k + 1)..<((i + 1) * k)]).count
+            for slot in 1..<(k - 1) { XCTAssertLessThanOrEqual(one.distances[i * k + slot], one.distances[i * k + slot + 1]) }
+        }
+        let recall = Double(same) / Double(n * (k - 1))
+        print(String(format: "NN-descent recall %.4f in %d rounds (changes %@)", recall, one.rounds, "\(one.updates)"))
+        XCTAssertGreaterThan(recall, 0.97)
+        XCTAssertEqual(try NNDescent.recall(points: points, count: n, dims: 5, k: k, indices: exact.indices, sample: 50, seed: 1,
+                                            communicator: SingleProcessCommunicator()), 1)
+        for (ranks, threads) in [(1, 3), (2, 1), (3, 2)] {
+            let split = try InProcessWorld.run(ranks: ranks) { c in
+                try NNDescent.neighbours(points: points, count: n, dims: 5, k: k, options: options, threads: threads, communicator: c)
+            }
+            for result in split {
+                XCTAssertEqual(result.indices, one.indices, "\(ranks) ranks x \(threads) threads")
+                XCTAssertEqual(result.distances.map(\.bitPattern), one.distances.map(\.bitPattern))
+                XCTAssertEqual(result.updates, one.updates)
+            }
+        }
+    }
+
     func testFuzzyGraphIsSymmetricWithWeightsInUnitInterval() {
         let (points, _) = blobs(perBlob: 15, blobs: 2, dims: 3, seed: 2)
         let (indices, distances) = try! UMAP.nearestNeighbours(points: points, count: 30, dims: 3, k: 5,
@@ -104,7 +145,7 @@ final class N2DTests: XCTestCase {
             o.epochs = 100
             return o
         }()
-        let layout = try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: SingleProcessCommunicator())
+        let layout = try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: SingleProcessCommunicator()).layout
         XCTAssertEqual(layout.count, 160 * 3)
         let start = try layout.withUnsafeBufferPointer {
             try KMeans.fit(points: $0.baseAddress!, count: 160, dims: 3, clusters: 4, restarts: 4, seed: 0,
@@ -113,7 +154,7 @@ final class N2DTests: XCTestCase {
         let fit = GaussianMixture.fit(points: layout, count: 160, dims: 3, components: 4, initial: start.assignments)
         XCTAssertEqual(Metrics.scores(predicted: fit.assignments, labels: labels, clusters: 4, classes: 4).accuracy, 1)
         let again = try InProcessWorld.run(ranks: 2) { c in
-            try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: c)
+            try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: c).layout
         }
         XCTAssertEqual(again[0].map(\.bitPattern), layout.map(\.bitPattern), "same layout on 2 ranks as on 1")
         XCTAssertEqual(again[1].map(\.bitPattern), layout.map(\.bitPattern))

@@ -12,7 +12,8 @@ import Tensor
 /// The K a run chose, the layout it chose on (N, components), and what the run prints and records of the choice.
 public struct ClusterChoice {
     public var clusters: Int
-    public var layout: [Float]
+    /// The layout (N, components) chosen on, and what it took.
+    public var embedding: UMAP.Embedding
     public var criterion: [(clusters: Int, icl: Double)]
     public var seconds: Double
     var layoutSeconds: Double
@@ -29,12 +30,12 @@ public struct ClusterChoice {
     public static func choose(_ points: [Float], count n: Int, dims: Int, umap: UMAPOptions, options: ClusterCountOptions,
                               communicator: Communicator) throws -> ClusterChoice {
         let started = Clock.now
-        let layout = try UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
+        let embedding = try UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
         let layoutSeconds = Clock.now - started
         let chosen = Clock.now
-        let choice = try ClusterCount.choose(layout: layout, count: n, dims: umap.components, options: options, threads: BLAS.threads,
+        let choice = try ClusterCount.choose(layout: embedding.layout, count: n, dims: umap.components, options: options, threads: BLAS.threads,
                                              communicator: communicator)
-        return ClusterChoice(clusters: choice.clusters, layout: layout, criterion: choice.criterion, seconds: Clock.now - chosen,
+        return ClusterChoice(clusters: choice.clusters, embedding: embedding, criterion: choice.criterion, seconds: Clock.now - chosen,
                              layoutSeconds: layoutSeconds)
     }
 

@@ -32,7 +32,7 @@ public struct StartingClusters {
 public enum ClusterStarts {
     /// The start `options.start` on the embedding `z` (N, E), the same on every rank. `layout`: N2D's UMAP layout
     /// of `z` when it is already made (by the choice of K).
-    public static func find(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions, layout: [Float]? = nil,
+    public static func find(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions, layout: UMAP.Embedding? = nil,
                             communicator: Communicator) throws -> StartingClusters {
         switch options.start {
         case .kmeans: try kmeans(z, data: data, embedding: e, options: options, communicator: communicator)
@@ -86,12 +86,14 @@ public enum ClusterStarts {
 
     /// N2D: the centres are the mixture's clusters' posterior-weighted means in the embedding, and the first target
     /// distribution comes from its posteriors.
-    static func n2d(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions, layout given: [Float]?,
+    static func n2d(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions, layout given: UMAP.Embedding?,
                     communicator: Communicator) throws -> StartingClusters {
         let started = Clock.now
         let n = data.count, k = options.clusters
         let umap = umapOptions(options)
-        let layout = try given ?? UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: communicator)  // (N, components)
+        let embedding = try given ?? UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: communicator)
+        let layout = embedding.layout  // (N, components)
+        let mixtureStarted = Clock.now
         let start = try layout.withUnsafeBufferPointer { p in
             try KMeans.fit(points: p.baseAddress!, count: n, dims: umap.components, clusters: k, restarts: options.restarts,
                            seed: options.seed, communicator: communicator, spreadRestarts: true)
@@ -110,9 +112,9 @@ public enum ClusterStarts {
         var record = RunRecord(phase: "n2d-embedding")
         record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
         record.seconds = seconds
-        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours%@; Gaussian mixture, %d EM iterations; %.1fs): %@",
-                             umap.components, umap.neighbors, given == nil ? "" : ", the layout of the choice of K", mixture.iterations,
-                             seconds, scores.text)
+        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours%@: %@; Gaussian mixture, %d EM iterations, %.1fs; %.1fs): %@",
+                             umap.components, umap.neighbors, given == nil ? "" : ", the layout of the choice of K", embedding.timings,
+                             mixture.iterations, Clock.now - mixtureStarted, seconds, scores.text)
         return StartingClusters(centres: (0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) },
                                 assignments: mixture.assignments, scores: scores,
                                 firstPass: ClusteringPass(embedding: z, q: mixture.responsibilities, assignments: mixture.assignments,

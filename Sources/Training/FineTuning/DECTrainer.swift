@@ -66,7 +66,7 @@ public final class DECTrainer {
     /// Rank 0 writes start.bin: the start's model and clustering, which the guard may keep at the end.
     /// `layout`: N2D's UMAP layout of the embedding, when the choice of K has made it.
     @discardableResult
-    public func startClusters(layout: [Float]? = nil) throws -> StartingClusters {
+    public func startClusters(layout: UMAP.Embedding? = nil) throws -> StartingClusters {
         let z = try passes.embed()
         let start = try ClusterStarts.find(z, data: data, embedding: model.embeddingDimension, options: options, layout: layout,
                                            communicator: context.communicator)
