@@ -167,7 +167,7 @@ public enum NNDescent {
             totals.withUnsafeMutableBufferPointer { totalBuffer in
                 let sums = SharedPointer(totalBuffer.baseAddress!)
                 withoutActuallyEscaping(body) { body in
-                    let call = Unchecked(value: body)
+                    let call = UncheckedBox(value: body)
                     DispatchQueue.concurrentPerform(iterations: workers) { w in
                         var sum = 0
                         for local in contiguousShare(total: share.count, rank: w, size: workers) {
@@ -189,9 +189,6 @@ public enum NNDescent {
         return d2
     }
 }
-
-/// A value handed to the threads of `DispatchQueue.concurrentPerform` that only read it.
-private struct Unchecked<T>: @unchecked Sendable { let value: T }
 
 /// A list entry packed in one Int: the squared distance's bits above, a fresh bit, the index below, so that ordering
 /// the keys (fresh bit cleared) orders by (distance, index); non-negative floats' bits order as the floats do.

@@ -23,6 +23,9 @@ public struct UMAPOptions: Sendable, Equatable {
     /// How the neighbours are found: exact for small N, NN-descent above (`NNDescentOptions.exactUpTo`).
     public var search = NeighbourSearch.auto
     public var descent = NNDescentOptions()
+    /// Points per chunk of the layout's serial moves and of the spectral start's sums (nil: `UMAP.layoutChunk` and
+    /// 2,048): the unit the ranks and threads split, which the result depends on (the split does not).
+    public var chunkRows: Int?
     /// The curve 1 / (1 + a d^2b) that umap-learn fits for min_dist 0, spread 1 (find_ab_params).
     public var a: Float = 1.9328084
     public var b: Float = 0.79049497
@@ -47,7 +50,7 @@ public enum UMAP {
     }
 
     /// The layout (N, components) of `points` (N, D). Collective: the ranks split the neighbour search.
-    public static func embed(points: [Float], count n: Int, dims: Int, options: UMAPOptions,
+    public static func embed(points: [Float], count n: Int, dims: Int, options: UMAPOptions, threads: Int = BLAS.threads,
                              communicator: Communicator) throws -> Embedding {
         let k = min(options.neighbors, n)
         guard k >= 2, options.neighbors >= 2, options.components >= 1 else {
@@ -62,15 +65,24 @@ public enum UMAP {
         } else {
             var descent = options.descent
             descent.seed = options.seed
-            let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: k, options: descent, communicator: communicator)
+            let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: k, options: descent, threads: threads,
+                                                 communicator: communicator)
             (indices, distances, embedding.rounds) = (found.indices, found.distances, found.rounds)
         }
         embedding.neighbourSeconds = Clock.now - started
         started = Clock.now
-        let graph = fuzzyGraph(indices: indices, distances: distances, count: n, k: k)
+        let (graph, order) = breadthFirst(fuzzyGraph(indices: indices, distances: distances, count: n, k: k), count: n)
         embedding.graphSeconds = Clock.now - started
         started = Clock.now
-        embedding.layout = layout(graph, count: n, options: options)
+        // The layout is fitted on the points renumbered in breadth-first order of the graph (edges then join points
+        // near in memory: the spectral start's products and the attractions read what the cache holds).
+        let renumbered = try layout(graph, count: n, options: options, threads: threads, communicator: communicator)
+        let dims = options.components
+        var layout = [Float](repeating: 0, count: n * dims)
+        for (slot, u) in order.enumerated() {
+            for d in 0..<dims { layout[u * dims + d] = renumbered[slot * dims + d] }
+        }
+        embedding.layout = layout
         embedding.layoutSeconds = Clock.now - started
         return embedding
     }
@@ -199,19 +211,63 @@ public enum UMAP {
         return graph
     }
 
+    /// The graph over its points renumbered in breadth-first order (from point 0, then from the lowest point not yet
+    /// reached; neighbours in the order the graph lists them), and that order (new number -> point).
+    static func breadthFirst(_ graph: Graph, count n: Int) -> (Graph, [Int]) {
+        var rowStart = [Int](repeating: 0, count: n + 1)
+        for h in graph.heads { rowStart[Int(h) + 1] += 1 }
+        for i in 0..<n { rowStart[i + 1] += rowStart[i] }
+        var order: [Int] = [], reached = [Bool](repeating: false, count: n)
+        order.reserveCapacity(n)
+        for root in 0..<n where !reached[root] {
+            reached[root] = true
+            var next = order.count
+            order.append(root)
+            while next < order.count {
+                let u = order[next]
+                next += 1
+                for e in rowStart[u]..<rowStart[u + 1] where !reached[Int(graph.tails[e])] {
+                    reached[Int(graph.tails[e])] = true
+                    order.append(Int(graph.tails[e]))
+                }
+            }
+        }
+        var position = [Int32](repeating: 0, count: n)
+        for (slot, u) in order.enumerated() { position[u] = Int32(slot) }
+        var renumbered = Graph()
+        renumbered.heads.reserveCapacity(graph.heads.count)
+        renumbered.tails.reserveCapacity(graph.heads.count)
+        renumbered.weights.reserveCapacity(graph.heads.count)
+        for (slot, u) in order.enumerated() {
+            let edges = (rowStart[u]..<rowStart[u + 1]).sorted { position[Int(graph.tails[$0])] < position[Int(graph.tails[$1])] }
+            for e in edges {
+                renumbered.heads.append(Int32(slot))
+                renumbered.tails.append(position[Int(graph.tails[e])])
+                renumbered.weights.append(graph.weights[e])
+            }
+        }
+        return (renumbered, order)
+    }
+
     // MARK: - The layout
 
-    /// umap-learn's optimize_layout_euclidean on one thread: attraction along each edge as often as its weight says,
-    /// repulsion from `negativeSamples` random points per attraction, the learning rate falling linearly to 0.
-    public static func layout(_ graph: Graph, count n: Int, options: UMAPOptions) -> [Float] {
+    /// umap-learn's optimize_layout_euclidean (attraction along each edge as often as its weight says, repulsion
+    /// from `negativeSamples` random points per attraction, the learning rate falling linearly to 0), by chunks of
+    /// points (`layoutChunk`: one chunk up to 20,000 points): within a chunk the points move one after the other as
+    /// in umap-learn, an edge inside the chunk moving both its ends; other chunks' points are read where the epoch
+    /// found them, and an edge to one pulls its head twice (the pair's other direction pulls the other end in its
+    /// chunk). The ranks and threads take whole chunks and gather the positions every epoch; a point's draws come from
+    /// (seed, epoch, point), so the layout is the same bits for any split. Collective.
+    public static func layout(_ graph: Graph, count n: Int, options: UMAPOptions, threads: Int = BLAS.threads,
+                              communicator: Communicator) throws -> [Float] {
         let epochs = options.epochs
         let dims = options.components, a = options.a, b = options.b
         var rng = Xoshiro256(seed: options.seed, stream: 0x554D_4150)
         // Random initialisation in [-10, 10], then scaled to [0, 10] per coordinate as umap-learn does.
-        // (Drawn even when the spectral start replaces it: the negative samples below continue this stream.)
         var y = (0..<(n * dims)).map { _ in rng.nextUnit() * 20 - 10 }
         scaleToTen(&y, count: n, dims: dims)
-        if options.spectralStart, let start = spectralLayout(graph, count: n, dims: dims, seed: options.seed) {
+        if options.spectralStart, let start = try spectralLayout(graph, count: n, dims: dims, seed: options.seed, threads: threads,
+                                                                 chunkRows: options.chunkRows ?? RowChunks.chunkRows, communicator: communicator) {
             // umap-learn's spectral start: scaled to 10 at its largest, a little noise, then the same [0, 10] scaling.
             let expansion = 10 / max(start.map { abs($0) }.max() ?? 1, 1e-12)
             var noise = Xoshiro256(seed: options.seed, stream: 0x4E4F_4953)
@@ -220,45 +276,109 @@ public enum UMAP {
         }
         let largest = graph.weights.max() ?? 1
         // Edges too light to be sampled once in `epochs` are dropped; the others come every largest / weight epochs.
-        var edges: [Int] = []
-        for e in graph.weights.indices where graph.weights[e] >= largest / Float(epochs) { edges.append(e) }
-        let perSample = edges.map { Double(largest / graph.weights[$0]) }
-        let perNegative = perSample.map { $0 / Double(options.negativeSamples) }
-        var nextSample = perSample, nextNegative = perNegative
-        let heads = edges.map { Int(graph.heads[$0]) }, tails = edges.map { Int(graph.tails[$0]) }
-        y.withUnsafeMutableBufferPointer { buffer in
-            let y = buffer.baseAddress!
-            func clip(_ v: Float) -> Float { min(max(v, -4), 4) }
-            for epoch in 0..<epochs {
-                let alpha = options.learningRate * (1 - Float(epoch) / Float(epochs))
-                let now = Double(epoch)
-                for e in 0..<edges.count where nextSample[e] <= now {
-                    let current = y + heads[e] * dims, other = y + tails[e] * dims
-                    var d2: Float = 0
-                    for d in 0..<dims { let v = current[d] - other[d]; d2 += v * v }
-                    let attract = d2 > 0 ? -2 * a * b * pow(d2, b - 1) / (a * pow(d2, b) + 1) : 0
-                    for d in 0..<dims {
-                        let g = clip(attract * (current[d] - other[d])) * alpha
-                        current[d] += g
-                        other[d] -= g
+        let (rowStart, tails, perSample) = {
+            var rowStart = [Int](repeating: 0, count: n + 1), tails: [Int32] = [], perSample: [Double] = []
+            for e in graph.weights.indices where graph.weights[e] >= largest / Float(epochs) {
+                rowStart[Int(graph.heads[e]) + 1] += 1
+                tails.append(graph.tails[e])
+                perSample.append(Double(largest / graph.weights[e]))
+            }
+            for i in 0..<n { rowStart[i + 1] += rowStart[i] }
+            return (rowStart, tails, perSample)
+        }()
+        let negatives = Double(options.negativeSamples)
+        var nextSample = perSample, nextNegative = perSample.map { $0 / negatives }
+        let rows = RowChunks(count: n, chunkRows: options.chunkRows ?? layoutChunk(count: n), communicator: communicator, threads: threads)
+        let mine = rows.myRows
+        var moved = [Float](repeating: 0, count: n * dims)  // this rank's rows, where they are moved to
+        for epoch in 0..<epochs {
+            let alpha = options.learningRate * (1 - Float(epoch) / Float(epochs))
+            let now = Double(epoch)
+            y.withUnsafeBufferPointer { yBuffer in
+                let y = SharedPointer(yBuffer.baseAddress!)
+                moved.withUnsafeMutableBufferPointer { out in
+                    let out = SharedPointer(out.baseAddress!)
+                    nextSample.withUnsafeMutableBufferPointer { next in
+                        nextNegative.withUnsafeMutableBufferPointer { negative in
+                            let next = SharedPointer(next.baseAddress!), negative = SharedPointer(negative.baseAddress!)
+                            rows.forEachChunk { chunk in
+                                let targets = UnsafeMutablePointer<Int>.allocate(capacity: 8)
+                                let step = UnsafeMutablePointer<Float>.allocate(capacity: dims)
+                                defer { targets.deallocate() }
+                                defer { step.deallocate() }
+                                for i in chunk { for d in 0..<dims { out.base[i * dims + d] = y.base[i * dims + d] } }
+                                /// Where point t stands for this chunk: moved already when it is one of the chunk's.
+                                @inline(__always) func position(_ t: Int) -> UnsafeMutablePointer<Float> {
+                                    chunk.contains(t) ? out.base + t * dims : y.base + t * dims
+                                }
+                                for i in chunk {
+                                    let current = out.base + i * dims
+                                    var draws = Xoshiro256(seed: options.seed, stream: 0x4E45_4741, index: UInt64(epoch) << 32 | UInt64(i))
+                                    for e in rowStart[i]..<rowStart[i + 1] where next.base[e] <= now {
+                                        let t = Int(tails[e]), inChunk = chunk.contains(t)
+                                        let other = position(t)
+                                        var d2: Float = 0
+                                        for d in 0..<dims { let v = current[d] - other[d]; d2 += v * v }
+                                        if d2 > 0 {
+                                            let power = pow(d2, b)
+                                            let attract = -2 * a * b * power / d2 / (a * power + 1)
+                                            for d in 0..<dims {
+                                                let g = clip(attract * (current[d] - other[d])) * alpha
+                                                if inChunk {
+                                                    current[d] += g
+                                                    other[d] -= g
+                                                } else {
+                                                    current[d] += 2 * g
+                                                }
+                                            }
+                                        }
+                                        next.base[e] += perSample[e]
+                                        let count = max(Int((now - negative.base[e]) / (perSample[e] / negatives)), 0)
+                                        // The repulsions of up to 8 samples at a time, all from where the point stood
+                                        // before them, added up: independent, their loads and powers overlap.
+                                        var done = 0
+                                        while done < count {
+                                            let batch = min(8, count - done)
+                                            for slot in 0..<batch {
+                                                targets[slot] = draws.nextInt(below: n)
+                                                Kernels.prefetch(position(targets[slot]))
+                                            }
+                                            for d in 0..<dims { step[d] = 0 }
+                                            for slot in 0..<batch where targets[slot] != i {
+                                                let other = position(targets[slot])
+                                                var d2: Float = 0
+                                                for d in 0..<dims { let v = current[d] - other[d]; d2 += v * v }
+                                                if d2 > 0 {
+                                                    let repel = 2 * b / ((0.001 + d2) * (a * pow(d2, b) + 1))
+                                                    for d in 0..<dims { step[d] += clip(repel * (current[d] - other[d])) }
+                                                } else {
+                                                    for d in 0..<dims { step[d] += 4 }
+                                                }
+                                            }
+                                            for d in 0..<dims { current[d] += step[d] * alpha }
+                                            done += batch
+                                        }
+                                        negative.base[e] += Double(count) * (perSample[e] / negatives)
+                                    }
+                                }
+                            }
+                        }
                     }
-                    nextSample[e] += perSample[e]
-                    let negatives = Int((now - nextNegative[e]) / perNegative[e])
-                    for _ in 0..<max(negatives, 0) {
-                        let t = rng.nextInt(below: n)
-                        guard t != heads[e] else { continue }
-                        let other = y + t * dims
-                        var d2: Float = 0
-                        for d in 0..<dims { let v = current[d] - other[d]; d2 += v * v }
-                        let repel = d2 > 0 ? 2 * b / ((0.001 + d2) * (a * pow(d2, b) + 1)) : 0
-                        for d in 0..<dims { current[d] += (repel > 0 ? clip(repel * (current[d] - other[d])) : 4) * alpha }
-                    }
-                    nextNegative[e] += Double(max(negatives, 0)) * perNegative[e]
                 }
             }
+            for i in mine { for d in 0..<dims { y[i * dims + d] = moved[i * dims + d] } }
+            try rows.gather(&y, width: dims)
         }
         return y
     }
+
+    /// Points a layout chunk moves one after the other (umap-learn's serial SGD within it): all of them up to 20,000
+    /// points, then a sixteenth (at most 16 threads over all ranks find work).
+    static func layoutChunk(count n: Int) -> Int {
+        return n <= 20_000 ? n : (n + 15) / 16
+    }
+
+    @inline(__always) static func clip(_ v: Float) -> Float { min(max(v, -4), 4) }
 
     /// Each coordinate of (N, dims) mapped linearly onto [0, 10], as umap-learn does to every start.
     static func scaleToTen(_ y: inout [Float], count n: Int, dims: Int) {
@@ -273,9 +393,14 @@ public enum UMAP {
 
     /// The eigenvectors of the normalised graph Laplacian I - D^-1/2 W D^-1/2 with the smallest eigenvalues after the
     /// trivial one (umap-learn's spectral_layout), as (N, dims). Found as the dominant eigenvectors of
-    /// (I + D^-1/2 W D^-1/2) / 2 by subspace iteration with `dims` + 6 vectors, the trivial one D^1/2 1 projected out,
-    /// and Rayleigh-Ritz at the end. In Double, in a fixed order: the same on every rank. Nil on a degenerate graph.
-    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, iterations: Int = 300) -> [Double]? {
+    /// (I + D^-1/2 W D^-1/2) / 2 by subspace iteration with `dims` + 6 vectors, made orthonormal to each other and to
+    /// the trivial one D^1/2 1 every `orthonormaliseEvery` products (Cholesky QR, twice), and Rayleigh-Ritz at the end.
+    /// In Double. The ranks and threads take rows; every sum over the points is taken over fixed chunks of
+    /// `chunkRows` rows and then over the chunks in order, so the result is the same bits on any split. Nil on a
+    /// degenerate graph. Collective.
+    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, iterations: Int = 300,
+                               threads: Int = BLAS.threads, chunkRows: Int = RowChunks.chunkRows,
+                               communicator: Communicator) throws -> [Double]? {
         let block = min(dims + 6, n - 1)
         guard block >= dims, !graph.weights.isEmpty else { return nil }
         var degree = [Double](repeating: 0, count: n)
@@ -292,47 +417,75 @@ public enum UMAP {
         let values = graph.weights.indices.map { e in
             Double(graph.weights[e]) * inverseRoot[Int(graph.heads[e])] * inverseRoot[Int(graph.tails[e])]
         }
-        func apply(_ x: [Double]) -> [Double] {  // (I + M) x / 2, column by column of the (n, block) row-major x
-            var y = x
-            for i in 0..<n {
-                for e in rowStart[i]..<rowStart[i + 1] {
-                    let j = Int(graph.tails[e]), w = values[e]
-                    for c in 0..<block { y[i * block + c] += w * x[j * block + c] }
-                }
-            }
-            return y.map { $0 * 0.5 }
-        }
-        func orthonormalise(_ x: inout [Double]) {
-            for c in 0..<block {
-                var t = 0.0
-                for i in 0..<n { t += trivial[i] * x[i * block + c] }
-                for i in 0..<n { x[i * block + c] -= t * trivial[i] }
-                for p in 0..<c {
-                    var dot = 0.0
-                    for i in 0..<n { dot += x[i * block + p] * x[i * block + c] }
-                    for i in 0..<n { x[i * block + c] -= dot * x[i * block + p] }
-                }
-                var length = 0.0
-                for i in 0..<n { length += x[i * block + c] * x[i * block + c] }
-                length = length.squareRoot()
-                for i in 0..<n { x[i * block + c] /= max(length, 1e-300) }
-            }
-        }
+        let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
         var rng = Xoshiro256(seed: seed, stream: 0x5350_4543)
-        var x = (0..<(n * block)).map { _ in rng.nextNormal() }
-        orthonormalise(&x)
-        for _ in 0..<iterations {
-            x = apply(x)
-            orthonormalise(&x)
+        var x = (0..<(n * block)).map { _ in rng.nextNormal() }  // (N, block), whole on every rank
+        var ax = [Double](repeating: 0, count: n * block)
+        /// ax = (I + M) x / 2 on this rank's rows.
+        func apply() {
+            x.withUnsafeBufferPointer { xb in
+                ax.withUnsafeMutableBufferPointer { yb in
+                    let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                    rows.forEachRow { i in
+                        let out = y.base + i * block, own = x.base + i * block
+                        for c in 0..<block { out[c] = own[c] }
+                        for e in rowStart[i]..<rowStart[i + 1] {
+                            let other = x.base + Int(graph.tails[e]) * block, w = values[e]
+                            for c in 0..<block { out[c] += w * other[c] }
+                        }
+                        for c in 0..<block { out[c] *= 0.5 }
+                    }
+                }
+            }
+        }
+        /// This rank's rows of `x` orthonormal to the trivial vector and to each other; false when they are degenerate.
+        func orthonormalise() throws -> Bool {
+            let t = try rows.sum(width: block) { i, out in
+                x.withUnsafeBufferPointer { xb in for c in 0..<block { out[c] += trivial[i] * xb[i * block + c] } }
+            }
+            x.withUnsafeMutableBufferPointer { xb in
+                let x = SharedPointer(xb.baseAddress!)
+                rows.forEachRow { i in for c in 0..<block { x.base[i * block + c] -= t[c] * trivial[i] } }
+            }
+            for _ in 0..<2 {  // Cholesky QR twice: X <- X R^-1 with R^T R = X^T X
+                let gram = try rows.sum(width: block * block) { i, out in
+                    x.withUnsafeBufferPointer { xb in
+                        let row = xb.baseAddress! + i * block
+                        for p in 0..<block { for q in p..<block { out[p * block + q] += row[p] * row[q] } }
+                    }
+                }
+                guard let r = upperCholesky(gram, size: block) else { return false }
+                x.withUnsafeMutableBufferPointer { xb in
+                    let x = SharedPointer(xb.baseAddress!)
+                    rows.forEachRow { i in
+                        let row = x.base + i * block
+                        for c in 0..<block {  // forward substitution: row <- row R^-1
+                            var v = row[c]
+                            for p in 0..<c { v -= row[p] * r[p * block + c] }
+                            row[c] = v / r[c * block + c]
+                        }
+                    }
+                }
+            }
+            return true
+        }
+        guard try orthonormalise() else { return nil }
+        try rows.gather(&x, width: block)
+        for iteration in 0..<iterations {
+            apply()
+            swap(&x, &ax)
+            if iteration % 5 == 4 || iteration == iterations - 1 {
+                guard try orthonormalise() else { return nil }
+            }
+            try rows.gather(&x, width: block)
         }
         // Rayleigh-Ritz: the block's matrix H = X^T A X, its eigenvectors by Jacobi rotations, largest first.
-        let ax = apply(x)
-        var h = [Double](repeating: 0, count: block * block)
-        for p in 0..<block {
-            for q in 0..<block {
-                var s = 0.0
-                for i in 0..<n { s += x[i * block + p] * ax[i * block + q] }
-                h[p * block + q] = s
+        apply()
+        let h = try rows.sum(width: block * block) { i, out in
+            x.withUnsafeBufferPointer { xb in
+                ax.withUnsafeBufferPointer { ab in
+                    for p in 0..<block { for q in 0..<block { out[p * block + q] += xb[i * block + p] * ab[i * block + q] } }
+                }
             }
         }
         let (eigenvalues, vectors) = jacobi(h, size: block)
@@ -347,6 +500,24 @@ public enum UMAP {
             }
         }
         return layout
+    }
+
+    /// The upper Cholesky factor R (R^T R = A) of a symmetric positive definite matrix given by its upper triangle;
+    /// nil when it is not positive definite.
+    static func upperCholesky(_ a: [Double], size m: Int) -> [Double]? {
+        var r = [Double](repeating: 0, count: m * m)
+        for j in 0..<m {
+            var diagonal = a[j * m + j]
+            for p in 0..<j { diagonal -= r[p * m + j] * r[p * m + j] }
+            guard diagonal > 1e-300, diagonal.isFinite else { return nil }
+            r[j * m + j] = diagonal.squareRoot()
+            for q in (j + 1)..<max(m, j + 1) {
+                var v = a[j * m + q]
+                for p in 0..<j { v -= r[p * m + j] * r[p * m + q] }
+                r[j * m + q] = v / r[j * m + j]
+            }
+        }
+        return r
     }
 
     /// Eigenvalues and eigenvectors (columns of a row-major matrix) of a small symmetric matrix, by cyclic Jacobi.
@@ -384,3 +555,97 @@ public enum UMAP {
         return ((0..<m).map { a[$0 * m + $0] }, v)
     }
 }
+
+/// The rows 0..<N split for work whose sums must not depend on the split: fixed chunks of `chunkRows` rows, the
+/// ranks taking contiguous runs of chunks and their threads runs of those; sums are taken per chunk, gathered, and
+/// added in chunk order on every rank.
+struct RowChunks {
+    static let chunkRows = 2048
+    let count: Int
+    let chunkRows: Int
+    let communicator: Communicator
+    let threads: Int
+    let chunks: Int
+    let mine: Range<Int>  // this rank's chunks
+
+    init(count: Int, chunkRows: Int = RowChunks.chunkRows, communicator: Communicator, threads: Int) {
+        self.count = count
+        self.chunkRows = max(1, chunkRows)
+        self.communicator = communicator
+        self.threads = threads
+        chunks = (count + self.chunkRows - 1) / self.chunkRows
+        mine = contiguousShare(total: chunks, rank: communicator.rank, size: communicator.size)
+    }
+
+    func rows(ofChunk chunk: Int) -> Range<Int> { (chunk * chunkRows)..<min(count, (chunk + 1) * chunkRows) }
+    var myRows: Range<Int> { mine.isEmpty ? 0..<0 : rows(ofChunk: mine.lowerBound).lowerBound..<rows(ofChunk: mine.upperBound - 1).upperBound }
+
+    /// `body(row)` for every row of this rank's chunks, the chunks split over the threads.
+    func forEachRow(_ body: (Int) -> Void) {
+        let workers = max(1, min(threads, mine.count)), ranges = mine.map { rows(ofChunk: $0) }
+        withoutActuallyEscaping(body) { body in
+            let call = UncheckedBox(value: body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for local in contiguousShare(total: ranges.count, rank: w, size: workers) {
+                    for i in ranges[local] { call.value(i) }
+                }
+            }
+        }
+    }
+
+    /// `body(rows)` for each of this rank's chunks, the chunks split over the threads.
+    func forEachChunk(_ body: (Range<Int>) -> Void) {
+        let workers = max(1, min(threads, mine.count)), ranges = mine.map { rows(ofChunk: $0) }
+        withoutActuallyEscaping(body) { body in
+            let call = UncheckedBox(value: body)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                for local in contiguousShare(total: ranges.count, rank: w, size: workers) { call.value(ranges[local]) }
+            }
+        }
+    }
+
+    /// The sum over all rows of what `body(row, out)` adds into a zeroed `width`-vector, chunk by chunk. Collective.
+    func sum(width: Int, _ body: (Int, UnsafeMutablePointer<Double>) -> Void) throws -> [Double] {
+        var partial = [Double](repeating: 0, count: mine.count * width)  // (my chunks, width)
+        let workers = max(1, min(threads, mine.count)), ranges = mine.map { rows(ofChunk: $0) }
+        partial.withUnsafeMutableBufferPointer { pb in
+            let out = SharedPointer(pb.baseAddress!)
+            withoutActuallyEscaping(body) { body in
+                let call = UncheckedBox(value: body)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    for local in contiguousShare(total: ranges.count, rank: w, size: workers) {
+                        for i in ranges[local] { call.value(i, out.base + local * width) }
+                    }
+                }
+            }
+        }
+        var all = partial
+        if communicator.size > 1 {
+            all = [Double](repeating: 0, count: chunks * width)
+            let counts = shareCounts(total: chunks, size: communicator.size).map { $0 * width }
+            try partial.withUnsafeBufferPointer { send in
+                try all.withUnsafeMutableBufferPointer { try communicator.allgatherv(send, into: $0, counts: counts) }
+            }
+        }
+        var total = [Double](repeating: 0, count: width)
+        for chunk in 0..<chunks { for c in 0..<width { total[c] += all[chunk * width + c] } }
+        return total
+    }
+
+    /// Every rank's rows of the (N, width) `values` gathered onto every rank. Collective.
+    func gather<T: CollectiveElement>(_ values: inout [T], width: Int) throws {
+        guard communicator.size > 1 else { return }
+        let counts = (0..<communicator.size).map { r -> Int in
+            let share = contiguousShare(total: chunks, rank: r, size: communicator.size)
+            return share.isEmpty ? 0 : (rows(ofChunk: share.upperBound - 1).upperBound - rows(ofChunk: share.lowerBound).lowerBound) * width
+        }
+        let mineRows = myRows
+        let send = Array(values[(mineRows.lowerBound * width)..<(mineRows.upperBound * width)])
+        try send.withUnsafeBufferPointer { s in
+            try values.withUnsafeMutableBufferPointer { try communicator.allgatherv(s, into: $0, counts: counts) }
+        }
+    }
+}
+
+/// A value handed to the threads of `DispatchQueue.concurrentPerform`.
+struct UncheckedBox<T>: @unchecked Sendable { let value: T }

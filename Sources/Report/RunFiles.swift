@@ -54,6 +54,10 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var layoutSeconds: Double?
     /// Clusters that held no sample at the end of fine-tuning and were dropped (their numbers before the drop).
     public var prunedClusters: [Int]?
+    /// N2D: seconds of each stage (neighbours, graph, layout, kmeans, mixture).
+    public var stageSeconds: [String: Double]?
+    /// The largest peak resident memory of any rank, MB.
+    public var peakMemoryMB: Double?
 
     public init(phase: String) { self.phase = phase }
 
@@ -65,6 +69,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case kept, reason, startAgreement = "start_agreement", finetunedAgreement = "finetuned_agreement", startAcc = "start_acc"
         case finetunedAcc = "finetuned_acc", kmeansInputAcc = "kmeans_input_acc"
         case clusters, clustersTried = "clusters_tried", icl, prunedClusters = "pruned_clusters", layoutSeconds = "layout_seconds"
+        case stageSeconds = "stage_seconds", peakMemoryMB = "peak_memory_mb"
     }
 
     /// The fine-tuning epoch this record marks when it falls on a whole epoch (snapshots are taken at whole epochs).

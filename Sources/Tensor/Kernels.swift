@@ -4,6 +4,10 @@
 internal import CKernels
 
 public enum Kernels {
+    /// Asks the cache for the line at `address` ahead of its load (random samples, whose addresses come early).
+    @inline(__always)
+    public static func prefetch(_ address: UnsafeRawPointer) { CKernels_prefetch(address) }
+
     /// Adam over `count` elements; false when a gradient was NaN or Inf (the update still ran).
     @inline(__always)
     public static func adamUpdate(parameters: UnsafeMutablePointer<Float>, first: UnsafeMutablePointer<Float>,

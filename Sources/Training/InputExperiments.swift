@@ -70,7 +70,12 @@ public enum RawExperiment {
         record.inertia = kmeans.inertia
         context.record(record)
         var series = [Series]()
-        for method in methods where method != .kmeans {
+        if methods.contains(.n2d) {
+            let scores = try n2d(context: context, data: data, restarts: restarts, options: base)
+            results[.n2d] = scores
+            series.append(Series(name: "N2D (UMAP + mixture)", points: [(0, scores.accuracy), (Double(base.epochs), scores.accuracy)], dashed: true))
+        }
+        for method in methods where method != .kmeans && method != .n2d {
             var options = base
             options.method = method
             let clusterer = try InputClusterer(context: context, points: points, labels: data.labels, classes: data.classCount,
@@ -87,5 +92,27 @@ public enum RawExperiment {
                                                                    series: series, yRange: 0...1)], columns: 1, width: 720, height: 400))
         context.say("wrote \(context.path("figure2.svg"))")
         return results
+    }
+
+    /// N2D on the input as the autoencoder would see it (pixels in [0, 1], features standardised): UMAP, k-means on
+    /// the layout, the Gaussian mixture; the stages' seconds printed and recorded.
+    static func n2d(context: RunContext, data: DataSet, restarts: Int, options: InputClusteringOptions) throws -> ClusteringScores {
+        let started = Clock.now
+        var umap = Recipe.umap
+        umap.seed = options.seed
+        let found = try N2D.cluster(points: data.floats(.unit), count: data.count, dims: data.dimension, clusters: options.clusters,
+                                    umap: umap, restarts: restarts, communicator: context.communicator)
+        let scores = data.scores(found.mixture.assignments, clusters: options.clusters)
+        let seconds = Clock.now - started
+        context.say(String(format: "N2D on the input (UMAP to %d dimensions, %d neighbours; Gaussian mixture; %.1fs: %@): %@", umap.components,
+                           umap.neighbors, seconds, found.timings, scores.text))
+        var record = RunRecord(phase: "n2d-input")
+        record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
+        record.seconds = seconds
+        record.stageSeconds = found.stages
+        record.peakMemoryMB = try context.communicator.allreduce(peakMemoryMegabytes(), .max)
+        context.say(String(format: "peak memory of a rank so far: %.0f MB", record.peakMemoryMB ?? 0))
+        context.record(record)
+        return scores
     }
 }

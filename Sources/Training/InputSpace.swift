@@ -12,7 +12,11 @@ import NN
 import Report
 import Tensor
 
-public enum InputMethod: String, Sendable, CaseIterable { case softmax, free, kmeans }
+public enum InputMethod: String, Sendable, CaseIterable {
+    case softmax, free, kmeans
+    /// N2D on the input: UMAP of the points, then a Gaussian mixture on the layout (no training).
+    case n2d
+}
 public enum CentreInit: String, Sendable, CaseIterable { case kmeanspp, random }
 
 public struct InputClusteringOptions: Sendable {

@@ -88,7 +88,7 @@ struct RawCommand: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var training: ClusterTrainingOptions
     @OptionGroup var runtime: RuntimeOptions
-    @Option(help: "Comma-separated methods: softmax, free, kmeans (k-means always runs as the reference).") var method = "softmax,free"
+    @Option(help: "Comma-separated methods: softmax, free, kmeans (k-means always runs as the reference), n2d (UMAP of the input, then a Gaussian mixture on the layout: for features you already have; exact neighbours up to 20,000 points, NN-descent above).") var method = "softmax,free"
     @Option(help: "Softmax sharpness alpha.") var alpha: Float = 10
     @Option(help: "Free weights: projected-gradient step on the weights, in units of 1 / (spread of the distances).") var weightLr: Float = 100
     @Option(help: "k-means restarts.") var restarts = 3
@@ -103,7 +103,7 @@ struct RawCommand: ParsableCommand {
     func run() throws {
         let methods = try method.split(separator: ",").map { part -> InputMethod in
             guard let m = InputMethod(rawValue: String(part)) else {
-                throw ValidationError("unknown method '\(part)': choose from softmax, free, kmeans.")
+                throw ValidationError("unknown method '\(part)': choose from softmax, free, kmeans, n2d.")
             }
             return m
         }

@@ -87,6 +87,31 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// The whole UMAP at a size where every part splits: NN-descent, the spectral start's chunked sums and the
+    /// layout's chunks over 1 to 3 ranks and 1 to 3 threads give the same layout, bit for bit.
+    func testUMAPInChunksIsTheSameOnAnySplit() throws {
+        let (points, _) = blobs(perBlob: 150, blobs: 4, dims: 6, seed: 7, spread: 1)
+        let options: UMAPOptions = {
+            var o = UMAPOptions()
+            o.neighbors = 8
+            o.components = 3
+            o.epochs = 30
+            o.search = .descent
+            o.descent.leafSize = 10
+            o.chunkRows = 70  // 9 chunks of the 600 points
+            return o
+        }()
+        let one = try UMAP.embed(points: points, count: 600, dims: 6, options: options, threads: 1, communicator: SingleProcessCommunicator())
+        XCTAssertEqual(one.search, .descent)
+        XCTAssertTrue(one.layout.allSatisfy(\.isFinite))
+        for (ranks, threads) in [(1, 3), (2, 1), (3, 2)] {
+            let split = try InProcessWorld.run(ranks: ranks) { c in
+                try UMAP.embed(points: points, count: 600, dims: 6, options: options, threads: threads, communicator: c).layout
+            }
+            for layout in split { XCTAssertEqual(layout.map(\.bitPattern), one.layout.map(\.bitPattern), "\(ranks) ranks x \(threads) threads") }
+        }
+    }
+
     func testFuzzyGraphIsSymmetricWithWeightsInUnitInterval() {
         let (points, _) = blobs(perBlob: 15, blobs: 2, dims: 3, seed: 2)
         let (indices, distances) = try! UMAP.nearestNeighbours(points: points, count: 30, dims: 3, k: 5,

@@ -48,4 +48,7 @@ void CKernels_stop_release(const int *signals, int count);
 int CKernels_stop_received(void);
 /// Seconds since that signal came (monotonic clock), or 0 when none came.
 double CKernels_stop_seconds_since(void);
+/// A hint to bring the cache line at p in (reads), for loads whose addresses are known early (random samples).
+static inline void CKernels_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
 #endif

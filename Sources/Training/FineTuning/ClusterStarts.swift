@@ -91,14 +91,9 @@ public enum ClusterStarts {
         let started = Clock.now
         let n = data.count, k = options.clusters
         let umap = umapOptions(options)
-        let embedding = try given ?? UMAP.embed(points: z, count: n, dims: e, options: umap, communicator: communicator)
-        let layout = embedding.layout  // (N, components)
-        let mixtureStarted = Clock.now
-        let start = try layout.withUnsafeBufferPointer { p in
-            try KMeans.fit(points: p.baseAddress!, count: n, dims: umap.components, clusters: k, restarts: options.restarts,
-                           seed: options.seed, communicator: communicator, spreadRestarts: true)
-        }
-        let mixture = GaussianMixture.fit(points: layout, count: n, dims: umap.components, components: k, initial: start.assignments)
+        let found = try N2D.cluster(points: z, count: n, dims: e, clusters: k, umap: umap, restarts: options.restarts, layout: given,
+                                    communicator: communicator)
+        let mixture = found.mixture
         var centres = [Double](repeating: 0, count: k * e), totals = [Double](repeating: 0, count: k)  // (K, E), (K)
         for i in 0..<n {
             for c in 0..<k {
@@ -112,9 +107,10 @@ public enum ClusterStarts {
         var record = RunRecord(phase: "n2d-embedding")
         record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
         record.seconds = seconds
-        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours%@: %@; Gaussian mixture, %d EM iterations, %.1fs; %.1fs): %@",
-                             umap.components, umap.neighbors, given == nil ? "" : ", the layout of the choice of K", embedding.timings,
-                             mixture.iterations, Clock.now - mixtureStarted, seconds, scores.text)
+        record.stageSeconds = found.stages
+        let summary = String(format: "N2D on the embedding (UMAP to %d dimensions, %d neighbours%@; Gaussian mixture; %.1fs: %@): %@",
+                             umap.components, umap.neighbors, given == nil ? "" : ", the layout of the choice of K", seconds, found.timings,
+                             scores.text)
         return StartingClusters(centres: (0..<(k * e)).map { Float(centres[$0] / max(totals[$0 / e], 1e-12)) },
                                 assignments: mixture.assignments, scores: scores,
                                 firstPass: ClusteringPass(embedding: z, q: mixture.responsibilities, assignments: mixture.assignments,
