@@ -14,7 +14,7 @@ public enum N2D {
 
         /// Seconds by stage, as metrics.jsonl records them.
         public var stages: [String: Double] {
-            ["neighbours": embedding.neighbourSeconds, "graph": embedding.graphSeconds, "layout": embedding.layoutSeconds,
+            ["neighbours": embedding.neighbourSeconds, "graph": embedding.graphSeconds, "layout": embedding.layoutSeconds, "spectral": embedding.spectralSeconds,
              "kmeans": kmeansSeconds, "mixture": mixtureSeconds]
         }
 

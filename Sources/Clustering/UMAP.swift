@@ -41,11 +41,13 @@ public enum UMAP {
         /// NN-descent's rounds (0 for the exact search).
         public var rounds = 0
         public var neighbourSeconds = 0.0, graphSeconds = 0.0, layoutSeconds = 0.0
+        /// Of `layoutSeconds`: the spectral start's.
+        public var spectralSeconds = 0.0
 
         /// "neighbours 1.2s (NN-descent, 5 rounds), graph 0.3s, layout 4.5s"
         public var timings: String {
-            String(format: "neighbours %.1fs (%@), graph %.1fs, layout %.1fs", neighbourSeconds,
-                   search == .exact ? "exact" : "NN-descent, \(rounds) rounds", graphSeconds, layoutSeconds)
+            String(format: "neighbours %.1fs (%@), graph %.1fs, layout %.1fs (spectral start %.1fs)", neighbourSeconds,
+                   search == .exact ? "exact" : "NN-descent, \(rounds) rounds", graphSeconds, layoutSeconds, spectralSeconds)
         }
     }
 
@@ -76,7 +78,8 @@ public enum UMAP {
         started = Clock.now
         // The layout is fitted on the points renumbered in breadth-first order of the graph (edges then join points
         // near in memory: the spectral start's products and the attractions read what the cache holds).
-        let renumbered = try layout(graph, count: n, options: options, threads: threads, communicator: communicator)
+        let renumbered = try layout(graph, count: n, options: options, threads: threads, communicator: communicator,
+                                    spectralSeconds: &embedding.spectralSeconds)
         let dims = options.components
         var layout = [Float](repeating: 0, count: n * dims)
         for (slot, u) in order.enumerated() {
@@ -259,13 +262,14 @@ public enum UMAP {
     /// chunk). The ranks and threads take whole chunks and gather the positions every epoch; a point's draws come from
     /// (seed, epoch, point), so the layout is the same bits for any split. Collective.
     public static func layout(_ graph: Graph, count n: Int, options: UMAPOptions, threads: Int = BLAS.threads,
-                              communicator: Communicator) throws -> [Float] {
+                              communicator: Communicator, spectralSeconds: inout Double) throws -> [Float] {
         let epochs = options.epochs
         let dims = options.components, a = options.a, b = options.b
         var rng = Xoshiro256(seed: options.seed, stream: 0x554D_4150)
         // Random initialisation in [-10, 10], then scaled to [0, 10] per coordinate as umap-learn does.
         var y = (0..<(n * dims)).map { _ in rng.nextUnit() * 20 - 10 }
         scaleToTen(&y, count: n, dims: dims)
+        let spectralStarted = Clock.now
         if options.spectralStart, let start = try spectralLayout(graph, count: n, dims: dims, seed: options.seed, threads: threads,
                                                                  chunkRows: options.chunkRows ?? RowChunks.chunkRows, communicator: communicator) {
             // umap-learn's spectral start: scaled to 10 at its largest, a little noise, then the same [0, 10] scaling.
@@ -274,6 +278,7 @@ public enum UMAP {
             y = start.map { Float($0 * expansion + noise.nextNormal() * 1e-4) }
             scaleToTen(&y, count: n, dims: dims)
         }
+        spectralSeconds = Clock.now - spectralStarted
         let largest = graph.weights.max() ?? 1
         // Edges too light to be sampled once in `epochs` are dropped; the others come every largest / weight epochs.
         let (rowStart, tails, perSample) = {
@@ -398,7 +403,7 @@ public enum UMAP {
     /// In Double. The ranks and threads take rows; every sum over the points is taken over fixed chunks of
     /// `chunkRows` rows and then over the chunks in order, so the result is the same bits on any split. Nil on a
     /// degenerate graph. Collective.
-    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, iterations: Int = 300,
+    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, iterations: Int = 300, tolerance: Double = 1e-6,
                                threads: Int = BLAS.threads, chunkRows: Int = RowChunks.chunkRows,
                                communicator: Communicator) throws -> [Double]? {
         let block = min(dims + 6, n - 1)
@@ -471,8 +476,20 @@ public enum UMAP {
         }
         guard try orthonormalise() else { return nil }
         try rows.gather(&x, width: block)
+        // Stop when the sum of the Ritz values (trace X^T A X, which grows to that of the top eigenvalues) moves less
+        // than `tolerance` relative over 10 products.
+        var trace = -Double.infinity
         for iteration in 0..<iterations {
             apply()
+            if iteration % 10 == 9 {  // x is orthonormal here (orthonormalised after product 5, 10, ...)
+                let now = try rows.sum(width: 1) { i, out in
+                    x.withUnsafeBufferPointer { xb in
+                        ax.withUnsafeBufferPointer { ab in for c in 0..<block { out[0] += xb[i * block + c] * ab[i * block + c] } }
+                    }
+                }[0]
+                if abs(now - trace) <= tolerance * abs(now) { break }
+                trace = now
+            }
             swap(&x, &ax)
             if iteration % 5 == 4 || iteration == iterations - 1 {
                 guard try orthonormalise() else { return nil }
