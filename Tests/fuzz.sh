@@ -295,6 +295,12 @@ for v in 1 4294967295 -3 201 auto:1 auto:0 auto:-5 auto:abc auto: auto:100000 au
 run bad "dec on 5 labelled samples of 10 classes" "$BIN" dec --limit 5 --batch-size 5 --pretrain-epochs 1 --epochs 1 --out "$T/o-l5"
 run bad "dec --clusters auto on 15 samples" "$BIN" dec $Q --limit 15 --batch-size 5 --clusters auto --out "$T/o-auto15"
 for v in -1 a,b ,; do bad_dec --snapshots $v; done
+printf "a,b,label\n1,2,x\n2,3,x\n3,1,y\n8,9,y\n9,8,x\n" > "$T/tiny.csv"
+for v in 1 0 -3 abc 10; do run bad "neighbours --neighbours $v on 5 points" "$BIN" neighbours --data "$T/tiny.csv" --neighbours "$v"; done
+for v in -1 abc; do run bad "neighbours --check $v" "$BIN" neighbours --data "$T/tiny.csv" --neighbours 3 --check "$v"; done
+run bad "neighbours --search fast" "$BIN" neighbours --data "$T/tiny.csv" --search fast
+run any "raw --method n2d on 5 points" "$BIN" raw --data "$T/tiny.csv" --method n2d --clusters 2 --out "$T/o-n2d5"
+run bad "raw --method n2d,umap" "$BIN" raw --data "$T/tiny.csv" --method n2d,umap --out "$T/o-n2du"
 for v in -1 100000; do bad_dec --tsne-points $v; done
 bad_dec --tsne-iterations 0; bad_dec --update-interval 0; bad_dec --checkpoint-every 0
 for v in 1 -0.1 nan; do bad_dec --mask $v; done
