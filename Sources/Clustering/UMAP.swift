@@ -636,14 +636,7 @@ struct RowChunks {
                 }
             }
         }
-        var all = partial
-        if communicator.size > 1 {
-            all = [Double](repeating: 0, count: chunks * width)
-            let counts = shareCounts(total: chunks, size: communicator.size).map { $0 * width }
-            try partial.withUnsafeBufferPointer { send in
-                try all.withUnsafeMutableBufferPointer { try communicator.allgatherv(send, into: $0, counts: counts) }
-            }
-        }
+        let all = communicator.size > 1 ? try communicator.allgatherv(partial) : partial  // (chunks, width), chunk order
         var total = [Double](repeating: 0, count: width)
         for chunk in 0..<chunks { for c in 0..<width { total[c] += all[chunk * width + c] } }
         return total
