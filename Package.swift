@@ -24,6 +24,12 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg",
+                       providers: [.apt(["libjpeg62-turbo-dev"])]),
+        // PNG and JPEG decoding behind status codes (both libraries report errors by longjmp).
+        .target(name: "CImageCodecs", dependencies: ["CPNG", "CJPEG"]),
         .target(name: "CKernels"),
         .target(name: "CAtomics"),
 
@@ -40,8 +46,8 @@ let package = Package(
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: swift6),
         // k-means++ / Lloyd (restarts spread over the ranks), soft k-means, DEC's assignment and target, metrics.
         .target(name: "Clustering", dependencies: ["Tensor", "Collective"], swiftSettings: swift6),
-        // Reading data (IDX and gzip, .npy, CSV), the embedded MNIST test set, sampling, gathering, augmentation.
-        .target(name: "Datasets", dependencies: ["Tensor", "CZlib"], resources: [.copy("Resources")], swiftSettings: swift6),
+        // Reading data (IDX and gzip, .npy, CSV, folders of PNG/JPEG images), the embedded MNIST test set, sampling, gathering, augmentation.
+        .target(name: "Datasets", dependencies: ["Tensor", "CZlib", "CImageCodecs"], resources: [.copy("Resources")], swiftSettings: swift6),
         // Reads records and files and draws them: SVG, PNG, t-SNE, report.html, metrics.jsonl's records. Knows no
         // trainer, model or communicator.
         .target(name: "Report", dependencies: ["Tensor", "Clustering", "Datasets"], swiftSettings: swift6),

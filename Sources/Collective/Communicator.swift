@@ -114,6 +114,30 @@ extension Communicator {
         return result
     }
 
+    /// Gathers variable-length byte arrays from every rank, concatenated in rank order (packed eight to an Int on the
+    /// way, as the collectives carry no bytes).
+    public func allgatherBytes(_ local: [UInt8]) throws -> [UInt8] {
+        var counts = [Int](repeating: 0, count: size)
+        counts[rank] = local.count
+        try allreduce(&counts, .sum)
+        var words = [Int](repeating: 0, count: (local.count + 7) / 8)
+        words.withUnsafeMutableBytes { raw in local.withUnsafeBytes { raw.copyMemory(from: $0) } }
+        let gathered = try allgatherv(words)
+        var result = [UInt8](repeating: 0, count: counts.reduce(0, +))
+        guard !result.isEmpty else { return result }
+        result.withUnsafeMutableBytes { out in
+            gathered.withUnsafeBytes { source in
+                var from = 0, to = 0
+                for count in counts {
+                    out.baseAddress!.advanced(by: to).copyMemory(from: source.baseAddress!.advanced(by: from), byteCount: count)
+                    from += (count + 7) / 8 * 8
+                    to += count
+                }
+            }
+        }
+        return result
+    }
+
     /// Broadcasts a string from `root` (its UTF-8 bytes, as Ints).
     public func broadcast(_ string: String, root: Int) throws -> String {
         var length = try allreduce(rank == root ? string.utf8.count : 0, .sum)

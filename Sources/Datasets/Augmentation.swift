@@ -44,9 +44,24 @@ public struct Augmentation: Sendable, Equatable, CustomStringConvertible {
         return side * side == dimension && side > 1 ? side : nil
     }
 
+    /// The side and the planes of square images of `dimension` values: grey (side x side) or colour stored as three
+    /// planes (3 x side x side; 3 s^2 is never a square, so the two cannot be confused). Nil otherwise.
+    public static func imageLayout(of dimension: Int) -> (side: Int, planes: Int)? {
+        if let side = imageSide(of: dimension) { return (side, 1) }
+        if dimension % 3 == 0, let side = imageSide(of: dimension / 3) { return (side, 3) }
+        return nil
+    }
+
+    /// Whether the samples of `data` are square images augmentation can move (planes moved alike).
+    public static func canMove(_ data: DataSet) -> Bool {
+        guard data.isImage else { return false }
+        if let shape = data.imageShape { return shape.width == shape.height && shape.width > 1 }
+        return imageSide(of: data.dimension) != nil
+    }
+
     /// Augmentation moves pixels: it needs square images.
     public func check(_ data: DataSet) throws {
-        if !isNone && (!data.isImage || Augmentation.imageSide(of: data.dimension) == nil) {
+        if !isNone && !Augmentation.canMove(data) {
             throw RunError("--augment \(self) moves pixels of square images, but a sample of \(data.name) has \(data.dimension) values; use --augment none")
         }
     }

@@ -101,11 +101,14 @@ extension BatchGatherer {
 
     /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index).
     public func augment(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: ArraySlice<Int32>) {
-        guard let side = Augmentation.imageSide(of: dims) else { preconditionFailure("augmentation needs square images") }
+        guard let (side, planes) = Augmentation.imageLayout(of: dims) else { preconditionFailure("augmentation needs square images") }
         var r = 0
         for index in indices {
             let t = augmentation.parameters(seed: seed, epoch: epoch, index: Int(index), side: side)
-            Augmentation.transform(clean + r * dims, into: augmented + r * dims, side: side, dx: t.dx, dy: t.dy, angle: t.angle)
+            for p in 0..<planes {  // colour: every plane under the sample's one transform
+                let offset = r * dims + p * side * side
+                Augmentation.transform(clean + offset, into: augmented + offset, side: side, dx: t.dx, dy: t.dy, angle: t.angle)
+            }
             r += 1
         }
     }

@@ -28,6 +28,11 @@ public struct DataSet: Sendable {
     public var classNames: [String] = []
     /// Samples are images (pixels that augmentation may move), not columns of features.
     public var isImage = true
+    /// Width, height and channels of image samples when the source says (a folder of images: channels stored one
+    /// plane after another); nil: square grey images when `dimension` is a square, else unknown.
+    public var imageShape: ImageShape? = nil
+    /// Each sample's name (an image's path relative to the folder), empty when samples are rows of one file.
+    public var sampleNames: [String] = []
     /// How `features` came from the file's values: (value - shift) * scale per dimension; a model keeps it so that
     /// `predict` treats new data the same way. Nil for bytes (pixels / 255 at gather time).
     public var inputTransform: FeatureTransform? = nil
@@ -65,6 +70,7 @@ public struct DataSet: Sendable {
         var copy = self
         if isFloat { copy.features = Array(features[0..<(n * dimension)]) } else { copy.images = Array(images[0..<(n * dimension)]) }
         copy.labels = Array(labels[0..<n])
+        if !sampleNames.isEmpty { copy.sampleNames = Array(sampleNames[0..<n]) }
         copy.count = n
         return copy
     }

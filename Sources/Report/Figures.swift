@@ -39,25 +39,29 @@ extension Figures {
     /// The `perCluster` images nearest each centre in the embedding, one row per cluster, ordered by matched label.
     public static func galleryFigure(data: DataSet, embedding: [Float], centres: [Float], assignments: [Int32],
                                      clusters: Int, perCluster: Int = 10) -> String? {
-        let side = Int(Double(data.dimension).squareRoot())
-        guard side * side == data.dimension, side > 0 else { return nil }
+        guard data.count > 0, let first = PNG.picture(data, 0) else { return nil }
         let e = centres.count / clusters
-        guard data.isImage, !data.isFloat else { return nil }
         // Without labels each cluster is its own "label".
         let table = data.hasLabels ? Metrics.contingency(predicted: assignments, labels: data.labels, clusters: clusters, classes: data.classCount)
             : Metrics.contingency(predicted: assignments, labels: assignments, clusters: clusters, classes: clusters)
         let matching = Metrics.matching(table)
         let order = (0..<clusters).sorted { (matching[$0] < 0 ? Int.max : matching[$0]) < (matching[$1] < 0 ? Int.max : matching[$1]) }
-        let scale = 2.0, cell = Double(side) * scale + 4, left = 170.0, top = 60.0
+        // Small images twice their size (pixels kept sharp), large ones brought to at most 96 pixels across.
+        let longest = Double(max(first.width, first.height))
+        let scale = longest <= 32 ? 2.0 : min(1, 96 / longest)
+        let drawnWidth = Double(first.width) * scale, drawnHeight = Double(first.height) * scale
+        let cellWidth = drawnWidth + 4, cell = drawnHeight + 4, left = 170.0, top = 60.0
+        // Files' own images are shown as they are; arrays of grey digits as dark ink on white.
+        let asFiles = !data.sampleNames.isEmpty
         // At least wide enough for the title and the caption, however small the images.
-        let width = max(left + Double(perCluster) * cell + 20, 640), height = top + Double(clusters) * cell + 50
+        let width = max(left + Double(perCluster) * cellWidth + 20, 640), height = top + Double(clusters) * cell + 50
         var s = """
             <?xml version="1.0" encoding="UTF-8"?>
             <svg xmlns="http://www.w3.org/2000/svg" width="\(SVG.f(width))" height="\(SVG.f(height))" viewBox="0 0 \(SVG.f(width)) \(SVG.f(height))" font-family="Helvetica, Arial, sans-serif">
             <title>What each cluster is: the images nearest its centre</title>
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(SVG.f(width / 2))" y="26" text-anchor="middle" font-size="18" font-weight="bold">What each cluster is: the \(perCluster) images nearest its centre</text>
-            <text x="\(SVG.f(left))" y="48" font-size="12">x axis: nearest first → · y axis: cluster → matched label (cluster size, share of the matched label)</text>
+            <text x="\(SVG.f(left))" y="48" font-size="12">x axis: nearest first → · y axis: cluster → matched label (cluster size, share of the matched label)\(asFiles ? " · hover an image for its file" : "")</text>
 
             """
         for (row, c) in order.enumerated() {
@@ -71,16 +75,24 @@ extension Figures {
             let y = top + Double(row) * cell
             let size = table[c].reduce(0, +)
             let purity = matching[c] >= 0 && size > 0 ? Double(table[c][matching[c]]) / Double(size) : 0
+            let matched = matching[c] < 0 ? "-" : data.hasLabels ? SVG.escape(className(data, matching[c])) : String(matching[c])
             s += "<text x=\"\(SVG.f(left - 8))\" y=\"\(SVG.f(y + cell / 2 + 4))\" text-anchor=\"end\" font-size=\"12\">"
-                + "c\(c) → \(matching[c] >= 0 ? String(matching[c]) : "-") (n=\(size), \(String(format: "%.0f%%", purity * 100)))</text>\n"
+                + "c\(c) → \(matched) (n=\(size), \(String(format: "%.0f%%", purity * 100)))</text>\n"
             for (k, member) in members.prefix(perCluster).enumerated() {
                 let i = member.1
-                let pixels = (0..<data.dimension).map { 255 - data.images[i * data.dimension + $0] }  // dark ink on white
-                let uri = PNG.dataURI(PNG.grayscale(width: side, height: side, pixels: pixels))
-                s += "<image x=\"\(SVG.f(left + Double(k) * cell))\" y=\"\(SVG.f(y))\" width=\"\(SVG.f(cell - 4))\" height=\"\(SVG.f(cell - 4))\" "
-                    + "style=\"image-rendering:pixelated\" href=\"\(uri)\"/>\n"
+                guard let picture = PNG.picture(data, i) else { continue }
+                let pixels = asFiles ? picture.pixels : picture.pixels.map { 255 - $0 }
+                let uri = PNG.dataURI(PNG.encode(width: picture.width, height: picture.height, channels: picture.channels, pixels: pixels))
+                let hover = asFiles ? "<title>\(SVG.escape(data.sampleNames[i]))</title>" : ""
+                s += "<image x=\"\(SVG.f(left + Double(k) * cellWidth))\" y=\"\(SVG.f(y))\" width=\"\(SVG.f(drawnWidth))\" height=\"\(SVG.f(drawnHeight))\" "
+                    + "style=\"image-rendering:\(scale > 1 ? "pixelated" : "auto")\" href=\"\(uri)\">\(hover)</image>\n"
             }
         }
         return s + "</svg>\n"
+    }
+
+    /// The name of class `index` as the data wrote it (its folder, its CSV label).
+    static func className(_ data: DataSet, _ index: Int) -> String {
+        index < data.classNames.count ? data.classNames[index] : String(index)
     }
 }

@@ -214,15 +214,13 @@ public enum DECExperiment {
 
     /// index,cluster[,label]: the label as the data wrote it (quoted when it holds a comma or a quote).
     public static func writeAssignments(_ path: String, _ assignments: [Int32], data: DataSet) throws {
-        var csv = data.hasLabels ? "index,cluster,label\n" : "index,cluster\n"
+        func quoted(_ text: String) -> String {
+            text.contains(",") || text.contains("\"") || text.contains("\n") ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        let named = data.sampleNames.count == assignments.count
+        var csv = "index," + (named ? "path," : "") + "cluster" + (data.hasLabels ? ",label" : "") + "\n"
         for (i, c) in assignments.enumerated() {
-            if data.hasLabels {
-                var label = data.labelName(i)
-                if label.contains(",") || label.contains("\"") { label = "\"" + label.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-                csv += "\(i),\(c),\(label)\n"
-            } else {
-                csv += "\(i),\(c)\n"
-            }
+            csv += "\(i)," + (named ? quoted(data.sampleNames[i]) + "," : "") + "\(c)" + (data.hasLabels ? "," + quoted(data.labelName(i)) : "") + "\n"
         }
         try AtomicFile.write(Array(csv.utf8), to: path)
     }

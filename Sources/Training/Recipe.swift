@@ -59,7 +59,7 @@ public enum Recipe {
 
     /// The recipe's augmentation for `data`: on square images, none elsewhere.
     public static func augmentation(for data: DataSet) -> Augmentation {
-        data.isImage && Augmentation.imageSide(of: data.dimension) != nil ? augmentation : .none
+        Augmentation.canMove(data) ? augmentation : .none
     }
 }
 

@@ -103,7 +103,7 @@ struct DECCommand: TrainingCommand {
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         do {
             try checkBatch(batchSize, ranks: communicator.size)
-            let data = try dataOptions.load(rank: communicator.rank)
+            let data = try dataOptions.load(communicator)
             let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
             var pretrain = PretrainOptions()
             (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs, batchSize, pretrainOptimizer, pretrainLr)
@@ -166,7 +166,7 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Assign samples to clusters with a model.bin written by `dec`.",
         discussion: """
-            Writes --output (index,cluster[,label]) and beside it OUTPUT-stem.embedding.npy (N x E, float32) and
+            Writes --output (index,cluster[,label]; index,path,cluster[,label] for a folder of images) and beside it OUTPUT-stem.embedding.npy (N x E, float32) and
             OUTPUT-stem.q.npy (N x K soft assignments), and prints ACC/NMI/ARI when the data has labels. New data is
             normalised as the model's training data was (model.bin keeps the normalisation of a .npy or CSV run).
               deepcluster predict --model runs/dec-1/model.bin --data new.csv --output new-clusters.csv
@@ -174,7 +174,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
     @Option(help: "The model.bin of a dec run.") var model: String
-    @Option(help: "Where to write the CSV (index,cluster,label); the .npy files go beside it.") var output = "assignments.csv"
+    @Option(help: "Where to write the CSV (index,[path,]cluster[,label]); the .npy files go beside it.") var output = "assignments.csv"
     @Flag(help: "Replace the outputs when they exist already (never the model or a data file).") var force = false
 
     var outputs: [String] {
@@ -204,7 +204,9 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try withWorld(runtime) { communicator in
-            let data = try dataOptions.load(rank: communicator.rank, raw: true)
+            // An image folder's default size follows the model's input width (it is checked again on loading).
+            let expected = (try? Checkpoint.load(model))?.widths.first
+            let data = try dataOptions.load(communicator, raw: true, expectedDimension: expected)
             let directory = (output as NSString).deletingLastPathComponent
             let context = try RunContext(communicator: communicator, directory: directory.isEmpty ? "." : directory, quiet: false)
             let result = try Predictor.assign(context: context, data: data, modelPath: model)

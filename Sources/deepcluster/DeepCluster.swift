@@ -44,7 +44,7 @@ struct DeepCluster: ParsableCommand {
             --batch-size is the GLOBAL batch: results do not depend on the rank count.
             """,
         subcommands: [InfoCommand.self, PretrainCommand.self, ToyCommand.self, RawCommand.self, DECCommand.self,
-                      PredictCommand.self, ReportCommand.self, BenchCommand.self, NeighboursCommand.self, PlotScalingCommand.self,
+                      PredictCommand.self, ReportCommand.self, WriteImagesCommand.self, BenchCommand.self, NeighboursCommand.self, PlotScalingCommand.self,
                       SelfTestCommand.self, CompareCommand.self, CompareGradientsCommand.self, ChooseKCommand.self])
 
     /// ArgumentParser's main, after joining options with negative values (`--lr -1` -> `--lr=-1`) so that they reach
@@ -65,8 +65,12 @@ struct DeepCluster: ParsableCommand {
 // MARK: - Shared option groups
 
 struct DataOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("A directory in the MNIST layout (full MNIST, /usr/share/datasets/fashion-mnist), or a file: .npy (uint8, integers, float32/64; samples x features, or samples x height x width) or .csv/.tsv (one sample per line, a header line optional). Default: the embedded 10k MNIST test set.", valueName: "dir-or-file"))
+    @Option(help: ArgumentHelp("A directory in the MNIST layout (full MNIST, /usr/share/datasets/fashion-mnist); a folder of PNG/JPEG images (root/<class>/<file> gives labels from the class folders, a flat folder none; any depth, files in natural path order); or a file: .npy (uint8, integers, float32/64; samples x features, or samples x height x width) or .csv/.tsv (one sample per line, a header line optional). Default: the embedded 10k MNIST test set.", valueName: "dir-or-file"))
     var data: String?
+    @Option(help: ArgumentHelp("Size of the samples of an image folder: S (S x S) or WxH; other images are resized (bilinear, averaging when shrinking). Default: the size most images have (its longer side brought down to \(ImageFolder.defaultLongestSide) when larger).", valueName: "S|WxH"))
+    var imageSize: String?
+    @Option(help: "Channels of the samples of an image folder: 1 (grey) or 3 (RGB). Default: 1 when every image is grey, else 3.")
+    var channels: Int?
     @Option(help: "Labels of a .npy or CSV --data: a .npy of integers, or a text file with one label (number or word) per line. Optional: without labels there is no ACC/NMI/ARI.")
     var labels: String?
     @Option(help: ArgumentHelp("The label column of a CSV --data: its name, its 0-based index (-1 or 'last': the last), 'none', or 'auto' (a column named label/class/target/y/..., else the one column of text).", valueName: "name-or-index"))
@@ -80,7 +84,22 @@ struct DataOptions: ParsableArguments {
 
     func validate() throws {
         if let limit, limit < 1 { throw ValidationError("--limit must be at least 1 (got \(limit)).") }
-        if labels != nil, !isFile { throw ValidationError("--labels goes with a .npy or CSV --data (an MNIST-layout directory has its label files).") }
+        if labels != nil, !isFile { throw ValidationError("--labels goes with a .npy or CSV --data (an MNIST-layout directory has its label files; an image folder takes its labels from its class folders).") }
+        if let channels, channels != 1 && channels != 3 { throw ValidationError("--channels takes 1 (grey) or 3 (RGB) (got \(channels)).") }
+        _ = try imageDimensions()
+        if imageSize != nil || channels != nil, data == nil || isFile {
+            throw ValidationError("--image-size and --channels go with a --data folder of PNG/JPEG images.")
+        }
+    }
+
+    /// --image-size as (width, height).
+    func imageDimensions() throws -> (Int, Int)? {
+        guard let imageSize else { return nil }
+        let parts = imageSize.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        guard (parts.count == 1 || parts.count == 2), parts.allSatisfy({ $0 != nil && (1...1024).contains($0!) }) else {
+            throw ValidationError("--image-size takes S or WxH with sides from 1 to 1024, e.g. 28 or 32x24 (got \(imageSize)).")
+        }
+        return (parts[0]!, parts.count == 2 ? parts[1]! : parts[0]!)
     }
 
     var isFile: Bool {
@@ -90,20 +109,53 @@ struct DataOptions: ParsableArguments {
             : DataSet.fileExtensions.contains(URL(fileURLWithPath: data).pathExtension.lowercased())
     }
 
-    /// The data set; rank 0 prints what loading chose (label column, normalisation).
-    /// `raw`: a file's values as read, not normalised (predict applies the model's normalisation).
-    func load(rank: Int = 0, raw: Bool = false) throws -> DataSet {
+    /// The data set; rank 0 prints what loading chose (label column, normalisation). The ranks split the reading
+    /// of an image folder. `raw`: a file's values as read, not normalised (predict applies the model's
+    /// normalisation); `expectedDimension`: a model's input width, which an image folder's default size follows.
+    func load(_ communicator: Communicator, raw: Bool = false, expectedDimension: Int? = nil) throws -> DataSet {
         let loaded: DataSet
         if let data, isFile {
             loaded = try DataSet.load(file: data, labels: labels, labelColumn: CSVTable.LabelColumn(parsing: labelColumn),
                                       normalization: raw ? nil : normalize, limit: limit)
+        } else if let data, FileManager.default.fileExists(atPath: data), ImageFolder.isImageFolder(data) {
+            loaded = try loadImages(data, communicator, expectedDimension: expectedDimension)
         } else if let data {
+            if imageSize != nil || channels != nil {
+                throw RunError("\(data) is in the MNIST layout; --image-size and --channels go with a folder of PNG/JPEG images", everyRank: true)
+            }
             loaded = try DataSet.load(directory: data, split: split, limit: limit)
         } else {
             loaded = try DataSet.embeddedMNIST(limit: limit)
         }
-        if rank == 0 { for note in loaded.notes { print("note: \(note)") } }
+        if communicator.rank == 0 { for note in loaded.notes { print("note: \(note)") } }
         return loaded
+    }
+
+    /// A folder of images, the ranks each decoding a share on their threads; progress on rank 0's terminal.
+    private func loadImages(_ folder: String, _ communicator: Communicator, expectedDimension: Int?) throws -> DataSet {
+        let size = try imageDimensions()
+        let started = Date()
+        let terminal = communicator.rank == 0 && isatty(1) != 0 && ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil
+        var lastLine = Date()
+        let options = ImageFolderOptions(width: size?.0, height: size?.1, channels: channels, limit: limit,
+                                         expectedDimension: expectedDimension, threads: BLAS.threads) { done, total in
+            if terminal {
+                print("\rreading images: \(done)/\(total)", terminator: "")
+                fflush(nil)
+            } else if Date().timeIntervalSince(lastLine) >= 10 {
+                lastLine = Date()
+                print("reading images: \(done)/\(total) (\(formatDuration(Date().timeIntervalSince(started))))")
+                fflush(nil)
+            }
+        }
+        let share = ReadShare(rank: communicator.rank, size: communicator.size, gather: { try communicator.allgatherBytes($0) })
+        let data = try ImageFolder.load(directory: folder, options: options, share: share)
+        if terminal { print("\r" + String(repeating: " ", count: 40) + "\r", terminator: "") }
+        if communicator.rank == 0 {
+            print(String(format: "read %d images in %.1f s (%d rank(s) x %d thread(s))", data.count, Date().timeIntervalSince(started),
+                         communicator.size, BLAS.threads))
+        }
+        return data
     }
 }
 

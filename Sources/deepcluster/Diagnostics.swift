@@ -134,7 +134,7 @@ struct NeighboursCommand: ParsableCommand {
 
     func run() throws {
         try withWorld(runtime) { communicator in
-            let data = try dataOptions.load(rank: communicator.rank)
+            let data = try dataOptions.load(communicator)
             let points = data.floats(.unit), n = data.count, dims = data.dimension
             guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
             let started = Clock.now

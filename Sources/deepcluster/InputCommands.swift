@@ -108,7 +108,7 @@ struct RawCommand: ParsableCommand {
             return m
         }
         try withWorld(runtime) { communicator in
-            let data = try dataOptions.load(rank: communicator.rank)
+            let data = try dataOptions.load(communicator)
             guard data.hasLabels else {
                 throw RunError("raw compares soft k-means with k-means against the labels, and \(data.name) has none: give --labels (or --label-column)")
             }

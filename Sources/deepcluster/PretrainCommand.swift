@@ -51,7 +51,7 @@ struct PretrainCommand: TrainingCommand {
 
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         try checkBatch(batchSize, ranks: communicator.size)
-        let data = try dataOptions.load(rank: communicator.rank)
+        let data = try dataOptions.load(communicator)
         let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
         var options = PretrainOptions()
         (options.epochs, options.batchSize, options.optimizer, options.learningRate) = (epochs, batchSize, optimizer, lr)

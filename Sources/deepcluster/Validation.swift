@@ -95,7 +95,9 @@ enum Limits {
         if let text { return try Augmentation(parsing: text) }
         let chosen = Recipe.augmentation(for: data)
         if chosen != Recipe.augmentation, rank == 0 {
-            print("note: \(data.name) holds \(data.isImage ? "\(data.dimension) values per sample, not square images" : "feature columns, not images"): no augmentation")
+            let what = data.imageShape.map { "\($0.width)x\($0.height) images, not square ones" }
+                ?? (data.isImage ? "\(data.dimension) values per sample, not square images" : "feature columns, not images")
+            print("note: \(data.name) holds \(what): no augmentation")
         }
         return chosen
     }
