@@ -19,7 +19,7 @@ echo "|---|---|---|---|" >> "$table"
 worst=0; worstcase=""; cases=0
 fail() { echo "FAIL $*"; fails=$((fails + 1)); }
 
-# run KIND NAME ARGS...: KIND bad (must fail with an error line) or any (0 or an error line).
+# run KIND NAME ARGS...: KIND bad (must fail with an error line), ok (must succeed) or any (0 or an error line).
 run() {
   local kind="$1" name="$2"; shift 2
   cases=$((cases + 1))
@@ -34,6 +34,7 @@ run() {
   if [ $rc -ge 124 ]; then ok=0; fi            # timeout, or killed by a signal (128 + n)
   if [ $rc -ne 0 ] && [ -z "$line" ]; then ok=0; fi
   if [ "$kind" = bad ] && [ $rc -eq 0 ]; then ok=0; fi
+  if [ "$kind" = ok ] && [ $rc -ne 0 ]; then ok=0; fi
   if [ $ok -eq 0 ]; then
     echo "FAIL fuzz $name: exit $rc, peak ${mb} MB: $(head -3 "$T/err" | tr '\n' ' ' | cut -c1-300)"; fails=$((fails + 1))
   fi
@@ -301,6 +302,78 @@ for v in -1 abc; do run bad "neighbours --check $v" "$BIN" neighbours --data "$T
 run bad "neighbours --search fast" "$BIN" neighbours --data "$T/tiny.csv" --search fast
 run any "raw --method n2d on 5 points" "$BIN" raw --data "$T/tiny.csv" --method n2d --clusters 2 --out "$T/o-n2d5"
 run bad "raw --method n2d,umap" "$BIN" raw --data "$T/tiny.csv" --method n2d,umap --out "$T/o-n2du"
+
+# Image folders (issue 29): crafted PNGs (16-bit, palette, alpha, 2-bit, a 60,000 x 60,000 header, bad CRC, zero
+# width), JPEGs from write-images (whole and truncated), files that are not images, sizes that differ, one class,
+# one image, an empty folder, a link back to the root. Converted ones must load (ok); the others must be refused.
+I="$T/img"; rm -rf "$I"; mkdir -p "$I"
+"$BIN" write-images --limit 40 --out "$I/png40" > /dev/null && "$BIN" write-images --limit 6 --format jpeg --out "$I/jpg6" > /dev/null \
+  || fail "write-images could not write the fuzz folders"
+python3 - "$I" <<'PY'
+import os, struct, sys, zlib, glob, shutil
+I = sys.argv[1]
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+def png(w, h, depth, colour, rows, plte=None, trns=None, crc_ok=True):
+    out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, 0))
+    if plte: out += chunk(b"PLTE", plte)
+    if trns: out += chunk(b"tRNS", trns)
+    idat = chunk(b"IDAT", zlib.compress(rows))
+    if not crc_ok: idat = idat[:-1] + bytes([idat[-1] ^ 1])
+    return out + idat + chunk(b"IEND", b"")
+def folder(name, files):
+    d = f"{I}/{name}"; os.makedirs(d, exist_ok=True)
+    for f, b in files.items():
+        os.makedirs(os.path.dirname(f"{d}/{f}"), exist_ok=True); open(f"{d}/{f}", "wb").write(b)
+good = open(sorted(glob.glob(f"{I}/png40/*/*.png"))[0], "rb").read()
+jpg = open(sorted(glob.glob(f"{I}/jpg6/*/*.jpg"))[0], "rb").read()
+g8 = lambda w, h: b"".join(b"\x00" + bytes(range(w)) for _ in range(h))
+folder("converted", {"a16.png": png(4, 4, 16, 0, b"".join(b"\x00" + b"\x12\x34" * 4 for _ in range(4))),
+                     "b-palette.png": png(4, 4, 8, 3, g8(4, 4), plte=bytes(range(12))),
+                     "c-alpha.png": png(4, 4, 8, 6, b"".join(b"\x00" + b"\x10\x20\x30\x40" * 4 for _ in range(4))),
+                     "d-trns.png": png(4, 4, 8, 0, g8(4, 4), trns=b"\x00\x02"),
+                     "e-2bit.png": png(4, 4, 2, 0, b"".join(b"\x00\x1b" for _ in range(4))),
+                     "f-rgb16a.png": png(4, 4, 16, 6, b"".join(b"\x00" + b"\x01\x02" * 16 for _ in range(4)))})
+folder("sizes", {"a.png": good, "b.png": good, "c.png": png(300, 200, 8, 0, g8(256, 200)[:0] + b"".join(b"\x00" + bytes(300) for _ in range(200))),
+                 "d.png": png(1, 1, 8, 0, b"\x00\x07"), "e.jpg": jpg})
+folder("huge-header", {"a.png": good, "b.png": png(60000, 60000, 8, 0, b"\x00\x00")})
+folder("wide-header", {"a.png": good, "b.png": png(1000000, 1, 8, 0, b"\x00\x00")})
+folder("zero-width", {"a.png": good, "b.png": png(0, 5, 8, 0, b"\x00")})
+folder("bad-crc", {"a.png": good, "b.png": png(4, 4, 8, 0, g8(4, 4), crc_ok=False)})
+folder("truncated-png", {"a.png": good, "b.png": good[: len(good) // 2]})
+folder("truncated-jpg", {"a.jpg": jpg, "b.jpg": jpg[: len(jpg) * 2 // 3]})
+folder("header-only-jpg", {"a.jpg": jpg, "b.jpg": jpg[:20]})
+folder("text-as-png", {"a.png": good, "b.png": b"hello, not a picture\n"})
+folder("jpeg-named-png", {"a.png": good, "b.png": jpg})
+folder("empty-file", {"a.png": good, "b.png": b""})
+folder("random-bytes", {"a.png": good, "b.png": os.urandom(3000)})
+folder("others-only", {"notes.txt": b"x", "data.csv": b"1,2\n"})
+folder("one-image", {"only.png": good})
+folder("one-class", {"cats/a.png": good, "cats/b.png": good})
+folder("mixed-depth", {"a.png": good, "x/b.png": good, "x/y/z/c.png": good})
+os.makedirs(f"{I}/empty", exist_ok=True)
+os.makedirs(f"{I}/loop/sub", exist_ok=True)
+open(f"{I}/loop/sub/a.png", "wb").write(good); open(f"{I}/loop/sub/b.png", "wb").write(good)
+os.symlink(f"{I}/loop", f"{I}/loop/sub/back")
+os.symlink(f"{I}/nowhere", f"{I}/loop/sub/dangling.png")
+PY
+for f in converted sizes one-class mixed-depth loop; do run ok "image folder: $f" "$BIN" info --data "$I/$f"; done
+for f in huge-header wide-header zero-width bad-crc truncated-png truncated-jpg header-only-jpg text-as-png empty-file \
+         random-bytes others-only one-image empty; do
+  run bad "image folder: $f" "$BIN" info --data "$I/$f"
+done
+run any "image folder: jpeg-named-png" "$BIN" info --data "$I/jpeg-named-png"
+run ok "image folder: --image-size 12x9 --channels 3" "$BIN" info --data "$I/sizes" --image-size 12x9 --channels 3
+run ok "image folder: 2 ranks" mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN" info --data "$I/png40"
+run bad "image folder: 2 ranks, truncated" mpirun --allow-run-as-root --oversubscribe -np 2 "$BIN" info --data "$I/truncated-png"
+for v in 0 -3 abc 2000 28x x28 28x28x3 1e3; do run bad "--image-size $v" "$BIN" info --data "$I/png40" --image-size "$v"; done
+for v in 0 2 4 abc; do run bad "--channels $v" "$BIN" info --data "$I/png40" --channels "$v"; done
+run bad "--image-size with a CSV" "$BIN" info --data "$T/tiny.csv" --image-size 28
+run bad "--labels with an image folder" "$BIN" info --data "$I/png40" --labels "$T/tiny.csv"
+run ok "dec on an image folder" "$BIN" dec $Q --data "$I/png40" --limit 40 --batch-size 20 --out "$T/o-img"
+run ok "predict on an image folder" "$BIN" predict --model "$T/o-img/model.bin" --data "$I/png40" --output "$T/o-img-pred.csv"
+head -1 "$T/o-img/assignments.csv" | grep -qx "index,path,cluster,label" && head -1 "$T/o-img-pred.csv" | grep -qx "index,path,cluster,label" \
+  || fail "image folder: assignments.csv and predict's CSV should start index,path,cluster,label"
+run bad "predict on a folder of other sizes" "$BIN" predict --model "$T/o-img/model.bin" --data "$I/sizes" --image-size 12 --output "$T/o-img-pred2.csv"
 for v in -1 100000; do bad_dec --tsne-points $v; done
 bad_dec --tsne-iterations 0; bad_dec --update-interval 0; bad_dec --checkpoint-every 0
 for v in 1 -0.1 nan; do bad_dec --mask $v; done
