@@ -186,6 +186,26 @@ final class ImageFolderTests: XCTestCase {
         for failure in failures { XCTAssert(failure.contains("dog/75.png") && failure.contains("not a PNG or JPEG"), failure) }
     }
 
+    /// The gallery shows a folder's own colour images (RGB PNGs, not inverted) with each file's path on hover.
+    func testGalleryShowsTheFilesInColour() throws {
+        for i in 0..<6 {
+            let pixels = (0..<16).flatMap { _ -> [UInt8] in [UInt8(40 * i), 200, 10] }
+            try write("\(i % 2 == 0 ? "green" : "teal")/img \(i) & co.png", PNG.rgb(width: 4, height: 4, pixels: pixels))
+        }
+        let data = try ImageFolder.load(directory: root, options: ImageFolderOptions())
+        let assignments = data.labels
+        let svg = try XCTUnwrap(Figures.galleryFigure(data: data, embedding: data.labels.map { Float($0) }, centres: [0, 1],
+                                                      assignments: assignments, clusters: 2, perCluster: 3))
+        XCTAssert(svg.contains("<title>green/img 0 &amp; co.png</title>"), "the file's path, escaped, on hover")
+        XCTAssert(svg.contains("→ green") && svg.contains("→ teal"), "clusters named by the matched folder")
+        let first = try XCTUnwrap(svg.range(of: "data:image/png;base64,"))
+        let encoded = svg[first.upperBound...].prefix { $0 != "\"" }
+        let png = try XCTUnwrap(Data(base64Encoded: String(encoded)))
+        XCTAssertEqual(png[png.startIndex + 25], 2, "colour type 2: RGB")
+        let picture = try XCTUnwrap(PNG.picture(data, 0))
+        XCTAssertEqual(Array(picture.pixels.prefix(3)), [0, 200, 10], "planes interleaved back, not inverted")
+    }
+
     func testBadFoldersAndFiles() throws {
         expectError("no .png, .jpg or .jpeg files")
         try write("notes.txt", Array("hello".utf8))
