@@ -2,7 +2,8 @@
 # Users' own data (issue 18): a CSV with a header and a text label column, clustered end to end (K from the labels,
 # features standardised, no augmentation; assignments.csv with the labels as written, embedding.npy and q.npy);
 # without labels K is required and the run reports no scores; predict on the CSV gives the run's own embedding
-# bitwise; .npy readers (float64 features + a labels .npy, uint8 images) and broken files answered in one line.
+# bitwise; .npy readers (float64 features + a labels .npy, uint8 images) and broken files answered in one line;
+# folders of PNG images (flat against IDX bit for bit; by class on 2 ranks, predict).
 # Called by Tests/multirank.sh with its temp dir; prints PASS/FAIL lines, returns the number of failures.
 set -uo pipefail
 T="$1/owndata"
@@ -118,4 +119,23 @@ for case in "truncated.npy:truncated: shape (300, 12) of '<f4' needs 14400 bytes
   if [ $rc -ne 0 ] && [ "$(wc -l < "$T/bad.log")" -le 2 ] && grep -qF "$expected" "$T/bad.log"; then pass "$file: $(grep -o 'error: .*' "$T/bad.log" | head -1)"
   else cat "$T/bad.log"; fail "$file (exit $rc)"; fi
 done
+
+# 6. Folders of images (issue 29): MNIST's first 400 test images written as PNG files. A flat folder named by index
+#    trains the IDX run's model.bin bit for bit; a folder per digit runs on 2 ranks (labels from the folders,
+#    assignments.csv with the paths, the gallery with the file names), and predict on it gives the run's own CSV.
+MPI="mpirun --allow-run-as-root --oversubscribe -x OPENBLAS_NUM_THREADS=1"
+S="--limit 400 --widths 784-32-10 --batch-size 100 --pretrain-epochs 3 --epochs 3 --tsne-points 0 --restarts 2 --clusters 10 --seed 2"
+if $BIN write-images --limit 400 --out "$T/png" > /dev/null && $BIN write-images --limit 400 --layout flat --out "$T/flat" > /dev/null \
+   && $BIN dec $S --out "$T/idx400" > "$T/idx400.log" 2>&1 && $BIN dec $S --data "$T/flat" --out "$T/flat400" > "$T/flat400.log" 2>&1 \
+   && cmp -s "$T/idx400/model.bin" "$T/flat400/model.bin" && grep -q "a flat folder: no labels" "$T/flat400.log"; then
+  pass "a flat folder of PNGs named by index: model.bin the same bytes as the run from the IDX file"
+else tail -3 "$T/idx400.log" "$T/flat400.log"; fail "flat PNG folder against IDX"; fi
+if $MPI -np 2 $BIN dec ${S/--clusters 10/} --data "$T/png" --out "$T/png400" > "$T/png400.log" 2>&1 \
+   && grep -q "labels from the 10 subfolders of png" "$T/png400.log" && grep -q "^read 400 images in" "$T/png400.log" \
+   && head -2 "$T/png400/assignments.csv" | tail -1 | grep -qE "^0,0/[0-9]+\.png,[0-9],0$" \
+   && grep -q "<title>0/" "$T/png400/clusters.svg" \
+   && $BIN predict --model "$T/png400/model.bin" --data "$T/png" --output "$T/png-pred.csv" > "$T/png-pred.log" 2>&1 \
+   && cmp -s "$T/png400/assignments.csv" "$T/png-pred.csv"; then
+  pass "a folder per digit on 2 ranks: labels from the folders, $(grep -o 'final DEC: ACC [0-9.]*' "$T/png400.log"), paths in assignments.csv, file names in the gallery; predict gives the run's own CSV"
+else tail -5 "$T/png400.log" "$T/png-pred.log"; fail "PNG class folders on 2 ranks"; fi
 exit $fails

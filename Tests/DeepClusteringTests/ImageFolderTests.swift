@@ -154,6 +154,10 @@ final class ImageFolderTests: XCTestCase {
         let small = try ImageFolder.load(directory: root, options: ImageFolderOptions(width: 2, height: 1))
         XCTAssertEqual(Array(small.images[0..<2]), [50, 125], "each target pixel averages the two it covers")
         XCTAssertEqual(Array(small.images[2..<4]), [7, 7])
+        // predict: a model of 2x2 grey inputs sets the size when --image-size is not given.
+        let forModel = try ImageFolder.load(directory: root, options: ImageFolderOptions(expectedDimension: 4))
+        XCTAssertEqual(forModel.imageShape, ImageShape(width: 2, height: 2, channels: 1))
+        XCTAssertEqual(Array(forModel.images[8..<12]), [9, 9, 9, 9])
     }
 
     /// The same bytes, names and labels whether one rank reads everything or three ranks (and threads) split it.
