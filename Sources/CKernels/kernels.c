@@ -297,4 +297,76 @@ void CKernels_zero_parallel(float *x, size_t n, long parts) {
     CKernels_parallel(parts, zero_piece, &job);
 }
 
+// MARK: - Augmentation
+
+typedef struct {
+    const float *clean;
+    float *out;
+    const double *params;
+    size_t rows, side, planes;
+    long parts;
+} AffineJob;
+
+// One plane; the same operations in the same order as Augmentation.transform in Swift (contraction is off above).
+// Compiled twice: for AVX2 CPUs (floor becomes one instruction instead of a libm call) and for any x86-64; floor is
+// exact either way, so both give the same bits.
+#define AFFINE_PLANE(NAME, ATTRIBUTES) \
+ATTRIBUTES static void NAME(const float *source, float *target, long side, double dx, double dy, double cosine, \
+                            double sine) { \
+    double c = (double)(side - 1) / 2; \
+    for (long y = 0; y < side; y++) { \
+        double v = (double)y - dy - c, sv = sine * v, cv = cosine * v; \
+        for (long x = 0; x < side; x++) { \
+            double u = (double)x - dx - c; \
+            double sx = cosine * u + sv + c, sy = -sine * u + cv + c; \
+            double fx0 = __builtin_floor(sx), fy0 = __builtin_floor(sy); \
+            long x0 = (long)fx0, y0 = (long)fy0; \
+            float fx = (float)(sx - fx0), fy = (float)(sy - fy0); \
+            float p00 = 0, p10 = 0, p01 = 0, p11 = 0; \
+            int xin = x0 >= 0 && x0 < side, x1in = x0 + 1 >= 0 && x0 + 1 < side; \
+            if (y0 >= 0 && y0 < side) { \
+                if (xin) p00 = source[y0 * side + x0]; \
+                if (x1in) p10 = source[y0 * side + x0 + 1]; \
+            } \
+            if (y0 + 1 >= 0 && y0 + 1 < side) { \
+                if (xin) p01 = source[(y0 + 1) * side + x0]; \
+                if (x1in) p11 = source[(y0 + 1) * side + x0 + 1]; \
+            } \
+            float top = p00 * (1 - fx) + p10 * fx; \
+            float bottom = p01 * (1 - fx) + p11 * fx; \
+            target[y * side + x] = fy == 0 ? top : top * (1 - fy) + bottom * fy; \
+        } \
+    } \
+}
+
+AFFINE_PLANE(affine_plane_generic, )
+#if defined(__x86_64__)
+AFFINE_PLANE(affine_plane_avx2, DC_AVX2)
+#endif
+
+static void affine_plane(const float *source, float *target, long side, double dx, double dy, double cosine, double sine) {
+#if defined(__x86_64__)
+    if (has_avx2()) { affine_plane_avx2(source, target, side, dx, dy, cosine, sine); return; }
+#endif
+    affine_plane_generic(source, target, side, dx, dy, cosine, sine);
+}
+
+static void affine_piece(void *context, long part) {
+    AffineJob *job = context;
+    size_t lower = job->rows * (size_t)part / (size_t)job->parts, upper = job->rows * (size_t)(part + 1) / (size_t)job->parts;
+    size_t plane = job->side * job->side, width = plane * job->planes;
+    for (size_t r = lower; r < upper; r++) {
+        const double *t = job->params + 4 * r;
+        for (size_t p = 0; p < job->planes; p++)
+            affine_plane(job->clean + r * width + p * plane, job->out + r * width + p * plane, (long)job->side, t[0], t[1], t[2], t[3]);
+    }
+}
+
+void CKernels_affine_bilinear_parallel(const float *clean, float *out, size_t rows, size_t side, size_t planes,
+                                       const double *params, long parts) {
+    if (parts < 1) parts = 1;
+    AffineJob job = { .clean = clean, .out = out, .params = params, .rows = rows, .side = side, .planes = planes, .parts = parts };
+    CKernels_parallel(parts, affine_piece, &job);
+}
+
 int CKernels_vectorised(void) { return has_avx2(); }

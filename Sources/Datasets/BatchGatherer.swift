@@ -1,6 +1,7 @@
 // BatchGatherer: copies a batch's rows out of the UInt8 images into Float buffers, normalising on the way
 // (the conversion is fused into the gather), and optionally masking inputs for denoising pretraining.
 // B = batch rows, D = input dims. Buffers sized once.
+import Foundation
 import Tensor
 
 public struct FeatureTransform: Sendable {
@@ -33,6 +34,7 @@ public final class BatchGatherer {
     public let noisy: UnsafeMutablePointer<Float>   // (B, D): the masked input (when masking)
     public let scratch: UnsafeMutablePointer<Float> // (B, D): free for a loss gradient
     public let augmented: UnsafeMutablePointer<Float> // (B, D): `clean` under each sample's affine transform
+    let transforms: UnsafeMutablePointer<Double>     // (B, 4): each row's shift, cosine and sine
 
     public init(dims: Int, maxRows: Int, transform: FeatureTransform) {
         self.dims = dims
@@ -42,6 +44,7 @@ public final class BatchGatherer {
         noisy = .allocate(capacity: max(maxRows * dims, 1))
         scratch = .allocate(capacity: max(maxRows * dims, 1))
         augmented = .allocate(capacity: max(maxRows * dims, 1))
+        transforms = .allocate(capacity: max(maxRows * 4, 4))
     }
 
     deinit {
@@ -49,6 +52,7 @@ public final class BatchGatherer {
         noisy.deallocate()
         scratch.deallocate()
         augmented.deallocate()
+        transforms.deallocate()
     }
 
     /// Gathers rows `indices` of `data` into `clean`.
@@ -99,17 +103,23 @@ extension BatchGatherer {
         return UnsafePointer(augmented)
     }
 
-    /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index).
+    /// Writes `augmented` = each row of `clean` under its sample's transform, drawn from (seed, epoch, sample index):
+    /// the transforms here, the pixels by CKernels on the rank's threads (the same bits as `Augmentation.transform`,
+    /// whatever the split). Colour: every plane under the sample's one transform.
     public func augment(_ augmentation: Augmentation, seed: UInt64, epoch: Int, indices: ArraySlice<Int32>) {
         guard let (side, planes) = Augmentation.imageLayout(of: dims) else { preconditionFailure("augmentation needs square images") }
+        precondition(indices.count <= maxRows)
         var r = 0
         for index in indices {
             let t = augmentation.parameters(seed: seed, epoch: epoch, index: Int(index), side: side)
-            for p in 0..<planes {  // colour: every plane under the sample's one transform
-                let offset = r * dims + p * side * side
-                Augmentation.transform(clean + offset, into: augmented + offset, side: side, dx: t.dx, dy: t.dy, angle: t.angle)
-            }
+            transforms[4 * r] = t.dx
+            transforms[4 * r + 1] = t.dy
+            transforms[4 * r + 2] = cos(t.angle)
+            transforms[4 * r + 3] = sin(t.angle)
             r += 1
         }
+        // A pixel costs about as much as 16 elementwise passes' elements: the threads wake for a batch of a few rows.
+        Kernels.affineBilinear(clean, into: augmented, rows: r, side: side, planes: planes, transforms: transforms,
+                               parts: Parallel.parts(work: r * dims * 16, count: r))
     }
 }

@@ -301,6 +301,10 @@ public enum ImageFolder {
                 notes.append("a flat folder: no labels (one subfolder per class gives them)")
             }
         }
+        if listed.files.count > files.count {
+            let classes = data.hasLabels ? " (\(data.classCount) of the folder's classes)" : ""
+            notes.append("--limit \(files.count): the first \(files.count) of \(listed.files.count) files in path order\(classes)")
+        }
         notes.insert("\(name): \(files.count) images read as \(finalShape), values / 255", at: 0)
         data.notes = notes
         return data

@@ -45,6 +45,14 @@ public enum Kernels {
         CKernels_zero_parallel(values, count, parts)
     }
 
+    /// Augmentation's pixels: each of `rows` rows of `source` (`planes` of side x side) under its transform
+    /// (`transforms`: dx, dy, cosine, sine per row), bilinear with zero fill; split by rows.
+    @inline(__always)
+    public static func affineBilinear(_ source: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>, rows: Int, side: Int,
+                                      planes: Int, transforms: UnsafePointer<Double>, parts: Int) {
+        CKernels_affine_bilinear_parallel(source, target, rows, side, planes, transforms, parts)
+    }
+
     /// True when the AVX2 bodies run (else the scalar ones, same bits).
     public static var vectorised: Bool { CKernels_vectorised() != 0 }
 }

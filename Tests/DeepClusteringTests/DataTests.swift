@@ -184,6 +184,34 @@ final class AugmentationTests: XCTestCase {
     }
 
     /// The images of a batch do not depend on how the batch is split: 3 ranks' shares augmented apart equal the whole.
+    /// The batch's pixels come from CKernels on the rank's threads: the same bits as the Swift transform, row by row
+    /// and plane by plane (colour), for any thread count.
+    func testThreadedKernelIsTheSwiftTransform() throws {
+        let a = Augmentation(shift: 0.2, rotate: 30)
+        let saved = BLAS.threads
+        defer { BLAS.threads = saved }
+        for planes in [1, 3] {
+            let dims = planes * side * side, rows = 37
+            let gatherer = BatchGatherer(dims: dims, maxRows: rows, transform: FeatureTransform(shift: [], scale: []))
+            let values = seededValues(rows * dims, seed: UInt64(planes)).map { Float(abs($0)) }
+            gatherer.clean.update(from: values, count: values.count)
+            let indices: [Int32] = (0..<rows).map { Int32($0 * 3) }
+            for threads in [1, 2, 3] {
+                BLAS.threads = threads
+                gatherer.augment(a, seed: 4, epoch: 2, indices: indices[...])
+                for r in 0..<rows {
+                    let t = a.parameters(seed: 4, epoch: 2, index: Int(indices[r]), side: side)
+                    for p in 0..<planes {
+                        let plane = Array(values[(r * dims + p * side * side)..<(r * dims + (p + 1) * side * side)])
+                        let expected = transformed(plane, dx: t.dx, dy: t.dy, angle: t.angle)
+                        let got = (0..<(side * side)).map { gatherer.augmented[r * dims + p * side * side + $0] }
+                        XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern), "row \(r) plane \(p), \(threads) thread(s)")
+                    }
+                }
+            }
+        }
+    }
+
     func testSameImagesWhateverTheShares() throws {
         let data = try DataSet.embeddedMNIST(limit: 30)
         let a = Augmentation(shift: 0.1, rotate: 10)

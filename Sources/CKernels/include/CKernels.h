@@ -35,6 +35,13 @@ void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, si
 void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts);
 void CKernels_zero_parallel(float *x, size_t n, long parts);
 
+/// Augmentation: each of `rows` rows of `clean` (planes of side x side values) under its affine transform into `out`.
+/// `params` holds four values per row: the shift (dx, dy) in pixels and the cosine and sine of the angle. Each target
+/// pixel samples its plane bilinearly at the inverse-transformed position (undo the shift, turn by -angle about the
+/// centre), reading 0 outside. Rows are split over `parts` threads; a row's values do not depend on the split.
+void CKernels_affine_bilinear_parallel(const float *clean, float *out, size_t rows, size_t side, size_t planes,
+                                       const double *params, long parts);
+
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
 
