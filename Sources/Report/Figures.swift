@@ -50,18 +50,20 @@ extension Figures {
         let longest = Double(max(first.width, first.height))
         let scale = longest <= 32 ? 2.0 : min(1, 96 / longest)
         let drawnWidth = Double(first.width) * scale, drawnHeight = Double(first.height) * scale
-        let cellWidth = drawnWidth + 4, cell = drawnHeight + 4, left = 170.0, top = 60.0
+        // The row labels ("c3 → label (n=..., ..%)") set the left margin: about 7 pixels a character at 12 px.
+        let longestName = data.hasLabels ? (0..<data.classCount).map { className(data, $0).count }.max() ?? 2 : 3
+        let cellWidth = drawnWidth + 4, cell = drawnHeight + 4, left = max(170, Double(longestName + 22) * 7), top = 60.0
         // Files' own images are shown as they are; arrays of grey digits as dark ink on white.
         let asFiles = !data.sampleNames.isEmpty
         // At least wide enough for the title and the caption, however small the images.
-        let width = max(left + Double(perCluster) * cellWidth + 20, 640), height = top + Double(clusters) * cell + 50
+        let width = max(left + Double(perCluster) * cellWidth + 20, left + 620), height = top + Double(clusters) * cell + (asFiles ? 60 : 50)
         var s = """
             <?xml version="1.0" encoding="UTF-8"?>
             <svg xmlns="http://www.w3.org/2000/svg" width="\(SVG.f(width))" height="\(SVG.f(height))" viewBox="0 0 \(SVG.f(width)) \(SVG.f(height))" font-family="Helvetica, Arial, sans-serif">
             <title>What each cluster is: the images nearest its centre</title>
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(SVG.f(width / 2))" y="26" text-anchor="middle" font-size="18" font-weight="bold">What each cluster is: the \(perCluster) images nearest its centre</text>
-            <text x="\(SVG.f(left))" y="48" font-size="12">x axis: nearest first → · y axis: cluster → matched label (cluster size, share of the matched label)\(asFiles ? " · hover an image for its file" : "")</text>
+            <text x="\(SVG.f(left))" y="48" font-size="12">x axis: nearest first → · y axis: cluster → matched label (cluster size, share of the matched label)</text>
 
             """
         for (row, c) in order.enumerated() {
@@ -87,6 +89,10 @@ extension Figures {
                 s += "<image x=\"\(SVG.f(left + Double(k) * cellWidth))\" y=\"\(SVG.f(y))\" width=\"\(SVG.f(drawnWidth))\" height=\"\(SVG.f(drawnHeight))\" "
                     + "style=\"image-rendering:\(scale > 1 ? "pixelated" : "auto")\" href=\"\(uri)\">\(hover)</image>\n"
             }
+        }
+        if asFiles {
+            s += "<text x=\"\(SVG.f(left))\" y=\"\(SVG.f(top + Double(clusters) * cell + 24))\" font-size=\"12\" fill=\"#555\">"
+                + "Hover an image for its file (paths relative to \(SVG.escape(data.name))).</text>\n"
         }
         return s + "</svg>\n"
     }
