@@ -52,7 +52,7 @@ else cat "$T/a.log"; fail "dec --clusters auto stop/resume differs from the unin
 # 3. kill -9 of the whole job at random points (the full-size autoencoder: ~40 MB checkpoints, so many kills land
 #    inside a checkpoint write). Every resume must load the newest complete checkpoint; the end result must equal
 #    the uninterrupted run bitwise.
-K="--limit 1024 --epochs 6 --batch-size 256 --seed 5 --threads 1"
+K="--limit 1024 --epochs 6 --batch-size 256 --seed 5 --threads 1 --checkpoint-every 1"
 $BIN pretrain $K --out "$T/k-ref" > "$T/k-ref.log" 2>&1 || fail "kill reference"
 kills=0; during=0; resumes=0; bad=0
 $BIN pretrain $K --out "$T/k" > "$T/k.log" 2>&1 &
@@ -83,7 +83,7 @@ if [ $bad -eq 0 ] && same "$T/k-ref/autoencoder.bin" "$T/k/autoencoder.bin" && [
 else tail -5 "$T/k.log"; fail "kill -9 and resume ($kills kills, $bad failed resumes)"; fi
 
 # 4. One rank of a 3-rank job killed: mpirun ends non-zero within 10 s with a message; resuming finishes the run.
-R="--limit 1536 --epochs 6 --batch-size 192 --seed 6"
+R="--limit 1536 --epochs 6 --batch-size 192 --seed 6 --checkpoint-every 1"
 $MPI -np 3 $BIN pretrain $R --out "$T/r" > "$T/r.log" 2>&1 &
 mpid=$!
 for _ in $(seq 200); do [ -e "$T/r/autoencoder.bin" ] && break; sleep 0.1; done
@@ -100,7 +100,7 @@ else fail "killed rank: could not find the ranks of mpirun $mpid"; wait $mpid; f
 
 # 5. NaN in one rank's gradient: both ranks stop at that step with a message; the last good checkpoint resumes to
 #    the same result as a run that never saw the NaN.
-N="--limit 1000 --epochs 3 --widths 784-64-10 --batch-size 100 --seed 8"
+N="--limit 1000 --epochs 3 --widths 784-64-10 --batch-size 100 --seed 8 --checkpoint-every 1"
 $MPI -np 2 $BIN pretrain $N --out "$T/n-ref" > /dev/null 2>&1
 $MPI -np 2 $BIN pretrain $N --out "$T/n" --debug-poison 14:1 > "$T/n.log" 2>&1; rc=$?
 if [ $rc -ne 0 ] && grep -q "non-finite gradient at step 14" "$T/n.log" && grep -q "epoch   1/3" "$T/n.log" && ! grep -q "epoch   2/3" "$T/n.log" \

@@ -26,6 +26,8 @@ public final class Pretrainer {
     /// that epoch's sums so far (loss, seconds waited on the reduction, seconds).
     public private(set) var batchInEpoch = 0
     private var epochSoFar = (loss: 0.0, comm: 0.0, seconds: 0.0)
+    /// When the last checkpoint was written (or the phase began), for a cadence in time.
+    private var lastCheckpoint = Clock.now
     public let stopAgreement = StopAgreement()
     private let shares: ShareGradients?
     private var dumped = false
@@ -164,7 +166,8 @@ public final class Pretrainer {
                 try stopAgreement.stop(context, phase: "pretraining", epoch: epoch, batch: 0, batches: batches,
                                        checkpoint: checkpointPath, save: saveCheckpoint)
             }
-            if epoch % max(options.checkpointEvery, 1) == 0 || epoch == options.epochs || lastOfBudget {
+            if options.checkpointEvery.due(epoch: epoch, secondsSinceLast: Clock.now - lastCheckpoint) || epoch == options.epochs
+                || lastOfBudget {
                 try saveCheckpoint()
             }
             if let maxSteps = options.maxSteps, step >= maxSteps { break }
@@ -174,6 +177,7 @@ public final class Pretrainer {
     public var checkpointPath: String { context.path("autoencoder.bin") }
 
     public func saveCheckpoint() throws {
+        lastCheckpoint = Clock.now
         guard context.isRoot else { return }
         var state = RunState()
         (state.epoch, state.step, state.batch) = (epoch, step, batchInEpoch)

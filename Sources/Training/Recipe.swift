@@ -54,6 +54,8 @@ public enum Recipe {
         options.seed = seed
         return options
     }
+    /// Checkpoints once 5 minutes have passed since the last (and after a phase's last epoch, at a stop signal).
+    public static let checkpointEvery = CheckpointCadence.seconds(300)
     public static let tsnePoints = 2000
     public static let tsneIterations = 1000
 
@@ -79,7 +81,7 @@ public struct PretrainOptions: Sendable {
     /// nil: the recipe's for the data (on square images only).
     public var augmentation: Augmentation? = nil
     public var overlap = true
-    public var checkpointEvery = 1
+    public var checkpointEvery = Recipe.checkpointEvery
     public var maxSteps: Int? = nil
     /// Fault injection for tests: this rank's gradient becomes NaN at this step.
     public var poison: (step: Int, rank: Int)? = nil
@@ -124,7 +126,7 @@ public struct DECOptions: Sendable {
     /// t-SNE of Figure 4: points in the seeded subsample (0 = no Figure 4) and iterations.
     public var tsnePoints = Recipe.tsnePoints
     public var tsneIterations = Recipe.tsneIterations
-    public var checkpointEvery = 1
+    public var checkpointEvery = Recipe.checkpointEvery
     /// Fine-tuning on augmented batches (the target distribution P stays that of the clean data).
     /// nil: the recipe's for the data (on square images only).
     public var augmentation: Augmentation? = nil

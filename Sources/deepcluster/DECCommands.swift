@@ -59,8 +59,8 @@ struct DECCommand: TrainingCommand {
     @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = Recipe.umap.epochs
     @Option(help: "IDEC/DKM: weight of the clustering term. Default 0.1 for IDEC, 1e-4 for DKM (its k-means term is in squared embedding units, hundreds of times the per-pixel MSE; at 0.1 the embedding collapses to one cluster).") var gamma: Float?
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(help: "Write a checkpoint (autoencoder.bin while pretraining, dec-state.bin while fine-tuning) every N epochs.")
-    var checkpointEvery = 1
+    @Option(help: ArgumentHelp("Write a checkpoint (autoencoder.bin while pretraining, dec-state.bin while fine-tuning) every N epochs, or once a time such as 90s, 5m or 1h has passed since the last; also after each phase's last epoch and at a stop signal. Default: \(Recipe.checkpointEvery).", valueName: "N|time"))
+    var checkpointEvery = Recipe.checkpointEvery.description
     @Option(help: "Epochs whose embedding Figure 4 maps with t-SNE, e.g. 0,50,100,200 (the end is always added). Default: the start, the middle and the end.")
     var snapshots: String?
     @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = Recipe.tsnePoints
@@ -83,7 +83,7 @@ struct DECCommand: TrainingCommand {
         try Limits.memory(widths: try plannedWidths(widths), batchSize: batchSize ?? Recipe.batchSize)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         _ = try plannedWidths(widths)
-        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
+        do { _ = try CheckpointCadence(parsing: checkpointEvery) } catch { throw ValidationError("\(error)") }
         if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
         _ = try snapshotEpochs()
         if !(0...Limits.largestTSNEPoints).contains(tsnePoints) || !(1...100_000).contains(tsneIterations) {
@@ -109,7 +109,7 @@ struct DECCommand: TrainingCommand {
             (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs, batchSize, pretrainOptimizer, pretrainLr)
             (pretrain.seed, pretrain.widths, pretrain.weightInit) = (seed, try dataWidths(widths, data), initialization)
             (pretrain.maskRate, pretrain.overlap) = (mask, !runtime.noOverlap)
-            pretrain.checkpointEvery = checkpointEvery
+            pretrain.checkpointEvery = try CheckpointCadence(parsing: checkpointEvery)
             pretrain.augmentation = try Limits.augmentation(augment, data: data, rank: communicator.rank)
             guard pretrain.widths[0] == data.dimension else {
                 throw RunError("--widths starts at \(pretrain.widths[0]) but the data has \(data.dimension) dimensions")
@@ -132,7 +132,7 @@ struct DECCommand: TrainingCommand {
             options.confidence = confidence
             options.umap.epochs = umapEpochs
             options.gamma = gamma
-            options.checkpointEvery = checkpointEvery
+            options.checkpointEvery = try CheckpointCadence(parsing: checkpointEvery)
             options.augmentation = pretrain.augmentation
             if let explicit = try snapshotEpochs() {
                 options.snapshotEpochs = explicit

@@ -26,7 +26,8 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Denoising: probability of zeroing each input pixel.") var mask = Recipe.maskRate
     @Option(help: "Augmentation of every sample (square images): none, or shift=F,rotate=DEGREES for a random shift up to F of the width and height and a rotation up to DEGREES, bilinear, drawn from (seed, epoch, sample), e.g. shift=0.1,rotate=10. The mask applies on top. Default: shift=0.1,rotate=10 on square images, none on other data.")
     var augment: String?
-    @Option(help: "Write a checkpoint every N epochs (and after the last).") var checkpointEvery = 1
+    @Option(help: ArgumentHelp("Write a checkpoint every N epochs, or once a time such as 90s, 5m or 1h has passed since the last; also after the last epoch and at a stop signal. Default: \(Recipe.checkpointEvery).", valueName: "N|time"))
+    var checkpointEvery = Recipe.checkpointEvery.description
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
     var debugPoison: String?
@@ -42,7 +43,7 @@ struct PretrainCommand: TrainingCommand {
         try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
         _ = try plannedWidths(widths)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
-        if checkpointEvery < 1 { throw ValidationError("--checkpoint-every must be at least 1.") }
+        do { _ = try CheckpointCadence(parsing: checkpointEvery) } catch { throw ValidationError("\(error)") }
         if let debugEmulateRanks, !(2...64).contains(debugEmulateRanks) { throw ValidationError("--debug-emulate-ranks must be in 2...64.") }
         if let maxSteps, maxSteps < 1 { throw ValidationError("--max-steps must be at least 1 (got \(maxSteps)).") }
         try Limits.augmentation(augment)
@@ -57,7 +58,7 @@ struct PretrainCommand: TrainingCommand {
         (options.epochs, options.batchSize, options.optimizer, options.learningRate) = (epochs, batchSize, optimizer, lr)
         (options.seed, options.widths, options.weightInit, options.maskRate) = (seed, try dataWidths(widths, data), initialization, mask)
         options.overlap = !runtime.noOverlap
-        options.checkpointEvery = checkpointEvery
+        options.checkpointEvery = try CheckpointCadence(parsing: checkpointEvery)
         options.maxSteps = maxSteps
         options.augmentation = try Limits.augmentation(augment, data: data, rank: communicator.rank)
         if let parts = debugPoison?.split(separator: ":").compactMap({ Int($0) }), parts.count == 2 { options.poison = (parts[0], parts[1]) }

@@ -5,6 +5,23 @@ import XCTest
 @testable import Training
 
 final class RunStateTests: XCTestCase {
+    /// --checkpoint-every: N epochs or a time; due on the epoch count or once the time has passed.
+    func testCheckpointCadence() throws {
+        XCTAssertEqual(try CheckpointCadence(parsing: "3"), .epochs(3))
+        XCTAssertEqual(try CheckpointCadence(parsing: "90s"), .seconds(90))
+        XCTAssertEqual(try CheckpointCadence(parsing: "5m"), .seconds(300))
+        XCTAssertEqual(try CheckpointCadence(parsing: "1.5h"), .seconds(5400))
+        XCTAssertEqual(Recipe.checkpointEvery.description, "5m")
+        XCTAssertEqual(CheckpointCadence.seconds(90).description, "90s")
+        for bad in ["0", "-1", "0s", "abc", "5x", "1e9s", "nan", "infs", ""] {
+            XCTAssertThrowsError(try CheckpointCadence(parsing: bad), bad)
+        }
+        XCTAssert(CheckpointCadence.epochs(2).due(epoch: 4, secondsSinceLast: 0))
+        XCTAssertFalse(CheckpointCadence.epochs(2).due(epoch: 3, secondsSinceLast: 1e6))
+        XCTAssert(CheckpointCadence.seconds(300).due(epoch: 1, secondsSinceLast: 300))
+        XCTAssertFalse(CheckpointCadence.seconds(300).due(epoch: 1, secondsSinceLast: 299))
+    }
+
     let expected = RunState.Expectation(kind: "dec-state", method: "dec", optimizerCount: 4, batchesPerEpoch: 3, sumCount: 3,
                                         samples: 5, clusters: 2, embedding: 2, sections: ["target": 10], metricsLines: 7)
 

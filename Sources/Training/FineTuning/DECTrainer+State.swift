@@ -2,6 +2,7 @@
 // needs) and dec-state.bin (the same weights and the RunState to continue exactly: the RNG streams are functions of
 // (seed, epoch), so position, sums, optimizer, labels, snapshots and the objective's target are the rest).
 import Clustering
+import Collective
 import Foundation
 import Tensor
 
@@ -40,6 +41,7 @@ extension DECTrainer {
     }
 
     public func saveState() throws {
+        lastCheckpoint = Clock.now
         guard context.isRoot else { return }
         var state = RunState()
         (state.epoch, state.step, state.batch) = (completedEpochs, step, batchInEpoch)

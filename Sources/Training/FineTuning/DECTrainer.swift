@@ -23,6 +23,8 @@ public final class DECTrainer {
     public internal(set) var step = 0
     public internal(set) var completedEpochs = 0
     public internal(set) var batchInEpoch = 0
+    /// When the last checkpoint was written (or the phase began), for a cadence in time.
+    var lastCheckpoint = Clock.now
     /// The hard assignments at the last target update (for the label-change test).
     var previous: [Int32]?
     /// Sums since the last target update: clustering and reconstruction loss (kept in the state), and the seconds
@@ -94,7 +96,8 @@ public final class DECTrainer {
     // MARK: - The loop
 
     /// Fine-tunes until the label change falls below the tolerance or the epoch limit; returns the final pass.
-    /// Starts from `completedEpochs` (0, or where a resumed state left off) and checkpoints every `checkpointEvery` epochs.
+    /// Starts from `completedEpochs` (0, or where a resumed state left off) and checkpoints as `checkpointEvery` says
+    /// and after the last epoch.
     public func run() throws -> ClusteringPass {
         let batches = sampler.batchesPerEpoch
         let interval = options.updateInterval ?? batches
@@ -143,7 +146,10 @@ public final class DECTrainer {
             completedEpochs += 1
             if stopAgreement.agreed { try stop(epoch: completedEpochs, batch: 0, of: batches) }
             let lastOfBudget = context.epochFinished()
-            if completedEpochs % max(options.checkpointEvery, 1) == 0 || lastOfBudget { try saveState() }
+            if options.checkpointEvery.due(epoch: completedEpochs, secondsSinceLast: Clock.now - lastCheckpoint)
+                || completedEpochs == options.epochs || lastOfBudget {
+                try saveState()
+            }
         }
         let final = try pass()
         if !converged { report(final, changed: labelChange(final)) }
