@@ -25,6 +25,8 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var inertia: Double?
     public var nonemptyClusters: Int?
     public var seconds: Double?
+    /// Of `seconds`, the time inside training steps (the rest: shuffling, target passes, checkpoints, records).
+    public var stepSeconds: Double?
     public var samplesPerS: Double?
     /// Share of the step time spent waiting on (or doing) the gradient reduction.
     public var commShare: Double?
@@ -69,7 +71,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case kept, reason, startAgreement = "start_agreement", finetunedAgreement = "finetuned_agreement", startAcc = "start_acc"
         case finetunedAcc = "finetuned_acc", kmeansInputAcc = "kmeans_input_acc"
         case clusters, clustersTried = "clusters_tried", icl, prunedClusters = "pruned_clusters", layoutSeconds = "layout_seconds"
-        case stageSeconds = "stage_seconds", peakMemoryMB = "peak_memory_mb"
+        case stageSeconds = "stage_seconds", peakMemoryMB = "peak_memory_mb", stepSeconds = "step_seconds"
     }
 
     /// The fine-tuning epoch this record marks when it falls on a whole epoch (snapshots are taken at whole epochs).

@@ -127,9 +127,12 @@ public final class Pretrainer {
             let epochStart = Clock.now - epochSoFar.seconds
             sampler.shuffle(epoch: epoch)
             var lossSum = epochSoFar.loss, commSeconds = epochSoFar.comm
+            var stepSeconds = 0.0  // this invocation's share of the epoch (not kept in checkpoints)
             let bar = ProgressBar(context: context, total: batches, label: "pretrain epoch \(epoch + 1)")
             for b in batchInEpoch..<batches {
+                let stepStart = Clock.now
                 lossSum += try trainStep(batch: b)
+                stepSeconds += Clock.now - stepStart
                 commSeconds += lastStepExposed
                 bar.update(b + 1)
                 if let maxSteps = options.maxSteps, step >= maxSteps { break }
@@ -150,14 +153,15 @@ public final class Pretrainer {
             let loss = lossSum / Double(data.count)
             let done = epoch - firstEpoch
             let eta = (Clock.now - started) / Double(done) * Double(options.epochs - epoch)
-            context.say(String(format: "pretrain epoch %3d/%d  loss %.5f  %7.0f samples/s  elapsed %@  ETA %@",
-                               epoch, options.epochs, loss, samplesPerSecond,
+            context.say(String(format: "pretrain epoch %3d/%d  loss %.5f  %7.0f samples/s (steps %3.0f%%)  elapsed %@  ETA %@",
+                               epoch, options.epochs, loss, samplesPerSecond, 100 * stepSeconds / seconds,
                                formatDuration(context.elapsed), formatDuration(eta)))
             var record = RunRecord(phase: "pretrain")
             record.epoch = Double(epoch)
             record.step = step
             record.loss = loss
             record.seconds = seconds
+            record.stepSeconds = stepSeconds
             record.samplesPerS = samplesPerSecond
             record.commShare = commSeconds / seconds
             context.record(record)

@@ -31,6 +31,8 @@ public final class DECTrainer {
     /// waited on the reduction (a measurement, not kept: a resumed interval counts its own).
     var intervalSums = [0.0, 0.0]
     var intervalComm = 0.0
+    /// Seconds inside training steps since the last record (the rest: the whole-data pass, checkpoints, records).
+    var intervalSteps = 0.0
     public internal(set) var history: [RunRecord] = []
     public internal(set) var snapshots: [(epoch: Int, embedding: [Float])] = []
     public internal(set) var lastPass: ClusteringPass?
@@ -110,6 +112,7 @@ public final class DECTrainer {
                    eta: done > 0 ? (Clock.now - started) / done * (Double(options.epochs) - epoch) : .nan)
             intervalSums = [0, 0]
             intervalComm = 0
+            intervalSteps = 0
             intervalStart = Clock.now
         }
         epochs: while completedEpochs < options.epochs {
@@ -133,7 +136,9 @@ public final class DECTrainer {
                         break epochs
                     }
                 }
+                let stepStart = Clock.now
                 let losses = try trainStep(batch: b)
+                intervalSteps += Clock.now - stepStart
                 intervalSums[0] += losses.0
                 intervalSums[1] += losses.1
                 intervalComm += lastStepExposed
@@ -178,6 +183,7 @@ public final class DECTrainer {
         entry.step = step
         entry.setScores(accuracy: pass.scores.accuracy, nmi: pass.scores.nmi, ari: pass.scores.ari)
         entry.seconds = seconds
+        entry.stepSeconds = intervalSteps
         entry.loss = intervalSums[0] / samples
         entry.samplesPerS = rate
         entry.commShare = intervalComm / max(seconds, 1e-9)
@@ -186,9 +192,9 @@ public final class DECTrainer {
         entry.labelChange = changed
         history.append(entry)
         context.record(entry)
-        context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  %@  changed %@  %7.0f samples/s  elapsed %@  ETA %@",
+        context.say(String(format: "%@ epoch %6.1f/%d  loss %.5f  %@  changed %@  %7.0f samples/s (steps %3.0f%%)  elapsed %@  ETA %@",
                            options.method.rawValue, epoch, options.epochs, intervalSums[0] / samples, pass.scores.text,
-                           changed.map { String(format: "%.4f", $0) } ?? "  -   ", rate,
+                           changed.map { String(format: "%.4f", $0) } ?? "  -   ", rate, 100 * intervalSteps / max(seconds, 1e-9),
                            formatDuration(context.elapsed), formatDuration(eta)))
     }
 }
