@@ -51,7 +51,7 @@ if Launch/run --testcluster -np 4 pretrain $P --out "$T/four" > "$T/four.log" 2>
 else cat "$T/four.log"; fail "pretrain on the test cluster: ${out:-}"; fi
 
 # A lost host: cut dc-h2's link after the first checkpoint; the job must end with an error within 15 s.
-L="--limit 2048 --epochs 8 --batch-size 256 --seed 2 --widths 784-256-10"
+L="--limit 2048 --epochs 8 --batch-size 256 --seed 2 --widths 784-256-10 --checkpoint-every 1"
 Launch/run --testcluster -np 4 pretrain $L --out "$T/lost" > "$T/lost.log" 2>&1 &
 job=$!
 for _ in $(seq 300); do [ -e "$T/lost/autoencoder.bin" ] && break; sleep 0.1; done

@@ -61,6 +61,8 @@ public final class Pretrainer {
     @discardableResult
     public func trainStep(batch b: Int) throws -> Double {
         let store = model.store
+        optimizer.learningRate = options.schedule.rate(options.learningRate, step: step,
+                                                       total: options.epochs * sampler.batchesPerEpoch)
         if let shares {
             try shares.emulate(into: model.transport.gradients, range: model.all) { r in
                 let (global, local) = sampler.batch(b, rank: r, of: shares.emulation.ranks)

@@ -2,6 +2,7 @@
 // flags take their defaults from it, and the README's accuracy table names it; change a default here and every
 // caller gets the same run. Not the per-invocation settings (threads, the transport): those are the runtime's.
 import Clustering
+import Foundation
 import Datasets
 import NN
 
@@ -11,6 +12,8 @@ public enum Recipe {
     public static let pretrainEpochs = 100
     public static let batchSize = 256
     public static let pretrainOptimizer = OptimizerKind.adam
+    /// The pretraining learning rate over the epochs: constant (as DEC and N2D train).
+    public static let pretrainSchedule = LearningRateSchedule.constant
     public static let pretrainLearningRate: Float = 0.001
     public static let weightInit = WeightInit.glorot
     /// Denoising: each input zeroed with this probability.
@@ -67,6 +70,24 @@ public enum Recipe {
 
 public enum DeepMethod: String, Sendable, CaseIterable { case dec, idec, dkm }
 
+/// How a learning rate moves over a phase's steps.
+public enum LearningRateSchedule: String, Sendable, CaseIterable {
+    /// The rate as given, every step.
+    case constant
+    /// From the rate down to 0 along half a cosine over all the phase's steps (Loshchilov and Hutter 2017, without
+    /// restarts): the rate at `step` of `total` is rate x (1 + cos(pi step / total)) / 2.
+    case cosine
+
+    public func rate(_ base: Float, step: Int, total: Int) -> Float {
+        switch self {
+        case .constant: return base
+        case .cosine:
+            let progress = min(1, Double(step) / Double(max(total, 1)))
+            return Float(Double(base) * (1 + cos(Double.pi * progress)) / 2)
+        }
+    }
+}
+
 public struct PretrainOptions: Sendable {
     public var epochs = Recipe.pretrainEpochs
     public var batchSize = Recipe.batchSize
@@ -82,6 +103,7 @@ public struct PretrainOptions: Sendable {
     public var augmentation: Augmentation? = nil
     public var overlap = true
     public var checkpointEvery = Recipe.checkpointEvery
+    public var schedule = Recipe.pretrainSchedule
     public var maxSteps: Int? = nil
     /// Fault injection for tests: this rank's gradient becomes NaN at this step.
     public var poison: (step: Int, rank: Int)? = nil
@@ -151,7 +173,7 @@ extension PretrainOptions {
     public func flags(inDEC: Bool = false) -> [(flag: String, value: String)] {
         let p = inDEC ? "--pretrain-" : "--"
         return [(p + "epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"), (p + "optimizer", optimizer.rawValue),
-                (p + "lr", "\(learningRate)"), ("--seed", "\(seed)"), ("--widths", widthsText(widths)),
+                (p + "lr", "\(learningRate)"), (p + "schedule", schedule.rawValue), ("--seed", "\(seed)"), ("--widths", widthsText(widths)),
                 ("--initialization", weightInit.rawValue), ("--mask", "\(maskRate)"), ("--augment", augmentationText(augmentation)),
                 ("--checkpoint-every", "\(checkpointEvery)")]
             + (overlap ? [] : [("--no-overlap", "")]) + (maxSteps.map { [("--max-steps", "\($0)")] } ?? [])

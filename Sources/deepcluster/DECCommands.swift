@@ -40,6 +40,8 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Fine-tuning learning rate.") var lr = Recipe.learningRate
     @Option(help: "Pretraining optimizer.") var pretrainOptimizer = Recipe.pretrainOptimizer
     @Option(help: "Pretraining learning rate.") var pretrainLr = Recipe.pretrainLearningRate
+    @Option(help: "Pretraining learning rate over the epochs: constant, or cosine (from --pretrain-lr down to 0 over all of pretraining).")
+    var pretrainSchedule = Recipe.pretrainSchedule
     @Option(help: "Denoising pretraining: probability of zeroing each input pixel.") var mask = Recipe.maskRate
     @Option(help: "Augmentation in pretraining and fine-tuning (square images; the target distribution uses the clean data): none, or shift=F,rotate=DEGREES, e.g. shift=0.1,rotate=10 (see pretrain --help). Default: shift=0.1,rotate=10 on square images, none on other data.")
     var augment: String?
@@ -107,6 +109,7 @@ struct DECCommand: TrainingCommand {
             let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
             var pretrain = PretrainOptions()
             (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs, batchSize, pretrainOptimizer, pretrainLr)
+            pretrain.schedule = pretrainSchedule
             (pretrain.seed, pretrain.widths, pretrain.weightInit) = (seed, try dataWidths(widths, data), initialization)
             (pretrain.maskRate, pretrain.overlap) = (mask, !runtime.noOverlap)
             pretrain.checkpointEvery = try CheckpointCadence(parsing: checkpointEvery)

@@ -243,6 +243,7 @@ extension TrainingCommand {
 extension Split: ExpressibleByArgument {}
 extension NeighbourSearch: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
+extension LearningRateSchedule: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
 extension ClusterStart: ExpressibleByArgument {}
 extension KeptResult: ExpressibleByArgument {}

@@ -19,6 +19,8 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Epochs.") var epochs = Recipe.pretrainEpochs
     @Option(help: "Global batch size (summed over all ranks). Default: \(Recipe.batchSize), or the number of samples when there are fewer.") var batchSize: Int?
     @Option(help: "adam or sgd.") var optimizer = Recipe.pretrainOptimizer
+    @Option(help: "Learning rate over the epochs: constant, or cosine (from --lr down to 0 over all the epochs).")
+    var schedule = Recipe.pretrainSchedule
     @Option(help: "Learning rate.") var lr = Recipe.pretrainLearningRate
     @Option(help: "Random seed.") var seed: UInt64 = 0
     @Option(help: "Encoder widths, input first, e.g. 784-500-500-2000-10. Default: the data's width, then 500-500-2000-10.") var widths: String?
@@ -56,6 +58,7 @@ struct PretrainCommand: TrainingCommand {
         let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
         var options = PretrainOptions()
         (options.epochs, options.batchSize, options.optimizer, options.learningRate) = (epochs, batchSize, optimizer, lr)
+        options.schedule = schedule
         (options.seed, options.widths, options.weightInit, options.maskRate) = (seed, try dataWidths(widths, data), initialization, mask)
         options.overlap = !runtime.noOverlap
         options.checkpointEvery = try CheckpointCadence(parsing: checkpointEvery)
