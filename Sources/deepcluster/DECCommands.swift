@@ -169,7 +169,8 @@ struct PredictCommand: ParsableCommand {
         commandName: "predict",
         abstract: "Assign samples to clusters with a model.bin written by `dec`.",
         discussion: """
-            Writes --output (index,cluster[,label]; index,path,cluster[,label] for a folder of images) and beside it OUTPUT-stem.embedding.npy (N x E, float32) and
+            Writes --output (index,cluster[,label]; for a folder of images
+            index,path,cluster[,label]) and beside it OUTPUT-stem.embedding.npy (N x E, float32) and
             OUTPUT-stem.q.npy (N x K soft assignments), and prints ACC/NMI/ARI when the data has labels. New data is
             normalised as the model's training data was (model.bin keeps the normalisation of a .npy or CSV run).
               deepcluster predict --model runs/dec-1/model.bin --data new.csv --output new-clusters.csv

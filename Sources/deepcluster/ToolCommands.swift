@@ -68,12 +68,14 @@ struct WriteImagesCommand: ParsableCommand {
         commandName: "write-images",
         abstract: "Write a data set of images as a folder of PNG (or JPEG) files: one subfolder per label, or one flat folder.",
         discussion: """
-            The other way round from `--data FOLDER`: for trying the image reader on data you know, or for looking at
-            a data set. Files are named by the sample's index (0.png, 1.png, ...), which the reader's natural order
-            puts back in the same order, so a flat folder reads back as the same samples in the same order.
-              deepcluster write-images --out mnist-png                  # the embedded 10k test set, by label
-              deepcluster write-images --data ../shared/data/mnist --split all --out mnist70k-png
+            The other way round from `--data FOLDER`: for trying the image reader on
+            data you know, or for looking at a data set. Files are named by the
+            sample's index (0.png, 1.png, ...), which the reader's natural order puts
+            back in order, so a flat folder reads back as the same samples.
+              deepcluster write-images --out mnist-png     # embedded 10k, by label
               deepcluster write-images --layout flat --out mnist-flat
+              deepcluster write-images --data runs/mnist-full --split all \\
+                  --out mnist70k-png
             """)
     @OptionGroup var dataOptions: DataOptions
     @Option(help: "The folder to write (created; it must not hold images already).") var out: String
