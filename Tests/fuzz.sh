@@ -377,6 +377,7 @@ run bad "predict on a folder of other sizes" "$BIN" predict --model "$T/o-img/mo
 for v in -1 100000; do bad_dec --tsne-points $v; done
 bad_dec --tsne-iterations 0; bad_dec --update-interval 0; bad_dec --checkpoint-every 0
 for v in -5m 0s abc 5x 1e9s nan; do bad_dec --checkpoint-every "$v"; done
+for v in linear "" COSINE; do bad_dec --pretrain-schedule "$v"; done
 for v in 1 -0.1 nan; do bad_dec --mask $v; done
 bad_dec --method nope; bad_dec --initialization foo; bad_dec --optimizer foo; bad_dec --seed -1; bad_dec --seed abc
 for v in 0 100000 -2; do bad_dec --threads $v; done
