@@ -156,7 +156,10 @@ static void jpeg_describe(j_common_ptr info, char *error, size_t error_size) {
     set_error(error, error_size, message);
 }
 
-static int jpeg_header(const uint8_t *data, size_t size, dc_image_info *info, char *error, size_t error_size) {
+// Reads the header into `info`, then, when `out` is given, decodes the pixels as `channels` into it (`out_size` must
+// be their exact count). One function for both, so that the error handling stands once.
+static int jpeg_read(const uint8_t *data, size_t size, dc_image_info *info, int channels, uint8_t *out, size_t out_size,
+                     char *error, size_t error_size) {
     struct jpeg_decompress_struct decoder;
     jpeg_context context = {0};
     decoder.err = jpeg_std_error(&context.manager);
@@ -171,66 +174,44 @@ static int jpeg_header(const uint8_t *data, size_t size, dc_image_info *info, ch
     jpeg_create_decompress(&decoder);
     jpeg_mem_src(&decoder, data, (unsigned long)size);
     jpeg_read_header(&decoder, TRUE);
-    if (context.truncated) {
-        jpeg_destroy_decompress(&decoder);
-        set_error(error, error_size, "the file ends early (a truncated JPEG)");
-        return -1;
+    int status = 0;
+    if (info) {
+        info->kind = DC_IMAGE_JPEG;
+        info->width = (int)decoder.image_width;
+        info->height = (int)decoder.image_height;
+        info->components = decoder.num_components == 1 ? 1 : 3;
     }
-    info->kind = DC_IMAGE_JPEG;
-    info->width = (int)decoder.image_width;
-    info->height = (int)decoder.image_height;
-    info->components = decoder.num_components == 1 ? 1 : 3;
-    jpeg_destroy_decompress(&decoder);
-    return 0;
-}
-
-static int jpeg_decode(const uint8_t *data, size_t size, int channels, uint8_t *out, size_t out_size, char *error,
-                       size_t error_size) {
-    struct jpeg_decompress_struct decoder;
-    jpeg_context context = {0};
-    decoder.err = jpeg_std_error(&context.manager);
-    context.manager.error_exit = jpeg_fail;
-    context.manager.emit_message = jpeg_message;
-    if (setjmp(context.jump)) {
-        if (context.truncated) set_error(error, error_size, "the file ends early (a truncated JPEG)");
-        else jpeg_describe((j_common_ptr)&decoder, error, error_size);
-        jpeg_destroy_decompress(&decoder);
-        return -1;
-    }
-    jpeg_create_decompress(&decoder);
-    jpeg_mem_src(&decoder, data, (unsigned long)size);
-    jpeg_read_header(&decoder, TRUE);
-    if (decoder.jpeg_color_space == JCS_CMYK || decoder.jpeg_color_space == JCS_YCCK) {
-        jpeg_destroy_decompress(&decoder);
+    if (out && (decoder.jpeg_color_space == JCS_CMYK || decoder.jpeg_color_space == JCS_YCCK)) {
         set_error(error, error_size, "a CMYK JPEG (save it as RGB or greyscale)");
-        return -1;
+        status = -1;
+    } else if (out) {
+        decoder.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
+        jpeg_start_decompress(&decoder);
+        size_t stride = (size_t)decoder.output_width * (size_t)decoder.output_components;
+        if (decoder.output_components != channels || stride * decoder.output_height != out_size) {
+            set_error(error, error_size, "its size differs from the one its header declared");
+            status = -1;
+        } else {
+            while (decoder.output_scanline < decoder.output_height) {
+                JSAMPROW row = out + (size_t)decoder.output_scanline * stride;
+                jpeg_read_scanlines(&decoder, &row, 1);
+            }
+            jpeg_finish_decompress(&decoder);
+        }
     }
-    decoder.out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
-    jpeg_start_decompress(&decoder);
-    size_t stride = (size_t)decoder.output_width * (size_t)decoder.output_components;
-    if (decoder.output_components != channels || stride * decoder.output_height != out_size) {
-        jpeg_destroy_decompress(&decoder);
-        set_error(error, error_size, "its size differs from the one its header declared");
-        return -1;
-    }
-    while (decoder.output_scanline < decoder.output_height) {
-        JSAMPROW row = out + (size_t)decoder.output_scanline * stride;
-        jpeg_read_scanlines(&decoder, &row, 1);
-    }
-    jpeg_finish_decompress(&decoder);
     jpeg_destroy_decompress(&decoder);
-    if (context.truncated) {
+    if (status == 0 && context.truncated) {
         set_error(error, error_size, "the file ends early (a truncated JPEG)");
-        return -1;
+        status = -1;
     }
-    return 0;
+    return status;
 }
 
 // MARK: - The door
 
 int dc_image_header(const uint8_t *data, size_t size, dc_image_info *info, char *error, size_t error_size) {
     if (is_png(data, size)) return png_header(data, size, info, error, error_size);
-    if (is_jpeg(data, size)) return jpeg_header(data, size, info, error, error_size);
+    if (is_jpeg(data, size)) return jpeg_read(data, size, info, 0, NULL, 0, error, error_size);
     set_error(error, error_size, "not a PNG or JPEG file (its first bytes are neither signature)");
     return -1;
 }
@@ -250,8 +231,8 @@ int dc_image_decode(const uint8_t *data, size_t size, int channels, uint8_t *out
     *flags = 0;
     if (channels != 1 && channels != 3) { set_error(error, error_size, "channels must be 1 or 3"); return -1; }
     if (is_jpeg(data, size)) {
-        if (channels == 1) return jpeg_decode(data, size, 1, out, out_size, error, error_size);
-        if (jpeg_decode(data, size, 3, out, out_size, error, error_size) != 0) return -1;
+        if (channels == 1) return jpeg_read(data, size, NULL, 1, out, out_size, error, error_size);
+        if (jpeg_read(data, size, NULL, 3, out, out_size, error, error_size) != 0) return -1;
         if (grey_content(out, out_size / 3, 3)) *flags |= DC_IMAGE_GREY_CONTENT;
         return 0;
     }

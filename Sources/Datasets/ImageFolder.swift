@@ -196,7 +196,8 @@ public enum ImageFolder {
         let mine = share.range(files.count)
         var headers = [Int](repeating: 0, count: 3 * mine.count)
         let headerError = headers.withUnsafeMutableBufferPointer { buffer -> String? in
-            let out = SharedPointer(buffer.baseAddress ?? UnsafeMutablePointer<Int>.allocate(capacity: 1))
+            guard let base = buffer.baseAddress else { return nil }  // a rank with no share
+            let out = SharedPointer(base)
             return forEach(mine, threads: options.threads) { index, _ in
                 let info = try header(directory + "/" + files[index])
                 let r = 3 * (index - mine.lowerBound)
@@ -211,31 +212,8 @@ public enum ImageFolder {
         let sizes = (0..<files.count).map { [all[3 * $0], all[3 * $0 + 1]] }
         let anyColour = (0..<files.count).contains { all[3 * $0 + 2] == 3 }
 
-        // The samples' shape: as asked, else the model's, else the most common size (brought down when large).
         var notes = listed.notes
-        var counts: [[Int]: Int] = [:]
-        for size in sizes { counts[size, default: 0] += 1 }
-        let common = counts.max { a, b in a.value != b.value ? a.value < b.value : a.key.lexicographicallyPrecedes(b.key) }!.key
-        var width = options.width ?? common[0], height = options.height ?? common[1]
-        var channels = options.channels ?? (anyColour ? 3 : 1)
-        if options.width == nil, let expected = options.expectedDimension {
-            let c = options.channels ?? (expected % 3 == 0 && Augmentation.imageSide(of: expected / 3) != nil && anyColour ? 3 : 1)
-            if let side = Augmentation.imageSide(of: expected / c), expected % c == 0, side * side * c != width * height * channels {
-                (width, height, channels) = (side, side, c)
-                notes.append("images resized to \(side)x\(side) as the model expects \(expected) inputs")
-            }
-        } else if options.width == nil, max(width, height) > defaultLongestSide {
-            let scale = Double(defaultLongestSide) / Double(max(width, height))
-            width = max(1, Int((Double(width) * scale).rounded()))
-            height = max(1, Int((Double(height) * scale).rounded()))
-            notes.append("most images are \(common[0])x\(common[1]): brought down to \(width)x\(height) (--image-size S to choose)")
-        }
-        let shape = ImageShape(width: width, height: height, channels: channels)
-        let other = sizes.filter { $0 != [width, height] }.count
-        if other > 0 {
-            notes.append("\(other) of \(files.count) images are not \(width)x\(height): resized to it (bilinear, averaging when shrinking; "
-                         + "the aspect ratio is not kept)")
-        }
+        let shape = chooseShape(sizes: sizes, anyColour: anyColour, options: options, notes: &notes)
 
         // Pixels: each rank decodes its share into C x H x W planes.
         var pixels = [UInt8](repeating: 0, count: mine.count * shape.values)
@@ -259,11 +237,10 @@ public enum ImageFolder {
         let decoded = try exchange(Report(numbers: [alpha, allGrey], message: pixelError), share)
         if let message = decoded.firstMessage { throw RunError(message, everyRank: true) }
         var finalShape = shape
-        if options.channels == nil, channels == 3, decoded.reports.allSatisfy({ $0.numbers[1] == 1 }) {
+        if options.channels == nil, shape.channels == 3, decoded.reports.allSatisfy({ $0.numbers[1] == 1 }) {
             // Colour files whose pixels are all grey: one plane is the image.
             pixels = (0..<mine.count).flatMap { pixels[($0 * shape.values)..<($0 * shape.values + shape.pixels)] }
             finalShape.channels = 1
-            channels = 1
             notes.append("every image is grey (some stored as colour): one channel")
         }
         let transparent = decoded.reports.reduce(0) { $0 + $1.numbers[0] }
@@ -273,34 +250,13 @@ public enum ImageFolder {
             throw RunError("\(directory): the gathered pixels do not add up (\(images.count) bytes)", everyRank: true)
         }
 
-        // Labels: the first folder of each path, when every image sits in one.
         let name = URL(fileURLWithPath: directory).standardizedFileURL.lastPathComponent
         var data = DataSet(name: name, images: images, labels: [Int32](repeating: 0, count: files.count),
                            dimension: finalShape.values, classCount: 1)
         data.isImage = true
         data.imageShape = finalShape
         data.sampleNames = files
-        let folders = files.map { $0.split(separator: "/", maxSplits: 1) }
-        if folders.allSatisfy({ $0.count == 2 }) {
-            let set = LabelSet(folders.map { String($0[0]) })
-            if set.names.count >= 2 {
-                data.labels = set.indices
-                data.classCount = set.names.count
-                data.classNames = set.names
-                data.hasLabels = true
-                notes.append("labels from the \(set.names.count) subfolders of \(name) (\(set.names.prefix(6).joined(separator: ", "))\(set.names.count > 6 ? ", ..." : ""))")
-            } else {
-                data.hasLabels = false
-                notes.append("every image sits in one subfolder (\(set.names[0])): one class, so no labels and no ACC/NMI/ARI")
-            }
-        } else {
-            data.hasLabels = false
-            if folders.contains(where: { $0.count == 2 }) {
-                notes.append("some images sit in \(name) itself, others in subfolders: no labels (put every image in a class folder for them)")
-            } else {
-                notes.append("a flat folder: no labels (one subfolder per class gives them)")
-            }
-        }
+        notes.append(label(&data, by: files))
         if listed.files.count > files.count {
             let classes = data.hasLabels ? " (\(data.classCount) of the folder's classes)" : ""
             notes.append("--limit \(files.count): the first \(files.count) of \(listed.files.count) files in path order\(classes)")
@@ -308,6 +264,56 @@ public enum ImageFolder {
         notes.insert("\(name): \(files.count) images read as \(finalShape), values / 255", at: 0)
         data.notes = notes
         return data
+    }
+
+    /// The samples' shape: as asked, else the one a model's input width implies, else the most common size (its
+    /// longer side brought down to `defaultLongestSide`); notes say what was chosen and how many images are resized.
+    static func chooseShape(sizes: [[Int]], anyColour: Bool, options: ImageFolderOptions, notes: inout [String]) -> ImageShape {
+        var counts: [[Int]: Int] = [:]
+        for size in sizes { counts[size, default: 0] += 1 }
+        let common = counts.max { a, b in a.value != b.value ? a.value < b.value : a.key.lexicographicallyPrecedes(b.key) }!.key
+        var shape = ImageShape(width: options.width ?? common[0], height: options.height ?? common[1],
+                               channels: options.channels ?? (anyColour ? 3 : 1))
+        if options.width == nil, let expected = options.expectedDimension {
+            if let layout = Augmentation.imageLayout(of: expected), options.channels == nil || options.channels == layout.planes,
+               layout.side * layout.side * layout.planes != shape.values {
+                shape = ImageShape(width: layout.side, height: layout.side, channels: layout.planes)
+                notes.append("images read as \(shape) as the model expects \(expected) inputs")
+            }
+        } else if options.width == nil, max(shape.width, shape.height) > defaultLongestSide {
+            let scale = Double(defaultLongestSide) / Double(max(shape.width, shape.height))
+            shape.width = max(1, Int((Double(shape.width) * scale).rounded()))
+            shape.height = max(1, Int((Double(shape.height) * scale).rounded()))
+            notes.append("most images are \(common[0])x\(common[1]): brought down to \(shape.width)x\(shape.height) (--image-size S to choose)")
+        }
+        let other = sizes.filter { $0 != [shape.width, shape.height] }.count
+        if other > 0 {
+            notes.append("\(other) of \(sizes.count) images are not \(shape.width)x\(shape.height): resized to it (bilinear, averaging "
+                         + "when shrinking; the aspect ratio is not kept)")
+        }
+        return shape
+    }
+
+    /// Labels `data` by the first folder of each path when every image sits in one and there are at least two;
+    /// returns the note that says where the labels came from, or why there are none.
+    static func label(_ data: inout DataSet, by files: [String]) -> String {
+        data.hasLabels = false
+        let folders = files.map { $0.split(separator: "/", maxSplits: 1) }
+        guard folders.allSatisfy({ $0.count == 2 }) else {
+            return folders.contains(where: { $0.count == 2 })
+                ? "some images sit in \(data.name) itself, others in subfolders: no labels (put every image in a class folder for them)"
+                : "a flat folder: no labels (one subfolder per class gives them)"
+        }
+        let set = LabelSet(folders.map { String($0[0]) })
+        guard set.names.count >= 2 else {
+            return "every image sits in one subfolder (\(set.names[0])): one class, so no labels and no ACC/NMI/ARI"
+        }
+        data.labels = set.indices
+        data.classCount = set.names.count
+        data.classNames = set.names
+        data.hasLabels = true
+        return "labels from the \(set.names.count) subfolders of \(data.name) (\(set.names.prefix(6).joined(separator: ", "))"
+            + "\(set.names.count > 6 ? ", ..." : ""))"
     }
 
     // MARK: - One file
