@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "CMPIShims", dependencies: ["CMPI"]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
+        // oneDNN's bf16 GEMM (Debian's libdnnl-dev) split over CKernels' pool (Tensor's BF16.swift).
+        .target(name: "CBF16", dependencies: ["CKernels"], linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng",
@@ -40,8 +42,8 @@ let package = Package(
         .target(name: "Collective", swiftSettings: swift6),
 
         // MARK: Numerics, data, report (no MPI)
-        // Matrices, GEMM through OpenBLAS, the elementwise C kernels, the thread pool, seeded random numbers.
-        .target(name: "Tensor", dependencies: ["COpenBLAS", "CKernels"], swiftSettings: swift6),
+        // Matrices, GEMM through OpenBLAS (float32) and oneDNN (bf16), the elementwise C kernels, the thread pool, seeded random numbers.
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CBF16", "CKernels"], swiftSettings: swift6),
         // Layers over one flat parameter buffer: Dense, the autoencoder, MSE, SGD and Adam.
         .target(name: "NN", dependencies: ["Tensor"], swiftSettings: swift6),
         // k-means++ / Lloyd (restarts spread over the ranks), soft k-means, DEC's assignment and target, metrics.

@@ -297,6 +297,47 @@ void CKernels_zero_parallel(float *x, size_t n, long parts) {
     CKernels_parallel(parts, zero_piece, &job);
 }
 
+// MARK: - bfloat16
+
+/// x rounded to bfloat16 (its upper 16 bits), to nearest with ties to even, as AVX-512 BF16's vcvtneps2bf16: a NaN
+/// stays a (quiet) NaN, a finite value past the largest bf16 becomes Inf. Branch-free so that the loop vectorises.
+static inline __attribute__((always_inline)) uint16_t bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(nan ? ((u >> 16) | 0x40u) : rounded);
+}
+
+static inline __attribute__((always_inline)) void to_bf16(const float *restrict x, uint16_t *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = bf16_round(x[i]);
+}
+
+#if defined(__x86_64__)
+DC_AVX2 static void to_bf16_avx2(const float *x, uint16_t *y, size_t n) { to_bf16(x, y, n); }
+#endif
+
+void CKernels_to_bf16(const float *x, uint16_t *y, size_t n) {
+#if defined(__x86_64__)
+    if (has_avx2()) { to_bf16_avx2(x, y, n); return; }
+#endif
+    to_bf16(x, y, n);
+}
+
+typedef struct { const float *x; uint16_t *y; size_t n; long parts; } ConversionJob;
+
+static void conversion_piece(void *context, long part) {
+    const ConversionJob *job = context;
+    size_t lower = part == 0 ? 0 : (job->n * (size_t)part / (size_t)job->parts) & ~(size_t)15;
+    size_t upper = part == job->parts - 1 ? job->n : (job->n * (size_t)(part + 1) / (size_t)job->parts) & ~(size_t)15;
+    if (upper > lower) CKernels_to_bf16(job->x + lower, job->y + lower, upper - lower);
+}
+
+void CKernels_to_bf16_parallel(const float *x, uint16_t *y, size_t n, long parts) {
+    ConversionJob job = { .x = x, .y = y, .n = n, .parts = parts };
+    CKernels_parallel(parts, conversion_piece, &job);
+}
+
 // MARK: - Augmentation
 
 typedef struct {

@@ -1,5 +1,6 @@
 // Autoencoder: a stack of Dense layers, encoder widths w0-w1-...-wL, decoder mirrored. ReLU after every
-// hidden layer; the embedding and the reconstruction are linear. Buffers are sized once for `maxRows`.
+// hidden layer; the embedding and the reconstruction are linear. Buffers are sized once for `maxRows`; in bf16
+// (`precision`), each layer also holds its operands rounded to bf16 (HalfOperands).
 // B = batch rows, D = input dims, E = embedding dims.
 import Tensor
 
@@ -8,6 +9,8 @@ public final class Autoencoder {
     public let encoder: [Dense]
     public let decoder: [Dense]
     public let maxRows: Int
+    /// The arithmetic of the products (Precision); fixed for the autoencoder's life.
+    public let precision: Precision
     /// Parameter ranges: the decoder is laid out first, so the encoder and whatever follows it are one suffix.
     public let decoderRange: Range<Int>
     public let encoderRange: Range<Int>
@@ -21,8 +24,12 @@ public final class Autoencoder {
     // Ping-pong gradient buffers, (B, max width) each.
     let gradientA: UnsafeMutablePointer<Float>
     let gradientB: UnsafeMutablePointer<Float>
+    // bf16 operands per layer (empty in float32); the output-gradient scratch is one (B, max width) buffer for all.
+    let encoderHalf: [HalfOperands]
+    let decoderHalf: [HalfOperands]
+    let halfBuffers: [UnsafeMutablePointer<UInt16>]
 
-    public init(widths: [Int], maxRows: Int, layout: inout ParameterLayout) {
+    public init(widths: [Int], maxRows: Int, layout: inout ParameterLayout, precision: Precision = .float32) {
         precondition(widths.count >= 2 && widths.allSatisfy { $0 > 0 }, "autoencoder widths must be positive")
         self.widths = widths
         self.maxRows = max(maxRows, 1)
@@ -44,9 +51,26 @@ public final class Autoencoder {
         let widest = widths.max()!
         gradientA = .allocate(capacity: rows * widest)
         gradientB = .allocate(capacity: rows * widest)
+        self.precision = precision
+        var buffers: [UnsafeMutablePointer<UInt16>] = []
+        func halfOperands(_ layers: [Dense], scratch: UnsafeMutablePointer<UInt16>) -> [HalfOperands] {
+            guard precision == .bf16 else { return [] }
+            return layers.map { layer in
+                let input = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * layer.inputs)
+                let weight = UnsafeMutablePointer<UInt16>.allocate(capacity: layer.inputs * layer.outputs)
+                buffers += [input, weight]
+                return HalfOperands(input: input, weight: weight, dOutput: scratch)
+            }
+        }
+        let scratch = UnsafeMutablePointer<UInt16>.allocate(capacity: precision == .bf16 ? rows * widest : 0)
+        buffers.append(scratch)
+        encoderHalf = halfOperands(encoder, scratch: scratch)
+        decoderHalf = halfOperands(decoder, scratch: scratch)
+        halfBuffers = buffers
     }
 
     deinit {
+        halfBuffers.forEach { $0.deallocate() }
         (encoderOut + decoderOut).forEach { $0.deallocate() }
         gradientA.deallocate()
         gradientB.deallocate()
@@ -67,7 +91,7 @@ public final class Autoencoder {
         precondition(rows <= maxRows)
         var x = input
         for (l, layer) in encoder.enumerated() {
-            layer.forward(store, input: x, output: encoderOut[l], rows: rows)
+            layer.forward(store, input: x, output: encoderOut[l], rows: rows, half: encoderHalf.isEmpty ? nil : encoderHalf[l])
             x = UnsafePointer(encoderOut[l])
         }
         return embedding
@@ -78,7 +102,7 @@ public final class Autoencoder {
     public func decode(_ store: ParameterStore, rows: Int) -> UnsafeMutablePointer<Float> {
         var x = UnsafePointer(embedding)
         for (l, layer) in decoder.enumerated() {
-            layer.forward(store, input: x, output: decoderOut[l], rows: rows)
+            layer.forward(store, input: x, output: decoderOut[l], rows: rows, half: decoderHalf.isEmpty ? nil : decoderHalf[l])
             x = UnsafePointer(decoderOut[l])
         }
         return reconstruction
@@ -99,7 +123,8 @@ public final class Autoencoder {
         for l in stride(from: decoder.count - 1, through: 0, by: -1) {
             let input = l == 0 ? UnsafePointer(embedding) : UnsafePointer(decoderOut[l - 1])
             let dInput = dOut == gradientA ? gradientB : gradientA
-            decoder[l].backward(store, input: input, output: decoderOut[l], dOutput: dOut, dInput: dInput, rows: rows)
+            decoder[l].backward(store, input: input, output: decoderOut[l], dOutput: dOut, dInput: dInput, rows: rows,
+                                half: decoderHalf.isEmpty ? nil : decoderHalf[l])
             try afterLayer(decoder[l])
             dOut = dInput
         }
@@ -115,7 +140,7 @@ public final class Autoencoder {
             let layerInput = l == 0 ? input : UnsafePointer(encoderOut[l - 1])
             let dInput = dOut == gradientA ? gradientB : gradientA
             encoder[l].backward(store, input: layerInput, output: encoderOut[l], dOutput: dOut,
-                                dInput: l == 0 ? nil : dInput, rows: rows)
+                                dInput: l == 0 ? nil : dInput, rows: rows, half: encoderHalf.isEmpty ? nil : encoderHalf[l])
             try afterLayer(encoder[l])
             dOut = dInput
         }

@@ -1,7 +1,15 @@
-// Dense: y = x W + b, with an optional fused ReLU; forward and backward through cblas_sgemm.
-// B = batch rows, I = inputs, O = outputs. W is (I, O) row-major; b is (O). The elementwise work around the
-// GEMMs runs in the C kernels (CKernels.h), split over the BLAS threads.
+// Dense: y = x W + b, with an optional fused ReLU; forward and backward through cblas_sgemm, or oneDNN's bf16 GEMM
+// when given bf16 operand buffers (Precision.bf16). B = batch rows, I = inputs, O = outputs. W is (I, O) row-major;
+// b is (O). The elementwise work around the GEMMs runs in the C kernels (CKernels.h), split over the BLAS threads.
 import Tensor
+
+/// A layer's operands rounded to bf16 for its products: the input as its forward saw it (kept for the weight
+/// gradient), the weights as of that forward (the input gradient reuses them), and room for the output gradient.
+public struct HalfOperands {
+    public let input: UnsafeMutablePointer<UInt16>     // (B, I)
+    public let weight: UnsafeMutablePointer<UInt16>    // (I, O)
+    public let dOutput: UnsafeMutablePointer<UInt16>   // (B, O), may be shared between layers
+}
 
 public struct Dense: Sendable {
     public let inputs: Int
@@ -21,25 +29,46 @@ public struct Dense: Sendable {
 
     public var flopsPerRowForward: Int { 2 * inputs * outputs }
 
-    /// output (B, O) = act(input (B, I) W + b).
-    public func forward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int) {
+    /// output (B, O) = act(input (B, I) W + b). With `half`, the product's operands are rounded to bf16 first.
+    public func forward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int,
+                        half: HalfOperands? = nil) {
         guard rows > 0 else { return }
-        BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
-                  a: input, lda: inputs, b: store.parameters + weight, ldb: outputs, c: output, ldc: outputs)
+        if let half {
+            BF16.round(input, into: half.input, count: rows * inputs, parts: Parallel.parts(work: rows * inputs))
+            BF16.round(store.parameters + weight, into: half.weight, count: inputs * outputs,
+                       parts: Parallel.parts(work: inputs * outputs))
+            BF16.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
+                      a: half.input, lda: inputs, b: half.weight, ldb: outputs, c: output, ldc: outputs)
+        } else {
+            BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
+                      a: input, lda: inputs, b: store.parameters + weight, ldb: outputs, c: output, ldc: outputs)
+        }
         // Bias and ReLU over row blocks, one per thread.
         Kernels.biasActivation(output: output, bias: store.parameters + bias, rows: rows, columns: outputs, relu: relu,
                                parts: Parallel.parts(work: rows * outputs, count: rows))
     }
 
     /// Accumulates dW += input^T dOutput and db += colsum(dOutput); writes dInput (B, I) = dOutput W^T when asked.
-    /// With ReLU, dOutput is masked in place by output > 0 first. `output` is the forward's activated output.
+    /// With ReLU, dOutput is masked in place by output > 0 first. `output` is the forward's activated output. With
+    /// `half`, the products take the bf16 input and weights of this layer's last forward, which must be this one's.
     public func backward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
-                         dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, rows: Int) {
+                         dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, rows: Int,
+                         half: HalfOperands? = nil) {
         guard rows > 0 else { return }
         // ReLU mask and bias gradient over column blocks, one per thread: each column's sum runs over the rows in
         // order whatever the split.
         Kernels.activationBackward(dOutput: dOutput, dBias: store.gradients + bias, output: output, rows: rows,
                                    columns: outputs, relu: relu, parts: Parallel.parts(work: rows * outputs, count: outputs))
+        if let half {
+            BF16.round(dOutput, into: half.dOutput, count: rows * outputs, parts: Parallel.parts(work: rows * outputs))
+            BF16.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,
+                      a: half.input, lda: inputs, b: half.dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)
+            if let dInput {
+                BF16.gemm(transposeA: false, transposeB: true, m: rows, n: inputs, k: outputs,
+                          a: half.dOutput, lda: outputs, b: half.weight, ldb: outputs, c: dInput, ldc: inputs)
+            }
+            return
+        }
         // dW (I, O) += input^T (I, B) dOutput (B, O)
         BLAS.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,
                   a: input, lda: inputs, b: dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)

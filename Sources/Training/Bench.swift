@@ -1,6 +1,6 @@
-// `bench`: times pretraining steps and DEC encoder steps (median after warm-up), measures SGEMM GFLOP/s on the
-// very matrix shapes of those steps in the same process and thread setting, and reports the fraction of that
-// rate each step reaches and the share of step time left exposed in communication.
+// `bench`: times pretraining steps and DEC encoder steps (median after warm-up), measures the GEMM's GFLOP/s (SGEMM,
+// or the bf16 GEMM in bf16) on the very matrix shapes of those steps in the same process and thread setting, and
+// reports the fraction of that rate each step reaches and the share of step time left exposed in communication.
 import Clustering
 import Collective
 import CollectiveMPI
@@ -39,14 +39,19 @@ public enum Bench {
 
     /// The GEMMs of one step on `rows` rows: forward of every layer; backward dW of every layer and dX of all but the
     /// first encoder layer, each layer on matrices of its own (as in the model: the same shapes and the same memory
-    /// footprint, so the caches see what the step sees). Returns their flop count and a function that runs them
-    /// once and returns its seconds.
-    public static func sgemmProbe(layers: [Dense], rows: Int, skipInputGradientOf first: Dense?) -> (flops: Double, time: () -> Double) {
-        struct Buffers { var x, w, y, dy, dw, dx: [Float] }
+    /// footprint, so the caches see what the step sees), in `precision`'s own GEMM (bf16: operands already rounded,
+    /// so the probe is that GEMM's peak on these shapes). Returns their flop count and a function that runs them once
+    /// and returns its seconds.
+    public static func gemmProbe(layers: [Dense], rows: Int, skipInputGradientOf first: Dense?,
+                                 precision: Precision = .float32) -> (flops: Double, time: () -> Double) {
+        struct Buffers { var x, w, dy: [Float]; var hx, hw, hdy: [UInt16]; var y, dw, dx: [Float] }
+        func half(_ value: Float, _ count: Int) -> [UInt16] { [UInt16](repeating: UInt16(value.bitPattern >> 16), count: count) }
         var buffers = layers.map { l in
             Buffers(x: [Float](repeating: 0.01, count: rows * l.inputs), w: [Float](repeating: 0.02, count: l.inputs * l.outputs),
-                    y: [Float](repeating: 0, count: rows * l.outputs), dy: [Float](repeating: 0.01, count: rows * l.outputs),
-                    dw: [Float](repeating: 0, count: l.inputs * l.outputs), dx: [Float](repeating: 0, count: rows * l.inputs))
+                    dy: [Float](repeating: 0.01, count: rows * l.outputs),
+                    hx: half(0.01, rows * l.inputs), hw: half(0.02, l.inputs * l.outputs), hdy: half(0.01, rows * l.outputs),
+                    y: [Float](repeating: 0, count: rows * l.outputs), dw: [Float](repeating: 0, count: l.inputs * l.outputs),
+                    dx: [Float](repeating: 0, count: rows * l.inputs))
         }
         var flops = 0.0
         for l in layers {
@@ -56,15 +61,30 @@ public enum Bench {
         let time = { () -> Double in
             let t = Clock.now
             for (i, l) in layers.enumerated() {
-                BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: l.outputs, k: l.inputs, a: buffers[i].x, lda: l.inputs,
-                          b: buffers[i].w, ldb: l.outputs, c: &buffers[i].y, ldc: l.outputs)
+                if precision == .bf16 {
+                    BF16.gemm(transposeA: false, transposeB: false, m: rows, n: l.outputs, k: l.inputs, a: buffers[i].hx, lda: l.inputs,
+                              b: buffers[i].hw, ldb: l.outputs, c: &buffers[i].y, ldc: l.outputs)
+                } else {
+                    BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: l.outputs, k: l.inputs, a: buffers[i].x, lda: l.inputs,
+                              b: buffers[i].w, ldb: l.outputs, c: &buffers[i].y, ldc: l.outputs)
+                }
             }
             for (i, l) in layers.enumerated().reversed() {
-                BLAS.gemm(transposeA: true, transposeB: false, m: l.inputs, n: l.outputs, k: rows, a: buffers[i].x, lda: l.inputs,
-                          b: buffers[i].dy, ldb: l.outputs, beta: 1, c: &buffers[i].dw, ldc: l.outputs)
-                if l.weight != first?.weight {
-                    BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: l.inputs, k: l.outputs, a: buffers[i].dy, lda: l.outputs,
-                              b: buffers[i].w, ldb: l.outputs, c: &buffers[i].dx, ldc: l.inputs)
+                let inputGradient = l.weight != first?.weight
+                if precision == .bf16 {
+                    BF16.gemm(transposeA: true, transposeB: false, m: l.inputs, n: l.outputs, k: rows, a: buffers[i].hx, lda: l.inputs,
+                              b: buffers[i].hdy, ldb: l.outputs, beta: 1, c: &buffers[i].dw, ldc: l.outputs)
+                    if inputGradient {
+                        BF16.gemm(transposeA: false, transposeB: true, m: rows, n: l.inputs, k: l.outputs, a: buffers[i].hdy, lda: l.outputs,
+                                  b: buffers[i].hw, ldb: l.outputs, c: &buffers[i].dx, ldc: l.inputs)
+                    }
+                } else {
+                    BLAS.gemm(transposeA: true, transposeB: false, m: l.inputs, n: l.outputs, k: rows, a: buffers[i].x, lda: l.inputs,
+                              b: buffers[i].dy, ldb: l.outputs, beta: 1, c: &buffers[i].dw, ldc: l.outputs)
+                    if inputGradient {
+                        BLAS.gemm(transposeA: false, transposeB: true, m: rows, n: l.inputs, k: l.outputs, a: buffers[i].dy, lda: l.outputs,
+                                  b: buffers[i].w, ldb: l.outputs, c: &buffers[i].dx, ldc: l.inputs)
+                    }
                 }
             }
             return Clock.now - t
@@ -90,7 +110,7 @@ public enum Bench {
     }
 
     public static func run(context: RunContext, data: DataSet, batchSize: Int, steps: Int, widths: [Int], overlap: Bool,
-                           augmentation: Augmentation = .none) throws -> (pretrain: BenchResult, dec: BenchResult) {
+                           augmentation: Augmentation = .none, precision: Precision = .float32) throws -> (pretrain: BenchResult, dec: BenchResult) {
         let warmup = 3
         let rows = contiguousShare(total: batchSize, rank: context.rank, size: context.ranks).count
         // Pretraining steps.
@@ -103,12 +123,12 @@ public enum Bench {
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
         let maxRows = largestShare(total: batchSize, size: context.ranks)
         let model = try Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows,
-                              communicator: context.communicator, overlap: overlap)
+                              communicator: context.communicator, overlap: overlap, precision: precision)
         let pretrainer = try Pretrainer(context: context, data: data, options: options, model: model)
         try pretrainer.initializeWeights()
         pretrainer.sampler.shuffle(epoch: 0)
         let ae = pretrainer.model.autoencoder
-        let pretrainProbe = sgemmProbe(layers: ae.encoder + ae.decoder, rows: rows, skipInputGradientOf: ae.encoder[0])
+        let pretrainProbe = gemmProbe(layers: ae.encoder + ae.decoder, rows: rows, skipInputGradientOf: ae.encoder[0], precision: precision)
         let p = try interleaved(warmup: warmup, steps: steps, communicator: context.communicator, probe: pretrainProbe.time) {
             try pretrainer.trainStep(batch: $0 % pretrainer.sampler.batchesPerEpoch)
             return pretrainer.lastStepExposed
@@ -128,7 +148,7 @@ public enum Bench {
         try decTrainer.startClusters()
         let pass = try decTrainer.pass()
         decTrainer.setTarget(pass)
-        let decProbe = sgemmProbe(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0])
+        let decProbe = gemmProbe(layers: ae.encoder, rows: rows, skipInputGradientOf: ae.encoder[0], precision: precision)
         let d = try interleaved(warmup: warmup, steps: steps, communicator: context.communicator, probe: decProbe.time) {
             try decTrainer.trainStep(batch: $0 % pretrainer.sampler.batchesPerEpoch)
             return decTrainer.lastStepExposed

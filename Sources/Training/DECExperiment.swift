@@ -94,7 +94,7 @@ public enum DECExperiment {
     static func makeModel(_ pretrain: PretrainOptions, clusters: Int, options: DECOptions, context: RunContext) throws -> Model {
         let rows = max(largestShare(total: options.batchSize, size: context.ranks), pretrainRows(pretrain, context))
         return try Model(widths: pretrain.widths, clusters: clusters, maxRows: rows, communicator: context.communicator,
-                         overlap: pretrain.overlap)
+                         overlap: pretrain.overlap, precision: pretrain.precision.precision)
     }
 
     /// The pretrained autoencoder into `model`: loaded from --pretrained, or trained (or its training continued).
@@ -246,9 +246,22 @@ public enum Predictor {
         guard checkpoint.widths.first == data.dimension else {
             throw CheckpointError(path: modelPath, reason: "expects \(checkpoint.widths.first ?? 0)-dimensional inputs; the data has \(data.dimension)")
         }
+        // The embedding in the arithmetic the run used, so that its own samples get its clusters back.
+        var precision = Precision.float32
+        switch checkpoint.metadata["precision"] {
+        case nil, "float32": break
+        case "bf16":
+            if try context.communicator.allreduce(BF16.isAvailable ? 0 : 1, .max) == 0 {
+                precision = .bf16
+            } else {
+                context.say("note: \(modelPath) was trained with bf16 products, which this CPU lacks (oneDNN: \(BF16.instructionSet)): the embedding is computed in float32, so borderline samples may change cluster")
+            }
+        case let other?:
+            throw CheckpointError(path: modelPath, reason: "its precision \(other.prefix(40)) is neither float32 nor bf16")
+        }
         // No training step: the gradients need no shared memory.
         let model = try Model(widths: checkpoint.widths, clusters: checkpoint.clusters, maxRows: 256,
-                              communicator: context.communicator, overlap: false)
+                              communicator: context.communicator, overlap: false, precision: precision)
         try model.load(checkpoint, path: modelPath, wantCentres: true)
         var options = DECOptions()
         options.clusters = checkpoint.clusters

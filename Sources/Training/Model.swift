@@ -24,9 +24,10 @@ public final class Model {
 
     /// Collective when `communicator` has several ranks (the transport may set up shared memory). `overlap` false:
     /// one blocking allreduce per step.
-    public init(widths: [Int], clusters: Int, maxRows: Int, communicator: Communicator, overlap: Bool = true) throws {
+    public init(widths: [Int], clusters: Int, maxRows: Int, communicator: Communicator, overlap: Bool = true,
+                precision: Precision = .float32) throws {
         var layout = ParameterLayout()
-        autoencoder = Autoencoder(widths: widths, maxRows: maxRows, layout: &layout)
+        autoencoder = Autoencoder(widths: widths, maxRows: maxRows, layout: &layout, precision: precision)
         self.clusters = clusters
         centres = layout.reserve(clusters * widths[widths.count - 1])
         transport = try GradientTransports.make(communicator, count: layout.count + Model.statisticsCount, overlap: overlap)
@@ -76,6 +77,7 @@ public final class Model {
             sections["optimizer.second"] = state.second
         }
         var meta = metadata
+        meta["precision"] = autoencoder.precision.rawValue
         if let optimizer { meta["optimizer_step"] = String(optimizer.state.step) }
         return Checkpoint(widths: autoencoder.widths, clusters: includeCentres ? clusters : 0, sections: sections, metadata: meta)
     }

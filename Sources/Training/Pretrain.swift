@@ -41,7 +41,8 @@ public final class Pretrainer {
         try augmentation.check(data)
         let maxRows = largestShare(total: options.batchSize, size: options.emulation?.ranks ?? context.ranks)
         let model = try model ?? Model(widths: options.widths, clusters: 1, maxRows: maxRows,
-                                       communicator: context.communicator, overlap: options.overlap)
+                                       communicator: context.communicator, overlap: options.overlap,
+                                       precision: options.precision.precision)
         self.model = model
         optimizer = Optimizer(kind: options.optimizer, learningRate: options.learningRate, range: self.model.autoencoder.range)
         gatherer = BatchGatherer(dims: data.dimension, maxRows: maxRows, transform: FeatureTransform(data: data, normalization: .unit))

@@ -59,6 +59,8 @@ public enum Recipe {
     }
     /// Checkpoints once 5 minutes have passed since the last (and after a phase's last epoch, at a stop signal).
     public static let checkpointEvery = CheckpointCadence.seconds(300)
+    /// `--precision`: auto takes bf16 where every rank's CPU multiplies bf16 natively (PrecisionChoice).
+    public static let precision = PrecisionSetting.auto
     public static let tsnePoints = 2000
     public static let tsneIterations = 1000
 
@@ -104,6 +106,8 @@ public struct PretrainOptions: Sendable {
     public var overlap = true
     public var checkpointEvery = Recipe.checkpointEvery
     public var schedule = Recipe.pretrainSchedule
+    /// The products' arithmetic (resolved from --precision by PrecisionChoice); the fine-tuning of `dec` keeps it.
+    public var precision = PrecisionChoice.float32
     public var maxSteps: Int? = nil
     /// Fault injection for tests: this rank's gradient becomes NaN at this step.
     public var poison: (step: Int, rank: Int)? = nil
@@ -175,7 +179,7 @@ extension PretrainOptions {
         return [(p + "epochs", "\(epochs)"), ("--batch-size", "\(batchSize)"), (p + "optimizer", optimizer.rawValue),
                 (p + "lr", "\(learningRate)"), (p + "schedule", schedule.rawValue), ("--seed", "\(seed)"), ("--widths", widthsText(widths)),
                 ("--initialization", weightInit.rawValue), ("--mask", "\(maskRate)"), ("--augment", augmentationText(augmentation)),
-                ("--checkpoint-every", "\(checkpointEvery)")]
+                ("--checkpoint-every", "\(checkpointEvery)"), ("--precision", precision.flagValue)]
             + (overlap ? [] : [("--no-overlap", "")]) + (maxSteps.map { [("--max-steps", "\($0)")] } ?? [])
     }
 }

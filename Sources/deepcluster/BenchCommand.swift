@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(help: "Time the steps with this augmentation (none, or shift=F,rotate=DEGREES; see pretrain --help): its cost counts in the step, not in the SGEMM work.")
     var augment = "none"
+    @Option(help: "Arithmetic of the products: float32, bf16 or auto (see dec --help); the fraction is of that precision's own GEMM rate on the same shapes (SGEMM, or oneDNN's bf16 GEMM on operands already rounded). Default: auto.")
+    var precision = Recipe.precision
     @Flag(help: "Also fit the allreduce cost (latency alpha, inverse bandwidth beta) and predict step time and efficiency for 1 ... --max-ranks ranks.")
     var model = false
     @Option(help: "Model a link of this many Gb/s (e.g. 10, 25, 100) instead of the measured transport.") var linkGbps: Double?
@@ -40,9 +42,10 @@ struct BenchCommand: ParsableCommand {
             try checkBatch(batchSize, ranks: communicator.size)
             let data = try DataSet.embeddedMNIST()
             let context = try RunContext(communicator: communicator, directory: NSTemporaryDirectory() + "deepcluster-bench-\(getpid())", quiet: true)
+            let choice = try PrecisionChoice.resolve(precision, communicator: communicator)
             let (pretrain, dec) = try Bench.run(context: context, data: data, batchSize: batchSize, steps: steps,
                                                 widths: try parseWidths(widths), overlap: !runtime.noOverlap,
-                                                augmentation: try Augmentation(parsing: augment))
+                                                augmentation: try Augmentation(parsing: augment), precision: choice.precision)
             try? FileManager.default.removeItem(atPath: context.directory)
             var modelJSON: [String: Any]?
             var modelLines: [String] = []
@@ -52,15 +55,17 @@ struct BenchCommand: ParsableCommand {
             guard communicator.rank == 0 else { return }
             if json {
                 var object: [String: Any] = ["ranks": communicator.size, "threads_per_rank": BLAS.threads, "batch_size": batchSize,
-                                             "steps": steps, "overlap": !runtime.noOverlap, "reduction": pretrain.reduction.rawValue, "pretrain": pretrain.json, "dec": dec.json]
+                                             "steps": steps, "overlap": !runtime.noOverlap, "precision": choice.precision.rawValue, "reduction": pretrain.reduction.rawValue, "pretrain": pretrain.json, "dec": dec.json]
                 if let modelJSON { object["model"] = modelJSON }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
                 print("bench: \(communicator.size) rank(s) x \(BLAS.threads) BLAS thread(s), global batch \(batchSize), median of \(steps) steps, gradient reduction: \(pretrain.reduction.rawValue)")
-                print("step       samples/s   step ms   GFLOP/s/rank   SGEMM GFLOP/s   fraction   exposed comm")
+                print(choice.description)
+                let gemmName = choice.precision == .bf16 ? " bf16 GEMM GFLOP/s" : "    SGEMM GFLOP/s"
+                print("step       samples/s   step ms   GFLOP/s/rank\(gemmName)   fraction   exposed comm")
                 for (name, r) in [("pretrain", pretrain), ("dec", dec)] {
-                    print(String(format: "%-9@ %10.0f %9.2f %14.1f %15.1f %10.3f %13.1f%%", name, r.samplesPerSecond, r.stepMilliseconds,
+                    print(String(format: "%-9@ %10.0f %9.2f %14.1f %19.1f %10.3f %13.1f%%", name, r.samplesPerSecond, r.stepMilliseconds,
                                  r.gflops, r.sgemmGflops, r.fractionOfSGEMM, 100 * r.allreduceShare))
                 }
                 modelLines.forEach { print($0) }

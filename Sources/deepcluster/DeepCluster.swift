@@ -245,6 +245,7 @@ extension NeighbourSearch: ExpressibleByArgument {}
 extension OptimizerKind: ExpressibleByArgument {}
 extension LearningRateSchedule: ExpressibleByArgument {}
 extension WeightInit: ExpressibleByArgument {}
+extension PrecisionSetting: ExpressibleByArgument {}
 extension ClusterStart: ExpressibleByArgument {}
 extension KeptResult: ExpressibleByArgument {}
 extension ShareEmulation.Order: ExpressibleByArgument {}

@@ -4,6 +4,7 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
 #include <stddef.h>
+#include <stdint.h>
 
 /// Adam over n elements: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2; p -= lr (m c1) / (sqrt(v c2) + eps).
 /// Returns 0 when any g is NaN or Inf (the update still runs), 1 otherwise.
@@ -41,6 +42,12 @@ void CKernels_zero_parallel(float *x, size_t n, long parts);
 /// centre), reading 0 outside. Rows are split over `parts` threads; a row's values do not depend on the split.
 void CKernels_affine_bilinear_parallel(const float *clean, float *out, size_t rows, size_t side, size_t planes,
                                        const double *params, long parts);
+
+/// bfloat16 operands for a product: y[i] = x[i] rounded to bfloat16 (its upper 16 bits) to nearest, ties to even, as
+/// AVX-512 BF16's vcvtneps2bf16 (a NaN stays a NaN; past the largest bf16, Inf). The second splits n over `parts`
+/// threads; each element's value does not depend on the split.
+void CKernels_to_bf16(const float *x, uint16_t *y, size_t n);
+void CKernels_to_bf16_parallel(const float *x, uint16_t *y, size_t n, long parts);
 
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);

@@ -1,0 +1,62 @@
+// See CBF16.h.
+#include "CBF16.h"
+#include "CKernels.h"
+#include <oneapi/dnnl/dnnl.h>
+
+// Exported by libdnnl (2.x) with C linkage beside dnnl_sgemm, the kernels behind PyTorch's bf16 CPU matmuls (AMX
+// tiles, AVX-512 BF16 dot products, or AVX-512 emulation), but declared in oneDNN's source tree only, hence here.
+dnnl_status_t dnnl_gemm_bf16bf16f32(char transa, char transb, dnnl_dim_t M, dnnl_dim_t N, dnnl_dim_t K, float alpha,
+                                    const uint16_t *A, dnnl_dim_t lda, const uint16_t *B, dnnl_dim_t ldb, float beta,
+                                    float *C, dnnl_dim_t ldc);
+// oneDNN runs a product on omp_get_max_threads() OpenMP threads of the calling thread: one here, the pool splits.
+void omp_set_num_threads(int count);
+
+typedef struct {
+    int transa, transb, byColumns;
+    long m, n, k, lda, ldb, ldc, piece;
+    float alpha, beta;
+    const uint16_t *a, *b;
+    float *c;
+    int status;
+} Product;
+
+static void product_piece(void *context, long part) {
+    Product *p = context;
+    long total = p->byColumns ? p->n : p->m;
+    long lower = part * p->piece, upper = lower + p->piece < total ? lower + p->piece : total;
+    if (lower >= upper) return;
+    omp_set_num_threads(1);
+    const uint16_t *a = p->a, *b = p->b;
+    float *c;
+    long m = p->m, n = p->n;
+    if (p->byColumns) {
+        b += p->transb ? lower * p->ldb : lower;     // columns lower..<upper of op(B)
+        c = p->c + lower;
+        n = upper - lower;
+    } else {
+        a += p->transa ? lower : lower * p->lda;     // rows lower..<upper of op(A)
+        c = p->c + lower * p->ldc;
+        m = upper - lower;
+    }
+    dnnl_status_t status = dnnl_gemm_bf16bf16f32(p->transa ? 'T' : 'N', p->transb ? 'T' : 'N', m, n, p->k, p->alpha,
+                                                 a, p->lda, b, p->ldb, p->beta, c, p->ldc);
+    if (status != dnnl_success) p->status = (int)status;   // any failing piece's status will do
+}
+
+int CBF16_gemm(int transa, int transb, long m, long n, long k, float alpha, const uint16_t *a, long lda,
+               const uint16_t *b, long ldb, float beta, float *c, long ldc, long parts) {
+    Product p = { .transa = transa, .transb = transb, .byColumns = n >= m, .m = m, .n = n, .k = k, .lda = lda,
+                  .ldb = ldb, .ldc = ldc, .alpha = alpha, .beta = beta, .a = a, .b = b, .c = c, .status = 0 };
+    long total = p.byColumns ? n : m;
+    long most = total / 16;                     // pieces of at least 16
+    if (parts > most) parts = most;
+    if (parts < 1) parts = 1;
+    long piece = (total + parts - 1) / parts;
+    p.piece = parts == 1 ? total : (piece + 15) / 16 * 16;
+    if (total % p.piece == 1) p.piece = total;  // a last piece one wide would take oneDNN's other (GEMV) kernel
+    parts = (total + p.piece - 1) / p.piece;
+    CKernels_parallel(parts, product_piece, &p);
+    return p.status;
+}
+
+int CBF16_isa(void) { return (int)dnnl_get_effective_cpu_isa(); }

@@ -1,0 +1,16 @@
+// CBF16: oneDNN's bf16 GEMM split over CKernels' thread pool, one OpenMP thread per piece.
+#ifndef CBF16_H
+#define CBF16_H
+#include <stdint.h>
+
+/// C (M, N) = alpha op(A) op(B) + beta C, row-major, A and B bfloat16, C float32 (oneDNN's dnnl_gemm_bf16bf16f32).
+/// The larger of M and N is cut into `parts` pieces on multiples of 16 (none narrower than 16), each a product of
+/// its own on one thread of CKernels' pool: oneDNN gives every element of C the same bits whatever such a cut (its
+/// kernels block K alike for any M and N of 2 and more), so C does not depend on `parts`. Returns 0, or oneDNN's
+/// status where it has no kernel for this CPU.
+int CBF16_gemm(int transa, int transb, long m, long n, long k, float alpha, const uint16_t *a, long lda,
+               const uint16_t *b, long ldb, float beta, float *c, long ldc, long parts);
+
+/// oneDNN's instruction set on this CPU (dnnl_cpu_isa_t: 0xe7 AVX-512 BF16, 0x3e7 AMX, 0x27 AVX-512).
+int CBF16_isa(void);
+#endif
