@@ -12,11 +12,14 @@
 # 3. smoke: 20 SGD steps on 1 vs 2 and 3 ranks within a loose 1e-2 relative (the trajectory, not the contract: its
 #    rounding differences grow with every step); prints the margin.
 # 4. determinism (same seed, same rank count: bitwise) and stop/resume (bitwise, 2 ranks).
+# The products in --precision $PRECISION (default auto: bf16 where the CPU multiplies bf16 natively, else float32);
+# Tests/numerics-under.sh runs them again in float32.
 # Usage: Tests/numerics.sh TMPDIR. Prints PASS/FAIL lines, exits with the number of failures. About 30 s on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-kernel=${OPENBLAS_CORETYPE:-default}
-T="$1/numerics-$kernel"
+precision=${PRECISION:-auto}
+kernel=${OPENBLAS_CORETYPE:-default}/$precision
+T="$1/numerics-${kernel/\//-}"
 mkdir -p "$T"
 BIN=.build/release/deepcluster
 MPI="mpirun --allow-run-as-root --oversubscribe -x OPENBLAS_NUM_THREADS=1"
@@ -29,7 +32,7 @@ if [ -n "${OPENBLAS_CORETYPE:-}" ] && [ "$picked" != "$OPENBLAS_CORETYPE" ]; the
   fail "OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE but OpenBLAS runs its $picked kernels"
 fi
 
-S="pretrain --epochs 1 --max-steps 20 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
+S="pretrain --precision $precision --epochs 1 --max-steps 20 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
 # 1. Exact.
 for n in 2 3; do
   $MPI -np $n $BIN $S --out "$T/r$n" > "$T/r$n.log" 2>&1 || { cat "$T/r$n.log"; fail "pretrain on $n ranks"; }
@@ -53,7 +56,7 @@ for order in reverse drop-last; do
 done
 
 # 2. Bounded: one step from the same parameters.
-O="pretrain --epochs 1 --max-steps 1 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
+O="pretrain --precision $precision --epochs 1 --max-steps 1 --batch-size 100 --optimizer sgd --lr 0.1 --seed 5"
 $BIN $O --threads 1 --debug-emulate-ranks 3 --debug-dump-gradients "$T/shares3" --out "$T/g-emu" > /dev/null 2>&1 \
   || fail "emulated gradients of 3 shares"
 for mode in --reduction-thread --no-shared-memory --no-overlap; do
@@ -79,11 +82,11 @@ done
 
 # 4. Determinism (Adam and denoising) and stop/resume, bitwise.
 for k in a b; do
-  $MPI -np 2 $BIN pretrain --epochs 1 --max-steps 10 --batch-size 64 --seed 9 --out "$T/det$k" > /dev/null 2>&1
+  $MPI -np 2 $BIN pretrain --precision $precision --epochs 1 --max-steps 10 --batch-size 64 --seed 9 --out "$T/det$k" > /dev/null 2>&1
 done
 if out=$($BIN compare --bitwise "$T/deta/autoencoder.bin" "$T/detb/autoencoder.bin" 2>&1); then pass "determinism: $out"
 else fail "determinism: $out"; fi
-P="--limit 600 --epochs 3 --widths 784-64-10 --batch-size 100 --seed 3"
+P="--precision $precision --limit 600 --epochs 3 --widths 784-64-10 --batch-size 100 --seed 3"
 $MPI -np 2 $BIN pretrain $P --out "$T/res-ref" > /dev/null 2>&1
 $MPI -np 2 $BIN pretrain $P --out "$T/res" --stop-after-epochs 1 > "$T/res.log" 2>&1
 $MPI -np 2 $BIN pretrain --resume "$T/res" >> "$T/res.log" 2>&1
