@@ -7,4 +7,6 @@ void MallocCounter_counting(int on);
 long MallocCounter_count(void);
 /// Of those, the ones OpenBLAS made itself (its threaded GEMM driver mallocs a job array per call).
 long MallocCounter_count_openblas(void);
+/// Of those, the ones oneDNN made itself (its bf16 GEMM mallocs a packing buffer per call on each thread).
+long MallocCounter_count_dnnl(void);
 #endif
