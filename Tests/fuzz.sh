@@ -378,6 +378,11 @@ for v in -1 100000; do bad_dec --tsne-points $v; done
 bad_dec --tsne-iterations 0; bad_dec --update-interval 0; bad_dec --checkpoint-every 0
 for v in -5m 0s abc 5x 1e9s nan; do bad_dec --checkpoint-every "$v"; done
 for v in linear "" COSINE; do bad_dec --pretrain-schedule "$v"; done
+for v in fp16 "" BF16 float64; do bad_dec --precision "$v"; done
+run bad "--precision bf16 without AVX-512 (DNNL_MAX_CPU_ISA=AVX2)" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --precision bf16 --epochs 1 --max-steps 1 --out "$T/o-bf16-avx2"
+run ok "--precision auto without native bf16 (DNNL_MAX_CPU_ISA=AVX2): float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --epochs 1 --max-steps 1 --out "$T/o-auto-avx2"
+grep -q '"--precision" : "float32 (auto)"' "$T/o-auto-avx2/config.json" \
+  || fail "--precision auto under DNNL_MAX_CPU_ISA=AVX2 should record float32 (auto) in config.json"
 for v in 1 -0.1 nan; do bad_dec --mask $v; done
 bad_dec --method nope; bad_dec --initialization foo; bad_dec --optimizer foo; bad_dec --seed -1; bad_dec --seed abc
 for v in 0 100000 -2; do bad_dec --threads $v; done

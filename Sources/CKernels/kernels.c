@@ -106,8 +106,23 @@ int CKernels_sgd_update(float *p, const float *g, float *v, size_t n, float lr, 
     return sgd_scalar(p, g, v, 0, n, lr, mu);
 }
 
+/// x rounded to bfloat16 (its upper 16 bits), to nearest with ties to even, as AVX-512 BF16's vcvtneps2bf16: a NaN
+/// stays a (quiet) NaN, a finite value past the largest bf16 becomes Inf. Branch-free so that the loop vectorises.
+static inline __attribute__((always_inline)) uint16_t bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint32_t nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
+    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    return (uint16_t)(nan ? ((u >> 16) | 0x40u) : rounded);
+}
+
+static inline __attribute__((always_inline)) void to_bf16(const float *restrict x, uint16_t *restrict y, size_t n) {
+    for (size_t i = 0; i < n; i++) y[i] = bf16_round(x[i]);
+}
+
 static inline __attribute__((always_inline))
-void bias_activation(float *restrict y, const float *restrict b, size_t rows, size_t cols, size_t ld, int relu) {
+void bias_activation(float *restrict y, const float *restrict b, size_t rows, size_t cols, size_t ld, int relu,
+                     uint16_t *restrict h) {
     for (size_t r = 0; r < rows; r++) {
         float *restrict row = y + r * ld;
         if (relu) {
@@ -115,12 +130,13 @@ void bias_activation(float *restrict y, const float *restrict b, size_t rows, si
         } else {
             for (size_t j = 0; j < cols; j++) row[j] += b[j];
         }
+        if (h) to_bf16(row, h + r * ld, cols);   // the row is still in L1
     }
 }
 
 static inline __attribute__((always_inline))
 void activation_backward(float *restrict dy, const float *restrict y, float *restrict db, size_t rows, size_t cols,
-                         size_t ld, int relu) {
+                         size_t ld, int relu, uint16_t *restrict dh) {
     for (size_t r = 0; r < rows; r++) {
         float *restrict d = dy + r * ld;
         const float *restrict out = y + r * ld;
@@ -129,30 +145,33 @@ void activation_backward(float *restrict dy, const float *restrict y, float *res
         } else {
             for (size_t j = 0; j < cols; j++) db[j] += d[j];
         }
+        if (dh) to_bf16(d, dh + r * ld, cols);
     }
 }
 
 #if defined(__x86_64__)
-DC_AVX2 static void bias_activation_avx2(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu) {
-    bias_activation(y, b, rows, cols, ld, relu);
+DC_AVX2 static void bias_activation_avx2(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu, uint16_t *h) {
+    bias_activation(y, b, rows, cols, ld, relu, h);
 }
-DC_AVX2 static void activation_backward_avx2(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu) {
-    activation_backward(dy, y, db, rows, cols, ld, relu);
+DC_AVX2 static void activation_backward_avx2(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu,
+                                             uint16_t *dh) {
+    activation_backward(dy, y, db, rows, cols, ld, relu, dh);
 }
 #endif
 
-void CKernels_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu) {
+void CKernels_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu, uint16_t *h) {
 #if defined(__x86_64__)
-    if (has_avx2()) { bias_activation_avx2(y, b, rows, cols, ld, relu); return; }
+    if (has_avx2()) { bias_activation_avx2(y, b, rows, cols, ld, relu, h); return; }
 #endif
-    bias_activation(y, b, rows, cols, ld, relu);
+    bias_activation(y, b, rows, cols, ld, relu, h);
 }
 
-void CKernels_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu) {
+void CKernels_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu,
+                                  uint16_t *dh) {
 #if defined(__x86_64__)
-    if (has_avx2()) { activation_backward_avx2(dy, y, db, rows, cols, ld, relu); return; }
+    if (has_avx2()) { activation_backward_avx2(dy, y, db, rows, cols, ld, relu, dh); return; }
 #endif
-    activation_backward(dy, y, db, rows, cols, ld, relu);
+    activation_backward(dy, y, db, rows, cols, ld, relu, dh);
 }
 
 // MARK: - The thread pool of CKernels_parallel
@@ -222,6 +241,7 @@ void CKernels_parallel(long parts, void (*task)(void *context, long part), void 
 
 typedef struct {
     float *p, *v, *m, *y, *dy, *db;
+    uint16_t *h;
     const float *g, *b, *yc;
     size_t n, rows, cols;
     float lr, b1, b2, c1, c2, eps, mu;
@@ -260,13 +280,15 @@ static void zero_piece(void *context, long part) {
 static void forward_piece(void *context, long part) {
     Job *job = context;
     size_t lower = job->rows * (size_t)part / (size_t)job->parts, upper = job->rows * (size_t)(part + 1) / (size_t)job->parts;
-    CKernels_bias_activation(job->y + lower * job->cols, job->b, upper - lower, job->cols, job->cols, job->relu);
+    CKernels_bias_activation(job->y + lower * job->cols, job->b, upper - lower, job->cols, job->cols, job->relu,
+                             job->h ? job->h + lower * job->cols : NULL);
 }
 
 static void backward_piece(void *context, long part) {
     Job *job = context;
     size_t lower = job->cols * (size_t)part / (size_t)job->parts, upper = job->cols * (size_t)(part + 1) / (size_t)job->parts;
-    CKernels_activation_backward(job->dy + lower, job->yc + lower, job->db + lower, job->rows, upper - lower, job->cols, job->relu);
+    CKernels_activation_backward(job->dy + lower, job->yc + lower, job->db + lower, job->rows, upper - lower, job->cols, job->relu,
+                                 job->h ? job->h + lower : NULL);
 }
 
 int CKernels_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
@@ -282,13 +304,14 @@ int CKernels_sgd_update_parallel(float *p, const float *g, float *v, size_t n, f
     return !atomic_load(&job.bad);
 }
 
-void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts) {
-    Job job = { .y = y, .b = b, .rows = rows, .cols = cols, .relu = relu, .parts = parts };
+void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, uint16_t *h, long parts) {
+    Job job = { .y = y, .b = b, .rows = rows, .cols = cols, .relu = relu, .h = h, .parts = parts };
     CKernels_parallel(parts, forward_piece, &job);
 }
 
-void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts) {
-    Job job = { .dy = dy, .yc = y, .db = db, .rows = rows, .cols = cols, .relu = relu, .parts = parts };
+void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu,
+                                           uint16_t *dh, long parts) {
+    Job job = { .dy = dy, .yc = y, .db = db, .rows = rows, .cols = cols, .relu = relu, .h = dh, .parts = parts };
     CKernels_parallel(parts, backward_piece, &job);
 }
 
@@ -298,20 +321,6 @@ void CKernels_zero_parallel(float *x, size_t n, long parts) {
 }
 
 // MARK: - bfloat16
-
-/// x rounded to bfloat16 (its upper 16 bits), to nearest with ties to even, as AVX-512 BF16's vcvtneps2bf16: a NaN
-/// stays a (quiet) NaN, a finite value past the largest bf16 becomes Inf. Branch-free so that the loop vectorises.
-static inline __attribute__((always_inline)) uint16_t bf16_round(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    uint32_t nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-    uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    return (uint16_t)(nan ? ((u >> 16) | 0x40u) : rounded);
-}
-
-static inline __attribute__((always_inline)) void to_bf16(const float *restrict x, uint16_t *restrict y, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] = bf16_round(x[i]);
-}
 
 #if defined(__x86_64__)
 DC_AVX2 static void to_bf16_avx2(const float *x, uint16_t *y, size_t n) { to_bf16(x, y, n); }

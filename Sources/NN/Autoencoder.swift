@@ -89,23 +89,28 @@ public final class Autoencoder {
     @discardableResult
     public func encode(_ store: ParameterStore, input: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
         precondition(rows <= maxRows)
-        var x = input
-        for (l, layer) in encoder.enumerated() {
-            layer.forward(store, input: x, output: encoderOut[l], rows: rows, half: encoderHalf.isEmpty ? nil : encoderHalf[l])
-            x = UnsafePointer(encoderOut[l])
-        }
+        forward(encoder, half: encoderHalf, input: input, outputs: encoderOut, store: store, rows: rows)
         return embedding
     }
 
     /// Decoder only, from the current embedding (B, E) -> reconstruction (B, D).
     @discardableResult
     public func decode(_ store: ParameterStore, rows: Int) -> UnsafeMutablePointer<Float> {
-        var x = UnsafePointer(embedding)
-        for (l, layer) in decoder.enumerated() {
-            layer.forward(store, input: x, output: decoderOut[l], rows: rows, half: decoderHalf.isEmpty ? nil : decoderHalf[l])
-            x = UnsafePointer(decoderOut[l])
-        }
+        forward(decoder, half: decoderHalf, input: UnsafePointer(embedding), outputs: decoderOut, store: store, rows: rows)
         return reconstruction
+    }
+
+    /// `layers` in turn from `input`; in bf16 each layer's epilogue rounds its output into the next one's operand
+    /// (the first layer rounds its input itself, so no rounding outlives the call).
+    private func forward(_ layers: [Dense], half: [HalfOperands], input: UnsafePointer<Float>,
+                         outputs: [UnsafeMutablePointer<Float>], store: ParameterStore, rows: Int) {
+        var x = input
+        for (l, layer) in layers.enumerated() {
+            let next = l + 1 < half.count ? half[l + 1].input : nil
+            layer.forward(store, input: x, output: outputs[l], rows: rows, half: half.isEmpty ? nil : half[l],
+                          inputRounded: l > 0, roundOutput: next)
+            x = UnsafePointer(outputs[l])
+        }
     }
 
     @discardableResult

@@ -29,12 +29,14 @@ public struct Dense: Sendable {
 
     public var flopsPerRowForward: Int { 2 * inputs * outputs }
 
-    /// output (B, O) = act(input (B, I) W + b). With `half`, the product's operands are rounded to bf16 first.
+    /// output (B, O) = act(input (B, I) W + b). With `half`, the product's operands are rounded to bf16 first (the
+    /// input unless `inputRounded`: the layer before wrote it there already); `roundOutput` gets the output rounded
+    /// to bf16 as well (the next layer's operand).
     public func forward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int,
-                        half: HalfOperands? = nil) {
+                        half: HalfOperands? = nil, inputRounded: Bool = false, roundOutput: UnsafeMutablePointer<UInt16>? = nil) {
         guard rows > 0 else { return }
         if let half {
-            BF16.round(input, into: half.input, count: rows * inputs, parts: Parallel.parts(work: rows * inputs))
+            if !inputRounded { BF16.round(input, into: half.input, count: rows * inputs, parts: Parallel.parts(work: rows * inputs)) }
             BF16.round(store.parameters + weight, into: half.weight, count: inputs * outputs,
                        parts: Parallel.parts(work: inputs * outputs))
             BF16.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
@@ -45,7 +47,7 @@ public struct Dense: Sendable {
         }
         // Bias and ReLU over row blocks, one per thread.
         Kernels.biasActivation(output: output, bias: store.parameters + bias, rows: rows, columns: outputs, relu: relu,
-                               parts: Parallel.parts(work: rows * outputs, count: rows))
+                               rounded: roundOutput, parts: Parallel.parts(work: rows * outputs, count: rows))
     }
 
     /// Accumulates dW += input^T dOutput and db += colsum(dOutput); writes dInput (B, I) = dOutput W^T when asked.
@@ -57,10 +59,11 @@ public struct Dense: Sendable {
         guard rows > 0 else { return }
         // ReLU mask and bias gradient over column blocks, one per thread: each column's sum runs over the rows in
         // order whatever the split.
+        // In bf16, the masked dOutput rounded in the same pass.
         Kernels.activationBackward(dOutput: dOutput, dBias: store.gradients + bias, output: output, rows: rows,
-                                   columns: outputs, relu: relu, parts: Parallel.parts(work: rows * outputs, count: outputs))
+                                   columns: outputs, relu: relu, rounded: half?.dOutput,
+                                   parts: Parallel.parts(work: rows * outputs, count: outputs))
         if let half {
-            BF16.round(dOutput, into: half.dOutput, count: rows * outputs, parts: Parallel.parts(work: rows * outputs))
             BF16.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,
                       a: half.input, lda: inputs, b: half.dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)
             if let dInput {

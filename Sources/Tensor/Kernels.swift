@@ -26,18 +26,21 @@ public enum Kernels {
         CKernels_sgd_update_parallel(parameters, gradients, velocity, count, learningRate, momentum, parts) != 0
     }
 
-    /// output (rows, columns) += bias, then max(output, 0) with `relu`; split by rows.
+    /// output (rows, columns) += bias, then max(output, 0) with `relu`; with `rounded`, also the output rounded to
+    /// bf16 there (BF16.round's rounding); split by rows.
     @inline(__always)
     public static func biasActivation(output: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>, rows: Int, columns: Int,
-                               relu: Bool, parts: Int) {
-        CKernels_bias_activation_parallel(output, bias, rows, columns, relu ? 1 : 0, parts)
+                                      relu: Bool, rounded: UnsafeMutablePointer<UInt16>? = nil, parts: Int) {
+        CKernels_bias_activation_parallel(output, bias, rows, columns, relu ? 1 : 0, rounded, parts)
     }
 
-    /// With `relu`, dOutput = (output > 0 ? dOutput : 0); then dBias += the column sums of dOutput; split by columns.
+    /// With `relu`, dOutput = (output > 0 ? dOutput : 0); then dBias += the column sums of dOutput; with `rounded`,
+    /// also dOutput rounded to bf16 there; split by columns.
     @inline(__always)
     public static func activationBackward(dOutput: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>,
-                                   output: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool, parts: Int) {
-        CKernels_activation_backward_parallel(dOutput, output, dBias, rows, columns, relu ? 1 : 0, parts)
+                                          output: UnsafePointer<Float>, rows: Int, columns: Int, relu: Bool,
+                                          rounded: UnsafeMutablePointer<UInt16>? = nil, parts: Int) {
+        CKernels_activation_backward_parallel(dOutput, output, dBias, rows, columns, relu ? 1 : 0, rounded, parts)
     }
 
     @inline(__always)

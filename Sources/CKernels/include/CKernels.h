@@ -14,12 +14,15 @@ int CKernels_adam_update(float *p, const float *g, float *m, float *v, size_t n,
 /// SGD with momentum (PyTorch's form) over n elements: v = mu v + g; p -= lr v. Returns 0 when any g is not finite.
 int CKernels_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu);
 
-/// A dense layer's forward epilogue on rows x cols (row stride ld): y = y + b, then max(y, 0) when relu.
-void CKernels_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu);
+/// A dense layer's forward epilogue on rows x cols (row stride ld): y = y + b, then max(y, 0) when relu; and when h
+/// is not NULL, h = y rounded to bf16 (CKernels_to_bf16), the next layer's operand.
+void CKernels_bias_activation(float *y, const float *b, size_t rows, size_t cols, size_t ld, int relu, uint16_t *h);
 
 /// A dense layer's backward prologue on rows x cols (row stride ld): with relu, dy = (y > 0 ? dy : 0); then
-/// db += the column sums of dy, each summed over the rows in order (so any split by columns gives the same bits).
-void CKernels_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu);
+/// db += the column sums of dy, each summed over the rows in order (so any split by columns gives the same bits);
+/// and when dh is not NULL, dh = the masked dy rounded to bf16, the operand of the layer's bf16 products.
+void CKernels_activation_backward(float *dy, const float *y, float *db, size_t rows, size_t cols, size_t ld, int relu,
+                                  uint16_t *dh);
 
 /// Runs task(context, part) for part = 0 ..< parts: part 0 on the calling thread, the others on a pool of
 /// persistent threads (started on first use, as many as the largest `parts` asked for, minus one). Returns when all
@@ -32,8 +35,9 @@ void CKernels_parallel(long parts, void (*task)(void *context, long part), void 
 int CKernels_adam_update_parallel(float *p, const float *g, float *m, float *v, size_t n,
                             float lr, float b1, float b2, float c1, float c2, float eps, long parts);
 int CKernels_sgd_update_parallel(float *p, const float *g, float *v, size_t n, float lr, float mu, long parts);
-void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, long parts);
-void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu, long parts);
+void CKernels_bias_activation_parallel(float *y, const float *b, size_t rows, size_t cols, int relu, uint16_t *h, long parts);
+void CKernels_activation_backward_parallel(float *dy, const float *y, float *db, size_t rows, size_t cols, int relu,
+                                           uint16_t *dh, long parts);
 void CKernels_zero_parallel(float *x, size_t n, long parts);
 
 /// Augmentation: each of `rows` rows of `clean` (planes of side x side values) under its affine transform into `out`.
