@@ -383,6 +383,15 @@ run bad "--precision bf16 without AVX-512 (DNNL_MAX_CPU_ISA=AVX2)" env DNNL_MAX_
 run ok "--precision auto without native bf16 (DNNL_MAX_CPU_ISA=AVX2): float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --epochs 1 --max-steps 1 --out "$T/o-auto-avx2"
 grep -q '"--precision" : "float32 (auto)"' "$T/o-auto-avx2/config.json" \
   || fail "--precision auto under DNNL_MAX_CPU_ISA=AVX2 should record float32 (auto) in config.json"
+# A run whose `auto` meant bf16, resumed where it means float32: an error, the checkpoint kept. (Where this CPU has no
+# native bf16, both mean float32 and the resume goes on.)
+"$BIN" pretrain --epochs 2 --limit 512 --batch-size 256 --checkpoint-every 1 --stop-after-epochs 1 --out "$T/o-prec" > /dev/null 2>&1
+if "$BIN" info 2>&1 | grep -q "auto means bf16"; then
+  run bad "resume a bf16 run where auto means float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"
+  [ -s "$T/o-prec/autoencoder.bin" ] || fail "the refused resume should keep autoencoder.bin"
+else
+  run ok "resume where auto means float32 both times" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"
+fi
 for v in 1 -0.1 nan; do bad_dec --mask $v; done
 bad_dec --method nope; bad_dec --initialization foo; bad_dec --optimizer foo; bad_dec --seed -1; bad_dec --seed abc
 for v in 0 100000 -2; do bad_dec --threads $v; done

@@ -106,8 +106,9 @@ int CKernels_sgd_update(float *p, const float *g, float *v, size_t n, float lr, 
     return sgd_scalar(p, g, v, 0, n, lr, mu);
 }
 
-/// x rounded to bfloat16 (its upper 16 bits), to nearest with ties to even, as AVX-512 BF16's vcvtneps2bf16: a NaN
-/// stays a (quiet) NaN, a finite value past the largest bf16 becomes Inf. Branch-free so that the loop vectorises.
+/// x rounded to bfloat16 (its upper 16 bits), to nearest with ties to even: a NaN stays a (quiet) NaN, a finite value
+/// past the largest bf16 becomes Inf, subnormals are rounded (AVX-512 BF16's vcvtneps2bf16 flushes them to 0; no
+/// activation, weight or gradient of a step is that small). Branch-free so that the loop vectorises.
 static inline __attribute__((always_inline)) uint16_t bf16_round(float x) {
     uint32_t u;
     memcpy(&u, &x, sizeof u);

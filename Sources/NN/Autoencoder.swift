@@ -1,6 +1,6 @@
 // Autoencoder: a stack of Dense layers, encoder widths w0-w1-...-wL, decoder mirrored. ReLU after every
 // hidden layer; the embedding and the reconstruction are linear. Buffers are sized once for `maxRows`; in bf16
-// (`precision`), each layer also holds its operands rounded to bf16 (HalfOperands).
+// (`precision`), each layer also holds its operands rounded to bf16 (BF16Operands).
 // B = batch rows, D = input dims, E = embedding dims.
 import Tensor
 
@@ -25,9 +25,9 @@ public final class Autoencoder {
     let gradientA: UnsafeMutablePointer<Float>
     let gradientB: UnsafeMutablePointer<Float>
     // bf16 operands per layer (empty in float32); the output-gradient scratch is one (B, max width) buffer for all.
-    let encoderHalf: [HalfOperands]
-    let decoderHalf: [HalfOperands]
-    let halfBuffers: [UnsafeMutablePointer<UInt16>]
+    let encoderBF16: [BF16Operands]
+    let decoderBF16: [BF16Operands]
+    let bf16Buffers: [UnsafeMutablePointer<UInt16>]
 
     public init(widths: [Int], maxRows: Int, layout: inout ParameterLayout, precision: Precision = .float32) {
         precondition(widths.count >= 2 && widths.allSatisfy { $0 > 0 }, "autoencoder widths must be positive")
@@ -53,24 +53,24 @@ public final class Autoencoder {
         gradientB = .allocate(capacity: rows * widest)
         self.precision = precision
         var buffers: [UnsafeMutablePointer<UInt16>] = []
-        func halfOperands(_ layers: [Dense], scratch: UnsafeMutablePointer<UInt16>) -> [HalfOperands] {
+        func bf16Operands(_ layers: [Dense], scratch: UnsafeMutablePointer<UInt16>) -> [BF16Operands] {
             guard precision == .bf16 else { return [] }
             return layers.map { layer in
                 let input = UnsafeMutablePointer<UInt16>.allocate(capacity: rows * layer.inputs)
                 let weight = UnsafeMutablePointer<UInt16>.allocate(capacity: layer.inputs * layer.outputs)
                 buffers += [input, weight]
-                return HalfOperands(input: input, weight: weight, dOutput: scratch)
+                return BF16Operands(input: input, weight: weight, dOutput: scratch)
             }
         }
         let scratch = UnsafeMutablePointer<UInt16>.allocate(capacity: precision == .bf16 ? rows * widest : 0)
         buffers.append(scratch)
-        encoderHalf = halfOperands(encoder, scratch: scratch)
-        decoderHalf = halfOperands(decoder, scratch: scratch)
-        halfBuffers = buffers
+        encoderBF16 = bf16Operands(encoder, scratch: scratch)
+        decoderBF16 = bf16Operands(decoder, scratch: scratch)
+        bf16Buffers = buffers
     }
 
     deinit {
-        halfBuffers.forEach { $0.deallocate() }
+        bf16Buffers.forEach { $0.deallocate() }
         (encoderOut + decoderOut).forEach { $0.deallocate() }
         gradientA.deallocate()
         gradientB.deallocate()
@@ -89,25 +89,25 @@ public final class Autoencoder {
     @discardableResult
     public func encode(_ store: ParameterStore, input: UnsafePointer<Float>, rows: Int) -> UnsafeMutablePointer<Float> {
         precondition(rows <= maxRows)
-        forward(encoder, half: encoderHalf, input: input, outputs: encoderOut, store: store, rows: rows)
+        forward(encoder, bf16: encoderBF16, input: input, outputs: encoderOut, store: store, rows: rows)
         return embedding
     }
 
     /// Decoder only, from the current embedding (B, E) -> reconstruction (B, D).
     @discardableResult
     public func decode(_ store: ParameterStore, rows: Int) -> UnsafeMutablePointer<Float> {
-        forward(decoder, half: decoderHalf, input: UnsafePointer(embedding), outputs: decoderOut, store: store, rows: rows)
+        forward(decoder, bf16: decoderBF16, input: UnsafePointer(embedding), outputs: decoderOut, store: store, rows: rows)
         return reconstruction
     }
 
     /// `layers` in turn from `input`; in bf16 each layer's epilogue rounds its output into the next one's operand
     /// (the first layer rounds its input itself, so no rounding outlives the call).
-    private func forward(_ layers: [Dense], half: [HalfOperands], input: UnsafePointer<Float>,
+    private func forward(_ layers: [Dense], bf16: [BF16Operands], input: UnsafePointer<Float>,
                          outputs: [UnsafeMutablePointer<Float>], store: ParameterStore, rows: Int) {
         var x = input
         for (l, layer) in layers.enumerated() {
-            let next = l + 1 < half.count ? half[l + 1].input : nil
-            layer.forward(store, input: x, output: outputs[l], rows: rows, half: half.isEmpty ? nil : half[l],
+            let next = l + 1 < bf16.count ? bf16[l + 1].input : nil
+            layer.forward(store, input: x, output: outputs[l], rows: rows, bf16: bf16.isEmpty ? nil : bf16[l],
                           inputRounded: l > 0, roundOutput: next)
             x = UnsafePointer(outputs[l])
         }
@@ -129,7 +129,7 @@ public final class Autoencoder {
             let input = l == 0 ? UnsafePointer(embedding) : UnsafePointer(decoderOut[l - 1])
             let dInput = dOut == gradientA ? gradientB : gradientA
             decoder[l].backward(store, input: input, output: decoderOut[l], dOutput: dOut, dInput: dInput, rows: rows,
-                                half: decoderHalf.isEmpty ? nil : decoderHalf[l])
+                                bf16: decoderBF16.isEmpty ? nil : decoderBF16[l])
             try afterLayer(decoder[l])
             dOut = dInput
         }
@@ -145,7 +145,7 @@ public final class Autoencoder {
             let layerInput = l == 0 ? input : UnsafePointer(encoderOut[l - 1])
             let dInput = dOut == gradientA ? gradientB : gradientA
             encoder[l].backward(store, input: layerInput, output: encoderOut[l], dOutput: dOut,
-                                dInput: l == 0 ? nil : dInput, rows: rows, half: encoderHalf.isEmpty ? nil : encoderHalf[l])
+                                dInput: l == 0 ? nil : dInput, rows: rows, bf16: encoderBF16.isEmpty ? nil : encoderBF16[l])
             try afterLayer(encoder[l])
             dOut = dInput
         }

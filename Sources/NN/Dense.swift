@@ -5,7 +5,7 @@ import Tensor
 
 /// A layer's operands rounded to bf16 for its products: the input as its forward saw it (kept for the weight
 /// gradient), the weights as of that forward (the input gradient reuses them), and room for the output gradient.
-public struct HalfOperands {
+public struct BF16Operands {
     public let input: UnsafeMutablePointer<UInt16>     // (B, I)
     public let weight: UnsafeMutablePointer<UInt16>    // (I, O)
     public let dOutput: UnsafeMutablePointer<UInt16>   // (B, O), may be shared between layers
@@ -29,18 +29,18 @@ public struct Dense: Sendable {
 
     public var flopsPerRowForward: Int { 2 * inputs * outputs }
 
-    /// output (B, O) = act(input (B, I) W + b). With `half`, the product's operands are rounded to bf16 first (the
+    /// output (B, O) = act(input (B, I) W + b). With `bf16`, the product's operands are rounded to bf16 first (the
     /// input unless `inputRounded`: the layer before wrote it there already); `roundOutput` gets the output rounded
     /// to bf16 as well (the next layer's operand).
     public func forward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>, rows: Int,
-                        half: HalfOperands? = nil, inputRounded: Bool = false, roundOutput: UnsafeMutablePointer<UInt16>? = nil) {
+                        bf16: BF16Operands? = nil, inputRounded: Bool = false, roundOutput: UnsafeMutablePointer<UInt16>? = nil) {
         guard rows > 0 else { return }
-        if let half {
-            if !inputRounded { BF16.round(input, into: half.input, count: rows * inputs, parts: Parallel.parts(work: rows * inputs)) }
-            BF16.round(store.parameters + weight, into: half.weight, count: inputs * outputs,
+        if let bf16 {
+            if !inputRounded { Kernels.roundToBF16(input, into: bf16.input, count: rows * inputs, parts: Parallel.parts(work: rows * inputs)) }
+            Kernels.roundToBF16(store.parameters + weight, into: bf16.weight, count: inputs * outputs,
                        parts: Parallel.parts(work: inputs * outputs))
             BF16.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
-                      a: half.input, lda: inputs, b: half.weight, ldb: outputs, c: output, ldc: outputs)
+                      a: bf16.input, lda: inputs, b: bf16.weight, ldb: outputs, c: output, ldc: outputs)
         } else {
             BLAS.gemm(transposeA: false, transposeB: false, m: rows, n: outputs, k: inputs,
                       a: input, lda: inputs, b: store.parameters + weight, ldb: outputs, c: output, ldc: outputs)
@@ -52,23 +52,23 @@ public struct Dense: Sendable {
 
     /// Accumulates dW += input^T dOutput and db += colsum(dOutput); writes dInput (B, I) = dOutput W^T when asked.
     /// With ReLU, dOutput is masked in place by output > 0 first. `output` is the forward's activated output. With
-    /// `half`, the products take the bf16 input and weights of this layer's last forward, which must be this one's.
+    /// `bf16`, the products take the bf16 input and weights of this layer's last forward, which must be this one's.
     public func backward(_ store: ParameterStore, input: UnsafePointer<Float>, output: UnsafePointer<Float>,
                          dOutput: UnsafeMutablePointer<Float>, dInput: UnsafeMutablePointer<Float>?, rows: Int,
-                         half: HalfOperands? = nil) {
+                         bf16: BF16Operands? = nil) {
         guard rows > 0 else { return }
         // ReLU mask and bias gradient over column blocks, one per thread: each column's sum runs over the rows in
         // order whatever the split.
         // In bf16, the masked dOutput rounded in the same pass.
         Kernels.activationBackward(dOutput: dOutput, dBias: store.gradients + bias, output: output, rows: rows,
-                                   columns: outputs, relu: relu, rounded: half?.dOutput,
+                                   columns: outputs, relu: relu, rounded: bf16?.dOutput,
                                    parts: Parallel.parts(work: rows * outputs, count: outputs))
-        if let half {
+        if let bf16 {
             BF16.gemm(transposeA: true, transposeB: false, m: inputs, n: outputs, k: rows,
-                      a: half.input, lda: inputs, b: half.dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)
+                      a: bf16.input, lda: inputs, b: bf16.dOutput, ldb: outputs, beta: 1, c: store.gradients + weight, ldc: outputs)
             if let dInput {
                 BF16.gemm(transposeA: false, transposeB: true, m: rows, n: inputs, k: outputs,
-                          a: half.dOutput, lda: outputs, b: half.weight, ldb: outputs, c: dInput, ldc: inputs)
+                          a: bf16.dOutput, lda: outputs, b: bf16.weight, ldb: outputs, c: dInput, ldc: inputs)
             }
             return
         }

@@ -2,7 +2,6 @@
 // the CPUs that multiply bf16 natively (AVX-512 BF16, AMX), split over the BLAS threads by CBF16. The one Swift file
 // that imports CBF16. Row-major, as BLAS.
 internal import CBF16
-internal import CKernels
 
 /// Which arithmetic a model's products use. Weights, optimizer state, the elementwise passes and the gradient sums
 /// stay float32 in both; `bf16` rounds the two operands of each product to bfloat16 (8 significant bits) and
@@ -13,10 +12,10 @@ public enum Precision: String, Sendable, CaseIterable, Codable {
 }
 
 public enum BF16 {
-    /// The instruction set oneDNN dispatches to on this CPU (after DNNL_MAX_CPU_ISA, which can lower it).
     // oneDNN's dnnl_cpu_isa_t bits: AVX-512 core, then with BF16 instructions, then with AMX.
     static let avx512 = 0x27, avx512BF16 = 0xE7, amx = 0x3E7
 
+    /// What oneDNN's products run on here, in words (DNNL_MAX_CPU_ISA can lower it).
     public static var instructionSet: String {
         let isa = Int(CBF16_isa())
         if isa & amx == amx { return "AMX" }
@@ -41,12 +40,6 @@ public enum BF16 {
         guard m > 0, n > 0 else { return }
         let status = CBF16_gemm(transposeA ? 1 : 0, transposeB ? 1 : 0, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, parts)
         precondition(status == 0, "oneDNN's bf16 GEMM failed (status \(status)); BF16.isAvailable was not checked")
-    }
-
-    /// y = x rounded to bf16 (to nearest, ties to even), split over `parts` threads of CKernels' pool.
-    @inline(__always)
-    public static func round(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<UInt16>, count: Int, parts: Int) {
-        CKernels_to_bf16_parallel(x, y, count, parts)
     }
 
     /// The float32 value of a bf16 (exact: its upper 16 bits).

@@ -56,6 +56,12 @@ public enum Kernels {
         CKernels_affine_bilinear_parallel(source, target, rows, side, planes, transforms, parts)
     }
 
+    /// y = x rounded to bf16 (to nearest, ties to even; BF16's operands), split over `parts` threads.
+    @inline(__always)
+    public static func roundToBF16(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<UInt16>, count: Int, parts: Int) {
+        CKernels_to_bf16_parallel(x, y, count, parts)
+    }
+
     /// True when the AVX2 bodies run (else the scalar ones, same bits).
     public static var vectorised: Bool { CKernels_vectorised() != 0 }
 }

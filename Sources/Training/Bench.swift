@@ -120,6 +120,7 @@ public enum Bench {
         options.overlap = overlap
         options.augmentation = augmentation
         options.maskRate = 0
+        options.precision = PrecisionChoice(precision: precision, setting: precision == .bf16 ? .bf16 : .float32, reason: "bench")
         // One model for both step kinds, with the centres of the DEC steps below (DECOptions' default K).
         let maxRows = largestShare(total: batchSize, size: context.ranks)
         let model = try Model(widths: widths, clusters: DECOptions().clusters, maxRows: maxRows,

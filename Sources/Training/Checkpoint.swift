@@ -32,6 +32,16 @@ public struct Checkpoint: Sendable {
         self.metadata = metadata
     }
 
+    /// The arithmetic of the products that wrote it (metadata "precision", Model.checkpoint); nil for a file from
+    /// before bf16 (float32 then).
+    public func precision(path: String) throws -> Precision? {
+        guard let text = metadata["precision"] else { return nil }
+        guard let precision = Precision(rawValue: text) else {
+            throw CheckpointError(path: path, reason: "its precision \(text.prefix(40)) is neither float32 nor bf16")
+        }
+        return precision
+    }
+
     public func encoded() -> [UInt8] {
         var out = Checkpoint.magic
         func u32(_ v: Int) { withUnsafeBytes(of: UInt32(v).littleEndian) { out += $0 } }

@@ -248,16 +248,12 @@ public enum Predictor {
         }
         // The embedding in the arithmetic the run used, so that its own samples get its clusters back.
         var precision = Precision.float32
-        switch checkpoint.metadata["precision"] {
-        case nil, "float32": break
-        case "bf16":
+        if try checkpoint.precision(path: modelPath) == .bf16 {
             if try context.communicator.allreduce(BF16.isAvailable ? 0 : 1, .max) == 0 {
                 precision = .bf16
             } else {
                 context.say("note: \(modelPath) was trained with bf16 products, which this CPU lacks (oneDNN: \(BF16.instructionSet)): the embedding is computed in float32, so borderline samples may change cluster")
             }
-        case let other?:
-            throw CheckpointError(path: modelPath, reason: "its precision \(other.prefix(40)) is neither float32 nor bf16")
         }
         // No training step: the gradients need no shared memory.
         let model = try Model(widths: checkpoint.widths, clusters: checkpoint.clusters, maxRows: 256,

@@ -4,7 +4,6 @@
 // measurement of the two GEMMs put bf16 at 1.04x to 2.16x float32 from one invocation to the next (the steps: 1.5x),
 // and a choice that flips between two runs of one command would make their results differ.
 import Collective
-import Foundation
 import Tensor
 
 /// What `--precision` asks for.
@@ -32,26 +31,27 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
     /// The flag's value as config.json shows it: what was asked, and what `auto` became.
     public var flagValue: String { setting == .auto ? "\(precision.rawValue) (auto)" : precision.rawValue }
 
+    /// Every rank calls it with the same setting (after RunPolicy.verifySameConfiguration): one allreduce whatever
+    /// the setting, so ranks agree or fail alike.
     public static func resolve(_ setting: PrecisionSetting, communicator: Communicator) throws -> PrecisionChoice {
         let isa = BF16.instructionSet
+        // The least over the ranks of 2 (has oneDNN's bf16 GEMM) + 1 (multiplies bf16 natively).
+        let support = try communicator.allreduce((BF16.isAvailable ? 2 : 0) + (BF16.isNative ? 1 : 0), .min)
+        let mine = (BF16.isAvailable ? 2 : 0) + (BF16.isNative ? 1 : 0)
+        let whose = mine > support ? "another rank's CPU" : "this CPU"
         switch setting {
         case .float32:
             return PrecisionChoice(precision: .float32, setting: setting, reason: "as asked")
         case .bf16:
-            // Every rank's CPU must have the kernels; one that has none says so on every rank.
-            let missing = try communicator.allreduce(BF16.isAvailable ? 0 : 1, .max)
-            guard missing == 0 else {
-                throw RunError("--precision bf16: oneDNN has no bf16 GEMM for \(BF16.isAvailable ? "another rank's" : "this") CPU (it needs AVX-512; here: \(isa)); use --precision float32 or auto",
+            guard support >= 2 else {
+                throw RunError("--precision bf16: oneDNN has no bf16 GEMM for \(whose) (it needs AVX-512; here: \(isa)); use --precision float32 or auto",
                                everyRank: true)
             }
-            let native = try communicator.allreduce(BF16.isNative ? 1 : 0, .min) == 1
             return PrecisionChoice(precision: .bf16, setting: setting,
-                                   reason: native ? "as asked; \(isa)" : "as asked; \(isa): slower than float32 on this CPU")
+                                   reason: support == 3 ? "as asked; \(isa)" : "as asked; emulated on \(whose) (\(isa)): slower than float32")
         case .auto:
-            let native = try communicator.allreduce(BF16.isNative ? 1 : 0, .min) == 1
-            if native { return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively") }
-            return PrecisionChoice(precision: .float32, setting: setting,
-                                   reason: "auto: no native bf16 on \(BF16.isNative ? "another rank's" : "this") CPU (oneDNN: \(isa))")
+            if support == 3 { return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively") }
+            return PrecisionChoice(precision: .float32, setting: setting, reason: "auto: no native bf16 on \(whose) (oneDNN: \(isa))")
         }
     }
 }

@@ -11,6 +11,9 @@ public final class RunPolicy {
     public let configHash: String
     /// Epochs this invocation may still train (`--stop-after-epochs`); nil = no limit.
     public var epochBudget: Int?
+    /// What --precision became here (set by the command once resolved): a checkpoint of this run written in the
+    /// other arithmetic is not continued (`auto` can resolve differently on another machine).
+    public var precision: PrecisionChoice?
 
     init(communicator: Communicator, configHash: String) {
         self.communicator = communicator
@@ -35,6 +38,10 @@ public final class RunPolicy {
         if !configHash.isEmpty, let written = checkpoint.metadata["config"], written != configHash {
             throw RunError("\(path) was written by another configuration than \(RunManifest.fileName) describes; "
                            + "resume with the options the run was started with")
+        }
+        if let precision, let written = try checkpoint.precision(path: path), written != precision.precision {
+            throw RunError("\(path) was trained with \(written.rawValue) products, but here --precision \(precision.setting.rawValue) means "
+                           + "\(precision.precision.rawValue) (\(precision.reason)): continue the run on a CPU where it means \(written.rawValue)")
         }
     }
 

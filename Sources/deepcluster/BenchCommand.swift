@@ -22,7 +22,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Print one JSON object instead of a table.") var json = false
     @Option(help: "Time the steps with this augmentation (none, or shift=F,rotate=DEGREES; see pretrain --help): its cost counts in the step, not in the SGEMM work.")
     var augment = "none"
-    @Option(help: "Arithmetic of the products: float32, bf16 or auto (see dec --help); the fraction is of that precision's own GEMM rate on the same shapes (SGEMM, or oneDNN's bf16 GEMM on operands already rounded). Default: auto.")
+    @Option(help: "Arithmetic of the products: float32, bf16 or auto (see dec --help); the fraction is of that precision's own GEMM rate on the same shapes (SGEMM, or oneDNN's bf16 GEMM on operands already rounded; the JSON keeps the key names sgemm_gflops and fraction_of_sgemm, with \"precision\" beside them). Default: \(Recipe.precision.rawValue).")
     var precision = Recipe.precision
     @Flag(help: "Also fit the allreduce cost (latency alpha, inverse bandwidth beta) and predict step time and efficiency for 1 ... --max-ranks ranks.")
     var model = false

@@ -66,7 +66,7 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Epochs whose embedding Figure 4 maps with t-SNE, e.g. 0,50,100,200 (the end is always added). Default: the start, the middle and the end.")
     var snapshots: String?
     @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = Recipe.tsnePoints
-    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512, fast only with AVX-512 BF16 or AMX); or auto: bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX; steps about 1.5x faster here), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
+    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512, fast only with AVX-512 BF16 or AMX); or auto: bf16 where every rank's CPU multiplies bf16 natively (AVX-512 BF16 or AMX; README: Speed), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
     var precision = Recipe.precision
     @Option(help: "t-SNE iterations.") var tsneIterations = Recipe.tsneIterations
     @Option(help: ArgumentHelp("Tests: one process computes the shares of N ranks in pretraining and fine-tuning and sums them in rank order (run it with --threads 1).", visibility: .hidden))
@@ -153,10 +153,11 @@ struct DECCommand: TrainingCommand {
                 throw RunError("--pretrained \(pretrained): file not found")
             }
             let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
-            pretrain.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
-            context.say(pretrain.precision.description)
             context.policy.epochBudget = session.stopAfterEpochs
             try context.policy.verifySameConfiguration("dec \(context.policy.configHash) data \(data.count)x\(data.dimension)")
+            pretrain.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
+            context.policy.precision = pretrain.precision
+            context.say(pretrain.precision.description)
             try context.writeMachineInfo(data: data)
             if let note = resolved.note { context.say(note) }
             let k = options.chooseClusters.map { "chosen from the data (2 to \(ClusterCount.largestTried($0, count: data.count)))" }

@@ -31,7 +31,7 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: ArgumentHelp("Write a checkpoint every N epochs, or once a time such as 90s, 5m or 1h has passed since the last; also after the last epoch and at a stop signal. Default: \(Recipe.checkpointEvery).", valueName: "N|time"))
     var checkpointEvery = Recipe.checkpointEvery.description
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
-    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512, fast only with AVX-512 BF16 or AMX); or auto: bf16 where the CPU multiplies bf16 natively (AVX-512 BF16 or AMX; steps about 1.5x faster here), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
+    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512, fast only with AVX-512 BF16 or AMX); or auto: bf16 where every rank's CPU multiplies bf16 natively (AVX-512 BF16 or AMX; README: Speed), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
     var precision = Recipe.precision
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
     var debugPoison: String?
@@ -74,10 +74,11 @@ struct PretrainCommand: TrainingCommand {
             throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
         }
         let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
-        options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
-        context.say(options.precision.description)
         context.policy.epochBudget = session.stopAfterEpochs
         try context.policy.verifySameConfiguration("pretrain \(context.policy.configHash) data \(data.count)x\(data.dimension)")
+        options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
+        context.policy.precision = options.precision
+        context.say(options.precision.description)
         try context.writeMachineInfo(data: data)
         try context.writeConfiguration([("pretrain", options.flags())])
         let trainer = try Pretrainer(context: context, data: data, options: options)

@@ -1,7 +1,7 @@
 // bf16: the rounding of operands, oneDNN's bf16 GEMM against a float32 reference within a bound derived from bf16's
 // 8 significant bits, its independence of the thread split, and an autoencoder in bf16 against one in float32. The
-// GEMM tests skip where oneDNN has no bf16 kernels (no AVX-512); the choice of `auto` there is tested by
-// Tests/multirank.sh under DNNL_MAX_CPU_ISA.
+// GEMM tests skip where oneDNN has no bf16 kernels (no AVX-512; they cannot run there); the choice of `auto` there is
+// tested by Tests/fuzz.sh under DNNL_MAX_CPU_ISA=AVX2.
 @testable import NN
 @testable import Tensor
 @testable import Training
@@ -12,11 +12,11 @@ import XCTest
 final class PrecisionTests: XCTestCase {
     func rounded(_ values: [Float], parts: Int = 1) -> [UInt16] {
         var out = [UInt16](repeating: 0, count: values.count)
-        BF16.round(values, into: &out, count: values.count, parts: parts)
+        Kernels.roundToBF16(values, into: &out, count: values.count, parts: parts)
         return out
     }
 
-    /// Round to nearest, ties to even, as vcvtneps2bf16: bit patterns worked out by hand.
+    /// Round to nearest, ties to even: bit patterns worked out by hand.
     func testRoundingToNearestEven() {
         let cases: [(UInt32, UInt16)] = [
             (0x3F80_0000, 0x3F80),   // 1

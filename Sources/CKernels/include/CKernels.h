@@ -47,8 +47,8 @@ void CKernels_zero_parallel(float *x, size_t n, long parts);
 void CKernels_affine_bilinear_parallel(const float *clean, float *out, size_t rows, size_t side, size_t planes,
                                        const double *params, long parts);
 
-/// bfloat16 operands for a product: y[i] = x[i] rounded to bfloat16 (its upper 16 bits) to nearest, ties to even, as
-/// AVX-512 BF16's vcvtneps2bf16 (a NaN stays a NaN; past the largest bf16, Inf). The second splits n over `parts`
+/// bfloat16 operands for a product: y[i] = x[i] rounded to bfloat16 (its upper 16 bits) to nearest, ties to even (a
+/// NaN stays a NaN; past the largest bf16, Inf; subnormals rounded, not flushed). The second splits n over `parts`
 /// threads; each element's value does not depend on the split.
 void CKernels_to_bf16(const float *x, uint16_t *y, size_t n);
 void CKernels_to_bf16_parallel(const float *x, uint16_t *y, size_t n, long parts);
