@@ -91,19 +91,47 @@ static int has_avx2(void) { return __builtin_cpu_supports("avx2") ? 1 : 0; }
 static int has_avx2(void) { return 0; }
 #endif
 
+// The optimiser updates run with subnormals read as 0 and flushed to 0 (MXCSR's DAZ and FTZ, on this thread for
+// the call). A weight whose gradient is always 0 (a pixel that is 0 in every image, as MNIST's corners) has Adam
+// moments that decay geometrically: the second moment, by 0.999 a step, spends thousands of steps in the subnormal
+// range, where every operation on it takes a microcode assist. On full MNIST the Adam update took 76% of a
+// pretraining step that way (5,700 samples/s on 2 ranks, where the first epochs ran at 25,000). Both the AVX2 and the
+// scalar bodies obey the flags, so they still agree bit for bit.
+#if defined(__x86_64__)
+static inline unsigned flush_subnormals(void) {
+    unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040);   // FTZ (bit 15), DAZ (bit 6)
+    return saved;
+}
+static inline void restore_subnormals(unsigned saved) { _mm_setcsr(saved); }
+#else
+static inline unsigned flush_subnormals(void) { return 0; }
+static inline void restore_subnormals(unsigned saved) { (void)saved; }
+#endif
+
 int CKernels_adam_update(float *p, const float *g, float *m, float *v, size_t n,
                    float lr, float b1, float b2, float c1, float c2, float eps) {
+    unsigned saved = flush_subnormals();
+    int finite;
 #if defined(__x86_64__)
-    if (has_avx2()) return adam_avx2(p, g, m, v, n, lr, b1, b2, c1, c2, eps);
+    if (has_avx2()) finite = adam_avx2(p, g, m, v, n, lr, b1, b2, c1, c2, eps);
+    else
 #endif
-    return adam_scalar(p, g, m, v, 0, n, lr, b1, b2, c1, c2, eps);
+    finite = adam_scalar(p, g, m, v, 0, n, lr, b1, b2, c1, c2, eps);
+    restore_subnormals(saved);
+    return finite;
 }
 
 int CKernels_sgd_update(float *p, const float *g, float *v, size_t n, float lr, float mu) {
+    unsigned saved = flush_subnormals();
+    int finite;
 #if defined(__x86_64__)
-    if (has_avx2()) return sgd_avx2(p, g, v, n, lr, mu);
+    if (has_avx2()) finite = sgd_avx2(p, g, v, n, lr, mu);
+    else
 #endif
-    return sgd_scalar(p, g, v, 0, n, lr, mu);
+    finite = sgd_scalar(p, g, v, 0, n, lr, mu);
+    restore_subnormals(saved);
+    return finite;
 }
 
 /// x rounded to bfloat16 (its upper 16 bits), to nearest with ties to even: a NaN stays a (quiet) NaN, a finite value
