@@ -225,6 +225,29 @@ final class NNTests: XCTestCase {
         }
     }
 
+    /// The updates flush subnormals (DAZ/FTZ): a second moment of 1e-40 with a zero gradient becomes exactly 0 (it
+    /// would be 0.999e-40, a subnormal every later step must work through slowly), and so does a momentum of 1e-40;
+    /// normal values are updated as before. The AVX2 body (the first 16) and the scalar tail (the 17th) alike.
+    func testOptimiserUpdatesFlushSubnormals() {
+        let n = 17
+        var p = [Float](repeating: 1, count: n), g = [Float](repeating: 0, count: n)
+        var m = [Float](repeating: 1e-40, count: n), v = [Float](repeating: 1e-40, count: n)
+        g[3] = 0.5
+        XCTAssertTrue(Kernels.adamUpdate(parameters: &p, first: &m, second: &v, gradients: g, count: n, learningRate: 0.001,
+                                         beta1: 0.9, beta2: 0.999, correction1: 1, correction2: 1, epsilon: 1e-7, parts: 1))
+        for i in [0, 15, 16] {
+            XCTAssertEqual(v[i].bitPattern, 0, "second moment \(i)")
+            XCTAssertEqual(m[i].bitPattern, 0, "first moment \(i)")
+            XCTAssertEqual(p[i], 1)
+        }
+        XCTAssertEqual(v[3], 0.001 * 0.25, accuracy: 1e-8)   // (1 - 0.999 in float32) x 0.5^2
+        var velocity = [Float](repeating: 1e-40, count: n)
+        XCTAssertTrue(Kernels.sgdUpdate(parameters: &p, velocity: &velocity, gradients: g, count: n, learningRate: 0.01,
+                                        momentum: 0.9, parts: 1))
+        XCTAssertEqual(velocity[16].bitPattern, 0)
+        XCTAssertEqual(velocity[0].bitPattern, 0)
+    }
+
     func testAdamConvergesOnAQuadratic() {
         var layout = ParameterLayout()
         _ = layout.reserve(3)
