@@ -218,8 +218,11 @@ func manifestArguments(_ arguments: [String]) -> [String] {
 
 extension TrainingCommand {
     func run() throws {
+        // Before MPI starts (a second or more under srun): a scheduler's stop signal that comes while the ranks start
+        // is recorded and ends the run after its first step, with a checkpoint, instead of ending the process with
+        // none (seen once in Tests/slurm.sh: a requeued job's SIGTERM came during its start-up and killed it).
+        try GracefulStop.install()
         try withWorld(runtime) { communicator in
-            try GracefulStop.install()
             let name = Self.configuration.commandName!
             guard let directory = session.resume else {
                 let manifest = RunManifest(command: name, arguments: manifestArguments(subcommandArguments))
