@@ -50,6 +50,14 @@ struct DeepCluster: ParsableCommand {
     /// ArgumentParser's main, after joining options with negative values (`--lr -1` -> `--lr=-1`) so that they reach
     /// validation instead of reading as flags.
     static func main() {
+        // A training command records a stop signal from its first instant (before the OpenBLAS re-exec, and again in
+        // the new image): a requeued Slurm job can get its SIGTERM within a second of starting (Tests/slurm.sh saw
+        // one killed before its handler was in place, so it ended with 143 and was not requeued).
+        let trainingCommands: [any TrainingCommand.Type] = [PretrainCommand.self, DECCommand.self]
+        if let name = CommandLine.arguments.dropFirst().first,
+           trainingCommands.contains(where: { $0.configuration.commandName == name }) {
+            try? GracefulStop.install()
+        }
         useFasterBLASKernels()
         let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
         subcommandArguments = Array(arguments.dropFirst())
