@@ -258,8 +258,9 @@ public enum UMAP {
     /// from `negativeSamples` random points per attraction, the learning rate falling linearly to 0), by chunks of
     /// points (`layoutChunk`: one chunk up to 20,000 points): within a chunk the points move one after the other as
     /// in umap-learn, an edge inside the chunk moving both its ends; other chunks' points are read where the epoch
-    /// found them, and an edge to one moves only its head, by `crossChunkStep` of a step. The ranks and threads take whole chunks and gather the positions every epoch; a point's draws come from
-    /// (seed, epoch, point), so the layout is the same bits for any split. Collective.
+    /// found them, and an edge to one moves only its head, by `crossChunkStep` of a step. The ranks and threads take
+    /// whole chunks and gather the positions every epoch; a point's draws come from (seed, epoch, point), so the
+    /// layout is the same bits for any split. Collective.
     public static func layout(_ graph: Graph, count n: Int, options: UMAPOptions, threads: Int = BLAS.threads,
                               communicator: Communicator, spectralSeconds: inout Double) throws -> [Float] {
         let epochs = options.epochs
