@@ -51,12 +51,12 @@ struct DeepCluster: ParsableCommand {
     /// validation instead of reading as flags.
     static func main() {
         // A training command records a stop signal from its first instant (before the OpenBLAS re-exec, and again in
-        // the new image): a requeued Slurm job can get its SIGTERM within a second of starting (Tests/slurm.sh saw
-        // one killed before its handler was in place, so it ended with 143 and was not requeued).
-        let trainingCommands: [any TrainingCommand.Type] = [PretrainCommand.self, DECCommand.self]
+        // the new image), so a scheduler's signal during start-up ends the run after its first step, with a
+        // checkpoint: a requeued Slurm job can get its SIGTERM within a second of starting (Tests/slurm.sh saw one
+        // killed before its handler was in place, so it ended with 143 and was not requeued).
         if let name = CommandLine.arguments.dropFirst().first,
-           trainingCommands.contains(where: { $0.configuration.commandName == name }) {
-            try? GracefulStop.install()
+           configuration.subcommands.contains(where: { ($0 as? any TrainingCommand.Type)?.configuration.commandName == name }) {
+            do { try GracefulStop.install() } catch { exit(withError: error) }
         }
         useFasterBLASKernels()
         let arguments = joiningNegativeValues(Array(CommandLine.arguments.dropFirst()))
@@ -226,10 +226,7 @@ func manifestArguments(_ arguments: [String]) -> [String] {
 
 extension TrainingCommand {
     func run() throws {
-        // Before MPI starts (a second or more under srun): a scheduler's stop signal that comes while the ranks start
-        // is recorded and ends the run after its first step, with a checkpoint, instead of ending the process with
-        // none (seen once in Tests/slurm.sh: a requeued job's SIGTERM came during its start-up and killed it).
-        try GracefulStop.install()
+        // The stop handler is in place already (DeepCluster.main).
         try withWorld(runtime) { communicator in
             let name = Self.configuration.commandName!
             guard let directory = session.resume else {
