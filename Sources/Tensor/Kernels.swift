@@ -4,10 +4,6 @@
 internal import CKernels
 
 public enum Kernels {
-    /// Asks the cache for the line at `address` ahead of its load (random samples, whose addresses come early).
-    @inline(__always)
-    public static func prefetch(_ address: UnsafeRawPointer) { CKernels_prefetch(address) }
-
     /// Adam over `count` elements; false when a gradient was NaN or Inf (the update still ran).
     @inline(__always)
     public static func adamUpdate(parameters: UnsafeMutablePointer<Float>, first: UnsafeMutablePointer<Float>,
@@ -60,6 +56,19 @@ public enum Kernels {
     @inline(__always)
     public static func roundToBF16(_ x: UnsafePointer<Float>, into y: UnsafeMutablePointer<UInt16>, count: Int, parts: Int) {
         CKernels_to_bf16_parallel(x, y, count, parts)
+    }
+
+    /// One chunk of one epoch of UMAP's layout SGD (Clustering's UMAP.layout; CKernels_umap_layout_chunk): the
+    /// chunk's rows of `positions` copied into `moved` and moved there, the edges' schedules advanced. False when it
+    /// could not allocate its few kilobytes of plans (the chunk is then part moved).
+    public static func umapLayoutChunk(positions: UnsafePointer<Float>, moved: UnsafeMutablePointer<Float>, chunk: Range<Int>,
+                                       count: Int, dims: Int, rowStart: UnsafePointer<Int>, tails: UnsafePointer<Int32>,
+                                       perSample: UnsafePointer<Double>, nextSample: UnsafeMutablePointer<Double>,
+                                       nextNegative: UnsafeMutablePointer<Double>, a: Float, b: Float, alpha: Float,
+                                       crossStep: Float, epoch: Int, negatives: Double, seed: UInt64, stream: UInt64) -> Bool {
+        CKernels_umap_layout_chunk(positions, moved, chunk.lowerBound, chunk.upperBound, count, dims, rowStart, tails, perSample,
+                                   nextSample, nextNegative, a, b, alpha, crossStep, Double(epoch), negatives, seed, stream,
+                                   UInt64(epoch)) != 0
     }
 
     /// True when the AVX2 bodies run (else the scalar ones, same bits).

@@ -53,6 +53,18 @@ void CKernels_affine_bilinear_parallel(const float *clean, float *out, size_t ro
 void CKernels_to_bf16(const float *x, uint16_t *y, size_t n);
 void CKernels_to_bf16_parallel(const float *x, uint16_t *y, size_t n, long parts);
 
+/// One chunk [first, end) of one epoch of UMAP's layout SGD (Clustering's UMAP.layout says what it computes): copies
+/// the chunk's rows of y (n x dims) into out, then moves them one after the other, reading other chunks' points in y.
+/// row_start/tails/per_sample are the sampled edges by head; next_sample/next_negative their schedules (updated).
+/// The negative samples of point i come from xoshiro256** seeded by (seed, stream, epoch << 32 | i), as Tensor's
+/// Xoshiro256(seed:stream:index:). Plain C without contraction, libm's powf: the same bits on every CPU.
+/// Returns 0 when it could not allocate its plans (the chunk is then left part moved).
+int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end, long n, long dims,
+                                const long *row_start, const int32_t *tails, const double *per_sample,
+                                double *next_sample, double *next_negative, float a, float b, float alpha,
+                                float cross_step, double now, double negatives, uint64_t seed, uint64_t stream,
+                                uint64_t epoch);
+
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
 
@@ -66,7 +78,5 @@ void CKernels_stop_release(const int *signals, int count);
 int CKernels_stop_received(void);
 /// Seconds since that signal came (monotonic clock), or 0 when none came.
 double CKernels_stop_seconds_since(void);
-/// A hint to bring the cache line at p in (reads), for loads whose addresses are known early (random samples).
-static inline void CKernels_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 
 #endif
