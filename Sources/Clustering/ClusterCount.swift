@@ -107,11 +107,11 @@ public enum ClusterCount {
                                seed: options.seed &+ UInt64(k) &+ UInt64(fit) &* 0x9e37, communicator: SingleProcessCommunicator(),
                                spreadRestarts: false)
             }
-            let candidate = GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k,
+            let candidate = try GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k,
                                                 initial: start.assignments, regularization: options.regularization)
             if mixture == nil || candidate.logLikelihood > mixture!.logLikelihood { mixture = candidate }
         }
-        let (likelihood, entropy) = GaussianMixture.score(mixture!, points: layout, count: n, dims: dims)
+        let (likelihood, entropy) = try GaussianMixture.score(mixture!, points: layout, count: n, dims: dims)
         let parameters = Double(k * (1 + dims + dims * (dims + 1) / 2) - 1)
         return -2 * likelihood + parameters * log(Double(n)) / Double(n) + 2 * entropy
     }

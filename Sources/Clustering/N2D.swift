@@ -36,8 +36,8 @@ public enum N2D {
         }
         let kmeansSeconds = Clock.now - started
         started = Clock.now
-        let mixture = GaussianMixture.fit(points: embedding.layout, count: n, dims: umap.components, components: k,
-                                          initial: start.assignments)
+        let mixture = try GaussianMixture.fit(points: embedding.layout, count: n, dims: umap.components, components: k,
+                                              initial: start.assignments, threads: BLAS.threads, communicator: communicator)
         return Result(embedding: embedding, mixture: mixture, kmeansSeconds: kmeansSeconds, mixtureSeconds: Clock.now - started)
     }
 }

@@ -142,7 +142,32 @@ final class N2DTests: XCTestCase {
         }
     }
 
-    func testMixtureRecoversElongatedClustersFromAPoorStart() {
+    /// The mixture's E-step by chunks of points over ranks and threads, its sums chunk by chunk: the same fit, bit for
+    /// bit, on any split; and with one chunk (the default up to 20,000 points) the sums run in point order.
+    func testMixtureIsTheSameOnAnySplit() throws {
+        let (points, labels) = blobs(perBlob: 150, blobs: 4, dims: 3, seed: 11, spread: 1.5)
+        let initial = labels.indices.map { i in i % 5 == 0 ? (labels[i] + 1) % 4 : labels[i] }
+        let one = try GaussianMixture.fit(points: points, count: 600, dims: 3, components: 4, initial: initial, chunkRows: 70)
+        XCTAssertGreaterThan(one.iterations, 1)
+        for (ranks, threads) in [(1, 3), (2, 1), (3, 2)] {
+            let split = try InProcessWorld.run(ranks: ranks) { c in
+                try GaussianMixture.fit(points: points, count: 600, dims: 3, components: 4, initial: initial, threads: threads,
+                                        communicator: c, chunkRows: 70)
+            }
+            for fit in split {
+                XCTAssertEqual(fit.responsibilities.map(\.bitPattern), one.responsibilities.map(\.bitPattern), "\(ranks) x \(threads)")
+                XCTAssertEqual(fit.means.map(\.bitPattern), one.means.map(\.bitPattern))
+                XCTAssertEqual(fit.logLikelihood.bitPattern, one.logLikelihood.bitPattern)
+                XCTAssertEqual(fit.iterations, one.iterations)
+            }
+        }
+        // Different chunks sum in another order: close, and (a negative control) not the same bits.
+        let whole = try GaussianMixture.fit(points: points, count: 600, dims: 3, components: 4, initial: initial)
+        XCTAssertEqual(whole.logLikelihood, one.logLikelihood, accuracy: 1e-9)
+        XCTAssertNotEqual(whole.means.map(\.bitPattern), one.means.map(\.bitPattern))
+    }
+
+    func testMixtureRecoversElongatedClustersFromAPoorStart() throws {
         // Two long thin clusters side by side, a quarter of the starting labels wrong: full covariances follow them.
         var rng = Xoshiro256(seed: 3)
         var points: [Float] = [], labels: [Int32] = []
@@ -153,7 +178,7 @@ final class N2DTests: XCTestCase {
             }
         }
         let initial = (0..<600).map { i in i % 4 == 0 ? 1 - labels[i] : labels[i] }
-        let fit = GaussianMixture.fit(points: points, count: 600, dims: 2, components: 2, initial: initial)
+        let fit = try GaussianMixture.fit(points: points, count: 600, dims: 2, components: 2, initial: initial)
         XCTAssertEqual(Metrics.scores(predicted: fit.assignments, labels: labels, clusters: 2, classes: 2).accuracy, 1, accuracy: 0.005)
         XCTAssertTrue(fit.converged)
         for i in 0..<600 {
@@ -176,7 +201,7 @@ final class N2DTests: XCTestCase {
             try KMeans.fit(points: $0.baseAddress!, count: 160, dims: 3, clusters: 4, restarts: 4, seed: 0,
                            communicator: SingleProcessCommunicator(), spreadRestarts: true)
         }
-        let fit = GaussianMixture.fit(points: layout, count: 160, dims: 3, components: 4, initial: start.assignments)
+        let fit = try GaussianMixture.fit(points: layout, count: 160, dims: 3, components: 4, initial: start.assignments)
         XCTAssertEqual(Metrics.scores(predicted: fit.assignments, labels: labels, clusters: 4, classes: 4).accuracy, 1)
         let again = try InProcessWorld.run(ranks: 2) { c in
             try UMAP.embed(points: points, count: 160, dims: 6, options: options, communicator: c).layout
