@@ -281,46 +281,26 @@ public enum UMAP {
             scaleToTen(&y, count: n, dims: dims)
         }
         spectralSeconds = Clock.now - spectralStarted
-        let largest = graph.weights.max() ?? 1
-        // Edges too light to be sampled once in `epochs` are dropped; the others come every largest / weight epochs.
-        let (rowStart, tails, perSample) = {
-            var rowStart = [Int](repeating: 0, count: n + 1), tails: [Int32] = [], perSample: [Double] = []
-            for e in graph.weights.indices where graph.weights[e] >= largest / Float(epochs) {
-                rowStart[Int(graph.heads[e]) + 1] += 1
-                tails.append(graph.tails[e])
-                perSample.append(Double(largest / graph.weights[e]))
-            }
-            for i in 0..<n { rowStart[i + 1] += rowStart[i] }
-            return (rowStart, tails, perSample)
-        }()
         let negatives = Double(options.negativeSamples)
-        // The edges, their schedules and this rank's moved rows, in memory that the chunks' kernels share.
-        func shared<T>(_ values: [T]) -> SharedPointer<T> {
-            let p = UnsafeMutablePointer<T>.allocate(capacity: max(values.count, 1))
-            p.initialize(from: values, count: values.count)
-            return SharedPointer(p)
-        }
-        let edges = (rowStart: shared(rowStart), tails: shared(tails), perSample: shared(perSample),
-                     next: shared(perSample), negative: shared(perSample.map { $0 / negatives }))
-        let moved = shared([Float](repeating: 0, count: n * dims))
+        let edges = SampledEdges(graph, count: n, epochs: epochs, negatives: negatives)
         let rows = RowChunks(count: n, chunkRows: options.chunkRows ?? layoutChunk(count: n), communicator: communicator, threads: threads)
         let mine = rows.myRows
-        let failed = shared([Bool](repeating: false, count: rows.chunks))  // by chunk
-        defer {
-            edges.rowStart.base.deallocate(); edges.tails.base.deallocate(); edges.perSample.base.deallocate()
-            edges.next.base.deallocate(); edges.negative.base.deallocate(); moved.base.deallocate(); failed.base.deallocate()
-        }
+        // This rank's rows where the epoch moved them, and the chunks whose kernel could not allocate.
+        let moved = SharedPointer(UnsafeMutablePointer<Float>.allocate(capacity: n * dims))
+        let failed = SharedPointer(UnsafeMutablePointer<Bool>.allocate(capacity: rows.chunks))
+        failed.base.initialize(repeating: false, count: rows.chunks)
+        defer { moved.base.deallocate(); failed.base.deallocate() }
         for epoch in 0..<epochs {
             let alpha = options.learningRate * (1 - Float(epoch) / Float(epochs))
             y.withUnsafeBufferPointer { y in
                 let y = SharedPointer(y.baseAddress!)
                 rows.forEachChunk { chunk in
-                    failed.base[chunk.lowerBound / rows.chunkRows] = !Kernels.umapLayoutChunk(positions: y.base, moved: moved.base, chunk: chunk, count: n, dims: dims,
-                                            rowStart: edges.rowStart.base, tails: edges.tails.base,
-                                            perSample: edges.perSample.base, nextSample: edges.next.base,
-                                            nextNegative: edges.negative.base, a: a, b: b, alpha: alpha,
-                                            crossStep: crossChunkStep, epoch: epoch, negatives: negatives,
-                                            seed: options.seed, stream: 0x4E45_4741)
+                    let done = Kernels.umapLayoutChunk(positions: y.base, moved: moved.base, chunk: chunk, count: n, dims: dims,
+                                                       rowStart: edges.rowStart, tails: edges.tails, perSample: edges.perSample,
+                                                       nextSample: edges.nextSample, nextNegative: edges.nextNegative, a: a, b: b,
+                                                       alpha: alpha, crossStep: crossChunkStep, epoch: epoch, negatives: negatives,
+                                                       seed: options.seed, stream: 0x4E45_4741)
+                    failed.base[chunk.lowerBound / rows.chunkRows] = !done
                 }
             }
             if try communicator.allreduce((0..<rows.chunks).contains { failed.base[$0] } ? 1 : 0, .max) != 0 {
@@ -614,6 +594,40 @@ struct RowChunks {
         try send.withUnsafeBufferPointer { s in
             try values.withUnsafeMutableBufferPointer { try communicator.allgatherv(s, into: $0, counts: counts) }
         }
+    }
+}
+
+/// The layout's edges by head (the graph lists them in head order), those too light to be sampled once in `epochs`
+/// dropped, the others sampled every largest / weight epochs, with their schedules (next sample, next negative
+/// samples): in memory that the chunks' kernels update from several threads, each chunk its own heads' edges.
+final class SampledEdges: @unchecked Sendable {
+    let rowStart: UnsafeMutablePointer<Int>  // (N + 1)
+    let tails: UnsafeMutablePointer<Int32>
+    let perSample, nextSample, nextNegative: UnsafeMutablePointer<Double>
+
+    init(_ graph: UMAP.Graph, count n: Int, epochs: Int, negatives: Double) {
+        let largest = graph.weights.max() ?? 1, lightest = largest / Float(epochs)
+        rowStart = .allocate(capacity: n + 1)
+        rowStart.initialize(repeating: 0, count: n + 1)
+        for e in graph.weights.indices where graph.weights[e] >= lightest { rowStart[Int(graph.heads[e]) + 1] += 1 }
+        for i in 0..<n { rowStart[i + 1] += rowStart[i] }
+        let kept = max(rowStart[n], 1)
+        tails = .allocate(capacity: kept)
+        perSample = .allocate(capacity: kept)
+        nextSample = .allocate(capacity: kept)
+        nextNegative = .allocate(capacity: kept)
+        var k = 0
+        for e in graph.weights.indices where graph.weights[e] >= lightest {
+            tails[k] = graph.tails[e]
+            perSample[k] = Double(largest / graph.weights[e])
+            nextSample[k] = perSample[k]
+            nextNegative[k] = perSample[k] / negatives
+            k += 1
+        }
+    }
+
+    deinit {
+        rowStart.deallocate(); tails.deallocate(); perSample.deallocate(); nextSample.deallocate(); nextNegative.deallocate()
     }
 }
 

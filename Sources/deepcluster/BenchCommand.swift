@@ -30,12 +30,19 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Model a per-step link latency in microseconds. Default: the measured one (20 us on a single rank).") var linkLatencyUs: Double?
     @Option(help: "Largest rank count the model predicts (powers of two).") var maxRanks = 1024
     @Option(help: "Where the model's plot goes.") var plot = "runs/cost-model.svg"
+    @Option(help: "Also time the N2D start's stages (neighbours, graph, spectral start, layout SGD, mixture) on 10 Gaussian clusters in --start-dims dimensions at 25,000 and 50,000 points on these ranks, and predict each stage's seconds at this many points from its growth between the two (README: Scale). About a minute on 2 cores.")
+    var startPoints: Int?
+    @Option(help: "Dimensions of the points for --start-points (the neighbour search costs in proportion).") var startDims = 10
 
     func run() throws {
         if !(1...100_000).contains(steps) { throw ValidationError("--steps must be between 1 and 100000 (got \(steps)).") }
         if let linkGbps, !(linkGbps > 0) || !linkGbps.isFinite { throw ValidationError("--link-gbps must be a positive number.") }
         if let linkLatencyUs, !(linkLatencyUs >= 0) || !linkLatencyUs.isFinite { throw ValidationError("--link-latency-us must be 0 or more.") }
         if !(1...(1 << 20)).contains(maxRanks) { throw ValidationError("--max-ranks must be between 1 and 1048576.") }
+        if let startPoints, !(1_000...1_000_000_000).contains(startPoints) {
+            throw ValidationError("--start-points must be between 1000 and 1000000000 (got \(startPoints)).")
+        }
+        if !(2...4096).contains(startDims) { throw ValidationError("--start-dims must be between 2 and 4096 (got \(startDims)).") }
         try Limits.batch(batchSize)
         try Limits.memory(widths: try parseWidths(widths), batchSize: batchSize)
         try withWorld(runtime) { communicator in
@@ -52,11 +59,17 @@ struct BenchCommand: ParsableCommand {
             if model {
                 (modelJSON, modelLines) = try costModel(communicator, pretrain: pretrain, dec: dec)
             }
+            var startJSON: [String: Any]?
+            var startLines: [String] = []
+            if let startPoints {
+                (startJSON, startLines) = try startModel(communicator, points: startPoints)
+            }
             guard communicator.rank == 0 else { return }
             if json {
                 var object: [String: Any] = ["ranks": communicator.size, "threads_per_rank": BLAS.threads, "batch_size": batchSize,
                                              "steps": steps, "overlap": !runtime.noOverlap, "precision": choice.precision.rawValue, "reduction": pretrain.reduction.rawValue, "pretrain": pretrain.json, "dec": dec.json]
                 if let modelJSON { object["model"] = modelJSON }
+                if let startJSON { object["start_stages"] = startJSON }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
@@ -69,8 +82,51 @@ struct BenchCommand: ParsableCommand {
                                  r.gflops, r.sgemmGflops, r.fractionOfSGEMM, 100 * r.allreduceShare))
                 }
                 modelLines.forEach { print($0) }
+                startLines.forEach { print($0) }
             }
         }
+    }
+
+    /// Times N2D's start (`raw --method n2d`'s defaults) on 10 Gaussian clusters (unit spread, centres drawn with
+    /// spread 3) at 25,000 and 50,000 points, both above the sizes where the neighbour search is exact and the layout
+    /// one chunk, so both run the large-N code; each stage's growth exponent between them predicts its seconds at
+    /// `points` on this rank count. Collective.
+    func startModel(_ communicator: Communicator, points target: Int) throws -> ([String: Any], [String]) {
+        let sizes = [25_000, 50_000], dims = startDims, clusters = 10
+        let stages = ["neighbours", "graph", "spectral", "sgd", "kmeans", "mixture"]
+        var measured: [[String: Double]] = []
+        for n in sizes {
+            var rng = Xoshiro256(seed: 0, stream: 0x5354_4147)
+            let centres = (0..<(clusters * dims)).map { _ in Float(rng.nextNormal() * 3) }
+            var points = [Float](repeating: 0, count: n * dims)
+            for i in 0..<n {
+                let c = rng.nextInt(below: clusters)
+                for d in 0..<dims { points[i * dims + d] = centres[c * dims + d] + Float(rng.nextNormal()) }
+            }
+            var stageSeconds = try N2D.cluster(points: points, count: n, dims: dims, clusters: clusters, umap: Recipe.umap,
+                                               restarts: 3, communicator: communicator).stages
+            stageSeconds["sgd"] = (stageSeconds["layout"] ?? 0) - (stageSeconds["spectral"] ?? 0)
+            measured.append(stageSeconds)
+        }
+        let scale = Double(target) / Double(sizes[1])
+        var lines = ["\nthe N2D start's stages on \(communicator.size) rank(s) x \(BLAS.threads) thread(s), 10 Gaussian clusters in \(dims) dimensions:",
+                     String(format: "%-11@ %10@ %10@ %9@ %16@", "stage", "25k s", "50k s", "exponent", "\(target) points s")]
+        var rows: [[String: Any]] = []
+        var total = 0.0
+        for stage in stages {
+            let (first, second) = (measured[0][stage] ?? 0, measured[1][stage] ?? 0)
+            // Growth between the two sizes, held between N^1 and N^2 (a stage this short is mostly noise: its 1.0
+            // is the floor of any stage that touches every point).
+            let exponent = min(max(log(max(second, 1e-3) / max(first, 1e-3)) / log(2), 1), 2)
+            let predicted = second * pow(scale, exponent)
+            total += predicted
+            rows.append(["stage": stage, "seconds_25k": first, "seconds_50k": second, "exponent": exponent, "predicted_s": predicted])
+            lines.append(String(format: "%-11@ %10.2f %10.2f %9.2f %16.1f", stage, first, second, exponent, predicted))
+        }
+        lines.append(String(format: "%-11@ %10@ %10@ %9@ %16.1f", "total", "", "", "", total))
+        lines.append("(a prediction from the growth between 25k and 50k points: Launch/scale-study measures the sizes themselves)")
+        return (["ranks": communicator.size, "threads_per_rank": BLAS.threads, "dims": dims, "points": target, "stages": rows,
+                 "predicted_s": total], lines)
     }
 
     /// Fits the link (or takes --link-gbps), predicts both step kinds for 1 ... maxRanks, checks the prediction
