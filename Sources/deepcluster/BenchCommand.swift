@@ -110,7 +110,7 @@ struct BenchCommand: ParsableCommand {
         }
         let scale = Double(target) / Double(sizes[1])
         var lines = ["\nthe N2D start's stages on \(communicator.size) rank(s) x \(BLAS.threads) thread(s), 10 Gaussian clusters in \(dims) dimensions:",
-                     String(format: "%-11@ %10@ %10@ %9@ %16@", "stage", "25k s", "50k s", "exponent", "\(target) points s")]
+                     "stage           25k s      50k s  exponent  \(target) points s"]
         var rows: [[String: Any]] = []
         var total = 0.0
         for stage in stages {
@@ -121,9 +121,9 @@ struct BenchCommand: ParsableCommand {
             let predicted = second * pow(scale, exponent)
             total += predicted
             rows.append(["stage": stage, "seconds_25k": first, "seconds_50k": second, "exponent": exponent, "predicted_s": predicted])
-            lines.append(String(format: "%-11@ %10.2f %10.2f %9.2f %16.1f", stage, first, second, exponent, predicted))
+            lines.append(stage.padding(toLength: 11, withPad: " ", startingAt: 0) + String(format: " %10.2f %10.2f %9.2f %16.1f", first, second, exponent, predicted))
         }
-        lines.append(String(format: "%-11@ %10@ %10@ %9@ %16.1f", "total", "", "", "", total))
+        lines.append("total      " + String(repeating: " ", count: 33) + String(format: "%16.1f", total))
         lines.append("(a prediction from the growth between 25k and 50k points: Launch/scale-study measures the sizes themselves)")
         return (["ranks": communicator.size, "threads_per_rank": BLAS.threads, "dims": dims, "points": target, "stages": rows,
                  "predicted_s": total], lines)
