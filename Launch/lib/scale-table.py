@@ -25,18 +25,23 @@ print("|---" * (len(stages) + 4) + "|")
 for name, seconds, wall, memory, acc in rows:
     print(f"| {name} | " + " | ".join(f"{seconds[s]:.1f}" for s in stages) + f" | {wall:.0f} | {memory:.0f} | {acc:.4f} |")
 
-sizes = [(int(name.split("-")[1]), seconds, wall, memory) for name, seconds, wall, memory, _ in rows if name.startswith("g10-")]
+def family(prefix):  # (N, stage seconds, wall, memory) of the runs named prefix-N, by N
+    return sorted(((int(name.split("-")[1]), seconds, wall, memory) for name, seconds, wall, memory, _ in rows
+                   if name.startswith(prefix + "-")), key=lambda run: run[0])
 
 
 def exponent(a, b, n0, n1):
     return math.log(max(b, 1e-3) / max(a, 1e-3)) / math.log(n1 / n0)
 
 
-pairs = list(zip(sizes, sizes[1:])) + [(first, sizes[-1]) for first in sizes[:-2]]  # and every size to the largest
-for (n0, s0, w0, m0), (n1, s1, w1, m1) in pairs:
-    print(f"exponents {n0} -> {n1}: " + "  ".join(f"{s} {exponent(s0[s], s1[s], n0, n1):.2f}" for s in stages)
-          + f"  whole {exponent(w0, w1, n0, n1):.2f}  memory {exponent(m0, m1, n0, n1):.2f}")
+for prefix in sorted({name.split("-")[0] for name, *_ in rows if name.startswith("g") and "-" in name}):
+    runs = family(prefix)
+    pairs = list(zip(runs, runs[1:])) + [(first, runs[-1]) for first in runs[:-2]]  # and every size to the largest
+    for (n0, s0, w0, m0), (n1, s1, w1, m1) in pairs:
+        print(f"exponents {prefix} {n0} -> {n1}: " + "  ".join(f"{s} {exponent(s0[s], s1[s], n0, n1):.2f}" for s in stages)
+              + f"  whole {exponent(w0, w1, n0, n1):.2f}  memory {exponent(m0, m1, n0, n1):.2f}")
 
+sizes = family("g10")  # the plot: the 10-dimensional mixtures
 if len(sizes) < 2:
     sys.exit(0)
 # The plot: x = log10 N, y = log10 seconds, in a 640 x 400 frame.
