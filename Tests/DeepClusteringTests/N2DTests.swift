@@ -142,6 +142,50 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// The layout's C kernel against the Swift loop it replaced (Reference.umapLayoutChunk), bit for bit: the moved
+    /// points and both schedules over several epochs, on a chunk in the middle with edges inside and outside it.
+    func testLayoutKernelMatchesTheReference() {
+        let n = 400, dims = 5, negatives = 5.0, chunk = 120..<290
+        let a = UMAPOptions().a, b = UMAPOptions().b
+        var rng = Xoshiro256(seed: 21)
+        let y = (0..<(n * dims)).map { _ in rng.nextUnit() * 10 }
+        var rowStart = [0], tails: [Int32] = [], perSample: [Double] = []
+        for i in 0..<n {
+            for _ in 0..<(1 + rng.nextInt(below: 6)) {
+                tails.append(Int32((i + 1 + rng.nextInt(below: n - 1)) % n))
+                perSample.append(1 + Double(rng.nextUnit()) * 4)
+            }
+            rowStart.append(tails.count)
+        }
+        var out = [Float](repeating: 0, count: n * dims), next = perSample, negative = perSample.map { $0 / negatives }
+        var expected = out, expectedNext = next, expectedNegative = negative
+        for epoch in 0..<8 {
+            let alpha = 1 - Float(epoch) / 8
+            let done = y.withUnsafeBufferPointer { y in
+                out.withUnsafeMutableBufferPointer { out in
+                    next.withUnsafeMutableBufferPointer { next in
+                        negative.withUnsafeMutableBufferPointer { negative in
+                            Kernels.umapLayoutChunk(positions: y.baseAddress!, moved: out.baseAddress!, chunk: chunk, count: n, dims: dims,
+                                                    rowStart: rowStart, tails: tails, perSample: perSample,
+                                                    nextSample: next.baseAddress!, nextNegative: negative.baseAddress!, a: a, b: b,
+                                                    alpha: alpha, crossStep: 0.5, epoch: epoch, negatives: negatives, seed: 3, stream: 7)
+                        }
+                    }
+                }
+            }
+            XCTAssertTrue(done)
+            Reference.umapLayoutChunk(y: y, out: &expected, chunk: chunk, dims: dims, rowStart: rowStart, tails: tails,
+                                      perSample: perSample, nextSample: &expectedNext, nextNegative: &expectedNegative, a: a, b: b,
+                                      alpha: alpha, crossStep: 0.5, epoch: epoch, negatives: negatives, seed: 3, stream: 7)
+            let differs = out.indices.first { out[$0].bitPattern != expected[$0].bitPattern }
+            XCTAssertNil(differs, "epoch \(epoch): first difference at \(differs ?? 0): \(out[differs ?? 0]) against \(expected[differs ?? 0])")
+            XCTAssertEqual(next, expectedNext)
+            XCTAssertEqual(negative, expectedNegative)
+        }
+        XCTAssertNotEqual(Array(out[(chunk.lowerBound * dims)..<(chunk.upperBound * dims)]),
+                          Array(y[(chunk.lowerBound * dims)..<(chunk.upperBound * dims)]), "the points moved")
+    }
+
     /// The mixture's E-step by chunks of points over ranks and threads, its sums chunk by chunk: the same fit, bit for
     /// bit, on any split; and with one chunk (the default up to 20,000 points) the sums run in point order.
     func testMixtureIsTheSameOnAnySplit() throws {
