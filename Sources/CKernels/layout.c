@@ -44,6 +44,12 @@ static inline float clip4(float v) {  // Swift's min(max(v, -4), 4), NaN kept
     return (4.0f < low) ? 4.0f : low;
 }
 
+/// Where point t stands for the chunk [first, end): in out when it is one of the chunk's (moved already, or to be),
+/// else in y, where the epoch found it.
+static inline float *position(const float *y, const float *out, long first, long end, long dims, long t) {
+    return (float *)((t >= first && t < end) ? out + t * dims : y + t * dims);
+}
+
 /// Point i's moves of one epoch, drawn before they are made: its edges due this epoch (and how many negative samples
 /// each owes), then every negative sample's target in the order of the moves. Drawing a point's targets while the
 /// previous point moves lets their positions be fetched from memory ahead (at a million points they are cache misses).
@@ -67,7 +73,6 @@ static int plan_point(plan *p, long i, const float *y, const float *out, long fi
                       const long *row_start, const int32_t *tails, const double *per_sample, const double *next_sample,
                       const double *next_negative, double now, double negatives, uint64_t seed, uint64_t stream,
                       uint64_t epoch) {
-#define POSITION(t) (((t) >= first && (t) < end) ? out + (t) * dims : y + (t) * dims)
     xoshiro draws = xoshiro_stream(seed, stream, (epoch << 32) | (uint64_t)i);
     p->edge_count = 0;
     p->target_count = 0;
@@ -75,7 +80,7 @@ static int plan_point(plan *p, long i, const float *y, const float *out, long fi
     if (!plan_reserve(&p->counts, &p->count_capacity, row_start[i + 1] - row_start[i])) return 0;
     for (long e = row_start[i]; e < row_start[i + 1]; e++) {
         if (!(next_sample[e] <= now)) continue;
-        __builtin_prefetch(POSITION((long)tails[e]), 0, 3);
+        __builtin_prefetch(position(y, out, first, end, dims, tails[e]), 0, 3);
         double owed = (now - next_negative[e]) / (per_sample[e] / negatives);
         long count = owed > 0 ? (long)owed : 0;
         p->edges[p->edge_count] = e;
@@ -84,11 +89,10 @@ static int plan_point(plan *p, long i, const float *y, const float *out, long fi
         for (long k = 0; k < count; k++) {
             long t = (long)(xoshiro_next(&draws) % (uint64_t)n);
             p->targets[p->target_count++] = t;
-            __builtin_prefetch(POSITION(t), 0, 3);
+            __builtin_prefetch(position(y, out, first, end, dims, t), 0, 3);
         }
     }
     return 1;
-#undef POSITION
 }
 
 int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end, long n, long dims,
@@ -98,7 +102,6 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
                                uint64_t epoch) {
     for (long i = first; i < end; i++)
         for (long d = 0; d < dims; d++) out[i * dims + d] = y[i * dims + d];
-#define POSITION(t) (((t) >= first && (t) < end) ? out + (t) * dims : (float *)y + (t) * dims)
     float step[dims > 0 ? dims : 1];
     plan plans[2] = {{0}, {0}};
     int ok = first >= end || plan_point(&plans[0], first, y, out, first, end, n, dims, row_start, tails, per_sample,
@@ -114,7 +117,7 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
             long e = mine->edges[k], count = mine->counts[k];
             long t = tails[e];
             int in_chunk = t >= first && t < end;
-            float *other = POSITION(t);
+            float *other = position(y, out, first, end, dims, t);
             float d2 = 0;
             for (long d = 0; d < dims; d++) { float v = current[d] - other[d]; d2 += v * v; }
             if (d2 > 0) {
@@ -138,7 +141,7 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
                 for (long d = 0; d < dims; d++) step[d] = 0;
                 for (long slot = 0; slot < batch; slot++) {
                     if (targets[slot] == i) continue;
-                    const float *far = POSITION(targets[slot]);
+                    const float *far = position(y, out, first, end, dims, targets[slot]);
                     float e2 = 0;
                     for (long d = 0; d < dims; d++) { float v = current[d] - far[d]; e2 += v * v; }
                     if (e2 > 0) {
@@ -155,7 +158,6 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
             next_negative[e] += (double)count * (per_sample[e] / negatives);
         }
     }
-#undef POSITION
     for (int k = 0; k < 2; k++) { free(plans[k].edges); free(plans[k].counts); free(plans[k].targets); }
     return ok;
 }

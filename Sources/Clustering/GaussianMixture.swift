@@ -105,9 +105,9 @@ public enum GaussianMixture {
                 scatter[offset + p * dims + p] += regularization
             }
             weights[c] = totals[c] / Double(rows.count)
-            for d in 0..<dims { means[c * dims + d] = centres[c * dims + d] }
             factor(Array(scatter[offset..<(offset + dims * dims)]), dims: dims, into: &cholesky, at: offset)
         }
+        means = centres
     }
 
     /// The lower Cholesky factor of a symmetric positive definite matrix (its lower triangle is read).
