@@ -12,16 +12,18 @@
 # 3. smoke: 20 SGD steps on 1 vs 2 and 3 ranks within a loose 1e-2 relative (the trajectory, not the contract: its
 #    rounding differences grow with every step); prints the margin.
 # 4. determinism (same seed, same rank count: bitwise) and stop/resume (bitwise, 2 ranks).
-# The products in --precision $PRECISION (default auto: bf16 where the CPU multiplies bf16 natively, else float32);
+# The products in --precision $PRECISION (default: bf16 where the CPU multiplies bf16 natively, with or without AMX,
+# whichever `auto` picks there; else float32);
 # Tests/numerics-under.sh runs them again in float32.
 # Usage: Tests/numerics.sh TMPDIR. Prints PASS/FAIL lines, exits with the number of failures. About 30 s on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-precision=${PRECISION:-auto}
+BIN=.build/release/deepcluster
+native=$("$BIN" info 2>/dev/null | grep -c -E "bf16 GEMM \(oneDNN\): (AMX|AVX-512 BF16)," || true)
+precision=${PRECISION:-$([ "$native" -gt 0 ] && echo bf16 || echo auto)}
 kernel=${OPENBLAS_CORETYPE:-default}/$precision
 T="$1/numerics-${kernel/\//-}"
 mkdir -p "$T"
-BIN=.build/release/deepcluster
 MPI="mpirun --allow-run-as-root --oversubscribe -x OPENBLAS_NUM_THREADS=1"
 [ -n "${OPENBLAS_CORETYPE:-}" ] && MPI="$MPI -x OPENBLAS_CORETYPE"
 fails=0

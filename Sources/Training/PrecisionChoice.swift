@@ -1,8 +1,10 @@
 // PrecisionChoice: `--precision auto|float32|bf16` resolved to the arithmetic a run's products use (Precision), the
-// same on every rank. `auto` takes bf16 where every rank's CPU multiplies bf16 natively (AVX-512 BF16 or AMX, as
-// oneDNN sees it), float32 elsewhere. Not by a timing at start-up: on this project's shared 2-core VMs a 60 ms
-// measurement of the two GEMMs put bf16 at 1.04x to 2.16x float32 from one invocation to the next (the steps: 1.5x),
-// and a choice that flips between two runs of one command would make their results differ.
+// same on every rank. `auto` takes bf16 where every rank's CPU multiplies bf16 on AMX tiles (as oneDNN sees it),
+// float32 elsewhere: on a Xeon with AVX-512 BF16 but no AMX, oneDNN 2.6's bf16 GEMM ran a step at 0.47-0.75x
+// OpenBLAS's float32 rate (its dot-product instruction there does no more multiplications a cycle than two FMAs), so
+// bf16 would only lose digits there. By the instruction set, not by a timing at start-up: on this project's shared
+// 2-core VMs a 60 ms measurement of the two GEMMs put bf16 at 1.04x to 2.16x float32 from one invocation to the next
+// (the steps: 1.5x), and a choice that flips between two runs of one command would make their results differ.
 import Collective
 import Tensor
 
@@ -35,9 +37,9 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
     /// the setting, so ranks agree or fail alike.
     public static func resolve(_ setting: PrecisionSetting, communicator: Communicator) throws -> PrecisionChoice {
         let isa = BF16.instructionSet
-        // The least over the ranks of 2 (has oneDNN's bf16 GEMM) + 1 (multiplies bf16 natively).
-        let support = try communicator.allreduce((BF16.isAvailable ? 2 : 0) + (BF16.isNative ? 1 : 0), .min)
-        let mine = (BF16.isAvailable ? 2 : 0) + (BF16.isNative ? 1 : 0)
+        // The least over the ranks of: 2 (has oneDNN's bf16 GEMM) + 1 (multiplies bf16 natively) + 1 (on AMX).
+        let mine = (BF16.isAvailable ? 2 : 0) + (BF16.isNative ? 1 : 0) + (BF16.hasMatrixUnits ? 1 : 0)
+        let support = try communicator.allreduce(mine, .min)
         let whose = mine > support ? "another rank's CPU" : "this CPU"
         switch setting {
         case .float32:
@@ -48,9 +50,13 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
                                everyRank: true)
             }
             return PrecisionChoice(precision: .bf16, setting: setting,
-                                   reason: support == 3 ? "as asked; \(isa)" : "as asked; emulated on \(whose) (\(isa)): slower than float32")
+                                   reason: support >= 3 ? "as asked; \(isa)" : "as asked; emulated on \(whose) (\(isa)): slower than float32")
         case .auto:
-            if support == 3 { return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively") }
+            if support == 4 { return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively") }
+            if support == 3 {
+                return PrecisionChoice(precision: .float32, setting: setting,
+                                       reason: "auto: \(whose) multiplies bf16 without AMX (\(isa)), where oneDNN's bf16 GEMM is no faster than float32; --precision bf16 forces it")
+            }
             return PrecisionChoice(precision: .float32, setting: setting, reason: "auto: no native bf16 on \(whose) (oneDNN: \(isa))")
         }
     }
