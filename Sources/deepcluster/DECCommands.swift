@@ -19,7 +19,8 @@ struct DECCommand: TrainingCommand {
         discussion: """
             With no flags: 100 epochs of denoising pretraining, the N2D start (UMAP + Gaussian mixture on the embedding),
             and up to 100 epochs of DEC on the embedded 10k MNIST set, pretraining and fine-tuning on augmented batches
-            (--augment shift=0.1,rotate=10), on however many ranks it was started with. The classic recipe (DEC as
+            (--augment shift=0.1,rotate=10), on however many ranks it was started with; on more than 10,000 samples
+            fewer epochs of each (see --pretrain-epochs). The classic recipe (DEC as
             published): --start kmeans --augment none --epochs 200. K is the labels' class count; with --clusters auto
             (the default without labels) it is chosen from the data after pretraining, by the least ICL of a Gaussian
             mixture on the UMAP layout of the embedding, and printed with the criterion for every K tried. Writes
@@ -32,8 +33,8 @@ struct DECCommand: TrainingCommand {
     @Option(help: "dec, idec or dkm.") var method: DeepMethod = .dec
     @Option(help: ArgumentHelp("Clusters: \(ClustersArgument.help) Default: the number of classes in the labels; without labels, auto. With auto, clusters that fine-tuning leaves empty are dropped.", valueName: "K|auto|auto:MAX"))
     var clusters: ClustersArgument?
-    @Option(help: "Fine-tuning epochs (upper limit; training stops earlier when fewer than --tol of the labels change).") var epochs = Recipe.epochs
-    @Option(help: "Pretraining epochs.") var pretrainEpochs = Recipe.pretrainEpochs
+    @Option(help: "Fine-tuning epochs (upper limit; training stops earlier when fewer than --tol of the labels change). Default: \(Recipe.epochs) up to \(Recipe.fullScheduleSamples) samples, fewer above (\(Recipe.epochs(samples: 70_000)) on 70,000).") var epochs: Int?
+    @Option(help: "Pretraining epochs. Default: \(Recipe.pretrainEpochs) up to \(Recipe.fullScheduleSamples) samples, fewer above (\(Recipe.pretrainEpochs(samples: 70_000)) on 70,000; README: Accuracy).") var pretrainEpochs: Int?
     @Option(help: "Skip pretraining: load this autoencoder.bin.") var pretrained: String?
     @Option(help: "Global batch size (summed over all ranks). Default: \(Recipe.batchSize), or the number of samples when there are fewer.") var batchSize: Int?
     @Option(help: "Fine-tuning optimizer: sgd or adam.") var optimizer = Recipe.optimizer
@@ -54,8 +55,8 @@ struct DECCommand: TrainingCommand {
     var start = Recipe.start
     @Option(help: "Which clustering the run keeps and writes (assignments.csv, q.npy, model.bin, the report's headline): auto (the better of the start and the fine-tuned result by neighbour information in the input space, decided without labels: the fine-tuned one unless it scores more than \(Recipe.guardMarginText) below the start), fine-tuned (always the fine-tuned model's, DEC as published) or start.")
     var keep = Recipe.keep
-    @Option(help: "Fine-tuning epochs that fit the start's own target (DEC's sharpened target of N2D's mixture posteriors, or of the k-means centres' soft assignment) before the target is recomputed from the model (DEC's self-training); no label-change stop before. 0: DEC as published.")
-    var holdTarget = Recipe.holdTarget
+    @Option(help: "Fine-tuning epochs that fit the start's own target (DEC's sharpened target of N2D's mixture posteriors, or of the k-means centres' soft assignment) before the target is recomputed from the model (DEC's self-training); no label-change stop before. 0: DEC as published. Default: \(Recipe.holdTarget) up to \(Recipe.fullScheduleSamples) samples, fewer above (\(Recipe.holdTarget(samples: 70_000)) on 70,000).")
+    var holdTarget: Int?
     @Option(help: "DEC, IDEC: only samples whose target's largest probability is at least this take part in the clustering term (self-training on confident samples; the set grows as the targets sharpen). 0: every sample (DEC as published).")
     var confidence = Recipe.confidence
     @Option(help: "n2d: UMAP layout epochs.") var umapEpochs = Recipe.umap.epochs
@@ -66,7 +67,7 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Epochs whose embedding Figure 4 maps with t-SNE, e.g. 0,50,100,200 (the end is always added). Default: the start, the middle and the end.")
     var snapshots: String?
     @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = Recipe.tsnePoints
-    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512, fast only with AVX-512 BF16 or AMX); or auto: bf16 where every rank's CPU multiplies bf16 natively (AVX-512 BF16 or AMX; README: Speed), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
+    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512; faster than float32 where it was measured only with AMX); or auto: bf16 where every rank's CPU multiplies bf16 on AMX tiles (README: Speed), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
     var precision = Recipe.precision
     @Option(help: "t-SNE iterations.") var tsneIterations = Recipe.tsneIterations
     @Option(help: ArgumentHelp("Tests: one process computes the shares of N ranks in pretraining and fine-tuning and sums them in rank order (run it with --threads 1).", visibility: .hidden))
@@ -74,15 +75,15 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
     func validate() throws {
-        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
-        if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr, prefix: "pretrain-") }
+        try validateTraining(epochs: epochs ?? Recipe.epochs, batchSize: batchSize, lr: lr)
+        if pretrained == nil { try validateTraining(epochs: pretrainEpochs ?? Recipe.pretrainEpochs, batchSize: batchSize, lr: pretrainLr, prefix: "pretrain-") }
         try clusters?.validate()
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
         try Limits.restarts(restarts)
         try Limits.augmentation(augment)
         try Limits.finite(tol, "--tol", in: 0...1, hint: "a fraction between 0 and 1, e.g. 0.001")
         try Limits.finite(Double(confidence), "--confidence", in: 0...1, hint: "a probability between 0 and 1, e.g. 0.9")
-        if holdTarget < 0 { throw ValidationError("--hold-target must be 0 or more epochs (got \(holdTarget)).") }
+        if let holdTarget, holdTarget < 0 { throw ValidationError("--hold-target must be 0 or more epochs (got \(holdTarget)).") }
         if let gamma { try Limits.positive(gamma, "--gamma") }
         try Limits.memory(widths: try plannedWidths(widths), batchSize: batchSize ?? Recipe.batchSize)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
@@ -110,7 +111,7 @@ struct DECCommand: TrainingCommand {
             let data = try dataOptions.load(communicator)
             let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
             var pretrain = PretrainOptions()
-            (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs, batchSize, pretrainOptimizer, pretrainLr)
+            (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs ?? Recipe.pretrainEpochs(samples: data.count), batchSize, pretrainOptimizer, pretrainLr)
             pretrain.schedule = pretrainSchedule
             (pretrain.seed, pretrain.widths, pretrain.weightInit) = (seed, try dataWidths(widths, data), initialization)
             (pretrain.maskRate, pretrain.overlap) = (mask, !runtime.noOverlap)
@@ -123,7 +124,7 @@ struct DECCommand: TrainingCommand {
             options.method = method
             let resolved = try ClustersArgument.resolve(clusters, data: data, seed: seed)
             (options.clusters, options.chooseClusters) = (resolved.clusters, resolved.choose)
-            options.epochs = epochs
+            options.epochs = epochs ?? Recipe.epochs(samples: data.count)
             options.batchSize = batchSize
             options.optimizer = optimizer
             options.learningRate = lr
@@ -133,7 +134,7 @@ struct DECCommand: TrainingCommand {
             options.restarts = restarts
             options.start = start
             options.keep = keep
-            options.holdTarget = holdTarget
+            options.holdTarget = holdTarget ?? Recipe.holdTarget(samples: data.count)
             options.confidence = confidence
             options.umap.epochs = umapEpochs
             options.gamma = gamma
@@ -160,6 +161,8 @@ struct DECCommand: TrainingCommand {
             context.say(pretrain.precision.description)
             try context.writeMachineInfo(data: data)
             if let note = resolved.note { context.say(note) }
+            if let note = Recipe.shrinkNote(samples: data.count, pretraining: pretrained == nil && pretrainEpochs == nil,
+                                            fineTuning: epochs == nil || holdTarget == nil) { context.say(note) }
             let k = options.chooseClusters.map { "chosen from the data (2 to \(ClusterCount.largestTried($0, count: data.count)))" }
                 ?? "\(options.clusters)"
             context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(k), \(communicator.size) rank(s), "

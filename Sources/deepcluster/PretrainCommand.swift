@@ -16,7 +16,7 @@ struct PretrainCommand: TrainingCommand {
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var session: SessionOptions
-    @Option(help: "Epochs.") var epochs = Recipe.pretrainEpochs
+    @Option(help: "Epochs. Default: \(Recipe.pretrainEpochs) up to \(Recipe.fullScheduleSamples) samples, fewer above (\(Recipe.pretrainEpochs(samples: 70_000)) on 70,000; README: Accuracy).") var epochs: Int?
     @Option(help: "Global batch size (summed over all ranks). Default: \(Recipe.batchSize), or the number of samples when there are fewer.") var batchSize: Int?
     @Option(help: "adam or sgd.") var optimizer = Recipe.pretrainOptimizer
     @Option(help: "Learning rate over the epochs: constant, or cosine (from --lr down to 0 over all the epochs).")
@@ -31,7 +31,7 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: ArgumentHelp("Write a checkpoint every N epochs, or once a time such as 90s, 5m or 1h has passed since the last; also after the last epoch and at a stop signal. Default: \(Recipe.checkpointEvery).", valueName: "N|time"))
     var checkpointEvery = Recipe.checkpointEvery.description
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
-    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512, fast only with AVX-512 BF16 or AMX); or auto: bf16 where every rank's CPU multiplies bf16 natively (AVX-512 BF16 or AMX; README: Speed), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
+    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512; faster than float32 where it was measured only with AMX); or auto: bf16 where every rank's CPU multiplies bf16 on AMX tiles (README: Speed), else float32. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
     var precision = Recipe.precision
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
     var debugPoison: String?
@@ -44,7 +44,7 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Run directory. Default: runs/pretrain-<time>.") var out: String?
 
     func validate() throws {
-        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
+        try validateTraining(epochs: epochs ?? Recipe.pretrainEpochs, batchSize: batchSize, lr: lr)
         _ = try plannedWidths(widths)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         do { _ = try CheckpointCadence(parsing: checkpointEvery) } catch { throw ValidationError("\(error)") }
@@ -59,7 +59,7 @@ struct PretrainCommand: TrainingCommand {
         let data = try dataOptions.load(communicator)
         let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
         var options = PretrainOptions()
-        (options.epochs, options.batchSize, options.optimizer, options.learningRate) = (epochs, batchSize, optimizer, lr)
+        (options.epochs, options.batchSize, options.optimizer, options.learningRate) = (epochs ?? Recipe.pretrainEpochs(samples: data.count), batchSize, optimizer, lr)
         options.schedule = schedule
         (options.seed, options.widths, options.weightInit, options.maskRate) = (seed, try dataWidths(widths, data), initialization, mask)
         options.overlap = !runtime.noOverlap
@@ -79,12 +79,15 @@ struct PretrainCommand: TrainingCommand {
         options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
         context.policy.precision = options.precision
         context.say(options.precision.description)
+        if epochs == nil, let note = Recipe.shrinkNote(samples: data.count, pretraining: true, fineTuning: false) {
+            context.say(note.replacingOccurrences(of: "--pretrain-epochs", with: "--epochs"))
+        }
         try context.writeMachineInfo(data: data)
         try context.writeConfiguration([("pretrain", options.flags())])
         let trainer = try Pretrainer(context: context, data: data, options: options)
         if context.resuming, try trainer.resume() {
             let position = trainer.batchInEpoch > 0 ? "in epoch \(trainer.epoch + 1), after batch \(trainer.batchInEpoch)," : "after epoch \(trainer.epoch)"
-            context.say("resuming \(position) of \(epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
+            context.say("resuming \(position) of \(options.epochs) (step \(trainer.step)) from \(trainer.checkpointPath)")
         } else {
             try trainer.initializeWeights()
         }
