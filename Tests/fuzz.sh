@@ -415,7 +415,8 @@ for v in 0 -1 3000000; do run bad "pretrain --batch-size $v" "$BIN" pretrain --b
 run bad "pretrain --max-steps 0" "$BIN" pretrain --max-steps 0 --epochs 1 --out "$T/o-pms"
 run bad "pretrain --widths 784-4000000-10" "$BIN" pretrain --widths 784-4000000-10 --out "$T/o-pw"
 for a in "--steps 0" "--batch-size 0" "--widths 784-4000000-10" "--link-gbps -1" "--max-ranks 0" "--link-latency-us nan" \
-         "--start-points 10" "--start-points -5" "--start-dims 1"; do
+         "--start-points 10" "--start-points -5" "--start-dims 1" "--predict-run 0" "--predict-run -3" "--predict-run abc" \
+         "--predict-run 70000 --start-points 50000 --start-dims 784"; do
   run bad "bench $a" "$BIN" bench $a
 done
 run bad "info --limit 0" "$BIN" info --limit 0

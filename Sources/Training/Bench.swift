@@ -161,3 +161,40 @@ public enum Bench {
         return (pretrain, dec)
     }
 }
+
+/// What a default `dec` run on `samples` would take, from measured step rates (global samples per second) and the
+/// start's predicted seconds: the epochs the recipe chooses for that many samples (Recipe.pretrainEpochs(samples:),
+/// Recipe.epochs(samples:)), pretraining's epochs all steps, fine-tuning's at its cap with the steps `stepShare` of
+/// an epoch (full MNIST's fine-tuning epochs: steps 74-81%; the rest is the target and the label-change test).
+public struct RunForecast: Sendable {
+    public let samples: Int
+    public let pretrainEpochs: Int, fineTuningEpochs: Int
+    public let pretrainSeconds: Double, startSeconds: Double, fineTuningSeconds: Double
+    public static let stepShare = 0.75
+
+    public init(samples: Int, pretrainRate: Double, decRate: Double, startSeconds: Double) {
+        self.samples = samples
+        pretrainEpochs = Recipe.pretrainEpochs(samples: samples)
+        fineTuningEpochs = Recipe.epochs(samples: samples)
+        pretrainSeconds = Double(pretrainEpochs * samples) / pretrainRate
+        self.startSeconds = startSeconds
+        fineTuningSeconds = Double(fineTuningEpochs * samples) / decRate / Self.stepShare
+    }
+
+    public var totalSeconds: Double { pretrainSeconds + startSeconds + fineTuningSeconds }
+
+    public var json: [String: Any] {
+        ["samples": samples, "pretrain_epochs": pretrainEpochs, "pretrain_s": pretrainSeconds, "start_s": startSeconds,
+         "finetune_epochs_cap": fineTuningEpochs, "finetune_s_cap": fineTuningSeconds, "total_s": totalSeconds]
+    }
+
+    public func lines(ranks: Int, threads: Int, startNote: String) -> [String] {
+        func minutes(_ s: Double) -> String { String(format: "%7.1f s  (%@)", s, formatDuration(s)) }
+        return ["\na default dec run on \(samples) samples, \(ranks) rank(s) x \(threads) thread(s), at the step rates above:",
+                String(format: "pretraining   %4d epochs  ", pretrainEpochs) + minutes(pretrainSeconds),
+                "N2D start                 " + minutes(startSeconds) + "  \(startNote)",
+                String(format: "fine-tuning <=%4d epochs  ", fineTuningEpochs) + minutes(fineTuningSeconds),
+                "total                     " + minutes(totalSeconds),
+                "(fine-tuning at its cap: a run that --tol stops takes less; not counted: k-means on the input, the guard, t-SNE: 30-40 s on full MNIST)"]
+    }
+}

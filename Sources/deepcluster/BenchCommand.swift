@@ -33,6 +33,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Also time the N2D start's stages (neighbours, graph, spectral start, layout SGD, mixture) on 10 Gaussian clusters in --start-dims dimensions at 25,000 and 50,000 points on these ranks, and predict each stage's seconds at this many points from its growth between the two (README: Scale). About a minute on 2 cores.")
     var startPoints: Int?
     @Option(help: "Dimensions of the points for --start-points (the neighbour search costs in proportion).") var startDims = 10
+    @Option(help: "Also predict a default `dec` run on this many samples on these ranks: the epochs the run would choose for them (README: Accuracy) at the step rates measured here (give the run's --augment, shift=0.1,rotate=10 for square images, to time its steps), fine-tuning at its epoch cap with the steps 75% of an epoch (the rest: the target and the label-change test, as measured on full MNIST), and the N2D start on the 10-dimension embedding as --start-points predicts it (timed for this many points when --start-points is not given).")
+    var predictRun: Int?
 
     func run() throws {
         if !(1...100_000).contains(steps) { throw ValidationError("--steps must be between 1 and 100000 (got \(steps)).") }
@@ -41,6 +43,12 @@ struct BenchCommand: ParsableCommand {
         if !(1...(1 << 20)).contains(maxRanks) { throw ValidationError("--max-ranks must be between 1 and 1048576.") }
         if let startPoints, !(1_000...1_000_000_000).contains(startPoints) {
             throw ValidationError("--start-points must be between 1000 and 1000000000 (got \(startPoints)).")
+        }
+        if let predictRun, !(1...1_000_000_000).contains(predictRun) {
+            throw ValidationError("--predict-run must be between 1 and 1000000000 samples (got \(predictRun)).")
+        }
+        if predictRun != nil, startPoints != nil, startDims != 10 {
+            throw ValidationError("--predict-run uses the start's stages in 10 dimensions (the embedding's): leave --start-dims out.")
         }
         if !(2...4096).contains(startDims) { throw ValidationError("--start-dims must be between 2 and 4096 (got \(startDims)).") }
         try Limits.batch(batchSize)
@@ -61,8 +69,18 @@ struct BenchCommand: ParsableCommand {
             }
             var startJSON: [String: Any]?
             var startLines: [String] = []
-            if let startPoints {
-                (startJSON, startLines) = try startModel(communicator, points: startPoints)
+            if let points = startPoints ?? predictRun {
+                (startJSON, startLines) = try startModel(communicator, points: points)
+            }
+            var forecastJSON: [String: Any]?
+            var forecastLines: [String] = []
+            if let predictRun, let startJSON {
+                let startSeconds = (startJSON["predicted_s"] as? Double ?? 0) * (startPoints.map { Double(predictRun) / Double($0) } ?? 1)
+                let forecast = RunForecast(samples: predictRun, pretrainRate: pretrain.samplesPerSecond, decRate: dec.samplesPerSecond,
+                                           startSeconds: startSeconds)
+                forecastJSON = forecast.json
+                forecastLines = forecast.lines(ranks: communicator.size, threads: BLAS.threads,
+                                               startNote: startPoints == nil ? "as timed above" : "above, scaled in proportion to \(predictRun) points")
             }
             guard communicator.rank == 0 else { return }
             if json {
@@ -70,6 +88,7 @@ struct BenchCommand: ParsableCommand {
                                              "steps": steps, "overlap": !runtime.noOverlap, "precision": choice.precision.rawValue, "reduction": pretrain.reduction.rawValue, "pretrain": pretrain.json, "dec": dec.json]
                 if let modelJSON { object["model"] = modelJSON }
                 if let startJSON { object["start_stages"] = startJSON }
+                if let forecastJSON { object["run_forecast"] = forecastJSON }
                 let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
                 print(String(decoding: data, as: UTF8.self))
             } else {
@@ -83,6 +102,7 @@ struct BenchCommand: ParsableCommand {
                 }
                 modelLines.forEach { print($0) }
                 startLines.forEach { print($0) }
+                forecastLines.forEach { print($0) }
             }
         }
     }

@@ -46,6 +46,19 @@ final class RunStateTests: XCTestCase {
         XCTAssert(note.contains("52 pretraining epochs") && note.contains("11 epochs") && note.contains("38 fine-tuning"), note)
     }
 
+    /// bench --predict-run: the recipe's epochs for the samples at the given rates; fine-tuning's steps 75% of an epoch.
+    func testRunForecastAddsThePhases() {
+        let forecast = RunForecast(samples: 70_000, pretrainRate: 7_000, decRate: 14_000, startSeconds: 25)
+        XCTAssertEqual(forecast.pretrainEpochs, 52)
+        XCTAssertEqual(forecast.fineTuningEpochs, 38)
+        XCTAssertEqual(forecast.pretrainSeconds, 520, accuracy: 1e-9)           // 52 x 70,000 / 7,000
+        XCTAssertEqual(forecast.fineTuningSeconds, 38 * 5 / 0.75, accuracy: 1e-9)  // 38 x 70,000 / 14,000 / 0.75
+        XCTAssertEqual(forecast.totalSeconds, 520 + 25 + 38 * 5 / 0.75, accuracy: 1e-9)
+        let small = RunForecast(samples: 10_000, pretrainRate: 10_000, decRate: 20_000, startSeconds: 3)
+        XCTAssertEqual(small.pretrainSeconds, 100, accuracy: 1e-9)              // the full schedule: 100 epochs
+        XCTAssertEqual(small.fineTuningSeconds, 100 * 0.5 / 0.75, accuracy: 1e-9)
+    }
+
     let expected = RunState.Expectation(kind: "dec-state", method: "dec", optimizerCount: 4, batchesPerEpoch: 3, sumCount: 3,
                                         samples: 5, clusters: 2, embedding: 2, sections: ["target": 10], metricsLines: 7)
 
