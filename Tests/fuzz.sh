@@ -387,7 +387,7 @@ run ok "--precision auto on AVX-512 BF16 without AMX (DNNL_MAX_CPU_ISA=AVX512_CO
 grep -q '"--precision" : "float32 (auto)"' "$T/o-auto-bf16isa/config.json" \
   || fail "--precision auto without AMX should record float32 (auto) in config.json (bf16 is slower there)"
 # A run whose `auto` meant bf16, resumed where it means float32: an error, the checkpoint kept. (Where this CPU has no
-# native bf16, both mean float32 and the resume goes on.)
+# AMX, both mean float32 and the resume goes on.)
 "$BIN" pretrain --epochs 2 --limit 512 --batch-size 256 --checkpoint-every 1 --stop-after-epochs 1 --out "$T/o-prec" > /dev/null 2>&1
 if "$BIN" info 2>&1 | grep -q "auto means bf16"; then
   run bad "resume a bf16 run where auto means float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"
@@ -416,10 +416,21 @@ run bad "pretrain --max-steps 0" "$BIN" pretrain --max-steps 0 --epochs 1 --out 
 run bad "pretrain --widths 784-4000000-10" "$BIN" pretrain --widths 784-4000000-10 --out "$T/o-pw"
 for a in "--steps 0" "--batch-size 0" "--widths 784-4000000-10" "--link-gbps -1" "--max-ranks 0" "--link-latency-us nan" \
          "--start-points 10" "--start-points -5" "--start-dims 1" "--predict-run 0" "--predict-run -3" "--predict-run abc" \
-         "--predict-run 70000 --start-points 50000 --start-dims 784"; do
+         "--predict-run 70000 --start-points 50000 --start-dims 784" "--predict-run 70000 --start-dims 784"; do
   run bad "bench $a" "$BIN" bench $a
 done
 run bad "info --limit 0" "$BIN" info --limit 0
+# The schedule follows the data's size: 40,000 rows get (10k / 40k)^(1/3) of pretraining's 100 epochs, 63, and the
+# hold and fine-tuning's cap (10k / 40k)^(1/2) of 30 and 100, 15 and 50; given flags win.
+python3 -c "
+import random; random.seed(1)
+print('a,b,label')
+for i in range(40000): print(f'{random.random():.4f},{random.random():.4f},{i % 3}')" > "$T/rows40k.csv"
+run ok "pretrain on 40,000 rows: the shortened schedule" "$BIN" pretrain --data "$T/rows40k.csv" --widths 2-8-2 --max-steps 1 --out "$T/o-sched"
+grep -q '"--epochs" : "63"' "$T/o-sched/config.json" || fail "pretrain on 40,000 samples should record --epochs 63 in config.json"
+run ok "dec on 40,000 rows: the shortened schedule" "$BIN" dec --data "$T/rows40k.csv" --widths 2-8-2 --pretrain-epochs 1 --stop-after-epochs 1 --tsne-points 0 --out "$T/o-sched-dec"
+grep -q '"--hold-target" : "15"' "$T/o-sched-dec/config.json" && grep -q '"--epochs" : "50"' "$T/o-sched-dec/config.json" \
+  || fail "dec on 40,000 samples should record --hold-target 15 and --epochs 50 in config.json"
 run bad "report /nonexistent" "$BIN" report /nonexistent
 run bad "report of a file" "$BIN" report /etc/passwd
 run bad "unknown command" "$BIN" frobnicate

@@ -13,13 +13,14 @@
 #    rounding differences grow with every step); prints the margin.
 # 4. determinism (same seed, same rank count: bitwise) and stop/resume (bitwise, 2 ranks).
 # The products in --precision $PRECISION (default: bf16 where the CPU multiplies bf16 natively, with or without AMX,
-# whichever `auto` picks there; else float32);
+# even where `auto` means float32 there; else auto, which means float32);
 # Tests/numerics-under.sh runs them again in float32.
 # Usage: Tests/numerics.sh TMPDIR. Prints PASS/FAIL lines, exits with the number of failures. About 30 s on 2 cores.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.build/release/deepcluster
-native=$("$BIN" info 2>/dev/null | grep -c -E "bf16 GEMM \(oneDNN\): (AMX|AVX-512 BF16)," || true)
+info=$("$BIN" info 2>&1) || { echo "FAIL: $BIN info (to learn whether the CPU multiplies bf16): $info"; exit 1; }
+native=$(grep -c -E "bf16 GEMM \(oneDNN\): (AMX|AVX-512 BF16)," <<< "$info" || true)
 precision=${PRECISION:-$([ "$native" -gt 0 ] && echo bf16 || echo auto)}
 kernel=${OPENBLAS_CORETYPE:-default}/$precision
 T="$1/numerics-${kernel/\//-}"

@@ -162,6 +162,8 @@ public enum Bench {
     }
 }
 
+// MARK: - A whole run, predicted (bench --predict-run)
+
 /// What a default `dec` run on `samples` would take, from measured step rates (global samples per second) and the
 /// start's predicted seconds: the epochs the recipe chooses for that many samples (Recipe.pretrainEpochs(samples:),
 /// Recipe.epochs(samples:)), pretraining's epochs all steps, fine-tuning's at its cap with the steps `stepShare` of
@@ -189,12 +191,12 @@ public struct RunForecast: Sendable {
     }
 
     public func lines(ranks: Int, threads: Int, startNote: String) -> [String] {
-        func minutes(_ s: Double) -> String { String(format: "%7.1f s  (%@)", s, formatDuration(s)) }
+        func seconds(_ s: Double) -> String { String(format: "%7.1f s  (%@)", s, formatDuration(s)) }
         return ["\na default dec run on \(samples) samples, \(ranks) rank(s) x \(threads) thread(s), at the step rates above:",
-                String(format: "pretraining   %4d epochs  ", pretrainEpochs) + minutes(pretrainSeconds),
-                "N2D start                 " + minutes(startSeconds) + "  \(startNote)",
-                String(format: "fine-tuning <=%4d epochs  ", fineTuningEpochs) + minutes(fineTuningSeconds),
-                "total                     " + minutes(totalSeconds),
+                String(format: "pretraining   %4d epochs  ", pretrainEpochs) + seconds(pretrainSeconds),
+                "N2D start                 " + seconds(startSeconds) + "  \(startNote)",
+                String(format: "fine-tuning <=%4d epochs  ", fineTuningEpochs) + seconds(fineTuningSeconds),
+                "total                     " + seconds(totalSeconds),
                 "(fine-tuning at its cap: a run that --tol stops takes less; not counted: k-means on the input, the guard, t-SNE: 30-40 s on full MNIST)"]
     }
 }

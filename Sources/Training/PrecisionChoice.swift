@@ -33,31 +33,54 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
     /// The flag's value as config.json shows it: what was asked, and what `auto` became.
     public var flagValue: String { setting == .auto ? "\(precision.rawValue) (auto)" : precision.rawValue }
 
+    /// What oneDNN can do with bf16 on a CPU, in order: each level includes the ones below.
+    public enum Support: Int, Sendable, Comparable {
+        case none = 0, emulated = 2, native = 3, matrixUnits = 4
+        public static func < (a: Support, b: Support) -> Bool { a.rawValue < b.rawValue }
+        /// This CPU's, as oneDNN sees it.
+        public static var here: Support {
+            BF16.hasMatrixUnits ? .matrixUnits : BF16.isNative ? .native : BF16.isAvailable ? .emulated : .none
+        }
+    }
+
     /// Every rank calls it with the same setting (after RunPolicy.verifySameConfiguration): one allreduce whatever
     /// the setting, so ranks agree or fail alike.
     public static func resolve(_ setting: PrecisionSetting, communicator: Communicator) throws -> PrecisionChoice {
-        let isa = BF16.instructionSet
-        // The least over the ranks of: 2 (has oneDNN's bf16 GEMM) + 1 (multiplies bf16 natively) + 1 (on AMX).
-        let mine = (BF16.isAvailable ? 2 : 0) + (BF16.isNative ? 1 : 0) + (BF16.hasMatrixUnits ? 1 : 0)
-        let support = try communicator.allreduce(mine, .min)
-        let whose = mine > support ? "another rank's CPU" : "this CPU"
+        let mine = Support.here
+        let least = Support(rawValue: try communicator.allreduce(mine.rawValue, .min)) ?? .none
+        return try choose(setting, least: least, mine: mine, isa: BF16.instructionSet)
+    }
+
+    /// The rule: `least` is the lowest support over the ranks, `mine` this rank's, `isa` this CPU's in words.
+    static func choose(_ setting: PrecisionSetting, least: Support, mine: Support, isa: String) throws -> PrecisionChoice {
+        // Which CPU the reason is about: this one (named by its instruction set), or another rank's (which this rank
+        // cannot name).
+        let whose = mine > least ? "another rank's CPU" : "this CPU (\(isa))"
         switch setting {
         case .float32:
             return PrecisionChoice(precision: .float32, setting: setting, reason: "as asked")
         case .bf16:
-            guard support >= 2 else {
-                throw RunError("--precision bf16: oneDNN has no bf16 GEMM for \(whose) (it needs AVX-512; here: \(isa)); use --precision float32 or auto",
+            guard least >= .emulated else {
+                throw RunError("--precision bf16: oneDNN has no bf16 GEMM for \(whose) (it needs AVX-512); use --precision float32 or auto",
                                everyRank: true)
             }
-            return PrecisionChoice(precision: .bf16, setting: setting,
-                                   reason: support >= 3 ? "as asked; \(isa)" : "as asked; emulated on \(whose) (\(isa)): slower than float32")
-        case .auto:
-            if support == 4 { return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively") }
-            if support == 3 {
-                return PrecisionChoice(precision: .float32, setting: setting,
-                                       reason: "auto: \(whose) multiplies bf16 without AMX (\(isa)), where oneDNN's bf16 GEMM is no faster than float32; --precision bf16 forces it")
+            switch least {
+            case .matrixUnits: return PrecisionChoice(precision: .bf16, setting: setting, reason: "as asked; \(isa)")
+            case .native:
+                return PrecisionChoice(precision: .bf16, setting: setting,
+                                       reason: "as asked; on \(whose) without AMX oneDNN's bf16 GEMM is no faster than float32")
+            default:
+                return PrecisionChoice(precision: .bf16, setting: setting, reason: "as asked; emulated on \(whose): slower than float32")
             }
-            return PrecisionChoice(precision: .float32, setting: setting, reason: "auto: no native bf16 on \(whose) (oneDNN: \(isa))")
+        case .auto:
+            switch least {
+            case .matrixUnits: return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively")
+            case .native:
+                return PrecisionChoice(precision: .float32, setting: setting,
+                                       reason: "auto: \(whose) multiplies bf16 without AMX, where oneDNN's bf16 GEMM is no faster than float32; --precision bf16 forces it")
+            default:
+                return PrecisionChoice(precision: .float32, setting: setting, reason: "auto: no native bf16 on \(whose)")
+            }
         }
     }
 }

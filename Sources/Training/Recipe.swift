@@ -1,6 +1,7 @@
 // The recipe: every default of the training pipelines in one place. The option structs start from it, the CLI's
 // flags take their defaults from it, and the README's accuracy table names it; change a default here and every
-// caller gets the same run. Not the per-invocation settings (threads, the transport): those are the runtime's.
+// caller gets the same run. The option structs hold the schedule of data up to fullScheduleSamples; the commands
+// resolve it for the data's size (pretrainEpochs(samples:), holdTarget(samples:), epochs(samples:)). Not the per-invocation settings (threads, the transport): those are the runtime's.
 import Clustering
 import Foundation
 import Datasets
@@ -24,18 +25,18 @@ public enum Recipe {
         guard samples > fullScheduleSamples, epochs > 0 else { return epochs }
         return max(1, Int((Double(epochs) * pow(Double(fullScheduleSamples) / Double(samples), exponent)).rounded()))
     }
-    /// What the shrinking made of the defaults, in words (printed by a run that uses it); nil at full schedule.
-    public static func shrinkNote(samples: Int, pretraining: Bool, fineTuning: Bool) -> String? {
+    /// What the shrinking made of the defaults a run took, each with the flag that sets it (`pretrainFlag`: the
+    /// pretraining epochs' flag, nil when they were given or there is no pretraining; `hold`, `cap`: those defaults
+    /// taken); nil at or below fullScheduleSamples, or when every value was given.
+    public static func shrinkNote(samples: Int, pretrainFlag: String?, hold: Bool, cap: Bool) -> String? {
         guard samples > fullScheduleSamples else { return nil }
         var parts: [String] = []
-        if pretraining { parts.append("\(pretrainEpochs(samples: samples)) pretraining epochs (--pretrain-epochs)") }
-        if fineTuning {
-            parts.append("a hold of \(holdTarget(samples: samples)) epochs (--hold-target)")
-            parts.append("at most \(epochs(samples: samples)) fine-tuning epochs (--epochs)")
-        }
+        if let pretrainFlag { parts.append("\(pretrainEpochs(samples: samples)) pretraining epochs (\(pretrainFlag))") }
+        if hold { parts.append("a hold of \(holdTarget(samples: samples)) epochs (--hold-target)") }
+        if cap { parts.append("at most \(epochs(samples: samples)) fine-tuning epochs (--epochs)") }
         guard !parts.isEmpty else { return nil }
-        return "\(samples) samples: \(parts.joined(separator: ", ")), the schedule of \(fullScheduleSamples) samples or fewer "
-            + "shortened for larger data (an epoch holds more steps; README: Accuracy); give the flags to set them"
+        return "\(samples) samples: \(parts.joined(separator: ", ")): the schedule of \(fullScheduleSamples) samples or fewer, "
+            + "shortened for larger data (an epoch holds more steps; README: Accuracy)"
     }
     public static let batchSize = 256
     public static let pretrainOptimizer = OptimizerKind.adam
@@ -86,7 +87,7 @@ public enum Recipe {
     }
     /// Checkpoints once 5 minutes have passed since the last (and after a phase's last epoch, at a stop signal).
     public static let checkpointEvery = CheckpointCadence.seconds(300)
-    /// `--precision`: auto takes bf16 where every rank's CPU multiplies bf16 natively (PrecisionChoice).
+    /// `--precision`: auto takes bf16 where every rank's CPU multiplies bf16 on AMX tiles (PrecisionChoice).
     public static let precision = PrecisionSetting.auto
     public static let tsnePoints = 2000
     public static let tsneIterations = 1000

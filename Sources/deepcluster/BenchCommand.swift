@@ -20,8 +20,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (after 3 warm-up steps).") var steps = 20
     @Option(help: "Encoder widths, input first.") var widths = "784-500-500-2000-10"
     @Flag(help: "Print one JSON object instead of a table.") var json = false
-    @Option(help: "Time the steps with this augmentation (none, or shift=F,rotate=DEGREES; see pretrain --help): its cost counts in the step, not in the SGEMM work.")
-    var augment = "none"
+    @Option(help: "Time the steps with this augmentation (none, or shift=F,rotate=DEGREES; see pretrain --help): its cost counts in the step, not in the SGEMM work. Default: none, or with --predict-run the recipe's (\(Recipe.augmentation)), as a default run on square images.")
+    var augment: String?
     @Option(help: "Arithmetic of the products: float32, bf16 or auto (see dec --help); the fraction is of that precision's own GEMM rate on the same shapes (SGEMM, or oneDNN's bf16 GEMM on operands already rounded; the JSON keeps the key names sgemm_gflops and fraction_of_sgemm, with \"precision\" beside them). Default: \(Recipe.precision.rawValue).")
     var precision = Recipe.precision
     @Flag(help: "Also fit the allreduce cost (latency alpha, inverse bandwidth beta) and predict step time and efficiency for 1 ... --max-ranks ranks.")
@@ -33,7 +33,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Also time the N2D start's stages (neighbours, graph, spectral start, layout SGD, mixture) on 10 Gaussian clusters in --start-dims dimensions at 25,000 and 50,000 points on these ranks, and predict each stage's seconds at this many points from its growth between the two (README: Scale). About a minute on 2 cores.")
     var startPoints: Int?
     @Option(help: "Dimensions of the points for --start-points (the neighbour search costs in proportion).") var startDims = 10
-    @Option(help: "Also predict a default `dec` run on this many samples on these ranks: the epochs the run would choose for them (README: Accuracy) at the step rates measured here (give the run's --augment, shift=0.1,rotate=10 for square images, to time its steps), fine-tuning at its epoch cap with the steps 75% of an epoch (the rest: the target and the label-change test, as measured on full MNIST), and the N2D start on the 10-dimension embedding as --start-points predicts it (timed for this many points when --start-points is not given).")
+    @Option(help: "Also predict a default `dec` run on this many samples on these ranks: the epochs the run would choose for them (README: Accuracy) at the step rates measured here (the steps timed with --augment, by default the recipe's for square images; --augment none for other data), fine-tuning at its epoch cap with the steps 75% of an epoch (the rest: the target and the label-change test, as measured on full MNIST), and the N2D start on the 10-dimension embedding as --start-points predicts it (timed for this many points when --start-points is not given).")
     var predictRun: Int?
 
     func run() throws {
@@ -47,7 +47,7 @@ struct BenchCommand: ParsableCommand {
         if let predictRun, !(1...1_000_000_000).contains(predictRun) {
             throw ValidationError("--predict-run must be between 1 and 1000000000 samples (got \(predictRun)).")
         }
-        if predictRun != nil, startPoints != nil, startDims != 10 {
+        if predictRun != nil, startDims != 10 {
             throw ValidationError("--predict-run uses the start's stages in 10 dimensions (the embedding's): leave --start-dims out.")
         }
         if !(2...4096).contains(startDims) { throw ValidationError("--start-dims must be between 2 and 4096 (got \(startDims)).") }
@@ -60,7 +60,7 @@ struct BenchCommand: ParsableCommand {
             let choice = try PrecisionChoice.resolve(precision, communicator: communicator)
             let (pretrain, dec) = try Bench.run(context: context, data: data, batchSize: batchSize, steps: steps,
                                                 widths: try parseWidths(widths), overlap: !runtime.noOverlap,
-                                                augmentation: try Augmentation(parsing: augment), precision: choice.precision)
+                                                augmentation: try stepAugmentation(), precision: choice.precision)
             try? FileManager.default.removeItem(atPath: context.directory)
             var modelJSON: [String: Any]?
             var modelLines: [String] = []
@@ -75,12 +75,12 @@ struct BenchCommand: ParsableCommand {
             var forecastJSON: [String: Any]?
             var forecastLines: [String] = []
             if let predictRun, let startJSON {
-                let startSeconds = (startJSON["predicted_s"] as? Double ?? 0) * (startPoints.map { Double(predictRun) / Double($0) } ?? 1)
+                let startSeconds = Self.startSeconds(startJSON, points: predictRun)
                 let forecast = RunForecast(samples: predictRun, pretrainRate: pretrain.samplesPerSecond, decRate: dec.samplesPerSecond,
                                            startSeconds: startSeconds)
                 forecastJSON = forecast.json
                 forecastLines = forecast.lines(ranks: communicator.size, threads: BLAS.threads,
-                                               startNote: startPoints == nil ? "as timed above" : "above, scaled in proportion to \(predictRun) points")
+                                               startNote: startPoints == nil ? "as above" : "from the stages above, at \(predictRun) points")
             }
             guard communicator.rank == 0 else { return }
             if json {
@@ -104,6 +104,21 @@ struct BenchCommand: ParsableCommand {
                 startLines.forEach { print($0) }
                 forecastLines.forEach { print($0) }
             }
+        }
+    }
+
+    /// The augmentation the steps are timed with: --augment, or with --predict-run the recipe's.
+    func stepAugmentation() throws -> Augmentation {
+        if let augment { return try Augmentation(parsing: augment) }
+        return predictRun == nil ? .none : Recipe.augmentation
+    }
+
+    /// The start's seconds at `points` from startModel's stages: each stage's 50k seconds grown by its exponent.
+    static func startSeconds(_ model: [String: Any], points: Int) -> Double {
+        let stages = model["stages"] as? [[String: Any]] ?? []
+        return stages.reduce(0) { sum, stage in
+            let (seconds, exponent) = (stage["seconds_50k"] as? Double ?? 0, stage["exponent"] as? Double ?? 1)
+            return sum + seconds * pow(Double(points) / 50_000, exponent)
         }
     }
 

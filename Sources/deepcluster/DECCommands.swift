@@ -19,9 +19,9 @@ struct DECCommand: TrainingCommand {
         discussion: """
             With no flags: 100 epochs of denoising pretraining, the N2D start (UMAP + Gaussian mixture on the embedding),
             and up to 100 epochs of DEC on the embedded 10k MNIST set, pretraining and fine-tuning on augmented batches
-            (--augment shift=0.1,rotate=10), on however many ranks it was started with; on more than 10,000 samples
-            fewer epochs of each (see --pretrain-epochs). The classic recipe (DEC as
-            published): --start kmeans --augment none --epochs 200. K is the labels' class count; with --clusters auto
+            (--augment shift=0.1,rotate=10), on however many ranks it was started with (on more than 10,000
+            samples, fewer epochs of each: see --pretrain-epochs). The classic recipe (DEC as published):
+            --start kmeans --augment none --epochs 200. K is the labels' class count; with --clusters auto
             (the default without labels) it is chosen from the data after pretraining, by the least ICL of a Gaussian
             mixture on the UMAP layout of the embedding, and printed with the criterion for every K tried. Writes
             model.bin, autoencoder.bin, metrics.jsonl, assignments.csv, figure3.svg, figure4.svg (t-SNE), confusion.svg,
@@ -75,8 +75,8 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Run directory. Default: runs/dec-<time>.") var out: String?
 
     func validate() throws {
-        try validateTraining(epochs: epochs ?? Recipe.epochs, batchSize: batchSize, lr: lr)
-        if pretrained == nil { try validateTraining(epochs: pretrainEpochs ?? Recipe.pretrainEpochs, batchSize: batchSize, lr: pretrainLr, prefix: "pretrain-") }
+        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
+        if pretrained == nil { try validateTraining(epochs: pretrainEpochs, batchSize: batchSize, lr: pretrainLr, prefix: "pretrain-") }
         try clusters?.validate()
         if let updateInterval, updateInterval < 1 { throw ValidationError("--update-interval must be at least 1.") }
         try Limits.restarts(restarts)
@@ -161,8 +161,8 @@ struct DECCommand: TrainingCommand {
             context.say(pretrain.precision.description)
             try context.writeMachineInfo(data: data)
             if let note = resolved.note { context.say(note) }
-            if let note = Recipe.shrinkNote(samples: data.count, pretraining: pretrained == nil && pretrainEpochs == nil,
-                                            fineTuning: epochs == nil || holdTarget == nil) { context.say(note) }
+            if let note = Recipe.shrinkNote(samples: data.count, pretrainFlag: pretrained == nil && pretrainEpochs == nil ? "--pretrain-epochs" : nil,
+                                            hold: holdTarget == nil, cap: epochs == nil) { context.say(note) }
             let k = options.chooseClusters.map { "chosen from the data (2 to \(ClusterCount.largestTried($0, count: data.count)))" }
                 ?? "\(options.clusters)"
             context.say("\(method.rawValue.uppercased()) on \(data.name): \(data.count) samples, K = \(k), \(communicator.size) rank(s), "

@@ -35,7 +35,7 @@ struct ClusterTrainingOptions: ParsableArguments {
     }
 
     func validate() throws {
-        try validateTraining(epochs: epochs ?? 1, batchSize: batchSize, lr: lr ?? 1)
+        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr ?? 1)
         try clusters?.validate()
     }
 }

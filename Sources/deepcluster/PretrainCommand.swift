@@ -44,7 +44,7 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: "Run directory. Default: runs/pretrain-<time>.") var out: String?
 
     func validate() throws {
-        try validateTraining(epochs: epochs ?? Recipe.pretrainEpochs, batchSize: batchSize, lr: lr)
+        try validateTraining(epochs: epochs, batchSize: batchSize, lr: lr)
         _ = try plannedWidths(widths)
         if !(0..<1).contains(mask) { throw ValidationError("--mask must be in [0, 1).") }
         do { _ = try CheckpointCadence(parsing: checkpointEvery) } catch { throw ValidationError("\(error)") }
@@ -79,8 +79,8 @@ struct PretrainCommand: TrainingCommand {
         options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
         context.policy.precision = options.precision
         context.say(options.precision.description)
-        if epochs == nil, let note = Recipe.shrinkNote(samples: data.count, pretraining: true, fineTuning: false) {
-            context.say(note.replacingOccurrences(of: "--pretrain-epochs", with: "--epochs"))
+        if epochs == nil, let note = Recipe.shrinkNote(samples: data.count, pretrainFlag: "--epochs", hold: false, cap: false) {
+            context.say(note)
         }
         try context.writeMachineInfo(data: data)
         try context.writeConfiguration([("pretrain", options.flags())])

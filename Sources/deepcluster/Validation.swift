@@ -130,8 +130,9 @@ func dataWidths(_ text: String?, _ data: DataSet) throws -> [Int] {
 /// The widths to check before the data is loaded: as given, or the recipe's.
 func plannedWidths(_ text: String?) throws -> [Int] { try text.map(parseWidths) ?? Recipe.widths }
 
-func validateTraining(epochs: Int, batchSize: Int?, lr: Float, prefix: String = "") throws {
-    if epochs <= 0 { throw ValidationError("--\(prefix)epochs must be positive (got \(epochs)).") }
+/// `epochs`: nil when the data's size will choose them (Recipe.pretrainEpochs(samples:) and the like).
+func validateTraining(epochs: Int?, batchSize: Int?, lr: Float, prefix: String = "") throws {
+    if let epochs, epochs <= 0 { throw ValidationError("--\(prefix)epochs must be positive (got \(epochs)).") }
     try Limits.batch(batchSize ?? Recipe.batchSize)
     if !(lr > 0) || !lr.isFinite { throw ValidationError("--\(prefix)lr must be a positive number (got \(lr)).") }
 }

@@ -1,7 +1,7 @@
 // bf16: the rounding of operands, oneDNN's bf16 GEMM against a float32 reference within a bound derived from bf16's
 // 8 significant bits, its independence of the thread split, and an autoencoder in bf16 against one in float32. The
-// GEMM tests skip where oneDNN has no bf16 kernels (no AVX-512; they cannot run there); the choice of `auto` there is
-// tested by Tests/fuzz.sh under DNNL_MAX_CPU_ISA=AVX2.
+// GEMM tests skip where oneDNN has no bf16 kernels (no AVX-512; they cannot run there). The rule of `--precision` for
+// every support level runs everywhere (PrecisionRuleTests); Tests/fuzz.sh checks it end to end under DNNL_MAX_CPU_ISA.
 @testable import NN
 @testable import Tensor
 @testable import Training
@@ -146,5 +146,35 @@ final class PrecisionTests: XCTestCase {
         print("bf16 against float32, one pretraining gradient: relative L2 difference \(relative)")
         XCTAssertLessThan(relative, 0.02)
         XCTAssertGreaterThan(relative, 1e-5)
+    }
+}
+
+/// `--precision`'s rule, for every support level and a world whose ranks differ: bf16 under auto only where every
+/// rank's CPU has AMX; bf16 as asked wherever oneDNN has a bf16 GEMM, an error where it has none.
+final class PrecisionRuleTests: XCTestCase {
+    typealias Support = PrecisionChoice.Support
+
+    func testAutoTakesBF16OnlyWithAMXOnEveryRank() throws {
+        let expected: [(Support, Precision)] = [(.none, .float32), (.emulated, .float32), (.native, .float32), (.matrixUnits, .bf16)]
+        for (least, precision) in expected {
+            let choice = try PrecisionChoice.choose(.auto, least: least, mine: least, isa: "test")
+            XCTAssertEqual(choice.precision, precision, "\(least)")
+            XCTAssertEqual(choice.flagValue, "\(precision.rawValue) (auto)")
+        }
+        let mixed = try PrecisionChoice.choose(.auto, least: .native, mine: .matrixUnits, isa: "AMX")
+        XCTAssertEqual(mixed.precision, .float32, "one rank without AMX holds the world to float32")
+        XCTAssert(mixed.reason.contains("another rank's CPU"), mixed.reason)
+    }
+
+    func testExplicitSettings() throws {
+        for least in [Support.none, .emulated, .native, .matrixUnits] {
+            XCTAssertEqual(try PrecisionChoice.choose(.float32, least: least, mine: least, isa: "test").precision, .float32)
+        }
+        XCTAssertThrowsError(try PrecisionChoice.choose(.bf16, least: .none, mine: .none, isa: "no AVX-512"))
+        XCTAssertThrowsError(try PrecisionChoice.choose(.bf16, least: .none, mine: .native, isa: "AVX-512 BF16"))
+        for least in [Support.emulated, .native, .matrixUnits] {
+            XCTAssertEqual(try PrecisionChoice.choose(.bf16, least: least, mine: least, isa: "test").precision, .bf16, "\(least)")
+        }
+        XCTAssert(try PrecisionChoice.choose(.bf16, least: .native, mine: .native, isa: "AVX-512 BF16").reason.contains("no faster"))
     }
 }
