@@ -431,6 +431,11 @@ grep -q '"--epochs" : "63"' "$T/o-sched/config.json" || fail "pretrain on 40,000
 run ok "dec on 40,000 rows: the shortened schedule" "$BIN" dec --data "$T/rows40k.csv" --widths 2-8-2 --pretrain-epochs 1 --stop-after-epochs 1 --tsne-points 0 --out "$T/o-sched-dec"
 grep -q '"--hold-target" : "15"' "$T/o-sched-dec/config.json" && grep -q '"--epochs" : "50"' "$T/o-sched-dec/config.json" \
   || fail "dec on 40,000 samples should record --hold-target 15 and --epochs 50 in config.json"
+# ... and in command.json, as if given, so a resumed run keeps them whatever a later recipe says.
+python3 -c "import json, sys; a = json.load(open(sys.argv[1]))['arguments']; sys.exit(0 if a[a.index('--hold-target') + 1] == '15' and a[a.index('--epochs') + 1] == '50' else 1)" \
+  "$T/o-sched-dec/command.json" 2>/dev/null || fail "dec on 40,000 samples should write --hold-target 15 --epochs 50 into command.json"
+python3 -c "import json, sys; a = json.load(open(sys.argv[1]))['arguments']; sys.exit(0 if a[a.index('--epochs') + 1] == '63' else 1)" \
+  "$T/o-sched/command.json" 2>/dev/null || fail "pretrain on 40,000 samples should write --epochs 63 into command.json"
 run bad "report /nonexistent" "$BIN" report /nonexistent
 run bad "report of a file" "$BIN" report /etc/passwd
 run bad "unknown command" "$BIN" frobnicate

@@ -29,6 +29,15 @@ public final class RunContext {
         case fresh(RunManifest)
         /// Continuing the run whose manifest the directory holds.
         case resume(RunManifest)
+
+        /// A fresh run's manifest with `flags` appended as if given: defaults the command chose from the data
+        /// (Recipe.pretrainEpochs(samples:) and the like), written down so that a resumed run keeps them whatever a
+        /// later release's recipe says. Other modes as they are.
+        public func recording(_ flags: [(flag: String, value: String)]) -> Mode {
+            guard case .fresh(var manifest) = self, !flags.isEmpty else { return self }
+            manifest.arguments += flags.flatMap { [$0.flag, $0.value] }
+            return .fresh(manifest)
+        }
     }
 
     /// Creates the run directory on rank 0; every rank learns whether that worked, so none hangs.

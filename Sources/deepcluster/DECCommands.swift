@@ -153,7 +153,14 @@ struct DECCommand: TrainingCommand {
             if let pretrained, !FileManager.default.fileExists(atPath: pretrained) {
                 throw RunError("--pretrained \(pretrained): file not found")
             }
-            let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
+            // Epochs chosen from the data's size go into the manifest, so a resumed run keeps them.
+            var chosen: [(flag: String, value: String)] = []
+            if data.count > Recipe.fullScheduleSamples {
+                if pretrained == nil && pretrainEpochs == nil { chosen.append(("--pretrain-epochs", "\(pretrain.epochs)")) }
+                if holdTarget == nil { chosen.append(("--hold-target", "\(options.holdTarget)")) }
+                if epochs == nil { chosen.append(("--epochs", "\(options.epochs)")) }
+            }
+            let context = try RunContext(communicator: communicator, directory: directory, mode: mode.recording(chosen))
             context.policy.epochBudget = session.stopAfterEpochs
             try context.policy.verifySameConfiguration("dec \(context.policy.configHash) data \(data.count)x\(data.dimension)")
             pretrain.precision = try PrecisionChoice.resolve(precision, communicator: communicator)

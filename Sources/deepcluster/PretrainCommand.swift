@@ -73,7 +73,9 @@ struct PretrainCommand: TrainingCommand {
         guard options.widths[0] == data.dimension else {
             throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
         }
-        let context = try RunContext(communicator: communicator, directory: directory, mode: mode)
+        // Epochs chosen from the data's size go into the manifest, so a resumed run keeps them.
+        let chosen = epochs == nil && data.count > Recipe.fullScheduleSamples ? [(flag: "--epochs", value: "\(options.epochs)")] : []
+        let context = try RunContext(communicator: communicator, directory: directory, mode: mode.recording(chosen))
         context.policy.epochBudget = session.stopAfterEpochs
         try context.policy.verifySameConfiguration("pretrain \(context.policy.configHash) data \(data.count)x\(data.dimension)")
         options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
