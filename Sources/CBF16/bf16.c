@@ -2,7 +2,9 @@
 #include "CBF16.h"
 #include "CKernels.h"
 #include <oneapi/dnnl/dnnl.h>
+#include <cpuid.h>
 #include <stdatomic.h>
+#include <string.h>
 
 // Exported by libdnnl (2.x) with C linkage beside dnnl_sgemm (oneDNN, the library of PyTorch's bf16 CPU matmuls:
 // AMX tiles, AVX-512 BF16 dot products, or AVX-512 emulation), but declared in oneDNN's source tree only, hence here.
@@ -64,3 +66,13 @@ int CBF16_gemm(int transa, int transb, long m, long n, long k, float alpha, cons
 }
 
 int CBF16_isa(void) { return (int)dnnl_get_effective_cpu_isa(); }
+
+int CBF16_vendor_is_amd(void) {
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return 0;
+    char vendor[12];
+    memcpy(vendor, &ebx, 4);
+    memcpy(vendor + 4, &edx, 4);
+    memcpy(vendor + 8, &ecx, 4);
+    return memcmp(vendor, "AuthenticAMD", 12) == 0;
+}

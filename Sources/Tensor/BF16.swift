@@ -19,7 +19,7 @@ public enum BF16 {
     public static var instructionSet: String {
         let isa = Int(CBF16_isa())
         if isa & amx == amx { return "AMX" }
-        if isa & avx512BF16 == avx512BF16 { return "AVX-512 BF16" }
+        if isa & avx512BF16 == avx512BF16 { return hasFullRateDot ? "AVX-512 BF16 (AMD)" : "AVX-512 BF16" }
         if isa & avx512 == avx512 { return "AVX-512 without BF16 (bf16 emulated)" }
         return "no AVX-512"
     }
@@ -27,9 +27,13 @@ public enum BF16 {
     /// True where the CPU multiplies bf16 in hardware (AVX-512 BF16 or AMX).
     public static var isNative: Bool { Int(CBF16_isa()) & avx512BF16 == avx512BF16 }
 
-    /// True where oneDNN multiplies bf16 on AMX tiles: the only CPUs where its bf16 GEMM was measured faster than
-    /// OpenBLAS's float32 one (2.1-2.3x a step; AVX-512 BF16 alone, on a Xeon without AMX: 0.47-0.75x).
+    /// True where oneDNN multiplies bf16 on AMX tiles (2.1-2.3x a float32 step on a Xeon with AMX).
     public static var hasMatrixUnits: Bool { Int(CBF16_isa()) & amx == amx }
+
+    /// True where AVX-512 BF16's dot product does twice a float32 FMA's multiplications a cycle: AMD's cores (Zen 4:
+    /// oneDNN's bf16 GEMM 1.8-2.0x OpenBLAS's SGEMM, a step 1.7-1.8x). On Intel's cores without AMX it does no more
+    /// (a Xeon with AMX hidden: 0.47-0.75x).
+    public static var hasFullRateDot: Bool { isNative && !hasMatrixUnits && CBF16_vendor_is_amd() != 0 }
 
     /// True where oneDNN has a bf16 GEMM at all (AVX-512, natively or emulated).
     public static var isAvailable: Bool { Int(CBF16_isa()) & avx512 == avx512 }

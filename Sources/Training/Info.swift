@@ -20,7 +20,7 @@ public enum Info {
         let all = try communicator.allgatherv(bytes)
         var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration); "
             + "elementwise kernels: \(Kernels.vectorised ? "AVX2" : "scalar"); "
-            + "bf16 GEMM (oneDNN): \(BF16.instructionSet), so --precision auto means \(BF16.hasMatrixUnits ? "bf16" : "float32")\n"
+            + "bf16 GEMM (oneDNN): \(BF16.instructionSet), so --precision auto means \(PrecisionChoice.Support.here >= .fullRateDot ? "bf16" : "float32")\n"
         if communicator.size > 1 {
             // The transport a training run would build here (over one float: the same decision, a tiny window).
             let kind = try GradientTransports.make(communicator, count: 1, overlap: overlap).kind

@@ -1,10 +1,12 @@
 // PrecisionChoice: `--precision auto|float32|bf16` resolved to the arithmetic a run's products use (Precision), the
-// same on every rank. `auto` takes bf16 where every rank's CPU multiplies bf16 on AMX tiles (as oneDNN sees it),
-// float32 elsewhere: on a Xeon with AVX-512 BF16 but no AMX, oneDNN 2.6's bf16 GEMM ran a step at 0.47-0.75x
-// OpenBLAS's float32 rate (its dot-product instruction there does no more multiplications a cycle than two FMAs), so
-// bf16 would only lose digits there. By the instruction set, not by a timing at start-up: on this project's shared
-// 2-core VMs a 60 ms measurement of the two GEMMs put bf16 at 1.04x to 2.16x float32 from one invocation to the next
-// (the steps: 1.5x), and a choice that flips between two runs of one command would make their results differ.
+// same on every rank. `auto` takes bf16 where every rank's CPU multiplies bf16 faster than float32, as measured on
+// each kind: AMX tiles (a Xeon with AMX: a step 2.1-2.3x), and AVX-512 BF16 on AMD's cores (Zen 4: 1.7-1.8x), whose
+// dot product does twice a float32 FMA's multiplications a cycle; float32 elsewhere: on a Xeon with AVX-512 BF16 but
+// no AMX, oneDNN 2.6's bf16 GEMM ran a step at 0.47-0.75x OpenBLAS's float32 rate (its dot product there does no
+// more multiplications a cycle than two FMAs), so bf16 would only lose digits there. By the CPU, not by a timing at
+// start-up: on this project's shared 2-core VMs a 60 ms measurement of the two GEMMs put bf16 at 1.04x to 2.16x
+// float32 from one invocation to the next (the steps: 1.5x), and a choice that flips between two runs of one command
+// would make their results differ.
 import Collective
 import Tensor
 
@@ -33,13 +35,15 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
     /// The flag's value as config.json shows it: what was asked, and what `auto` became.
     public var flagValue: String { setting == .auto ? "\(precision.rawValue) (auto)" : precision.rawValue }
 
-    /// What oneDNN can do with bf16 on a CPU, in order: each level includes the ones below.
+    /// What oneDNN can do with bf16 on a CPU, in order: each level includes the ones below. `native`: AVX-512 BF16 at
+    /// no more multiplications a cycle than float32 (Intel's cores without AMX); `fullRateDot`: at twice (AMD's).
     public enum Support: Int, Sendable, Comparable {
-        case none = 0, emulated = 2, native = 3, matrixUnits = 4
+        case none = 0, emulated = 2, native = 3, fullRateDot = 4, matrixUnits = 5
         public static func < (a: Support, b: Support) -> Bool { a.rawValue < b.rawValue }
         /// This CPU's, as oneDNN sees it.
         public static var here: Support {
-            BF16.hasMatrixUnits ? .matrixUnits : BF16.isNative ? .native : BF16.isAvailable ? .emulated : .none
+            BF16.hasMatrixUnits ? .matrixUnits : BF16.hasFullRateDot ? .fullRateDot
+                : BF16.isNative ? .native : BF16.isAvailable ? .emulated : .none
         }
     }
 
@@ -65,19 +69,20 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
                                everyRank: true)
             }
             switch least {
-            case .matrixUnits: return PrecisionChoice(precision: .bf16, setting: setting, reason: "as asked; \(isa)")
+            case .matrixUnits, .fullRateDot: return PrecisionChoice(precision: .bf16, setting: setting, reason: "as asked; \(isa)")
             case .native:
                 return PrecisionChoice(precision: .bf16, setting: setting,
-                                       reason: "as asked; on \(whose) without AMX oneDNN's bf16 GEMM is no faster than float32")
+                                       reason: "as asked; on \(whose), without AMX, oneDNN's bf16 GEMM is no faster than float32")
             default:
                 return PrecisionChoice(precision: .bf16, setting: setting, reason: "as asked; emulated on \(whose): slower than float32")
             }
         case .auto:
             switch least {
-            case .matrixUnits: return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 natively")
+            case .matrixUnits, .fullRateDot:
+                return PrecisionChoice(precision: .bf16, setting: setting, reason: "auto: \(isa) multiplies bf16 faster than float32")
             case .native:
                 return PrecisionChoice(precision: .float32, setting: setting,
-                                       reason: "auto: \(whose) multiplies bf16 without AMX, where oneDNN's bf16 GEMM is no faster than float32; --precision bf16 forces it")
+                                       reason: "auto: \(whose) multiplies bf16 without AMX at float32's rate, where oneDNN's bf16 GEMM is no faster; --precision bf16 forces it")
             default:
                 return PrecisionChoice(precision: .float32, setting: setting, reason: "auto: no native bf16 on \(whose)")
             }

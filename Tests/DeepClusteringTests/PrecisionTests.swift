@@ -150,12 +150,14 @@ final class PrecisionTests: XCTestCase {
 }
 
 /// `--precision`'s rule, for every support level and a world whose ranks differ: bf16 under auto only where every
-/// rank's CPU has AMX; bf16 as asked wherever oneDNN has a bf16 GEMM, an error where it has none.
+/// rank's CPU has AMX or AMD's full-rate bf16 dot product; bf16 as asked wherever oneDNN has a bf16 GEMM, an error
+/// where it has none.
 final class PrecisionRuleTests: XCTestCase {
     typealias Support = PrecisionChoice.Support
 
-    func testAutoTakesBF16OnlyWithAMXOnEveryRank() throws {
-        let expected: [(Support, Precision)] = [(.none, .float32), (.emulated, .float32), (.native, .float32), (.matrixUnits, .bf16)]
+    func testAutoTakesBF16OnlyWhereEveryRankMultipliesItFaster() throws {
+        let expected: [(Support, Precision)] = [(.none, .float32), (.emulated, .float32), (.native, .float32),
+                                                (.fullRateDot, .bf16), (.matrixUnits, .bf16)]
         for (least, precision) in expected {
             let choice = try PrecisionChoice.choose(.auto, least: least, mine: least, isa: "test")
             XCTAssertEqual(choice.precision, precision, "\(least)")
@@ -164,15 +166,19 @@ final class PrecisionRuleTests: XCTestCase {
         let mixed = try PrecisionChoice.choose(.auto, least: .native, mine: .matrixUnits, isa: "AMX")
         XCTAssertEqual(mixed.precision, .float32, "one rank without AMX holds the world to float32")
         XCTAssert(mixed.reason.contains("another rank's CPU"), mixed.reason)
+        let amdAndAMX = try PrecisionChoice.choose(.auto, least: .fullRateDot, mine: .matrixUnits, isa: "AMX")
+        XCTAssertEqual(amdAndAMX.precision, .bf16, "AMX and AMD's AVX-512 BF16 both multiply bf16 faster")
+        let amdAndIntel = try PrecisionChoice.choose(.auto, least: .native, mine: .fullRateDot, isa: "AVX-512 BF16 (AMD)")
+        XCTAssertEqual(amdAndIntel.precision, .float32, "an Intel rank without AMX holds the world to float32")
     }
 
     func testExplicitSettings() throws {
-        for least in [Support.none, .emulated, .native, .matrixUnits] {
+        for least in [Support.none, .emulated, .native, .fullRateDot, .matrixUnits] {
             XCTAssertEqual(try PrecisionChoice.choose(.float32, least: least, mine: least, isa: "test").precision, .float32)
         }
         XCTAssertThrowsError(try PrecisionChoice.choose(.bf16, least: .none, mine: .none, isa: "no AVX-512"))
         XCTAssertThrowsError(try PrecisionChoice.choose(.bf16, least: .none, mine: .native, isa: "AVX-512 BF16"))
-        for least in [Support.emulated, .native, .matrixUnits] {
+        for least in [Support.emulated, .native, .fullRateDot, .matrixUnits] {
             XCTAssertEqual(try PrecisionChoice.choose(.bf16, least: least, mine: least, isa: "test").precision, .bf16, "\(least)")
         }
         XCTAssert(try PrecisionChoice.choose(.bf16, least: .native, mine: .native, isa: "AVX-512 BF16").reason.contains("no faster"))

@@ -15,4 +15,8 @@ int CBF16_gemm(int transa, int transb, long m, long n, long k, float alpha, cons
 
 /// oneDNN's instruction set on this CPU (dnnl_cpu_isa_t: 0xe7 AVX-512 BF16, 0x3e7 AMX, 0x27 AVX-512).
 int CBF16_isa(void);
+
+/// 1 where the CPU is AMD's (CPUID's vendor "AuthenticAMD"): on Zen 4 and later a bf16 dot product
+/// (VDPBF16PS) does twice the multiplications of a float32 FMA a cycle, on Intel's cores without AMX no more.
+int CBF16_vendor_is_amd(void);
 #endif
