@@ -383,14 +383,17 @@ run bad "--precision bf16 without AVX-512 (DNNL_MAX_CPU_ISA=AVX2)" env DNNL_MAX_
 run ok "--precision auto without native bf16 (DNNL_MAX_CPU_ISA=AVX2): float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --epochs 1 --max-steps 1 --out "$T/o-auto-avx2"
 grep -q '"--precision" : "float32 (auto)"' "$T/o-auto-avx2/config.json" \
   || fail "--precision auto under DNNL_MAX_CPU_ISA=AVX2 should record float32 (auto) in config.json"
+# What auto meant goes into command.json as if given, so a resume on another CPU keeps the checkpoint's precision.
+python3 -c "import json, sys; a = json.load(open(sys.argv[1]))['arguments']; sys.exit(0 if a[a.index('--precision') + 1] == 'float32' else 1)" \
+  "$T/o-auto-avx2/command.json" 2>/dev/null || fail "--precision auto should write what it meant (--precision float32) into command.json"
 # AVX-512 BF16 without AMX: float32 on Intel's cores (bf16 no faster there), bf16 on AMD's (twice the rate).
 without_amx=float32
 env DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 "$BIN" info 2>&1 | grep -q "AVX-512 BF16 (AMD)" && without_amx=bf16
 run ok "--precision auto on AVX-512 BF16 without AMX (DNNL_MAX_CPU_ISA=AVX512_CORE_BF16): $without_amx" env DNNL_MAX_CPU_ISA=AVX512_CORE_BF16 "$BIN" pretrain --epochs 1 --max-steps 1 --out "$T/o-auto-bf16isa"
 grep -q "\"--precision\" : \"$without_amx (auto)\"" "$T/o-auto-bf16isa/config.json" \
   || fail "--precision auto without AMX should record $without_amx (auto) in config.json here"
-# A run whose `auto` meant bf16, resumed where it means float32: an error, the checkpoint kept. (Where this CPU has no
-# AMX, both mean float32 and the resume goes on.)
+# A run whose `auto` meant bf16 (command.json: --precision bf16), resumed where oneDNN has no bf16 GEMM: an error, the
+# checkpoint kept. (Where auto means float32 here, both mean float32 and the resume goes on.)
 "$BIN" pretrain --epochs 2 --limit 512 --batch-size 256 --checkpoint-every 1 --stop-after-epochs 1 --out "$T/o-prec" > /dev/null 2>&1
 if "$BIN" info 2>&1 | grep -q "auto means bf16"; then
   run bad "resume a bf16 run where auto means float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"

@@ -60,6 +60,8 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var stageSeconds: [String: Double]?
     /// The largest peak resident memory of any rank, MB.
     public var peakMemoryMB: Double?
+    /// Seconds the data took to load (read, decode, normalise), before the run's clock started.
+    public var loadSeconds: Double?
 
     public init(phase: String) { self.phase = phase }
 
@@ -72,6 +74,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case finetunedAcc = "finetuned_acc", kmeansInputAcc = "kmeans_input_acc"
         case clusters, clustersTried = "clusters_tried", icl, prunedClusters = "pruned_clusters", layoutSeconds = "layout_seconds"
         case stageSeconds = "stage_seconds", peakMemoryMB = "peak_memory_mb", stepSeconds = "step_seconds"
+        case loadSeconds = "load_seconds"
     }
 
     /// The fine-tuning epoch this record marks when it falls on a whole epoch (snapshots are taken at whole epochs).

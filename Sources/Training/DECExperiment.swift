@@ -60,7 +60,7 @@ public enum DECExperiment {
         try trainer.saveModel(start: decision?.keepsStart == true ? trainer.kept : nil, pruning: pruning)
         let baseline = try ClusterStarts.kmeansOnInput(data: data, options: options, communicator: context.communicator)
         context.record(baseline.record)
-        reportResult(context: context, options: options, trainer: trainer, finetuned: finetuned, kept: final, decision: decision,
+        try reportResult(context: context, options: options, trainer: trainer, finetuned: finetuned, kept: final, decision: decision,
                      baseline: baseline, seconds: (pretrainSeconds, fineTuneSeconds), clusters: k, pruned: pruning?.dropped)
         let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: k)
         context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
@@ -114,7 +114,7 @@ public enum DECExperiment {
     static func reportResult(context: RunContext, options: DECOptions, trainer: DECTrainer, finetuned: ClusteringPass,
                              kept final: ClusteringPass, decision: GuardDecision?,
                              baseline: (scores: ClusteringScores, record: RunRecord, summary: String),
-                             seconds: (pretrain: Double, fineTune: Double), clusters: Int, pruned: [Int]?) {
+                             seconds: (pretrain: Double, fineTune: Double), clusters: Int, pruned: [Int]?) throws {
         let (pretrainSeconds, fineTuneSeconds) = seconds
         let method = options.method.rawValue.uppercased(), startName = options.start == .n2d ? "N2D" : "k-means"
         context.say(baseline.summary)
@@ -144,6 +144,9 @@ public enum DECExperiment {
         record.ranks = context.ranks
         record.clusters = clusters
         record.prunedClusters = pruned
+        record.loadSeconds = context.loadSeconds
+        record.peakMemoryMB = try context.communicator.allreduce(peakMemoryMegabytes(), .max)
+        context.say(String(format: "peak memory of a rank: %.0f MB", record.peakMemoryMB ?? 0))
         context.record(record)
     }
 

@@ -35,6 +35,12 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
     /// The flag's value as config.json shows it: what was asked, and what `auto` became.
     public var flagValue: String { setting == .auto ? "\(precision.rawValue) (auto)" : precision.rawValue }
 
+    /// What a new run's manifest records as if given: what `auto` meant here, so that `--resume` on another CPU goes
+    /// on in the precision the checkpoint was trained in (or says why it cannot); nothing for a precision given.
+    public var recorded: [(flag: String, value: String)] {
+        setting == .auto ? [("--precision", precision.rawValue)] : []
+    }
+
     /// What oneDNN can do with bf16 on a CPU, in order: each level includes the ones below. `native`: AVX-512 BF16 at
     /// no more multiplications a cycle than float32 (Intel's cores without AMX); `fullRateDot`: at twice (AMD's).
     public enum Support: Int, Sendable, Comparable {

@@ -16,6 +16,8 @@ public final class RunContext {
     public let policy: RunPolicy
     public let startTime = Clock.now
     public let resuming: Bool
+    /// Seconds the command took to load its data before this context began (the final record's load_seconds).
+    public var loadSeconds: Double?
 
     public var rank: Int { communicator.rank }
     public var ranks: Int { communicator.size }

@@ -108,7 +108,9 @@ struct DECCommand: TrainingCommand {
     func train(_ communicator: Communicator, directory: String, mode: RunContext.Mode) throws {
         do {
             try checkBatch(batchSize, ranks: communicator.size)
+            let loadStarted = Clock.now
             let data = try dataOptions.load(communicator)
+            let loadSeconds = Clock.now - loadStarted
             let batchSize = try Limits.batch(batchSize, samples: data.count, rank: communicator.rank)
             var pretrain = PretrainOptions()
             (pretrain.epochs, pretrain.batchSize, pretrain.optimizer, pretrain.learningRate) = (pretrainEpochs ?? Recipe.pretrainEpochs(samples: data.count), batchSize, pretrainOptimizer, pretrainLr)
@@ -153,8 +155,9 @@ struct DECCommand: TrainingCommand {
             if let pretrained, !FileManager.default.fileExists(atPath: pretrained) {
                 throw RunError("--pretrained \(pretrained): file not found")
             }
-            // Epochs chosen from the data's size go into the manifest, so a resumed run keeps them.
-            var chosen: [(flag: String, value: String)] = []
+            pretrain.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
+            // Epochs chosen from the data's size and what `auto` meant go into the manifest, so a resumed run keeps them.
+            var chosen = pretrain.precision.recorded
             if data.count > Recipe.fullScheduleSamples {
                 if pretrained == nil && pretrainEpochs == nil { chosen.append(("--pretrain-epochs", "\(pretrain.epochs)")) }
                 if holdTarget == nil { chosen.append(("--hold-target", "\(options.holdTarget)")) }
@@ -162,8 +165,8 @@ struct DECCommand: TrainingCommand {
             }
             let context = try RunContext(communicator: communicator, directory: directory, mode: mode.recording(chosen))
             context.policy.epochBudget = session.stopAfterEpochs
+            context.loadSeconds = loadSeconds
             try context.policy.verifySameConfiguration("dec \(context.policy.configHash) data \(data.count)x\(data.dimension)")
-            pretrain.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
             context.policy.precision = pretrain.precision
             context.say(pretrain.precision.description)
             try context.writeMachineInfo(data: data)

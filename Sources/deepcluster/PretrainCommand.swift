@@ -73,12 +73,13 @@ struct PretrainCommand: TrainingCommand {
         guard options.widths[0] == data.dimension else {
             throw RunError("--widths starts at \(options.widths[0]) but the data has \(data.dimension) dimensions")
         }
-        // Epochs chosen from the data's size go into the manifest, so a resumed run keeps them.
-        let chosen = epochs == nil && data.count > Recipe.fullScheduleSamples ? [(flag: "--epochs", value: "\(options.epochs)")] : []
+        options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
+        // Epochs chosen from the data's size and what `auto` meant go into the manifest, so a resumed run keeps them.
+        var chosen = epochs == nil && data.count > Recipe.fullScheduleSamples ? [(flag: "--epochs", value: "\(options.epochs)")] : []
+        chosen += options.precision.recorded
         let context = try RunContext(communicator: communicator, directory: directory, mode: mode.recording(chosen))
         context.policy.epochBudget = session.stopAfterEpochs
         try context.policy.verifySameConfiguration("pretrain \(context.policy.configHash) data \(data.count)x\(data.dimension)")
-        options.precision = try PrecisionChoice.resolve(precision, communicator: communicator)
         context.policy.precision = options.precision
         context.say(options.precision.description)
         if epochs == nil, let note = Recipe.shrinkNote(samples: data.count, pretrainFlag: "--epochs", hold: false, cap: false) {
