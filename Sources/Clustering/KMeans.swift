@@ -2,6 +2,7 @@
 // its contiguous slice of the points, then one allreduce of the per-cluster sums, counts and inertia.
 // N = points, D = dims, K = clusters. Points are row-major (N, D) and present on every rank.
 import Collective
+import Dispatch
 import Foundation
 import Tensor
 
@@ -153,20 +154,49 @@ public enum KMeans {
         }
     }
 
+    /// One restart: k-means++ from the restart's own stream, then Lloyd (distributed when given a communicator).
+    static func restart(_ index: Int, points: UnsafePointer<Float>, count n: Int, dims: Int, clusters: Int, seed: UInt64,
+                        communicator: Communicator?) throws -> KMeansResult {
+        var rng = Xoshiro256(seed: seed, stream: 0x4B4D_4541_4E53, index: UInt64(index))
+        let initial = plusPlus(points: points, count: n, dims: dims, clusters: clusters, rng: &rng)
+        return try lloyd(points: points, count: n, dims: dims, clusters: clusters, initial: initial, communicator: communicator)
+    }
+
     /// n_init restarts of k-means++ then Lloyd. `spreadRestarts`: each rank runs its share of the restarts on all
     /// the points alone, the best inertia wins (allreduce MIN, then the lowest such rank) and that rank broadcasts
-    /// its centres. Otherwise the restarts run one after another, each Lloyd distributed over the ranks.
+    /// its centres; a rank's restarts run `threads` at a time, each product on one BLAS thread (its bits do not
+    /// depend on the thread count), the lowest restart of the best inertia winning as it would in turn. Otherwise the
+    /// restarts run one after another, each Lloyd distributed over the ranks.
     public static func fit(points: UnsafePointer<Float>, count n: Int, dims: Int, clusters: Int, restarts: Int,
-                           seed: UInt64, communicator: Communicator, spreadRestarts: Bool) throws -> KMeansResult {
-        var best: KMeansResult?
+                           seed: UInt64, communicator: Communicator, spreadRestarts: Bool, threads: Int = 1) throws -> KMeansResult {
         let mine = spreadRestarts ? Array(stride(from: communicator.rank, to: restarts, by: communicator.size)) : Array(0..<restarts)
-        for restart in mine {
-            var rng = Xoshiro256(seed: seed, stream: 0x4B4D_4541_4E53, index: UInt64(restart))
-            let initial = plusPlus(points: points, count: n, dims: dims, clusters: clusters, rng: &rng)
-            let result = try lloyd(points: points, count: n, dims: dims, clusters: clusters, initial: initial,
-                                   communicator: spreadRestarts ? nil : communicator)
-            if best == nil || result.inertia < best!.inertia { best = result }
+        var results: [KMeansResult]
+        let lanes = spreadRestarts ? min(max(threads, 1), mine.count) : 1
+        if lanes > 1 {
+            var slots = [KMeansResult?](repeating: nil, count: mine.count)
+            let blasThreads = BLAS.threads
+            BLAS.threads = 1
+            defer { BLAS.threads = blasThreads }
+            let shared = SharedPointer(points)
+            slots.withUnsafeMutableBufferPointer { out in
+                let out = SharedPointer(out.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: lanes) { lane in
+                    // Lloyd without a communicator does not throw.
+                    for j in stride(from: lane, to: mine.count, by: lanes) {
+                        out.base[j] = try? restart(mine[j], points: shared.base, count: n, dims: dims, clusters: clusters, seed: seed,
+                                                   communicator: nil)
+                    }
+                }
+            }
+            results = slots.compactMap { $0 }
+        } else {
+            results = try mine.map {
+                try restart($0, points: points, count: n, dims: dims, clusters: clusters, seed: seed,
+                            communicator: spreadRestarts ? nil : communicator)
+            }
         }
+        var best: KMeansResult?
+        for result in results where best == nil || result.inertia < best!.inertia { best = result }
         guard spreadRestarts, communicator.size > 1 else { return best! }
         let inertia = best?.inertia ?? .infinity
         let lowest = try communicator.allreduce(inertia, .min)

@@ -19,10 +19,24 @@ public struct NeighbourAgreement: Sendable {
     public let k: Int
 
     /// Neighbours of up to `maxQueries` samples (all when N is at most that; else a sample drawn by `seed`) among
-    /// all N `points` (N, D), by Euclidean distance through one SGEMM per block of queries. The ranks split the
-    /// queries and gather the result: every rank holds the same neighbours.
+    /// all N `points` (N, D). The ranks split the queries and gather the result: every rank holds the same neighbours.
     public init(points: [Float], count n: Int, dims: Int, k wanted: Int = 15, maxQueries: Int = 10_000, seed: UInt64,
-                communicator: Communicator) throws {
+                communicator: Communicator, chunk: Int = NeighbourAgreement.chunk) throws {
+        try self.init(count: n, dims: dims, k: wanted, maxQueries: maxQueries, seed: seed, communicator: communicator,
+                      chunk: chunk) { range, out in
+            points.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + range.lowerBound * dims, count: range.count * dims) }
+        }
+    }
+
+    /// Points a chunk at most: (chunk, D) Floats made at a time from the samples, however they are stored.
+    public static let chunk = 8192
+
+    /// The same, the points made `chunk` at a time by `rows(range, out)` (writes rows `range`, (R, D), into `out`),
+    /// so that samples kept as bytes need no whole Float copy (a million MNIST images: 3.1 GB). Distances by SGEMM,
+    /// (a block of queries) x (a chunk of points), every point visited in index order for every query.
+    public init(count n: Int, dims: Int, k wanted: Int = 15, maxQueries: Int = 10_000, seed: UInt64,
+                communicator: Communicator, chunk wantedChunk: Int = NeighbourAgreement.chunk,
+                rows: (Range<Int>, UnsafeMutablePointer<Float>) -> Void) throws {
         let k = min(wanted, n - 1)
         precondition(k >= 1, "neighbour agreement needs at least 2 samples")
         var queries = Array(0..<Int32(n))
@@ -33,43 +47,43 @@ public struct NeighbourAgreement: Sendable {
         }
         let m = queries.count
         let mine = contiguousShare(total: m, rank: communicator.rank, size: communicator.size)
-        var norms = [Float](repeating: 0, count: n)  // |x_j|^2
-        points.withUnsafeBufferPointer { p in
-            for j in 0..<n { var s: Float = 0; for d in 0..<dims { s += p[j * dims + d] * p[j * dims + d] }; norms[j] = s }
+        let chunk = max(1, min(wantedChunk, n))
+        let block = max(1, min(mine.count, (1 << 24) / chunk))  // (block, chunk) products in at most 64 MB
+        var queryRows = [Float](repeating: 0, count: max(mine.count, 1) * dims)  // (M share, D)
+        queryRows.withUnsafeMutableBufferPointer { out in
+            for (r, q) in queries[mine].enumerated() { rows(Int(q)..<(Int(q) + 1), out.baseAddress! + r * dims) }
         }
-        var local = [Int](repeating: 0, count: mine.count * k)
-        let block = max(1, min(256, (1 << 24) / max(n, 1)))  // (block, N) products in at most 64 MB
-        var products = [Float](repeating: 0, count: min(block, max(mine.count, 1)) * n)  // (block, N)
-        var rows = [Float](repeating: 0, count: min(block, max(mine.count, 1)) * dims)    // (block, D)
-        var start = mine.lowerBound
-        while start < mine.upperBound {
-            let end = min(start + block, mine.upperBound), b = end - start
-            points.withUnsafeBufferPointer { p in
-                for r in 0..<b {
-                    let q = Int(queries[start + r])
-                    for d in 0..<dims { rows[r * dims + d] = p[q * dims + d] }
+        var best = [(Float, Int32)](repeating: (.infinity, NeighbourAgreement.none), count: mine.count * k)
+        var points = [Float](repeating: 0, count: chunk * dims)       // (chunk, D)
+        var norms = [Float](repeating: 0, count: chunk)               // |x_j|^2
+        var products = [Float](repeating: 0, count: block * chunk)    // (block, chunk)
+        for first in stride(from: 0, to: n, by: chunk) {
+            let count = min(chunk, n - first)
+            points.withUnsafeMutableBufferPointer { rows(first..<(first + count), $0.baseAddress!) }
+            for j in 0..<count { var s: Float = 0; for d in 0..<dims { s += points[j * dims + d] * points[j * dims + d] }; norms[j] = s }
+            for start in stride(from: 0, to: mine.count, by: block) {
+                let b = min(block, mine.count - start)
+                queryRows.withUnsafeBufferPointer { a in
+                    points.withUnsafeBufferPointer { p in
+                        products.withUnsafeMutableBufferPointer { c in
+                            BLAS.gemm(transposeA: false, transposeB: true, m: b, n: count, k: dims, a: a.baseAddress! + start * dims,
+                                      lda: dims, b: p.baseAddress!, ldb: dims, c: c.baseAddress!, ldc: count)
+                        }
+                    }
                 }
-                rows.withUnsafeBufferPointer { a in
-                    products.withUnsafeMutableBufferPointer { c in
-                        BLAS.gemm(transposeA: false, transposeB: true, m: b, n: n, k: dims, a: a.baseAddress!, lda: dims,
-                                  b: p.baseAddress!, ldb: dims, c: c.baseAddress!, ldc: n)
+                for r in 0..<b {
+                    let q = Int(queries[mine.lowerBound + start + r]), slots = (start + r) * k
+                    for j in 0..<count where first + j != q {
+                        let d2 = norms[j] - 2 * products[r * count + j]  // |q|^2 is the same for every j
+                        guard d2 < best[slots + k - 1].0 else { continue }
+                        var slot = k - 1
+                        while slot > 0 && best[slots + slot - 1].0 > d2 { best[slots + slot] = best[slots + slot - 1]; slot -= 1 }
+                        best[slots + slot] = (d2, Int32(first + j))
                     }
                 }
             }
-            for r in 0..<b {
-                let q = Int(queries[start + r])
-                var best = [(Float, Int32)](repeating: (.infinity, NeighbourAgreement.none), count: k)
-                for j in 0..<n where j != q {
-                    let d2 = norms[j] - 2 * products[r * n + j]  // |q|^2 is the same for every j
-                    guard d2 < best[k - 1].0 else { continue }
-                    var slot = k - 1
-                    while slot > 0 && best[slot - 1].0 > d2 { best[slot] = best[slot - 1]; slot -= 1 }
-                    best[slot] = (d2, Int32(j))
-                }
-                for s in 0..<k { local[(start - mine.lowerBound + r) * k + s] = Int(best[s].1) }
-            }
-            start = end
         }
+        let local = best.map { Int($0.1) }
         var all = local
         if communicator.size > 1 {
             all = [Int](repeating: 0, count: m * k)

@@ -99,6 +99,17 @@ public struct DataSet: Sendable {
         }
     }
 
+    /// Rows `range` as `floats(.unit)` has them, written to `out` (range.count, D): a share of the samples as Float
+    /// without the whole copy.
+    public func unitRows(_ range: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let d = dimension, first = range.lowerBound * d, count = range.count * d
+        if isFloat {
+            features.withUnsafeBufferPointer { out.update(from: $0.baseAddress! + first, count: count) }
+        } else {
+            images.withUnsafeBufferPointer { bytes in for i in 0..<count { out[i] = Float(bytes[first + i]) * (1 / 255) } }
+        }
+    }
+
     /// Per-feature mean and 1/std (0 for constant features, which z-score to 0).
     public func featureMoments() -> (mean: [Float], invStd: [Float]) {
         var sum = [Double](repeating: 0, count: dimension)

@@ -62,6 +62,29 @@ final class ClusteringTests: XCTestCase {
         XCTAssertGreaterThan(result.inertia, 0)
     }
 
+    /// Restarts run a few at a time on threads: the same centres, labels and inertia as one after another, bit for
+    /// bit, with more restarts than threads and fewer (the lowest restart of the best inertia wins either way).
+    func testKMeansRestartsOnThreadsMatchInTurn() throws {
+        let (points, _) = gaussianBlobs(perBlob: 150, spread: 2.5, seed: 5)  // overlapping: restarts differ
+        func fit(restarts: Int, threads: Int) throws -> KMeansResult {
+            try points.withUnsafeBufferPointer {
+                try KMeans.fit(points: $0.baseAddress!, count: 450, dims: 2, clusters: 6, restarts: restarts, seed: 7,
+                               communicator: SingleProcessCommunicator(), spreadRestarts: true, threads: threads)
+            }
+        }
+        for restarts in [1, 2, 7] {
+            let inTurn = try fit(restarts: restarts, threads: 1)
+            for threads in [2, 3, 16] {
+                let threaded = try fit(restarts: restarts, threads: threads)
+                XCTAssertEqual(threaded.centres.map(\.bitPattern), inTurn.centres.map(\.bitPattern), "\(restarts) restarts, \(threads) threads")
+                XCTAssertEqual(threaded.assignments, inTurn.assignments)
+                XCTAssertEqual(threaded.inertia.bitPattern, inTurn.inertia.bitPattern)
+            }
+        }
+        // The restarts do differ here, so the test would see a wrong winner.
+        XCTAssertNotEqual(try fit(restarts: 1, threads: 1).inertia, try fit(restarts: 7, threads: 1).inertia)
+    }
+
     func testSoftmaxLossGradientAtSharpAlphas() {
         let rows = 4, k = 3
         for alpha: Float in [1, 10, 1000] {

@@ -45,6 +45,33 @@ final class GuardTests: XCTestCase {
         }
     }
 
+    /// The points made a chunk at a time (as the guard makes them from bytes) give the neighbours of the whole
+    /// array, on any chunk size and rank count; a DataSet's unit rows are its floats(.unit), row for row.
+    func testNeighboursByChunksMatchTheWholeArray() throws {
+        let (points, _) = separatedBlobs(perBlob: 40, blobs: 3, dims: 6, seed: 9)
+        let n = 120, k = 8
+        let whole = try NeighbourAgreement(points: points, count: n, dims: 6, k: k, seed: 0, communicator: SingleProcessCommunicator(),
+                                           chunk: n)
+        for chunk in [1, 7, 50] {
+            let split = try InProcessWorld.run(ranks: 2) { c in
+                try NeighbourAgreement(points: points, count: n, dims: 6, k: k, maxQueries: 30, seed: 3, communicator: c,
+                                       chunk: chunk)
+            }
+            for agreement in split {
+                for (r, q) in agreement.queries.enumerated() {
+                    XCTAssertEqual(Array(agreement.neighbours[(r * k)..<((r + 1) * k)]),
+                                   Array(whole.neighbours[(Int(q) * k)..<((Int(q) + 1) * k)]), "chunk \(chunk), sample \(q)")
+                }
+            }
+        }
+        var rng = Xoshiro256(seed: 12)
+        let bytes = DataSet(name: "bytes", images: (0..<(30 * 5)).map { _ in UInt8(rng.nextInt(below: 256)) },
+                            labels: [Int32](repeating: 0, count: 30), dimension: 5, classCount: 1)
+        var rows = [Float](repeating: .nan, count: 4 * 5)
+        rows.withUnsafeMutableBufferPointer { bytes.unitRows(11..<15, into: $0.baseAddress!) }
+        XCTAssertEqual(rows.map(\.bitPattern), bytes.floats(.unit)[55..<75].map(\.bitPattern))
+    }
+
     func testAgreementRanksPartitionsByQuality() throws {
         let (points, truth) = separatedBlobs(perBlob: 40, blobs: 4, dims: 6, seed: 3)
         let agreement = try NeighbourAgreement(points: points, count: 160, dims: 6, k: 10, seed: 0, communicator: SingleProcessCommunicator())

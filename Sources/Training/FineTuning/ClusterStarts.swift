@@ -53,7 +53,8 @@ public enum ClusterStarts {
         let started = Clock.now
         let result = try z.withUnsafeBufferPointer { zp in
             try KMeans.fit(points: zp.baseAddress!, count: data.count, dims: e, clusters: options.clusters,
-                           restarts: options.restarts, seed: options.seed, communicator: communicator, spreadRestarts: true)
+                           restarts: options.restarts, seed: options.seed, communicator: communicator, spreadRestarts: true,
+                           threads: BLAS.threads)
         }
         let scores = data.scores(result.assignments, clusters: options.clusters)
         var record = RunRecord(phase: "kmeans-embedding")
@@ -68,12 +69,14 @@ public enum ClusterStarts {
     /// (as the model sees it: pixels in [0, 1], features standardised), restarts spread over the ranks.
     public static func kmeansOnInput(data: DataSet, options: DECOptions, communicator: Communicator) throws -> (scores: ClusteringScores, record: RunRecord, summary: String) {
         let started = Clock.now
-        let sample = data.count > baselineSamples ? data.prefix(baselineSamples) : data
+        let limit = baselineSamples(dimension: data.dimension)
+        let sample = data.count > limit ? data.prefix(limit) : data
         let x = sample.floats(.unit)  // (N, D)
         let restarts = baselineRestarts(options.restarts, count: sample.count)
         let result = try x.withUnsafeBufferPointer { p in
             try KMeans.fit(points: p.baseAddress!, count: sample.count, dims: sample.dimension, clusters: options.clusters,
-                           restarts: restarts, seed: options.seed, communicator: communicator, spreadRestarts: true)
+                           restarts: restarts, seed: options.seed, communicator: communicator, spreadRestarts: true,
+                           threads: BLAS.threads)
         }
         let scores = sample.scores(result.assignments, clusters: options.clusters)
         let seconds = Clock.now - started
@@ -87,9 +90,12 @@ public enum ClusterStarts {
         return (scores, record, summary)
     }
 
-    /// The input baseline's samples at most: its Float copy of the input is 4 bytes a value on every rank (a million
-    /// MNIST images: 3.1 GB a rank, where the bytes the run trains on take 784 MB), for a reference score.
-    static let baselineSamples = 200_000
+    /// The input baseline's samples at most: its Float copy of the input takes 4 bytes a value on every rank (a
+    /// million MNIST images: 3.1 GB a rank, where the bytes the run trains on take 784 MB), for a reference score; so
+    /// at most 200,000 samples and 256 MB of Floats (MNIST's 784 pixels: 85,598 samples, full MNIST whole).
+    static func baselineSamples(dimension: Int) -> Int {
+        min(200_000, (256 << 20) / (4 * max(dimension, 1)))
+    }
 
     /// Restarts of the input baseline: --restarts up to 10,000 samples, then as many as cost about 200,000 samples'
     /// worth (at least 2): a reference score, not the start, and on full MNIST its 20 restarts took 93 s of a 6m37s

@@ -39,9 +39,9 @@ public struct ResultGuard {
 
     /// Finds the input-space neighbours (collective: the ranks split the queries).
     public init(data: DataSet, seed: UInt64, communicator: Communicator) throws {
-        agreement = try NeighbourAgreement(points: data.floats(.unit), count: data.count, dims: data.dimension,
-                                           k: Recipe.guardNeighbours, maxQueries: Recipe.guardQueries, seed: seed,
-                                           communicator: communicator)
+        agreement = try NeighbourAgreement(count: data.count, dims: data.dimension, k: Recipe.guardNeighbours,
+                                           maxQueries: Recipe.guardQueries, seed: seed, communicator: communicator,
+                                           rows: data.unitRows)
     }
 
     init(agreement: NeighbourAgreement) { self.agreement = agreement }
