@@ -399,7 +399,7 @@ if "$BIN" info 2>&1 | grep -q "auto means bf16"; then
   run bad "resume a bf16 run where auto means float32" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"
   [ -s "$T/o-prec/autoencoder.bin" ] || fail "the refused resume should keep autoencoder.bin"
 else
-  run ok "resume where auto means float32 both times" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"
+  run ok "resume a run whose auto meant float32 (command.json: --precision float32)" env DNNL_MAX_CPU_ISA=AVX2 "$BIN" pretrain --resume "$T/o-prec"
 fi
 for v in 1 -0.1 nan; do bad_dec --mask $v; done
 bad_dec --method nope; bad_dec --initialization foo; bad_dec --optimizer foo; bad_dec --seed -1; bad_dec --seed abc

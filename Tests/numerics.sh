@@ -20,7 +20,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.build/release/deepcluster
 info=$("$BIN" info 2>&1) || { echo "FAIL: $BIN info (to learn whether the CPU multiplies bf16): $info"; exit 1; }
-native=$(grep -c -E "bf16 GEMM \(oneDNN\): (AMX|AVX-512 BF16)," <<< "$info" || true)
+native=$(grep -c -E "bf16 GEMM \(oneDNN\): (AMX|AVX-512 BF16( \(AMD\))?)," <<< "$info" || true)
 precision=${PRECISION:-$([ "$native" -gt 0 ] && echo bf16 || echo auto)}
 kernel=${OPENBLAS_CORETYPE:-default}/$precision
 T="$1/numerics-${kernel/\//-}"

@@ -1,7 +1,7 @@
 # Launch/lib/grow-mnist.py MNIST_DIR N OUT_PREFIX: full MNIST (train then test, 70,000 images) grown to N images for
-# Launch/scale-study: the originals first, then copies of originals drawn at random (seed 0), each moved as the
-# recipe's augmentation moves a pixel image (deepcluster's shift=0.1,rotate=10: a rotation of up to 10 degrees about
-# the centre and a shift of up to 10% of the side, nearest pixel, zero outside). N <= 70,000 takes the first N.
+# Launch/scale-study: the originals first, then copies of originals drawn at random (seed 0), each moved within the
+# recipe's augmentation's range (deepcluster's shift=0.1,rotate=10: a rotation of up to 10 degrees about the centre
+# and a shift of up to 10% of the side; here the nearest pixel, where the recipe interpolates; zero outside). N <= 70,000 takes the first N.
 # Writes OUT_PREFIX.npy (N, 784) uint8 and OUT_PREFIX-labels.npy (N,) int64. numpy only; about 1 s per 100,000 images.
 import gzip
 import sys

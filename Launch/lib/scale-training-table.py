@@ -1,7 +1,8 @@
 # Launch/lib/scale-training-table.py RESULTS NAME...: the table, growth exponents and plot of `Launch/scale-study
 # --training` from its runs (RESULTS/NAME/metrics.jsonl, RESULTS/NAME.wall; NAME is mnist-N). Stages: loading the
 # data, one pretraining epoch, the N2D start (neighbours, graph, layout, k-means, mixture), one DEC epoch's steps and
-# its whole-data pass (the last epoch: its seconds less its steps'), k-means on the input (at most 200,000 samples),
+# its whole-data pass (the last epoch: its seconds less its steps'), k-means on the input (at most 256 MB of it as
+# Float: 85,598 MNIST images),
 # t-SNE (a fixed 2,000 points). Writes RESULTS/training.svg: seconds against samples, both axes logarithmic.
 # Standard library only.
 import json

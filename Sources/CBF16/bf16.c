@@ -2,7 +2,9 @@
 #include "CBF16.h"
 #include "CKernels.h"
 #include <oneapi/dnnl/dnnl.h>
+#if defined(__x86_64__)
 #include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <string.h>
 
@@ -68,6 +70,7 @@ int CBF16_gemm(int transa, int transb, long m, long n, long k, float alpha, cons
 int CBF16_isa(void) { return (int)dnnl_get_effective_cpu_isa(); }
 
 int CBF16_vendor_is_amd(void) {
+#if defined(__x86_64__)
     unsigned eax, ebx, ecx, edx;
     if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return 0;
     char vendor[12];
@@ -75,4 +78,7 @@ int CBF16_vendor_is_amd(void) {
     memcpy(vendor + 4, &edx, 4);
     memcpy(vendor + 8, &ecx, 4);
     return memcmp(vendor, "AuthenticAMD", 12) == 0;
+#else
+    return 0;
+#endif
 }

@@ -173,7 +173,7 @@ public enum KMeans {
         var results: [KMeansResult]
         let lanes = spreadRestarts ? min(max(threads, 1), mine.count) : 1
         if lanes > 1 {
-            var slots = [KMeansResult?](repeating: nil, count: mine.count)
+            var slots = [Result<KMeansResult, Error>?](repeating: nil, count: mine.count)
             let blasThreads = BLAS.threads
             BLAS.threads = 1
             defer { BLAS.threads = blasThreads }
@@ -181,14 +181,14 @@ public enum KMeans {
             slots.withUnsafeMutableBufferPointer { out in
                 let out = SharedPointer(out.baseAddress!)
                 DispatchQueue.concurrentPerform(iterations: lanes) { lane in
-                    // Lloyd without a communicator does not throw.
                     for j in stride(from: lane, to: mine.count, by: lanes) {
-                        out.base[j] = try? restart(mine[j], points: shared.base, count: n, dims: dims, clusters: clusters, seed: seed,
-                                                   communicator: nil)
+                        out.base[j] = Result {
+                            try restart(mine[j], points: shared.base, count: n, dims: dims, clusters: clusters, seed: seed, communicator: nil)
+                        }
                     }
                 }
             }
-            results = slots.compactMap { $0 }
+            results = try slots.map { try $0!.get() }
         } else {
             results = try mine.map {
                 try restart($0, points: points, count: n, dims: dims, clusters: clusters, seed: seed,

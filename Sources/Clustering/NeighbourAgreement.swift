@@ -28,7 +28,7 @@ public struct NeighbourAgreement: Sendable {
         }
     }
 
-    /// Points a chunk at most: (chunk, D) Floats made at a time from the samples, however they are stored.
+    /// How many points the search makes into Floats at a time (a (chunk, D) buffer), whatever type the samples have.
     public static let chunk = 8192
 
     /// The same, the points made `chunk` at a time by `rows(range, out)` (writes rows `range`, (R, D), into `out`),
@@ -57,7 +57,7 @@ public struct NeighbourAgreement: Sendable {
         var points = [Float](repeating: 0, count: chunk * dims)       // (chunk, D)
         var norms = [Float](repeating: 0, count: chunk)               // |x_j|^2
         var products = [Float](repeating: 0, count: block * chunk)    // (block, chunk)
-        for first in stride(from: 0, to: n, by: chunk) {
+        for first in stride(from: 0, to: mine.isEmpty ? 0 : n, by: chunk) {
             let count = min(chunk, n - first)
             points.withUnsafeMutableBufferPointer { rows(first..<(first + count), $0.baseAddress!) }
             for j in 0..<count { var s: Float = 0; for d in 0..<dims { s += points[j * dims + d] * points[j * dims + d] }; norms[j] = s }

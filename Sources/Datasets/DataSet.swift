@@ -75,6 +75,20 @@ public struct DataSet: Sendable {
         return copy
     }
 
+    /// `count` samples spread evenly over the set (sample i * N / count), in order: a share that a set sorted by
+    /// class (an image folder) still holds every class of.
+    public func evenlySpaced(_ count: Int) -> DataSet {
+        guard count < self.count else { return self }
+        let n = self.count, d = dimension, picked = (0..<count).map { $0 * n / count }
+        var copy = self
+        if isFloat { copy.features = picked.flatMap { features[($0 * d)..<(($0 + 1) * d)] } }
+        else { copy.images = picked.flatMap { images[($0 * d)..<(($0 + 1) * d)] } }
+        copy.labels = picked.map { labels[$0] }
+        if !sampleNames.isEmpty { copy.sampleNames = picked.map { sampleNames[$0] } }
+        copy.count = count
+        return copy
+    }
+
     /// The label of sample i as the file wrote it.
     public func labelName(_ i: Int) -> String {
         let c = Int(labels[i])

@@ -61,7 +61,7 @@ public enum DECExperiment {
         let baseline = try ClusterStarts.kmeansOnInput(data: data, options: options, communicator: context.communicator)
         context.record(baseline.record)
         try reportResult(context: context, options: options, trainer: trainer, finetuned: finetuned, kept: final, decision: decision,
-                     baseline: baseline, seconds: (pretrainSeconds, fineTuneSeconds), clusters: k, pruned: pruning?.dropped)
+                         baseline: baseline, seconds: (pretrainSeconds, fineTuneSeconds), clusters: k, pruned: pruning?.dropped)
         let (sizes, small) = DataSet.clusterSizes(final.assignments, clusters: k)
         context.say("cluster sizes: " + sizes.enumerated().map { "c\($0.offset) \($0.element)" }.joined(separator: ", "))
         if !small.isEmpty {
@@ -146,7 +146,7 @@ public enum DECExperiment {
         record.prunedClusters = pruned
         record.loadSeconds = context.loadSeconds
         record.peakMemoryMB = try context.communicator.allreduce(peakMemoryMegabytes(), .max)
-        context.say(String(format: "peak memory of a rank: %.0f MB", record.peakMemoryMB ?? 0))
+        context.say(String(format: "peak memory of a rank so far: %.0f MB", record.peakMemoryMB ?? 0))
         context.record(record)
     }
 

@@ -18,9 +18,11 @@ public enum Info {
         var bytes = Array(line.utf8.prefix(width)).map { Int($0) }
         bytes += [Int](repeating: 32, count: width - bytes.count)
         let all = try communicator.allgatherv(bytes)
+        let here = PrecisionChoice.Support.here
+        let auto = (try? PrecisionChoice.choose(.auto, least: here, mine: here, isa: BF16.instructionSet))?.precision ?? .float32
         var out = "DeepClustering info: \(communicator.size) rank(s); BLAS: \(BLAS.configuration); "
             + "elementwise kernels: \(Kernels.vectorised ? "AVX2" : "scalar"); "
-            + "bf16 GEMM (oneDNN): \(BF16.instructionSet), so --precision auto means \(PrecisionChoice.Support.here >= .fullRateDot ? "bf16" : "float32")\n"
+            + "bf16 GEMM (oneDNN): \(BF16.instructionSet), so --precision auto means \(auto.rawValue)\n"
         if communicator.size > 1 {
             // The transport a training run would build here (over one float: the same decision, a tiny window).
             let kind = try GradientTransports.make(communicator, count: 1, overlap: overlap).kind

@@ -41,8 +41,9 @@ public struct PrecisionChoice: Sendable, CustomStringConvertible {
         setting == .auto ? [("--precision", precision.rawValue)] : []
     }
 
-    /// What oneDNN can do with bf16 on a CPU, in order: each level includes the ones below. `native`: AVX-512 BF16 at
-    /// no more multiplications a cycle than float32 (Intel's cores without AMX); `fullRateDot`: at twice (AMD's).
+    /// What oneDNN can do with bf16 on a CPU, in order of its bf16 GEMM's speed against float32 (the lowest over the
+    /// ranks decides): `native`: AVX-512 BF16 at no more multiplications a cycle than float32 (Intel's cores without
+    /// AMX); `fullRateDot`: at twice (AMD's); `matrixUnits`: AMX tiles.
     public enum Support: Int, Sendable, Comparable {
         case none = 0, emulated = 2, native = 3, fullRateDot = 4, matrixUnits = 5
         public static func < (a: Support, b: Support) -> Bool { a.rawValue < b.rawValue }

@@ -87,7 +87,8 @@ public enum Recipe {
     }
     /// Checkpoints once 5 minutes have passed since the last (and after a phase's last epoch, at a stop signal).
     public static let checkpointEvery = CheckpointCadence.seconds(300)
-    /// `--precision`: auto takes bf16 where every rank's CPU multiplies bf16 on AMX tiles (PrecisionChoice).
+    /// `--precision`: auto takes bf16 where every rank's CPU multiplies bf16 faster than float32 (AMX, AMD's AVX-512
+    /// BF16: PrecisionChoice).
     public static let precision = PrecisionSetting.auto
     public static let tsnePoints = 2000
     public static let tsneIterations = 1000

@@ -82,6 +82,18 @@ final class DataTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
     }
 
+    /// The input baseline's sample of a large set: evenly spaced rows with their labels, the whole set when it asks
+    /// for as many or more.
+    func testEvenlySpacedSample() throws {
+        let data = try DataSet.embeddedMNIST(limit: 100)
+        let spaced = data.evenlySpaced(4)
+        XCTAssertEqual(spaced.count, 4)
+        XCTAssertEqual(spaced.labels, [0, 25, 50, 75].map { data.labels[$0] })
+        XCTAssertEqual(spaced.images, [0, 25, 50, 75].flatMap { data.images[($0 * 784)..<(($0 + 1) * 784)] })
+        XCTAssertEqual(data.evenlySpaced(100).images, data.images)
+        XCTAssertEqual(data.evenlySpaced(500).count, 100)
+    }
+
     func testEmbeddedMNISTAndNormalisations() throws {
         let data = try DataSet.embeddedMNIST(limit: 500)
         XCTAssertEqual(data.count, 500)

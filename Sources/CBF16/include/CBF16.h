@@ -1,4 +1,4 @@
-// CBF16: oneDNN's bf16 GEMM split over CKernels' thread pool, one OpenMP thread per piece.
+// CBF16: oneDNN's bf16 GEMM split over CKernels' thread pool, one OpenMP thread per piece; the CPU's maker.
 #ifndef CBF16_H
 #define CBF16_H
 #include <stdint.h>

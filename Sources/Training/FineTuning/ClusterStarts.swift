@@ -66,11 +66,12 @@ public enum ClusterStarts {
     }
 
     /// The baseline every `dec` run shows beside its start and its result: k-means++ and Lloyd on the input itself
-    /// (as the model sees it: pixels in [0, 1], features standardised), restarts spread over the ranks.
+    /// (as the model sees it: pixels in [0, 1], features standardised), restarts spread over the ranks and their
+    /// threads; on at most `baselineSamples` evenly spaced samples, scored on those.
     public static func kmeansOnInput(data: DataSet, options: DECOptions, communicator: Communicator) throws -> (scores: ClusteringScores, record: RunRecord, summary: String) {
         let started = Clock.now
         let limit = baselineSamples(dimension: data.dimension)
-        let sample = data.count > limit ? data.prefix(limit) : data
+        let sample = data.evenlySpaced(limit)
         let x = sample.floats(.unit)  // (N, D)
         let restarts = baselineRestarts(options.restarts, count: sample.count)
         let result = try x.withUnsafeBufferPointer { p in
@@ -84,7 +85,7 @@ public enum ClusterStarts {
         record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
         record.inertia = result.inertia
         record.seconds = seconds
-        let share = sample.count < data.count ? "the first \(sample.count) of \(data.count) samples, " : ""
+        let share = sample.count < data.count ? "\(sample.count) of the \(data.count) samples, evenly spaced; " : ""
         let summary = String(format: "k-means on the input (%@%d restarts over %d rank(s), %.1fs): %@", share, restarts,
                              communicator.size, seconds, scores.text)
         return (scores, record, summary)
