@@ -170,7 +170,7 @@ public enum KMeans {
     public static func fit(points: UnsafePointer<Float>, count n: Int, dims: Int, clusters: Int, restarts: Int,
                            seed: UInt64, communicator: Communicator, spreadRestarts: Bool, threads: Int = 1) throws -> KMeansResult {
         let mine = spreadRestarts ? Array(stride(from: communicator.rank, to: restarts, by: communicator.size)) : Array(0..<restarts)
-        var results: [KMeansResult]
+        let results: [KMeansResult]
         let lanes = spreadRestarts ? min(max(threads, 1), mine.count) : 1
         if lanes > 1 {
             var slots = [Result<KMeansResult, Error>?](repeating: nil, count: mine.count)
@@ -195,8 +195,7 @@ public enum KMeans {
                             communicator: spreadRestarts ? nil : communicator)
             }
         }
-        var best: KMeansResult?
-        for result in results where best == nil || result.inertia < best!.inertia { best = result }
+        let best = results.min { $0.inertia < $1.inertia }  // the first of equal inertias, as in turn
         guard spreadRestarts, communicator.size > 1 else { return best! }
         let inertia = best?.inertia ?? .infinity
         let lowest = try communicator.allreduce(inertia, .min)

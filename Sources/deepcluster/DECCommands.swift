@@ -67,7 +67,7 @@ struct DECCommand: TrainingCommand {
     @Option(help: "Epochs whose embedding Figure 4 maps with t-SNE, e.g. 0,50,100,200 (the end is always added). Default: the start, the middle and the end.")
     var snapshots: String?
     @Option(help: "Points in Figure 4's seeded t-SNE subsample; 0 skips Figure 4.") var tsnePoints = Recipe.tsnePoints
-    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512; faster than float32 with AMX and on AMD's AVX-512 BF16, slower on Intel's without AMX); or auto: bf16 where every rank's CPU multiplies bf16 faster than float32 (AMX, or AMD's AVX-512 BF16: README, Speed), else float32; a new run records what auto meant, so --resume keeps it. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
+    @Option(help: ArgumentHelp(FlagHelp.precision))
     var precision = Recipe.precision
     @Option(help: "t-SNE iterations.") var tsneIterations = Recipe.tsneIterations
     @Option(help: ArgumentHelp("Tests: one process computes the shares of N ranks in pretraining and fine-tuning and sums them in rank order (run it with --threads 1).", visibility: .hidden))

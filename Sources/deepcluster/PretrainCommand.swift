@@ -31,7 +31,7 @@ struct PretrainCommand: TrainingCommand {
     @Option(help: ArgumentHelp("Write a checkpoint every N epochs, or once a time such as 90s, 5m or 1h has passed since the last; also after the last epoch and at a stop signal. Default: \(Recipe.checkpointEvery).", valueName: "N|time"))
     var checkpointEvery = Recipe.checkpointEvery.description
     @Option(help: "Stop after this many steps (for tests).") var maxSteps: Int?
-    @Option(help: "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512; faster than float32 with AMX and on AMD's AVX-512 BF16, slower on Intel's without AMX); or auto: bf16 where every rank's CPU multiplies bf16 faster than float32 (AMX, or AMD's AVX-512 BF16: README, Speed), else float32; a new run records what auto meant, so --resume keeps it. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue).")
+    @Option(help: ArgumentHelp(FlagHelp.precision))
     var precision = Recipe.precision
     @Option(help: ArgumentHelp("Fault injection for tests: STEP:RANK makes that rank's gradient NaN at that step.", visibility: .hidden))
     var debugPoison: String?

@@ -31,6 +31,11 @@ func joiningNegativeValues(_ arguments: [String]) -> [String] {
 }
 
 
+/// Help texts of flags that several commands share, written once.
+enum FlagHelp {
+    static let precision = "Arithmetic of the autoencoder's matrix products: float32; bf16 (operands rounded to bfloat16, sums in float32, through oneDNN; needs AVX-512; faster than float32 with AMX and on AMD's AVX-512 BF16, slower on Intel's without AMX); or auto: bf16 where every rank's CPU multiplies bf16 faster than float32 (AMX, or AMD's AVX-512 BF16: README, Speed), else float32; a new run records what auto meant, so --resume keeps it. Weights, optimizer state and gradient sums stay float32. Default: \(Recipe.precision.rawValue)."
+}
+
 enum Limits {
     static let cores = ProcessInfo.processInfo.activeProcessorCount
     static let largestBatch = 1 << 20
