@@ -82,11 +82,12 @@ struct ChooseKCommand: ParsableCommand {
     @Option var regularization = ClusterCountOptions().regularization
     @Option var sample = ClusterCountOptions().sample
     @Option var restarts = ClusterCountOptions().restarts
+    @Option var screen = ClusterCountOptions().screenIterations
     @Option var seed: UInt64 = 0
 
     func validate() throws {
-        if largest < 2 || fits < 1 || sample < 1 || restarts < 1 || !(regularization > 0) || !regularization.isFinite {
-            throw ValidationError("choose-k needs --largest >= 2, --fits, --sample and --restarts >= 1, and a positive --regularization.")
+        if largest < 2 || fits < 1 || sample < 1 || restarts < 1 || screen < 0 || !(regularization > 0) || !regularization.isFinite {
+            throw ValidationError("choose-k needs --largest >= 2, --fits, --sample and --restarts >= 1, --screen >= 0, and a positive --regularization.")
         }
     }
 
@@ -98,7 +99,8 @@ struct ChooseKCommand: ParsableCommand {
                 throw RunError("\(layout): want an (N, D) float array of finite values, N >= 20 and D >= 1")
             }
             var options = Recipe.clusterCount(largest: largest, seed: seed)
-            (options.fits, options.regularization, options.sample, options.restarts) = (fits, regularization, sample, restarts)
+            (options.fits, options.regularization, options.sample, options.restarts, options.screenIterations) =
+                (fits, regularization, sample, restarts, screen)
             let started = Clock.now
             let choice = try ClusterCount.choose(layout: values, count: array.count, dims: array.shape[1], options: options,
                                                  threads: BLAS.threads, communicator: communicator)

@@ -11,21 +11,22 @@ import XCTest
 
 final class ClusterCountTests: XCTestCase {
     /// `blobs` round blobs of `perBlob` points in 3 dimensions, centres 8 layout units apart at least.
-    func blobs(_ blobs: Int, perBlob: Int = 300, seed: UInt64) -> [Float] {
+    func blobs(_ blobs: Int, perBlob: Int = 300, spread: Double = 0.8, seed: UInt64) -> [Float] {
         var rng = Xoshiro256(seed: seed)
         var points: [Float] = []
         for b in 0..<blobs {
             let centre = [Double(b % 3) * 8, Double((b / 3) % 3) * 8, Double(b / 9) * 8]
-            for _ in 0..<perBlob { points += centre.map { Float($0 + rng.nextNormal() * 0.8) } }
+            for _ in 0..<perBlob { points += centre.map { Float($0 + rng.nextNormal() * spread) } }
         }
         return points
     }
 
-    static func choose(_ points: [Float], dims: Int, threads: Int = 1,
+    static func choose(_ points: [Float], dims: Int, threads: Int = 1, screenIterations: Int = ClusterCountOptions().screenIterations,
                        communicator: Communicator = SingleProcessCommunicator()) throws -> ClusterCountChoice {
         var options = ClusterCountOptions()
         options.largest = 15
         options.sample = 1000
+        options.screenIterations = screenIterations
         return try ClusterCount.choose(layout: points, count: points.count / dims, dims: dims, options: options, threads: threads,
                                        communicator: communicator)
     }
@@ -46,6 +47,25 @@ final class ClusterCountTests: XCTestCase {
         for _ in 0..<900 { points += [Float(Double(rng.next() >> 11) / Double(1 << 53) * 40), Float(rng.nextNormal() * 0.5), Float(rng.nextNormal() * 0.5)] }
         for _ in 0..<300 { points += [Float(20 + rng.nextNormal() * 0.8), Float(10 + rng.nextNormal() * 0.8), Float(rng.nextNormal() * 0.8)] }
         XCTAssertEqual(try Self.choose(points, dims: 3).clusters, 2)
+    }
+
+    /// Three fits screened for 3 EM iterations, the most likely continued: the same K on every blob set as three fits
+    /// each run to convergence, and the mixture scored is a converged one (six components on three overlapping blobs
+    /// take more than 3 iterations), never the screen's.
+    func testScreenedFitsChooseLikeConvergedFitsAndConverge() throws {
+        XCTAssertEqual(ClusterCountOptions().fits, 3)
+        for k in [3, 5, 8] {
+            let points = blobs(k, perBlob: 150, spread: 1.8, seed: UInt64(20 + k))
+            XCTAssertEqual(try Self.choose(points, dims: 3).clusters, k)
+            XCTAssertEqual(try Self.choose(points, dims: 3, screenIterations: 0).clusters, k)
+        }
+        let points = blobs(3, perBlob: 300, spread: 1.8, seed: 9)
+        var options = ClusterCountOptions()
+        let one = try ClusterCount.bestFit(of: 6, fitted: points, sampleCount: 900, dims: 3, options: options)
+        XCTAssertTrue(one.converged, "\(one.iterations) iterations")
+        options.fits = 1
+        let alone = try ClusterCount.bestFit(of: 6, fitted: points, sampleCount: 900, dims: 3, options: options)
+        XCTAssertGreaterThan(alone.iterations, options.screenIterations, "the case needs more EM iterations than the screen's")
     }
 
     /// The sweep's K split over ranks and threads in rounds: the same K and the same values, bit for bit.
