@@ -88,6 +88,14 @@ if $BIN dec --data "$T/nolabels.csv" --pretrain-epochs 5 --epochs 5 --tsne-point
   pass "CSV without labels: K chosen from the data ($(grep -o '^clusters chosen: K = [0-9]*' "$T/nolabels-k.log"), with a note, a record and the report's figure) or given; cluster sizes and no ACC/NMI/ARI"
 else cat "$T/nolabels-k.log" "$T/nolabels.log" 2>/dev/null; fail "CSV without labels"; fi
 
+# 2b. The least ICL at the top of the sweep (auto:3 on 4 blobs): the run says the data may hold more clusters; a
+#     choice below the top (the run above) says nothing of the kind.
+if $BIN raw --data "$T/blobs.csv" --method kmeans --clusters auto:3 --out "$T/rawtop" > "$T/rawtop.log" 2>&1 \
+   && grep -q "^note: K = 3 is the largest K the sweep tried, and the ICL was still falling there" "$T/rawtop.log" \
+   && ! grep -q "is the largest K the sweep tried" "$T/nolabels-k.log"; then
+  pass "--clusters auto:3 on 4 blobs: K = 3, with a note that the ICL was still falling at the sweep's top (none where it chose below it)"
+else cat "$T/rawtop.log"; fail "the note at the sweep's top"; fi
+
 # 3. predict on the training CSV: the model keeps the standardisation, so the embedding is the run's own, bitwise.
 if $BIN predict --model "$T/run/model.bin" --data "$T/blobs.csv" --output "$T/predicted.csv" > "$T/predict.log" 2>&1 \
    && cmp -s "$T/run/embedding.npy" "$T/predicted.embedding.npy" && cmp -s "$T/run/assignments.csv" "$T/predicted.csv" && [ -f "$T/predicted.q.npy" ]; then

@@ -41,9 +41,14 @@ public struct ClusterChoice {
 
     public var summary: String {
         let values = criterion.map { String(format: "%d: %.4f%@", $0.clusters, $0.icl, $0.clusters == clusters ? " <" : "") }
-        return String(format: "clusters chosen: K = %d, the least ICL per point of a Gaussian mixture on the UMAP layout of the embedding "
-                      + "(%.1fs, after the layout's %.1fs); K: ICL  %@", clusters, seconds, layoutSeconds, values.joined(separator: "  "))
+        let line = String(format: "clusters chosen: K = %d, the least ICL per point of a Gaussian mixture on the UMAP layout of the embedding "
+                          + "(%.1fs, after the layout's %.1fs); K: ICL  %@", clusters, seconds, layoutSeconds, values.joined(separator: "  "))
+        return atTopOfSweep ? line + "\nnote: K = \(clusters) is the largest K the sweep tried, and the ICL was still falling there: "
+            + "the data may hold more clusters (--clusters auto:MAX tries up to MAX, at most a tenth of the samples)" : line
     }
+
+    /// The least ICL is the last K tried: the sweep stopped at its limit, not past a minimum.
+    public var atTopOfSweep: Bool { criterion.count >= 2 && criterion.last?.clusters == clusters }
 
     public var record: RunRecord {
         var record = RunRecord(phase: "clusters")
