@@ -25,10 +25,10 @@ public struct ClusterCountOptions: Sendable {
     public var patience = 5
     /// k-means++ starts of each K's mixture (the best inertia's).
     public var restarts = 3
-    /// Mixtures started per K from different k-means starts; the one of highest likelihood on the sample is scored.
+    /// Mixtures started per K from different k-means starts; the most likely on the sample is scored (`bestFit`).
     public var fits = 3
-    /// EM iterations each of several fits runs before the one of highest likelihood goes on alone to convergence
-    /// (0: every fit converges).
+    /// EM iterations each of several fits runs before the most likely runs on to convergence (0: each fit runs to
+    /// convergence, at most `GaussianMixture.maxIterations` iterations).
     public var screenIterations = 3
     public var seed: UInt64 = 0
     public init() {}
@@ -113,27 +113,27 @@ public enum ClusterCount {
     }
 
     /// Of `options.fits` mixtures, each started from k-means++ and Lloyd (the best of `options.restarts`), the one of
-    /// highest likelihood on the sample: each run `options.screenIterations` EM iterations, then the most likely goes
-    /// on from its assignments to convergence (or, with screening off, each run to convergence).
+    /// highest likelihood on the sample. With screening, each runs `options.screenIterations` EM iterations and the most
+    /// likely then runs from its start to convergence (the same mixture as if it had run on); without, each converges.
     static func bestFit(of k: Int, fitted: [Float], sampleCount: Int, dims: Int, options: ClusterCountOptions) throws -> GaussianMixtureResult {
-        var mixture: GaussianMixtureResult?
         let fits = max(1, options.fits)
         let screened = fits > 1 && options.screenIterations > 0
+        let limit = GaussianMixture.maxIterations
+        var best: (mixture: GaussianMixtureResult, start: [Int32])?
         for fit in 0..<fits {
             let start = try fitted.withUnsafeBufferPointer { p in
                 try KMeans.fit(points: p.baseAddress!, count: sampleCount, dims: dims, clusters: k, restarts: options.restarts,
                                seed: options.seed &+ UInt64(k) &+ UInt64(fit) &* 0x9e37, communicator: SingleProcessCommunicator(),
-                               spreadRestarts: false)
+                               spreadRestarts: false).assignments
             }
-            let candidate = try GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k,
-                                                    initial: start.assignments, maxIterations: screened ? options.screenIterations : 100,
+            let candidate = try GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k, initial: start,
+                                                    maxIterations: screened ? options.screenIterations : limit,
                                                     regularization: options.regularization)
-            if mixture == nil || candidate.logLikelihood > mixture!.logLikelihood { mixture = candidate }
+            if best == nil || candidate.logLikelihood > best!.mixture.logLikelihood { best = (candidate, start) }
         }
-        if screened, let best = mixture, !best.converged {
-            mixture = try GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k, initial: best.assignments,
-                                              regularization: options.regularization)
-        }
-        return mixture!
+        guard let best else { preconditionFailure("at least one fit") }
+        guard screened, !best.mixture.converged else { return best.mixture }
+        return try GaussianMixture.fit(points: fitted, count: sampleCount, dims: dims, components: k, initial: best.start,
+                                       maxIterations: limit, regularization: options.regularization)
     }
 }

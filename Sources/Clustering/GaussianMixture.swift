@@ -21,10 +21,13 @@ public struct GaussianMixtureResult: Sendable {
 }
 
 public enum GaussianMixture {
+    /// EM iterations a fit runs at most unless told otherwise.
+    public static let maxIterations = 100
+
     /// Collective over `communicator` (every rank passes the same points), its rows on `threads` threads per rank;
     /// `chunkRows` (tests) overrides the size of the chunks of points.
     public static func fit(points: [Float], count n: Int, dims: Int, components k: Int, initial: [Int32],
-                           maxIterations: Int = 100, tolerance: Double = 1e-3, regularization: Double = 1e-6,
+                           maxIterations: Int = maxIterations, tolerance: Double = 1e-3, regularization: Double = 1e-6,
                            threads: Int = 1, communicator: Communicator = SingleProcessCommunicator(),
                            chunkRows: Int? = nil) throws -> GaussianMixtureResult {
         let x = points.map(Double.init)

@@ -82,12 +82,12 @@ struct ChooseKCommand: ParsableCommand {
     @Option var regularization = ClusterCountOptions().regularization
     @Option var sample = ClusterCountOptions().sample
     @Option var restarts = ClusterCountOptions().restarts
-    @Option var screen = ClusterCountOptions().screenIterations
+    @Option var screenIterations = ClusterCountOptions().screenIterations
     @Option var seed: UInt64 = 0
 
     func validate() throws {
-        if largest < 2 || fits < 1 || sample < 1 || restarts < 1 || screen < 0 || !(regularization > 0) || !regularization.isFinite {
-            throw ValidationError("choose-k needs --largest >= 2, --fits, --sample and --restarts >= 1, --screen >= 0, and a positive --regularization.")
+        if largest < 2 || fits < 1 || sample < 1 || restarts < 1 || screenIterations < 0 || !(regularization > 0) || !regularization.isFinite {
+            throw ValidationError("choose-k needs --largest >= 2, --fits, --sample and --restarts >= 1, --screen-iterations >= 0, and a positive --regularization.")
         }
     }
 
@@ -100,7 +100,7 @@ struct ChooseKCommand: ParsableCommand {
             }
             var options = Recipe.clusterCount(largest: largest, seed: seed)
             (options.fits, options.regularization, options.sample, options.restarts, options.screenIterations) =
-                (fits, regularization, sample, restarts, screen)
+                (fits, regularization, sample, restarts, screenIterations)
             let started = Clock.now
             let choice = try ClusterCount.choose(layout: values, count: array.count, dims: array.shape[1], options: options,
                                                  threads: BLAS.threads, communicator: communicator)

@@ -40,7 +40,7 @@ enum Limits {
     static let cores = ProcessInfo.processInfo.activeProcessorCount
     static let largestBatch = 1 << 20
     static let largestRestarts = 1000
-    /// `--clusters auto:MAX`: each K of the sweep is a mixture fit, so MAX bounds the choice's time.
+    /// `--clusters auto:MAX`: each K of the sweep costs three mixture fits, so MAX bounds the choice's time.
     static let largestChosenClusters = 200
     static let largestPointsPerBlob = 1_000_000
     static let largestTSNEPoints = 10_000

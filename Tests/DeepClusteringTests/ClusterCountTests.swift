@@ -49,23 +49,32 @@ final class ClusterCountTests: XCTestCase {
         XCTAssertEqual(try Self.choose(points, dims: 3).clusters, 2)
     }
 
-    /// Three fits screened for 3 EM iterations, the most likely continued: the same K on every blob set as three fits
-    /// each run to convergence, and the mixture scored is a converged one (six components on three overlapping blobs
-    /// take more than 3 iterations), never the screen's.
-    func testScreenedFitsChooseLikeConvergedFitsAndConverge() throws {
-        XCTAssertEqual(ClusterCountOptions().fits, 3)
-        for k in [3, 5, 8] {
-            let points = blobs(k, perBlob: 150, spread: 1.8, seed: UInt64(20 + k))
-            XCTAssertEqual(try Self.choose(points, dims: 3).clusters, k)
-            XCTAssertEqual(try Self.choose(points, dims: 3, screenIterations: 0).clusters, k)
-        }
+    /// Screening: the fits run `screenIterations` EM iterations, and the most likely runs from its k-means start to
+    /// convergence; the mixture scored is exactly that start's fit to convergence (after 1 iteration no fit can have
+    /// converged, so the run on must happen), and it is the start whose short fit was the most likely.
+    func testScreeningRunsTheMostLikelyStartToConvergence() throws {
         let points = blobs(3, perBlob: 300, spread: 1.8, seed: 9)
         var options = ClusterCountOptions()
-        let one = try ClusterCount.bestFit(of: 6, fitted: points, sampleCount: 900, dims: 3, options: options)
-        XCTAssertTrue(one.converged, "\(one.iterations) iterations")
-        options.fits = 1
-        let alone = try ClusterCount.bestFit(of: 6, fitted: points, sampleCount: 900, dims: 3, options: options)
-        XCTAssertGreaterThan(alone.iterations, options.screenIterations, "the case needs more EM iterations than the screen's")
+        options.screenIterations = 1
+        let k = 6
+        let chosen = try ClusterCount.bestFit(of: k, fitted: points, sampleCount: 900, dims: 3, options: options)
+        XCTAssertTrue(chosen.converged, "\(chosen.iterations) iterations")
+        var short: [GaussianMixtureResult] = [], full: [GaussianMixtureResult] = []
+        for fit in 0..<options.fits {
+            let start = try points.withUnsafeBufferPointer { p in
+                try KMeans.fit(points: p.baseAddress!, count: 900, dims: 3, clusters: k, restarts: options.restarts,
+                               seed: options.seed &+ UInt64(k) &+ UInt64(fit) &* 0x9e37, communicator: SingleProcessCommunicator(),
+                               spreadRestarts: false).assignments
+            }
+            short.append(try GaussianMixture.fit(points: points, count: 900, dims: 3, components: k, initial: start, maxIterations: 1,
+                                                 regularization: options.regularization))
+            full.append(try GaussianMixture.fit(points: points, count: 900, dims: 3, components: k, initial: start,
+                                                regularization: options.regularization))
+        }
+        let winner = short.indices.max { short[$0].logLikelihood < short[$1].logLikelihood }!
+        XCTAssertEqual(chosen.logLikelihood, full[winner].logLikelihood)
+        XCTAssertEqual(chosen.means, full[winner].means)
+        XCTAssertGreaterThan(Set(full.map(\.logLikelihood)).count, 1, "the starts must differ for the test to mean anything")
     }
 
     /// The sweep's K split over ranks and threads in rounds: the same K and the same values, bit for bit.
