@@ -96,6 +96,12 @@ if $BIN raw --data "$T/blobs.csv" --method kmeans --clusters auto:3 --out "$T/ra
    && [ -s "$T/nolabels-k.log" ] && ! grep -q "is the largest K the sweep tried" "$T/nolabels-k.log"; then
   pass "--clusters auto:3 on 4 blobs: K = 3, with a note that the ICL was still falling at the sweep's top (none where it chose below it)"
 else cat "$T/rawtop.log"; fail "the note at the sweep's top"; fi
+# 2c. Under 1,000 samples the choice says it is unreliable (the 300-row .npy of part 4); on 1,200 rows (above) not.
+if $BIN raw --data "$T/x.npy" --labels "$T/y.npy" --method kmeans --clusters auto --out "$T/rawsmall" > "$T/rawsmall.log" 2>&1 \
+   && grep -q "^note: on 300 samples the choice is unreliable" "$T/rawsmall.log" \
+   && ! grep -q "the choice is unreliable" "$T/nolabels-k.log"; then
+  pass "--clusters auto on 300 samples: $(grep -o '^clusters chosen: K = [0-9]*' "$T/rawsmall.log"), with a note that the choice is unreliable there (none on 1,200)"
+else cat "$T/rawsmall.log"; fail "the note on few samples"; fi
 
 # 3. predict on the training CSV: the model keeps the standardisation, so the embedding is the run's own, bitwise.
 if $BIN predict --model "$T/run/model.bin" --data "$T/blobs.csv" --output "$T/predicted.csv" > "$T/predict.log" 2>&1 \
