@@ -4,10 +4,10 @@
 // layout's clusters are thin sheets a Gaussian fits ever tighter), so the covariances carry a floor of 0.1 in layout
 // units (UMAP's fixed scale) and the entropy term keeps torn halves of one cluster together.
 // Each K is fitted on a seeded subsample and scored on every point. One EM fit per K left the curve's least at the
-// mercy of EM's local optimum: on the layouts of 21 runs (8 data sets) and 8 sweep seeds each, a K's ICL moved by
+// mercy of EM's local optimum: on the layouts of 21 runs (9 data sets) and 8 sweep seeds each, a K's ICL moved by
 // 0.01-0.05 per point from seed to seed, enough to move MNIST-10k's choice off 10 in 2 of 40 sweeps. So each K starts
-// three mixtures from three k-means starts, runs each 3 EM iterations, and takes the most likely on to convergence:
-// MNIST-10k 10 in 40 of 40, every set's choice the same as with three fits to convergence, at 0.6x their cost.
+// three mixtures from three k-means starts, runs each 3 EM iterations, and runs the most likely on to convergence:
+// MNIST-10k 10 in 40 of 40, every layout's choice the same as with three fits to convergence, at 0.73x their cost.
 // N = points, D = dims, K = components.
 import Collective
 import Dispatch
