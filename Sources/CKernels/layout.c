@@ -1,5 +1,6 @@
-// See CKernels.h: one chunk of one UMAP layout epoch. The arithmetic of the Swift loop it replaced, operation for
-// operation (no fused multiply-add, libm's powf), so the layout keeps its bits; plain C, the same on every CPU.
+// See CKernels.h: one chunk of one UMAP layout epoch, and rows of the spectral start's product. The arithmetic of
+// the Swift loops they replaced, operation for operation (no fused multiply-add, libm's powf), so both keep their
+// bits; plain C, the same on every CPU.
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include <math.h>
@@ -160,4 +161,23 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
     }
     for (int k = 0; k < 2; k++) { free(plans[k].edges); free(plans[k].counts); free(plans[k].targets); }
     return ok;
+}
+
+void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
+                            long block, long first, long end) {
+    const long ahead = 8, last = row_start[end];
+    for (long i = first; i < end; i++) {
+        double *out = y + i * block;
+        const double *own = x + i * block;
+        for (long c = 0; c < block; c++) out[c] = own[c];
+        for (long e = row_start[i]; e < row_start[i + 1]; e++) {
+            if (e + ahead < last) {
+                const double *next = x + (long)tails[e + ahead] * block;
+                for (long c = 0; c < block; c += 8) __builtin_prefetch(next + c, 0, 3);
+            }
+            const double *other = x + (long)tails[e] * block, w = values[e];
+            for (long c = 0; c < block; c++) out[c] += w * other[c];
+        }
+        for (long c = 0; c < block; c++) out[c] *= 0.5;
+    }
 }

@@ -366,19 +366,22 @@ public enum UMAP {
         var rng = Xoshiro256(seed: seed, stream: 0x5350_4543)
         var x = (0..<(n * block)).map { _ in rng.nextNormal() }  // (N, block), whole on every rank
         var ax = [Double](repeating: 0, count: n * block)
-        /// ax = (I + M) x / 2 on this rank's rows.
+        /// ax = (I + M) x / 2 on this rank's rows (in C: the random reads of x's rows prefetched).
         func apply() {
             x.withUnsafeBufferPointer { xb in
                 ax.withUnsafeMutableBufferPointer { yb in
-                    let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
-                    rows.forEachRow { i in
-                        let out = y.base + i * block, own = x.base + i * block
-                        for c in 0..<block { out[c] = own[c] }
-                        for e in rowStart[i]..<rowStart[i + 1] {
-                            let other = x.base + Int(graph.tails[e]) * block, w = values[e]
-                            for c in 0..<block { out[c] += w * other[c] }
+                    rowStart.withUnsafeBufferPointer { starts in
+                        graph.tails.withUnsafeBufferPointer { tails in
+                            values.withUnsafeBufferPointer { weights in
+                                let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                                let starts = SharedPointer(starts.baseAddress!), tails = SharedPointer(tails.baseAddress!)
+                                let weights = SharedPointer(weights.baseAddress!)
+                                rows.forEachChunk { chunk in
+                                    Kernels.spectralRows(x: x.base, y: y.base, rowStart: starts.base, tails: tails.base, values: weights.base,
+                                                         block: block, rows: chunk)
+                                }
+                            }
                         }
-                        for c in 0..<block { out[c] *= 0.5 }
                     }
                 }
             }

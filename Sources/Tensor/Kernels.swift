@@ -71,6 +71,13 @@ public enum Kernels {
                                    UInt64(epoch)) != 0
     }
 
+    /// Rows `rows` of the spectral start's product y = (x + W x) / 2 (Clustering's UMAP.spectralLayout;
+    /// CKernels_spectral_rows): x and y (N, block), row i's edges at rowStart[i] ..< rowStart[i + 1]. Same bits on every CPU.
+    public static func spectralRows(x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>, rowStart: UnsafePointer<Int>,
+                                    tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, block: Int, rows: Range<Int>) {
+        CKernels_spectral_rows(x, y, rowStart, tails, values, block, rows.lowerBound, rows.upperBound)
+    }
+
     /// True when the AVX2 bodies run (else the scalar ones, same bits).
     public static var vectorised: Bool { CKernels_vectorised() != 0 }
 }

@@ -142,6 +142,34 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced, bit for bit: rows
+    /// with 0 to 40 edges to random rows, in two chunks (the prefetch reads past a chunk's end, never writes there).
+    func testSpectralProductMatchesTheSwiftLoop() {
+        var rng = Xoshiro256(seed: 17)
+        let n = 600, block = 16
+        var rowStart = [0], tails: [Int32] = [], values: [Double] = []
+        for _ in 0..<n {
+            for _ in 0..<Int(rng.next() % 41) { tails.append(Int32(rng.next() % UInt64(n))); values.append(rng.nextNormal()) }
+            rowStart.append(tails.count)
+        }
+        let x = (0..<(n * block)).map { _ in rng.nextNormal() }
+        var expected = [Double](repeating: 0, count: n * block)
+        for i in 0..<n {
+            for c in 0..<block { expected[i * block + c] = x[i * block + c] }
+            for e in rowStart[i]..<rowStart[i + 1] {
+                for c in 0..<block { expected[i * block + c] += values[e] * x[Int(tails[e]) * block + c] }
+            }
+            for c in 0..<block { expected[i * block + c] *= 0.5 }
+        }
+        var y = [Double](repeating: .nan, count: n * block)
+        y.withUnsafeMutableBufferPointer { out in
+            for rows in [0..<250, 250..<n] {
+                Kernels.spectralRows(x: x, y: out.baseAddress!, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows)
+            }
+        }
+        XCTAssertEqual(y, expected)
+    }
+
     /// The layout's C kernel against the Swift loop it replaced (Reference.umapLayoutChunk), bit for bit: the moved
     /// points and both schedules over several epochs, on a chunk in the middle with edges inside and outside it.
     func testLayoutKernelMatchesTheReference() {
