@@ -103,12 +103,15 @@ public enum ClusterCount {
         min(options.largest, max(options.smallest, n / 10))
     }
 
+    /// The numbers a full-covariance component holds in `dims` dimensions: weight, mean, covariance.
+    public static func parametersPerComponent(dims: Int) -> Int { 1 + dims + dims * (dims + 1) / 2 }
+
     /// ICL per point of a K-component mixture fitted on the sample (`bestFit`) and scored on every point.
     static func icl(of k: Int, fitted: [Float], sampleCount: Int, layout: [Float], count n: Int, dims: Int,
                     options: ClusterCountOptions) throws -> Double {
         let mixture = try bestFit(of: k, fitted: fitted, sampleCount: sampleCount, dims: dims, options: options)
         let (likelihood, entropy) = try GaussianMixture.score(mixture, points: layout, count: n, dims: dims)
-        let parameters = Double(k * (1 + dims + dims * (dims + 1) / 2) - 1)
+        let parameters = Double(k * parametersPerComponent(dims: dims) - 1)
         return -2 * likelihood + parameters * log(Double(n)) / Double(n) + 2 * entropy
     }
 

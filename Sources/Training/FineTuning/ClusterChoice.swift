@@ -37,9 +37,9 @@ public struct ClusterChoice {
         let chosen = Clock.now
         let choice = try ClusterCount.choose(layout: embedding.layout, count: n, dims: umap.components, options: options, threads: BLAS.threads,
                                              communicator: communicator)
-        let d = umap.components
         return ClusterChoice(clusters: choice.clusters, embedding: embedding, criterion: choice.criterion, seconds: Clock.now - chosen,
-                             layoutSeconds: layoutSeconds, samples: n, parametersPerComponent: 1 + d + d * (d + 1) / 2)
+                             layoutSeconds: layoutSeconds, samples: n,
+                             parametersPerComponent: ClusterCount.parametersPerComponent(dims: umap.components))
     }
 
     public var summary: String {
