@@ -300,6 +300,22 @@ printf "a,b,label\n1,2,x\n2,3,x\n3,1,y\n8,9,y\n9,8,x\n" > "$T/tiny.csv"
 for v in 1 0 -3 abc 10; do run bad "neighbours --neighbours $v on 5 points" "$BIN" neighbours --data "$T/tiny.csv" --neighbours "$v"; done
 for v in -1 abc; do run bad "neighbours --check $v" "$BIN" neighbours --data "$T/tiny.csv" --neighbours 3 --check "$v"; done
 run bad "neighbours --search fast" "$BIN" neighbours --data "$T/tiny.csv" --search fast
+# choose-k (the sweep of --clusters auto on a saved layout): bad settings and layouts answered in one line.
+python3 - "$T" <<'PY'
+import random, struct, sys
+def npy(path, descr, shape, payload):
+    header = "{'descr': '%s', 'fortran_order': False, 'shape': (%s), }" % (descr, ", ".join(map(str, shape)))
+    header += " " * ((64 - (10 + len(header) + 1) % 64) % 64) + "\n"
+    open(path, "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + payload)
+random.seed(3)
+npy(sys.argv[1] + "/layout.npy", "<f4", (120, 3), b"".join(struct.pack("<f", random.gauss(i % 3 * 8, 1)) for i in range(360)))
+npy(sys.argv[1] + "/layout10.npy", "<f4", (10, 3), b"".join(struct.pack("<f", random.random()) for _ in range(30)))
+npy(sys.argv[1] + "/layout-nan.npy", "<f4", (30, 2), struct.pack("<f", float("nan")) * 60)
+PY
+run ok "choose-k --screen-iterations 0" "$BIN" choose-k "$T/layout.npy" --screen-iterations 0
+for v in -1 abc; do run bad "choose-k --screen-iterations $v" "$BIN" choose-k "$T/layout.npy" --screen-iterations "$v"; done
+for v in 0 -2; do run bad "choose-k --fits $v" "$BIN" choose-k "$T/layout.npy" --fits "$v"; done
+for f in layout10.npy layout-nan.npy tiny.csv missing.npy; do run bad "choose-k on $f" "$BIN" choose-k "$T/$f"; done
 run any "raw --method n2d on 5 points" "$BIN" raw --data "$T/tiny.csv" --method n2d --clusters 2 --out "$T/o-n2d5"
 run bad "raw --method n2d,umap" "$BIN" raw --data "$T/tiny.csv" --method n2d,umap --out "$T/o-n2du"
 
