@@ -370,18 +370,10 @@ public enum UMAP {
         func apply() {
             x.withUnsafeBufferPointer { xb in
                 ax.withUnsafeMutableBufferPointer { yb in
-                    rowStart.withUnsafeBufferPointer { starts in
-                        graph.tails.withUnsafeBufferPointer { tails in
-                            values.withUnsafeBufferPointer { weights in
-                                let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
-                                let starts = SharedPointer(starts.baseAddress!), tails = SharedPointer(tails.baseAddress!)
-                                let weights = SharedPointer(weights.baseAddress!)
-                                rows.forEachChunk { chunk in
-                                    Kernels.spectralRows(x: x.base, y: y.base, rowStart: starts.base, tails: tails.base, values: weights.base,
-                                                         block: block, rows: chunk)
-                                }
-                            }
-                        }
+                    let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+                    rows.forEachChunk { chunk in
+                        Kernels.spectralRows(x: x.base, y: y.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
+                                             rows: chunk)
                     }
                 }
             }
