@@ -41,13 +41,15 @@ public enum UMAP {
         /// NN-descent's rounds (0 for the exact search).
         public var rounds = 0
         public var neighbourSeconds = 0.0, graphSeconds = 0.0, layoutSeconds = 0.0
-        /// Of `layoutSeconds`: the spectral start's.
+        /// Of `layoutSeconds`: the spectral start's, and the sparse products it took (0: no spectral start).
         public var spectralSeconds = 0.0
+        public var spectralProducts = 0
 
         /// "neighbours 1.2s (NN-descent, 5 rounds), graph 0.3s, layout 4.5s"
         public var timings: String {
-            String(format: "neighbours %.1fs (%@), graph %.1fs, layout %.1fs (spectral start %.1fs)", neighbourSeconds,
-                   search == .exact ? "exact" : "NN-descent, \(rounds) rounds", graphSeconds, layoutSeconds, spectralSeconds)
+            String(format: "neighbours %.1fs (%@), graph %.1fs, layout %.1fs (spectral start %.1fs, %d products)", neighbourSeconds,
+                   search == .exact ? "exact" : "NN-descent, \(rounds) rounds", graphSeconds, layoutSeconds, spectralSeconds,
+                   spectralProducts)
         }
     }
 
@@ -79,7 +81,7 @@ public enum UMAP {
         // The layout is fitted on the points renumbered in breadth-first order of the graph (edges then join points
         // near in memory: the spectral start's products and the attractions read what the cache holds).
         let renumbered = try layout(graph, count: n, options: options, threads: threads, communicator: communicator,
-                                    spectralSeconds: &embedding.spectralSeconds)
+                                    spectralSeconds: &embedding.spectralSeconds, spectralProducts: &embedding.spectralProducts)
         let dims = options.components
         var layout = [Float](repeating: 0, count: n * dims)
         for (slot, u) in order.enumerated() {
@@ -264,7 +266,7 @@ public enum UMAP {
     /// the Swift loop it replaced, bit for bit, 13% faster at 200k points; each point's negative samples are drawn
     /// while the point before it moves, so their positions are fetched ahead). Collective.
     public static func layout(_ graph: Graph, count n: Int, options: UMAPOptions, threads: Int = BLAS.threads,
-                              communicator: Communicator, spectralSeconds: inout Double) throws -> [Float] {
+                              communicator: Communicator, spectralSeconds: inout Double, spectralProducts: inout Int) throws -> [Float] {
         let epochs = options.epochs
         let dims = options.components, a = options.a, b = options.b
         var rng = Xoshiro256(seed: options.seed, stream: 0x554D_4150)
@@ -272,8 +274,10 @@ public enum UMAP {
         var y = (0..<(n * dims)).map { _ in rng.nextUnit() * 20 - 10 }
         scaleToTen(&y, count: n, dims: dims)
         let spectralStarted = Clock.now
-        if options.spectralStart, let start = try spectralLayout(graph, count: n, dims: dims, seed: options.seed, threads: threads,
-                                                                 chunkRows: options.chunkRows ?? RowChunks.chunkRows, communicator: communicator) {
+        if options.spectralStart, let (start, products) = try spectralLayout(graph, count: n, dims: dims, seed: options.seed, threads: threads,
+                                                                             chunkRows: options.chunkRows ?? RowChunks.chunkRows,
+                                                                             communicator: communicator) {
+            spectralProducts = products
             // umap-learn's spectral start: scaled to 10 at its largest, a little noise, then the same [0, 10] scaling.
             let expansion = 10 / max(start.map { abs($0) }.max() ?? 1, 1e-12)
             var noise = Xoshiro256(seed: options.seed, stream: 0x4E4F_4953)
@@ -337,22 +341,26 @@ public enum UMAP {
     // MARK: - The spectral start
 
     /// The eigenvectors of the normalised graph Laplacian I - D^-1/2 W D^-1/2 with the smallest eigenvalues after the
-    /// trivial one (umap-learn's spectral_layout), as (N, dims). Found as the dominant eigenvectors of
-    /// (I + D^-1/2 W D^-1/2) / 2 by subspace iteration with `dims` + 6 vectors, made orthonormal to each other and to
-    /// the trivial one D^1/2 1 every `orthonormaliseEvery` products (Cholesky QR, twice), and Rayleigh-Ritz at the end.
-    /// In Double. The ranks and threads take rows; every sum over the points is taken over fixed chunks of
-    /// `chunkRows` rows and then over the chunks in order, so the result is the same bits on any split. Nil on a
-    /// degenerate graph. Collective.
-    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, iterations: Int = 300, tolerance: Double = 1e-6,
-                               threads: Int = BLAS.threads, chunkRows: Int = RowChunks.chunkRows,
-                               communicator: Communicator) throws -> [Double]? {
+    /// trivial one (umap-learn's spectral_layout), as (N, dims), and the products it took. Found as the dominant
+    /// eigenvectors of A = (I + D^-1/2 W D^-1/2) / 2, whose spectrum lies in [0, 1], by Chebyshev-filtered subspace
+    /// iteration (Zhou & Saad 2007) with `dims` + 6 vectors kept orthonormal to each other and to the trivial one
+    /// D^1/2 1: each round is a Rayleigh-Ritz step, then the degree-`degree` Chebyshev polynomial that is at most 1 in
+    /// magnitude on [0, θ] (θ the block's least Ritz value) and grows fastest above it, applied by its three-term
+    /// recurrence. The round's products are those of `degree` plain subspace iterations, but they separate eigenvalues
+    /// 1 - ε and 1 - 2ε as `degree`^2 of them would. It stops when every wanted Ritz pair's residual ‖Ax - θx‖ is at most
+    /// `tolerance` (the vectors are unit), or after `maxProducts` products. In Double. The ranks and threads take rows;
+    /// every sum over the points is taken over fixed chunks of `chunkRows` rows and then over the chunks in order, so
+    /// the result is the same bits on any split. Nil on a degenerate graph. Collective.
+    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, maxProducts: Int = 300, degree: Int = 10,
+                               tolerance: Double = 1e-4, threads: Int = BLAS.threads, chunkRows: Int = RowChunks.chunkRows,
+                               communicator: Communicator) throws -> (layout: [Double], products: Int)? {
         let block = min(dims + 6, n - 1)
-        guard block >= dims, !graph.weights.isEmpty else { return nil }
-        var degree = [Double](repeating: 0, count: n)
-        for e in graph.weights.indices { degree[Int(graph.heads[e])] += Double(graph.weights[e]) }
-        guard degree.allSatisfy({ $0 > 0 }) else { return nil }
-        let inverseRoot = degree.map { 1 / $0.squareRoot() }
-        var trivial = degree.map { $0.squareRoot() }
+        guard block >= dims, degree >= 1, !graph.weights.isEmpty else { return nil }
+        var degrees = [Double](repeating: 0, count: n)
+        for e in graph.weights.indices { degrees[Int(graph.heads[e])] += Double(graph.weights[e]) }
+        guard degrees.allSatisfy({ $0 > 0 }) else { return nil }
+        let inverseRoot = degrees.map { 1 / $0.squareRoot() }
+        var trivial = degrees.map { $0.squareRoot() }
         let norm = trivial.reduce(0) { $0 + $1 * $1 }.squareRoot()
         trivial = trivial.map { $0 / norm }
         // Edges by head (the graph lists them in head order): rows of the sparse matrix.
@@ -365,18 +373,20 @@ public enum UMAP {
         let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
         var rng = Xoshiro256(seed: seed, stream: 0x5350_4543)
         var x = (0..<(n * block)).map { _ in rng.nextNormal() }  // (N, block), whole on every rank
-        var ax = [Double](repeating: 0, count: n * block)
-        /// ax = (I + M) x / 2 on this rank's rows (in C: the random reads of x's rows prefetched).
-        func apply() {
-            x.withUnsafeBufferPointer { xb in
-                ax.withUnsafeMutableBufferPointer { yb in
-                    let x = SharedPointer(xb.baseAddress!), y = SharedPointer(yb.baseAddress!)
+        var ax = [Double](repeating: 0, count: n * block)  // A x on this rank's rows
+        var products = 0
+        /// out = A v on this rank's rows (in C: the random reads of v's rows prefetched); v whole.
+        func apply(_ v: [Double], into out: inout [Double]) {
+            v.withUnsafeBufferPointer { vb in
+                out.withUnsafeMutableBufferPointer { ob in
+                    let v = SharedPointer(vb.baseAddress!), o = SharedPointer(ob.baseAddress!)
                     rows.forEachChunk { chunk in
-                        Kernels.spectralRows(x: x.base, y: y.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
+                        Kernels.spectralRows(x: v.base, y: o.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
                                              rows: chunk)
                     }
                 }
             }
+            products += 1
         }
         /// This rank's rows of `x` orthonormal to the trivial vector and to each other; false when they are degenerate.
         func orthonormalise() throws -> Bool {
@@ -409,49 +419,89 @@ public enum UMAP {
             }
             return true
         }
-        guard try orthonormalise() else { return nil }
-        try rows.gather(&x, width: block)
-        // Stop when the sum of the Ritz values (trace X^T A X, which grows to that of the top eigenvalues) moves less
-        // than `tolerance` relative over 10 products.
-        var trace = -Double.infinity
-        for iteration in 0..<iterations {
-            apply()
-            if iteration % 10 == 9 {  // x is orthonormal here (orthonormalised after product 5, 10, ...)
-                let now = try rows.sum(width: 1) { i, out in
-                    x.withUnsafeBufferPointer { xb in
-                        ax.withUnsafeBufferPointer { ab in for c in 0..<block { out[0] += xb[i * block + c] * ab[i * block + c] } }
+        /// Rayleigh-Ritz on the block (x whole and orthonormal): H = X^T A X, and this rank's rows of x and ax turned to
+        /// H's eigenvectors, largest Ritz value first. Returns the Ritz values and the largest residual of the `dims`
+        /// wanted pairs.
+        func rayleighRitz() throws -> (ritz: [Double], residual: Double) {
+            apply(x, into: &ax)
+            let h = try rows.sum(width: block * block) { i, out in
+                x.withUnsafeBufferPointer { xb in
+                    ax.withUnsafeBufferPointer { ab in
+                        for p in 0..<block { for q in 0..<block { out[p * block + q] += xb[i * block + p] * ab[i * block + q] } }
                     }
-                }[0]
-                if abs(now - trace) <= tolerance * abs(now) { break }
-                trace = now
-            }
-            swap(&x, &ax)
-            if iteration % 5 == 4 || iteration == iterations - 1 {
-                guard try orthonormalise() else { return nil }
-            }
-            try rows.gather(&x, width: block)
-        }
-        // Rayleigh-Ritz: the block's matrix H = X^T A X, its eigenvectors by Jacobi rotations, largest first.
-        apply()
-        let h = try rows.sum(width: block * block) { i, out in
-            x.withUnsafeBufferPointer { xb in
-                ax.withUnsafeBufferPointer { ab in
-                    for p in 0..<block { for q in 0..<block { out[p * block + q] += xb[i * block + p] * ab[i * block + q] } }
                 }
             }
-        }
-        let (eigenvalues, vectors) = jacobi(h, size: block)
-        let order = (0..<block).sorted { eigenvalues[$0] > eigenvalues[$1] }
-        var layout = [Double](repeating: 0, count: n * dims)
-        for i in 0..<n {
-            for d in 0..<dims {
-                let v = order[d]
-                var s = 0.0
-                for p in 0..<block { s += x[i * block + p] * vectors[p * block + v] }
-                layout[i * dims + d] = s
+            let (eigenvalues, vectors) = jacobi(h, size: block)
+            let order = (0..<block).sorted { eigenvalues[$0] > eigenvalues[$1] }
+            let ritz = order.map { eigenvalues[$0] }
+            var turn = [Double](repeating: 0, count: block * block)  // (block, block): column c is H's c-th eigenvector
+            for p in 0..<block { for c in 0..<block { turn[p * block + c] = vectors[p * block + order[c]] } }
+            x.withUnsafeMutableBufferPointer { xb in
+                ax.withUnsafeMutableBufferPointer { ab in
+                    let x = SharedPointer(xb.baseAddress!), ax = SharedPointer(ab.baseAddress!)
+                    rows.forEachRow { i in
+                        withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { turned in
+                            for row in [x.base + i * block, ax.base + i * block] {
+                                for c in 0..<block { turned[c] = 0 }
+                                for p in 0..<block { for c in 0..<block { turned[c] += row[p] * turn[p * block + c] } }
+                                for c in 0..<block { row[c] = turned[c] }
+                            }
+                        }
+                    }
+                }
             }
+            let squares = try rows.sum(width: dims) { i, out in
+                x.withUnsafeBufferPointer { xb in
+                    ax.withUnsafeBufferPointer { ab in
+                        for c in 0..<dims { let r = ab[i * block + c] - ritz[c] * xb[i * block + c]; out[c] += r * r }
+                    }
+                }
+            }
+            return (ritz, squares.max()!.squareRoot())
         }
-        return layout
+        guard try orthonormalise() else { return nil }
+        try rows.gather(&x, width: block)
+        while true {
+            let (ritz, residual) = try rayleighRitz()
+            if residual <= tolerance || products + degree > maxProducts { break }
+            // The filter maps [0, θ] onto [-1, 1]: y_1 = (A - c) x / e, y_k+1 = 2 (A - c) y_k / e - y_k-1. θ is kept away
+            // from 0 so that the polynomial's growth above it stays far inside Double's range.
+            let cut = max(ritz[block - 1], 0.05), centre = cut / 2, halfWidth = cut / 2
+            var previous = x, current = ax  // y_0 = x; y_1 from A x, which the Rayleigh-Ritz step left in ax (this rank's rows)
+            current.withUnsafeMutableBufferPointer { cb in
+                previous.withUnsafeBufferPointer { pb in
+                    let y = SharedPointer(cb.baseAddress!), x = SharedPointer(UnsafeMutablePointer(mutating: pb.baseAddress!))
+                    rows.forEachRow { i in
+                        for c in (i * block)..<((i + 1) * block) { y.base[c] = (y.base[c] - centre * x.base[c]) / halfWidth }
+                    }
+                }
+            }
+            for _ in 1..<degree {
+                try rows.gather(&current, width: block)
+                apply(current, into: &ax)
+                current.withUnsafeMutableBufferPointer { cb in
+                    previous.withUnsafeMutableBufferPointer { pb in
+                        ax.withUnsafeBufferPointer { ab in
+                            let y = SharedPointer(cb.baseAddress!), old = SharedPointer(pb.baseAddress!)
+                            let a = SharedPointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
+                            rows.forEachRow { i in  // old <- y_k+1, y stays y_k: then swapped
+                                for c in (i * block)..<((i + 1) * block) {
+                                    old.base[c] = 2 * (a.base[c] - centre * y.base[c]) / halfWidth - old.base[c]
+                                }
+                            }
+                        }
+                    }
+                }
+                swap(&previous, &current)
+            }
+            x = current
+            guard try orthonormalise() else { return nil }
+            try rows.gather(&x, width: block)
+        }
+        try rows.gather(&x, width: block)  // the Ritz vectors, turned on each rank's rows
+        var layout = [Double](repeating: 0, count: n * dims)
+        for i in 0..<n { for d in 0..<dims { layout[i * dims + d] = x[i * block + d] } }
+        return (layout, products)
     }
 
     /// The upper Cholesky factor R (R^T R = A) of a symmetric positive definite matrix given by its upper triangle;

@@ -142,6 +142,47 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// The spectral start (Chebyshev-filtered subspace iteration) finds the eigenvectors of A = (I + D^-1/2 W D^-1/2) / 2
+    /// with the largest eigenvalues after the trivial one: each of its vectors is unit, orthogonal to the trivial one
+    /// and the others, an eigenvector to within its residual, with the eigenvalues of a dense Jacobi decomposition of A
+    /// in order; and in fewer products than its cap.
+    func testSpectralStartFindsTheLeadingEigenvectors() throws {
+        let (points, _) = blobs(perBlob: 40, blobs: 5, dims: 3, seed: 4, spread: 4)
+        let n = 200, k = 8, dims = 4
+        let (indices, distances) = try UMAP.nearestNeighbours(points: points, count: n, dims: 3, k: k, communicator: SingleProcessCommunicator())
+        let graph = UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k)
+        var degree = [Double](repeating: 0, count: n)
+        for e in graph.weights.indices { degree[Int(graph.heads[e])] += Double(graph.weights[e]) }
+        var a = [Double](repeating: 0, count: n * n)
+        for i in 0..<n { a[i * n + i] = 0.5 }
+        for e in graph.weights.indices {
+            let h = Int(graph.heads[e]), t = Int(graph.tails[e])
+            a[h * n + t] += 0.5 * Double(graph.weights[e]) / (degree[h] * degree[t]).squareRoot()
+        }
+        let (values, _) = UMAP.jacobi(a, size: n)
+        let expected = Array(values.sorted(by: >)[1...dims])  // after the trivial eigenvalue 1
+        XCTAssertEqual(values.max()!, 1, accuracy: 1e-9)
+        let tolerance = 1e-7
+        let (layout, products) = try XCTUnwrap(UMAP.spectralLayout(graph, count: n, dims: dims, seed: 3, maxProducts: 2_000,
+                                                                     tolerance: tolerance, threads: 1, chunkRows: 64,
+                                                                     communicator: SingleProcessCommunicator()))
+        XCTAssertLessThan(products, 2_000, "converged before the cap")
+        let trivial = degree.map { $0.squareRoot() }
+        for d in 0..<dims {
+            let v = (0..<n).map { layout[$0 * dims + d] }
+            let av = (0..<n).map { i in (0..<n).reduce(0.0) { $0 + a[i * n + $1] * v[$1] } }
+            let theta = zip(v, av).reduce(0.0) { $0 + $1.0 * $1.1 }
+            XCTAssertEqual(zip(v, v).reduce(0.0) { $0 + $1.0 * $1.1 }, 1, accuracy: 1e-9)
+            XCTAssertEqual(zip(v, trivial).reduce(0.0) { $0 + $1.0 * $1.1 }, 0, accuracy: 1e-9)
+            let residual = zip(av, v).reduce(0.0) { $0 + ($1.0 - theta * $1.1) * ($1.0 - theta * $1.1) }.squareRoot()
+            XCTAssertLessThanOrEqual(residual, tolerance * 1.01, "vector \(d)")
+            XCTAssertEqual(theta, expected[d], accuracy: 1e-9, "eigenvalue \(d)")
+            for other in 0..<d {
+                XCTAssertEqual((0..<n).reduce(0.0) { $0 + v[$1] * layout[$1 * dims + other] }, 0, accuracy: 1e-9)
+            }
+        }
+    }
+
     /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced, bit for bit: rows
     /// with 0 to 40 edges to random rows, in two chunks (the prefetch reads past a chunk's end, never writes there).
     func testSpectralProductMatchesTheSwiftLoop() {
