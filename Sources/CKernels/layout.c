@@ -164,20 +164,25 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
 }
 
 void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
-                            long block, long first, long end) {
+                            long block, long first, long end, double centre, double half_width, int filter) {
     const long ahead = 8, last = row_start[end];
+    double sum[block > 0 ? block : 1];
     for (long i = first; i < end; i++) {
         double *out = y + i * block;
         const double *own = x + i * block;
-        for (long c = 0; c < block; c++) out[c] = own[c];
+        for (long c = 0; c < block; c++) sum[c] = own[c];
         for (long e = row_start[i]; e < row_start[i + 1]; e++) {
             if (e + ahead < last) {
                 const double *next = x + (long)tails[e + ahead] * block;
                 for (long c = 0; c < block; c += 8) __builtin_prefetch(next + c, 0, 3);
             }
             const double *other = x + (long)tails[e] * block, w = values[e];
-            for (long c = 0; c < block; c++) out[c] += w * other[c];
+            for (long c = 0; c < block; c++) sum[c] += w * other[c];
         }
-        for (long c = 0; c < block; c++) out[c] *= 0.5;
+        if (filter) {
+            for (long c = 0; c < block; c++) out[c] = 2 * (sum[c] * 0.5 - centre * own[c]) / half_width - out[c];
+        } else {
+            for (long c = 0; c < block; c++) out[c] = sum[c] * 0.5;
+        }
     }
 }

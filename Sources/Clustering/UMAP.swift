@@ -45,7 +45,7 @@ public enum UMAP {
         public var spectralSeconds = 0.0
         public var spectralProducts = 0
 
-        /// "neighbours 1.2s (NN-descent, 5 rounds), graph 0.3s, layout 4.5s"
+        /// "neighbours 1.2s (NN-descent, 5 rounds), graph 0.3s, layout 4.5s (spectral start 0.9s, 81 products)"
         public var timings: String {
             String(format: "neighbours %.1fs (%@), graph %.1fs, layout %.1fs (spectral start %.1fs, %d products)", neighbourSeconds,
                    search == .exact ? "exact" : "NN-descent, \(rounds) rounds", graphSeconds, layoutSeconds, spectralSeconds,
@@ -344,23 +344,26 @@ public enum UMAP {
     /// trivial one (umap-learn's spectral_layout), as (N, dims), and the products it took. Found as the dominant
     /// eigenvectors of A = (I + D^-1/2 W D^-1/2) / 2, whose spectrum lies in [0, 1], by Chebyshev-filtered subspace
     /// iteration (Zhou & Saad 2007) with `dims` + 6 vectors kept orthonormal to each other and to the trivial one
-    /// D^1/2 1: each round is a Rayleigh-Ritz step, then the degree-`degree` Chebyshev polynomial that is at most 1 in
-    /// magnitude on [0, θ] (θ the block's least Ritz value) and grows fastest above it, applied by its three-term
-    /// recurrence. The round's products are those of `degree` plain subspace iterations, but they separate eigenvalues
-    /// 1 - ε and 1 - 2ε as `degree`^2 of them would. It stops when every wanted Ritz pair's residual ‖Ax - θx‖ is at most
-    /// `tolerance` (the vectors are unit), or after `maxProducts` products. In Double. The ranks and threads take rows;
-    /// every sum over the points is taken over fixed chunks of `chunkRows` rows and then over the chunks in order, so
-    /// the result is the same bits on any split. Nil on a degenerate graph. Collective.
-    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, maxProducts: Int = 300, degree: Int = 10,
+    /// D^1/2 1 (Cholesky QR, twice): each round is a Rayleigh-Ritz step, then the Chebyshev polynomial of degree
+    /// `filterDegree` that is at most 1 in magnitude on [0, θ] (θ the block's least Ritz value) and grows fastest above
+    /// it, applied by its three-term recurrence. An eigenvalue a relative gap δ above θ grows by about
+    /// exp(filterDegree sqrt(2δ)) in a round, against exp(filterDegree δ) in as many plain products: at the gaps of
+    /// 1e-3 of a large graph, 45 times the separation. It stops when every wanted Ritz pair's residual ‖Ax - θx‖ is at
+    /// most `tolerance` (the vectors are unit), or before a round would take it past `maxProducts` products. In Double.
+    /// The ranks and threads take rows; every sum over the points is taken over fixed chunks of `chunkRows` rows and
+    /// then over the chunks in order, so the result is the same bits on any split. Nil on a degenerate graph.
+    /// Collective.
+    static func spectralLayout(_ graph: Graph, count n: Int, dims: Int, seed: UInt64, maxProducts: Int = 300, filterDegree: Int = 10,
                                tolerance: Double = 1e-4, threads: Int = BLAS.threads, chunkRows: Int = RowChunks.chunkRows,
                                communicator: Communicator) throws -> (layout: [Double], products: Int)? {
+        precondition(filterDegree >= 1, "the filter's degree is at least 1")
         let block = min(dims + 6, n - 1)
-        guard block >= dims, degree >= 1, !graph.weights.isEmpty else { return nil }
-        var degrees = [Double](repeating: 0, count: n)
-        for e in graph.weights.indices { degrees[Int(graph.heads[e])] += Double(graph.weights[e]) }
-        guard degrees.allSatisfy({ $0 > 0 }) else { return nil }
-        let inverseRoot = degrees.map { 1 / $0.squareRoot() }
-        var trivial = degrees.map { $0.squareRoot() }
+        guard block >= dims, !graph.weights.isEmpty else { return nil }
+        var degree = [Double](repeating: 0, count: n)
+        for e in graph.weights.indices { degree[Int(graph.heads[e])] += Double(graph.weights[e]) }
+        guard degree.allSatisfy({ $0 > 0 }) else { return nil }
+        let inverseRoot = degree.map { 1 / $0.squareRoot() }
+        var trivial = degree.map { $0.squareRoot() }
         let norm = trivial.reduce(0) { $0 + $1 * $1 }.squareRoot()
         trivial = trivial.map { $0 / norm }
         // Edges by head (the graph lists them in head order): rows of the sparse matrix.
@@ -373,16 +376,17 @@ public enum UMAP {
         let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
         var rng = Xoshiro256(seed: seed, stream: 0x5350_4543)
         var x = (0..<(n * block)).map { _ in rng.nextNormal() }  // (N, block), whole on every rank
-        var ax = [Double](repeating: 0, count: n * block)  // A x on this rank's rows
+        var ax = [Double](repeating: 0, count: n * block)  // (N, block): A x, then the filter's y_k, on this rank's rows
         var products = 0
-        /// out = A v on this rank's rows (in C: the random reads of v's rows prefetched); v whole.
-        func apply(_ v: [Double], into out: inout [Double]) {
+        /// out = A v on this rank's rows, or with `filter` a step of the Chebyshev filter, out <- 2 (A v - centre v) /
+        /// halfWidth - out (in C: the random reads of v's rows prefetched); v whole.
+        func apply(_ v: [Double], into out: inout [Double], filter: (centre: Double, halfWidth: Double)? = nil) {
             v.withUnsafeBufferPointer { vb in
                 out.withUnsafeMutableBufferPointer { ob in
                     let v = SharedPointer(vb.baseAddress!), o = SharedPointer(ob.baseAddress!)
                     rows.forEachChunk { chunk in
                         Kernels.spectralRows(x: v.base, y: o.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
-                                             rows: chunk)
+                                             rows: chunk, filter: filter)
                     }
                 }
             }
@@ -463,38 +467,27 @@ public enum UMAP {
         try rows.gather(&x, width: block)
         while true {
             let (ritz, residual) = try rayleighRitz()
-            if residual <= tolerance || products + degree > maxProducts { break }
-            // The filter maps [0, θ] onto [-1, 1]: y_1 = (A - c) x / e, y_k+1 = 2 (A - c) y_k / e - y_k-1. θ is kept away
-            // from 0 so that the polynomial's growth above it stays far inside Double's range.
+            if residual <= tolerance || products + filterDegree > maxProducts { break }
+            // The filter maps [0, θ] onto [-1, 1]: y_1 = (A - c) x / e, y_k+1 = 2 (A - c) y_k / e - y_k-1, unscaled. θ is
+            // kept at 0.05 or more: the polynomial then stays below 5e18 on [0, 1] at degree 10 (T_10(39)), far inside
+            // Double's range.
             let cut = max(ritz[block - 1], 0.05), centre = cut / 2, halfWidth = cut / 2
-            var previous = x, current = ax  // y_0 = x; y_1 from A x, which the Rayleigh-Ritz step left in ax (this rank's rows)
-            current.withUnsafeMutableBufferPointer { cb in
-                previous.withUnsafeBufferPointer { pb in
-                    let y = SharedPointer(cb.baseAddress!), x = SharedPointer(UnsafeMutablePointer(mutating: pb.baseAddress!))
+            // y_0 = x; y_1 from A x, which the Rayleigh-Ritz step left in ax (this rank's rows). Then x holds y_k-1 and ax
+            // y_k, and each step writes y_k+1 over y_k-1 row by row (a row of y_k+1 needs that row of y_k-1 only).
+            x.withUnsafeBufferPointer { xb in
+                ax.withUnsafeMutableBufferPointer { ab in
+                    let x = SharedPointer(UnsafeMutablePointer(mutating: xb.baseAddress!)), y = SharedPointer(ab.baseAddress!)
                     rows.forEachRow { i in
                         for c in (i * block)..<((i + 1) * block) { y.base[c] = (y.base[c] - centre * x.base[c]) / halfWidth }
                     }
                 }
             }
-            for _ in 1..<degree {
-                try rows.gather(&current, width: block)
-                apply(current, into: &ax)
-                current.withUnsafeMutableBufferPointer { cb in
-                    previous.withUnsafeMutableBufferPointer { pb in
-                        ax.withUnsafeBufferPointer { ab in
-                            let y = SharedPointer(cb.baseAddress!), old = SharedPointer(pb.baseAddress!)
-                            let a = SharedPointer(UnsafeMutablePointer(mutating: ab.baseAddress!))
-                            rows.forEachRow { i in  // old <- y_k+1, y stays y_k: then swapped
-                                for c in (i * block)..<((i + 1) * block) {
-                                    old.base[c] = 2 * (a.base[c] - centre * y.base[c]) / halfWidth - old.base[c]
-                                }
-                            }
-                        }
-                    }
-                }
-                swap(&previous, &current)
+            for _ in 1..<filterDegree {
+                try rows.gather(&ax, width: block)
+                apply(ax, into: &x, filter: (centre, halfWidth))
+                swap(&x, &ax)
             }
-            x = current
+            swap(&x, &ax)  // x = y_filterDegree
             guard try orthonormalise() else { return nil }
             try rows.gather(&x, width: block)
         }

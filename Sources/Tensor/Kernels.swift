@@ -71,11 +71,15 @@ public enum Kernels {
                                    UInt64(epoch)) != 0
     }
 
-    /// Rows `rows` of the spectral start's product y = (x + W x) / 2 (Clustering's UMAP.spectralLayout;
-    /// CKernels_spectral_rows): x and y (N, block), row i's edges at rowStart[i] ..< rowStart[i + 1]. Same bits on every CPU.
+    /// Rows `rows` of the spectral start's product y = A x = (x + W x) / 2, or with `filter` = (centre, halfWidth) a
+    /// step of its Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y (Clustering's UMAP.spectralLayout;
+    /// CKernels_spectral_rows): x and y (N, block), not overlapping, row i's edges at rowStart[i] ..< rowStart[i + 1].
+    /// Same bits on every CPU.
     public static func spectralRows(x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>, rowStart: UnsafePointer<Int>,
-                                    tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, block: Int, rows: Range<Int>) {
-        CKernels_spectral_rows(x, y, rowStart, tails, values, block, rows.lowerBound, rows.upperBound)
+                                    tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, block: Int, rows: Range<Int>,
+                                    filter: (centre: Double, halfWidth: Double)? = nil) {
+        CKernels_spectral_rows(x, y, rowStart, tails, values, block, rows.lowerBound, rows.upperBound, filter?.centre ?? 0,
+                               filter?.halfWidth ?? 1, filter == nil ? 0 : 1)
     }
 
     /// True when the AVX2 bodies run (else the scalar ones, same bits).

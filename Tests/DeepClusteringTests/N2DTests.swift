@@ -104,11 +104,15 @@ final class N2DTests: XCTestCase {
         let one = try UMAP.embed(points: points, count: 600, dims: 6, options: options, threads: 1, communicator: SingleProcessCommunicator())
         XCTAssertEqual(one.search, .descent)
         XCTAssertTrue(one.layout.allSatisfy(\.isFinite))
+        XCTAssertGreaterThan(one.spectralProducts, 0, "the spectral start ran")
         for (ranks, threads) in [(1, 3), (2, 1), (3, 2)] {
             let split = try InProcessWorld.run(ranks: ranks) { c in
-                try UMAP.embed(points: points, count: 600, dims: 6, options: options, threads: threads, communicator: c).layout
+                try UMAP.embed(points: points, count: 600, dims: 6, options: options, threads: threads, communicator: c)
             }
-            for layout in split { XCTAssertEqual(layout.map(\.bitPattern), one.layout.map(\.bitPattern), "\(ranks) ranks x \(threads) threads") }
+            for embedding in split {
+                XCTAssertEqual(embedding.layout.map(\.bitPattern), one.layout.map(\.bitPattern), "\(ranks) ranks x \(threads) threads")
+                XCTAssertEqual(embedding.spectralProducts, one.spectralProducts)
+            }
         }
     }
 
@@ -166,7 +170,11 @@ final class N2DTests: XCTestCase {
         let (layout, products) = try XCTUnwrap(UMAP.spectralLayout(graph, count: n, dims: dims, seed: 3, maxProducts: 2_000,
                                                                      tolerance: tolerance, threads: 1, chunkRows: 64,
                                                                      communicator: SingleProcessCommunicator()))
-        XCTAssertLessThan(products, 2_000, "converged before the cap")
+        // The filter's worth: plain subspace iteration (a Rayleigh-Ritz step after every product) needs twice as many.
+        let plain = try XCTUnwrap(UMAP.spectralLayout(graph, count: n, dims: dims, seed: 3, maxProducts: 2_000, filterDegree: 1,
+                                                      tolerance: tolerance, threads: 1, chunkRows: 64,
+                                                      communicator: SingleProcessCommunicator())).products
+        XCTAssertLessThan(2 * products, plain, "\(products) products with the filter, \(plain) without")
         let trivial = degree.map { $0.squareRoot() }
         for d in 0..<dims {
             let v = (0..<n).map { layout[$0 * dims + d] }
@@ -183,8 +191,9 @@ final class N2DTests: XCTestCase {
         }
     }
 
-    /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced, bit for bit: rows
-    /// with 0 to 40 edges to random rows, in two chunks (the prefetch reads past a chunk's end, never writes there).
+    /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced, bit for bit, and a
+    /// step of its Chebyshev filter against the same formula in Swift: rows with 0 to 40 edges to random rows, in two
+    /// chunks (the prefetch reads past a chunk's end, never writes there).
     func testSpectralProductMatchesTheSwiftLoop() {
         var rng = Xoshiro256(seed: 17)
         let n = 600, block = 16
@@ -209,6 +218,17 @@ final class N2DTests: XCTestCase {
             }
         }
         XCTAssertEqual(y, expected)
+        // A step of the Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y, in the same chunks.
+        let centre = 0.45, halfWidth = 0.4, old = (0..<(n * block)).map { _ in rng.nextNormal() }
+        let step = (0..<(n * block)).map { 2 * (expected[$0] - centre * x[$0]) / halfWidth - old[$0] }
+        y = old
+        y.withUnsafeMutableBufferPointer { out in
+            for rows in [0..<250, 250..<n] {
+                Kernels.spectralRows(x: x, y: out.baseAddress!, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows,
+                                     filter: (centre, halfWidth))
+            }
+        }
+        XCTAssertEqual(y.map(\.bitPattern), step.map(\.bitPattern))
     }
 
     /// The layout's C kernel against the Swift loop it replaced (Reference.umapLayoutChunk), bit for bit: the moved

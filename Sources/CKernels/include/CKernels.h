@@ -65,12 +65,14 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
                                 float cross_step, double now, double negatives, uint64_t seed, uint64_t stream,
                                 uint64_t epoch);
 
-/// Rows [first, end) of the spectral start's product y = (x + W x) / 2 (Clustering's UMAP.spectralLayout): x and y
-/// (n x block) doubles, row i's edges at row_start[i] ..< row_start[i + 1] (tails, values). Row i of y starts as row i
-/// of x, then adds value * the tail's row edge by edge, then halves: the Swift loop's operations in its order, without
-/// contraction, so the same bits on every CPU; the row a few edges ahead is prefetched (the reads are random).
+/// Rows [first, end) of the spectral start's product y = A x = (x + W x) / 2, or with `filter` a step of its Chebyshev
+/// filter, y <- 2 (A x - centre x) / half_width - y (Clustering's UMAP.spectralLayout). x and y (n x block) doubles, not
+/// overlapping; row i's edges at row_start[i] ..< row_start[i + 1] (tails, values). Row i's sum s starts as row i of x
+/// and adds value * the tail's row edge by edge, then y = s * 0.5, or 2 * (s * 0.5 - centre * x) / half_width - y:
+/// the Swift loops' operations in their order, without contraction, so the same bits on every CPU; the row a few edges
+/// ahead is prefetched (the reads are random).
 void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
-                            long block, long first, long end);
+                            long block, long first, long end, double centre, double half_width, int filter);
 
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
