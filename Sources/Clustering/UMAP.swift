@@ -443,13 +443,16 @@ public enum UMAP {
             x.withUnsafeMutableBufferPointer { xb in
                 ax.withUnsafeMutableBufferPointer { ab in
                     let x = SharedPointer(xb.baseAddress!), ax = SharedPointer(ab.baseAddress!)
+                    /// row <- row turn, through `turned`.
+                    func rotate(_ row: UnsafeMutablePointer<Double>, _ turned: UnsafeMutableBufferPointer<Double>) {
+                        for c in 0..<block { turned[c] = 0 }
+                        for p in 0..<block { for c in 0..<block { turned[c] += row[p] * turn[p * block + c] } }
+                        for c in 0..<block { row[c] = turned[c] }
+                    }
                     rows.forEachRow { i in
                         withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { turned in
-                            for row in [x.base + i * block, ax.base + i * block] {
-                                for c in 0..<block { turned[c] = 0 }
-                                for p in 0..<block { for c in 0..<block { turned[c] += row[p] * turn[p * block + c] } }
-                                for c in 0..<block { row[c] = turned[c] }
-                            }
+                            rotate(x.base + i * block, turned)
+                            rotate(ax.base + i * block, turned)
                         }
                     }
                 }

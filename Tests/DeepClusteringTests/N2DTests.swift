@@ -149,7 +149,7 @@ final class N2DTests: XCTestCase {
     /// The spectral start (Chebyshev-filtered subspace iteration) finds the eigenvectors of A = (I + D^-1/2 W D^-1/2) / 2
     /// with the largest eigenvalues after the trivial one: each of its vectors is unit, orthogonal to the trivial one
     /// and the others, an eigenvector to within its residual, with the eigenvalues of a dense Jacobi decomposition of A
-    /// in order; and in fewer products than its cap.
+    /// in order; and in under half the products of plain subspace iteration.
     func testSpectralStartFindsTheLeadingEigenvectors() throws {
         let (points, _) = blobs(perBlob: 40, blobs: 5, dims: 3, seed: 4, spread: 4)
         let n = 200, k = 8, dims = 4
