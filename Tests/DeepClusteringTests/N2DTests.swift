@@ -149,7 +149,7 @@ final class N2DTests: XCTestCase {
     /// The spectral start (Chebyshev-filtered subspace iteration) finds the eigenvectors of A = (I + D^-1/2 W D^-1/2) / 2
     /// with the largest eigenvalues after the trivial one: each of its vectors is unit, orthogonal to the trivial one
     /// and the others, an eigenvector to within its residual, with the eigenvalues of a dense Jacobi decomposition of A
-    /// in order; and in under half the products of plain subspace iteration.
+    /// in order; in under half the products of plain subspace iteration; and that it stops when its residual stalls.
     func testSpectralStartFindsTheLeadingEigenvectors() throws {
         let (points, _) = blobs(perBlob: 40, blobs: 5, dims: 3, seed: 4, spread: 4)
         let n = 200, k = 8, dims = 4
@@ -167,14 +167,19 @@ final class N2DTests: XCTestCase {
         let expected = Array(values.sorted(by: >)[1...dims])  // after the trivial eigenvalue 1
         XCTAssertEqual(values.max()!, 1, accuracy: 1e-9)
         let tolerance = 1e-7
-        let (layout, products) = try XCTUnwrap(UMAP.spectralLayout(graph, count: n, dims: dims, seed: 3, maxProducts: 2_000,
-                                                                     tolerance: tolerance, threads: 1, chunkRows: 64,
-                                                                     communicator: SingleProcessCommunicator()))
+        func spectral(filterDegree: Int = 10, tolerance: Double, stall: Double = .infinity) throws -> (layout: [Double], products: Int) {
+            try XCTUnwrap(UMAP.spectralLayout(graph, count: n, dims: dims, seed: 3, maxProducts: 2_000, filterDegree: filterDegree,
+                                              tolerance: tolerance, stall: stall, threads: 1, chunkRows: 64,
+                                              communicator: SingleProcessCommunicator()))
+        }
+        let (layout, products) = try spectral(tolerance: tolerance)
         // The filter's worth: plain subspace iteration (a Rayleigh-Ritz step after every product) needs twice as many.
-        let plain = try XCTUnwrap(UMAP.spectralLayout(graph, count: n, dims: dims, seed: 3, maxProducts: 2_000, filterDegree: 1,
-                                                      tolerance: tolerance, threads: 1, chunkRows: 64,
-                                                      communicator: SingleProcessCommunicator())).products
+        let plain = try spectral(filterDegree: 1, tolerance: tolerance).products
         XCTAssertLessThan(2 * products, plain, "\(products) products with the filter, \(plain) without")
+        // A residual it cannot reach: without the stall rule it runs to the cap, with it it stops once the residual
+        // stops falling (at Double's rounding).
+        XCTAssertEqual(try spectral(tolerance: 0).products, 1_991)
+        XCTAssertLessThan(try spectral(tolerance: 0, stall: 0.8).products, 1_991)
         let trivial = degree.map { $0.squareRoot() }
         for d in 0..<dims {
             let v = (0..<n).map { layout[$0 * dims + d] }
