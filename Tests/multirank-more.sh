@@ -37,6 +37,20 @@ else fail "dec --augment on 2 ranks differs from the emulation of 2 shares"; fi
 if same_as_emulation held 2 --hold-target 1 --confidence 0.5; then
   pass "dec --hold-target 1 --confidence 0.5 (the start's target held, then self-training on confident samples) on 2 ranks = the emulation of 2 shares, bitwise"
 else fail "dec --hold-target 1 --confidence 0.5 on 2 ranks differs from the emulation of 2 shares"; fi
+# The samples once per host: the 2-rank runs above read them on one rank into memory that both map (the note says
+# so), and with --no-shared-memory (each rank its own copy, the gradients through MPI) the run keeps its bits.
+$MPI -np 2 $BIN dec --limit 1000 --pretrain-epochs 2 --epochs 3 --tsne-points 0 --seed 1 --method dec --no-shared-memory \
+    --out "$T/x-own-2" > "$T/x-own-2.log" 2>&1 || cat "$T/x-own-2.log"
+if grep -q "held once on this host, in memory its 2 ranks share" "$T/x-dec-2.log" && ! grep -q "held once" "$T/x-own-2.log" \
+   && cmp -s "$T/x-dec-2/model.bin" "$T/x-own-2/model.bin" && cmp -s "$T/x-dec-2/assignments.csv" "$T/x-own-2/assignments.csv"; then
+  pass "the samples held once per host (2 ranks, one reader) = each rank's own copy (--no-shared-memory): model.bin and assignments.csv bitwise"
+else fail "the samples held once per host vs each rank's own copy: the note or the bits differ"; fi
+# A reader's failure is every rank's: 3 ranks on bad data print one error line and exit non-zero.
+printf 'not a table\x00\x01' > "$T/bad.npy"
+$MPI -np 3 $BIN dec --data "$T/bad.npy" --out "$T/x-bad" > "$T/x-bad.out" 2> "$T/x-bad.err"; rc=$?
+if [ $rc -ne 0 ] && [ "$(grep -c '^error' "$T/x-bad.err")" -eq 1 ] && grep -q "^error: $T/bad.npy: " "$T/x-bad.err"; then
+  pass "bad data on 3 ranks: one line ($(grep '^error' "$T/x-bad.err")), exit $rc"
+else fail "bad data on 3 ranks (exit $rc): $(cat "$T/x-bad.err")"; fi
 # The guard decides alike on 2 ranks and in one process (its input-space neighbours split over the ranks): the same
 # verdict and the same criterion values in metrics.jsonl.
 if out=$(python3 - "$T/x-dec-2/metrics.jsonl" "$T/x-dec-e2/metrics.jsonl" <<'PY'

@@ -14,6 +14,7 @@ stages = ["neighbours", "graph", "spectral", "sgd", "mixture"]
 colours = {"neighbours": "#1f77b4", "graph": "#ff7f0e", "spectral": "#2ca02c", "sgd": "#d62728", "mixture": "#9467bd",
            "whole": "#222222"}
 rows = []
+together = []  # the ranks' proportional peaks summed (shared pages split among the ranks that map them)
 for name in names:
     records = [json.loads(line) for line in open(f"{root}/{name}/metrics.jsonl")]
     n2d = [r for r in records if r.get("phase") == "n2d-input"][-1]
@@ -21,11 +22,13 @@ for name in names:
     seconds["sgd"] = seconds["layout"] - seconds.get("spectral", 0)  # the layout's SGD, its spectral start apart
     wall = float(open(f"{root}/{name}.wall").read().split()[-1])
     rows.append((name, seconds, wall, n2d.get("peak_memory_mb", 0), n2d.get("acc", float("nan"))))
+    together.append(n2d.get("peak_pss_sum_mb"))
 
-print("| data | " + " | ".join(f"{s} s" for s in stages) + " | whole run s | peak MB/rank | ACC |")
-print("|---" * (len(stages) + 4) + "|")
-for name, seconds, wall, memory, acc in rows:
-    print(f"| {name} | " + " | ".join(f"{seconds[s]:.1f}" for s in stages) + f" | {wall:.0f} | {memory:.0f} | {acc:.4f} |")
+print("| data | " + " | ".join(f"{s} s" for s in stages) + " | whole run s | peak MB/rank | ranks together MB | ACC |")
+print("|---" * (len(stages) + 5) + "|")
+for (name, seconds, wall, memory, acc), host in zip(rows, together):
+    print(f"| {name} | " + " | ".join(f"{seconds[s]:.1f}" for s in stages)
+          + f" | {wall:.0f} | {memory:.0f} | {'-' if host is None else f'{host:.0f}'} | {acc:.4f} |")
 
 def family(prefix):  # (N, stage seconds, wall, memory) of the runs named prefix-N, by N
     return sorted(((int(name.split("-")[1]), seconds, wall, memory) for name, seconds, wall, memory, _ in rows

@@ -15,6 +15,7 @@ root, names = sys.argv[1], sys.argv[2:]
 stages = ["load", "pretrain epoch", "start", "DEC steps", "DEC pass", "k-means input", "t-SNE"]
 colours = ["#8c564b", "#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#7f7f7f", "#222222"]
 rows = []
+together = {}  # by N: the ranks' proportional peaks summed (shared pages split among the ranks that map them)
 for name in names:
     records = [json.loads(line) for line in open(f"{root}/{name}/metrics.jsonl")]
 
@@ -28,12 +29,15 @@ for name in names:
                "k-means input": last("kmeans-input")["seconds"], "t-SNE": last("tsne")["seconds"]}
     wall = float(open(f"{root}/{name}.wall").read().split()[-1])
     rows.append((int(name.split("-")[-1]), seconds, wall, final.get("peak_memory_mb", 0), final["acc"]))
+    together[rows[-1][0]] = final.get("peak_pss_sum_mb")
 rows.sort(key=lambda row: row[0])
 
-print("| samples | " + " | ".join(f"{s} s" for s in stages) + " | whole run s | peak MB/rank | ACC |")
-print("|---" * (len(stages) + 4) + "|")
+print("| samples | " + " | ".join(f"{s} s" for s in stages) + " | whole run s | peak MB/rank | ranks together MB | ACC |")
+print("|---" * (len(stages) + 5) + "|")
 for n, seconds, wall, memory, acc in rows:
-    print(f"| {n:,} | " + " | ".join(f"{seconds[s]:.1f}" for s in stages) + f" | {wall:.0f} | {memory:.0f} | {acc:.4f} |")
+    host = together[n]
+    print(f"| {n:,} | " + " | ".join(f"{seconds[s]:.1f}" for s in stages)
+          + f" | {wall:.0f} | {memory:.0f} | {'-' if host is None else f'{host:.0f}'} | {acc:.4f} |")
 
 
 def exponent(a, b, n0, n1):

@@ -47,8 +47,8 @@ static inline float clip4(float v) {  // Swift's min(max(v, -4), 4), NaN kept
 
 /// Where point t stands for the chunk [first, end): in out when it is one of the chunk's (moved already, or to be),
 /// else in y, where the epoch found it.
-static inline float *position(const float *y, const float *out, long first, long end, long dims, long t) {
-    return (float *)((t >= first && t < end) ? out + t * dims : y + t * dims);
+static inline float *position(const float *y, const float *out, long first, long end, long stride, long t) {
+    return (float *)((t >= first && t < end) ? out + t * stride : y + t * stride);
 }
 
 /// Point i's moves of one epoch, drawn before they are made: its edges due this epoch (and how many negative samples
@@ -70,7 +70,7 @@ static int plan_reserve(long **buffer, long *capacity, long needed) {
 }
 
 /// 0 when memory ran out.
-static int plan_point(plan *p, long i, const float *y, const float *out, long first, long end, long n, long dims,
+static int plan_point(plan *p, long i, const float *y, const float *out, long first, long end, long n, long stride,
                       const long *row_start, const int32_t *tails, const double *per_sample, const double *next_sample,
                       const double *next_negative, double now, double negatives, uint64_t seed, uint64_t stream,
                       uint64_t epoch) {
@@ -81,7 +81,7 @@ static int plan_point(plan *p, long i, const float *y, const float *out, long fi
     if (!plan_reserve(&p->counts, &p->count_capacity, row_start[i + 1] - row_start[i])) return 0;
     for (long e = row_start[i]; e < row_start[i + 1]; e++) {
         if (!(next_sample[e] <= now)) continue;
-        __builtin_prefetch(position(y, out, first, end, dims, tails[e]), 0, 3);
+        __builtin_prefetch(position(y, out, first, end, stride, tails[e]), 0, 3);
         double owed = (now - next_negative[e]) / (per_sample[e] / negatives);
         long count = owed > 0 ? (long)owed : 0;
         p->edges[p->edge_count] = e;
@@ -90,35 +90,35 @@ static int plan_point(plan *p, long i, const float *y, const float *out, long fi
         for (long k = 0; k < count; k++) {
             long t = (long)(xoshiro_next(&draws) % (uint64_t)n);
             p->targets[p->target_count++] = t;
-            __builtin_prefetch(position(y, out, first, end, dims, t), 0, 3);
+            __builtin_prefetch(position(y, out, first, end, stride, t), 0, 3);
         }
     }
     return 1;
 }
 
-int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end, long n, long dims,
+int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end, long n, long dims, long stride,
                                const long *row_start, const int32_t *tails, const double *per_sample,
                                double *next_sample, double *next_negative, float a, float b, float alpha,
                                float cross_step, double now, double negatives, uint64_t seed, uint64_t stream,
                                uint64_t epoch) {
     for (long i = first; i < end; i++)
-        for (long d = 0; d < dims; d++) out[i * dims + d] = y[i * dims + d];
+        for (long d = 0; d < dims; d++) out[i * stride + d] = y[i * stride + d];
     float step[dims > 0 ? dims : 1];
     plan plans[2] = {{0}, {0}};
-    int ok = first >= end || plan_point(&plans[0], first, y, out, first, end, n, dims, row_start, tails, per_sample,
+    int ok = first >= end || plan_point(&plans[0], first, y, out, first, end, n, stride, row_start, tails, per_sample,
                                         next_sample, next_negative, now, negatives, seed, stream, epoch);
     for (long i = first; ok && i < end; i++) {
         plan *mine = &plans[(i - first) & 1];
         if (i + 1 < end)  // the next point's draws and prefetches, its edges untouched by this point's moves
-            ok = plan_point(&plans[(i + 1 - first) & 1], i + 1, y, out, first, end, n, dims, row_start, tails, per_sample,
+            ok = plan_point(&plans[(i + 1 - first) & 1], i + 1, y, out, first, end, n, stride, row_start, tails, per_sample,
                             next_sample, next_negative, now, negatives, seed, stream, epoch);
-        float *current = out + i * dims;
+        float *current = out + i * stride;
         const long *targets = mine->targets;
         for (long k = 0; k < mine->edge_count; k++) {
             long e = mine->edges[k], count = mine->counts[k];
             long t = tails[e];
             int in_chunk = t >= first && t < end;
-            float *other = position(y, out, first, end, dims, t);
+            float *other = position(y, out, first, end, stride, t);
             float d2 = 0;
             for (long d = 0; d < dims; d++) { float v = current[d] - other[d]; d2 += v * v; }
             if (d2 > 0) {
@@ -142,7 +142,7 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
                 for (long d = 0; d < dims; d++) step[d] = 0;
                 for (long slot = 0; slot < batch; slot++) {
                     if (targets[slot] == i) continue;
-                    const float *far = position(y, out, first, end, dims, targets[slot]);
+                    const float *far = position(y, out, first, end, stride, targets[slot]);
                     float e2 = 0;
                     for (long d = 0; d < dims; d++) { float v = current[d] - far[d]; e2 += v * v; }
                     if (e2 > 0) {

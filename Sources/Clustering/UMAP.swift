@@ -289,31 +289,40 @@ public enum UMAP {
         let edges = SampledEdges(graph, count: n, epochs: epochs, negatives: negatives)
         let rows = RowChunks(count: n, chunkRows: options.chunkRows ?? layoutChunk(count: n), communicator: communicator, threads: threads)
         let mine = rows.myRows
-        // This rank's rows where the epoch moved them, and the chunks whose kernel could not allocate.
-        let moved = SharedPointer(UnsafeMutablePointer<Float>.allocate(capacity: n * dims))
+        // The positions where the epoch found them and this rank's rows where it moved them, (N, stride) on 64-byte
+        // lines; and the chunks whose kernel could not allocate.
+        let stride = layoutStride(dims: dims)
+        let positions = AlignedRows(count: n, stride: stride), moved = AlignedRows(count: n, stride: stride)
+        let found = SharedPointer(positions.base), movedRows = SharedPointer(moved.base)
         let failed = SharedPointer(UnsafeMutablePointer<Bool>.allocate(capacity: rows.chunks))
         failed.base.initialize(repeating: false, count: rows.chunks)
-        defer { moved.base.deallocate(); failed.base.deallocate() }
+        defer { failed.base.deallocate() }
+        for i in 0..<n { for d in 0..<dims { positions.base[i * stride + d] = y[i * dims + d] } }
         for epoch in 0..<epochs {
             let alpha = options.learningRate * (1 - Float(epoch) / Float(epochs))
-            y.withUnsafeBufferPointer { y in
-                let y = SharedPointer(y.baseAddress!)
-                rows.forEachChunk { chunk in
-                    let done = Kernels.umapLayoutChunk(positions: y.base, moved: moved.base, chunk: chunk, count: n, dims: dims,
-                                                       rowStart: edges.rowStart, tails: edges.tails, perSample: edges.perSample,
-                                                       nextSample: edges.nextSample, nextNegative: edges.nextNegative, a: a, b: b,
-                                                       alpha: alpha, crossStep: crossChunkStep, epoch: epoch, negatives: negatives,
-                                                       seed: options.seed, stream: 0x4E45_4741)
-                    failed.base[chunk.lowerBound / rows.chunkRows] = !done
-                }
+            rows.forEachChunk { chunk in
+                let done = Kernels.umapLayoutChunk(positions: found.base, moved: movedRows.base, chunk: chunk, count: n, dims: dims,
+                                                   stride: stride, rowStart: edges.rowStart, tails: edges.tails, perSample: edges.perSample,
+                                                   nextSample: edges.nextSample, nextNegative: edges.nextNegative, a: a, b: b,
+                                                   alpha: alpha, crossStep: crossChunkStep, epoch: epoch, negatives: negatives,
+                                                   seed: options.seed, stream: 0x4E45_4741)
+                failed.base[chunk.lowerBound / rows.chunkRows] = !done
             }
             if try communicator.allreduce((0..<rows.chunks).contains { failed.base[$0] } ? 1 : 0, .max) != 0 {
                 throw RunError("the UMAP layout ran out of memory", everyRank: true)
             }
-            for i in mine { for d in 0..<dims { y[i * dims + d] = moved.base[i * dims + d] } }
-            try rows.gather(&y, width: dims)
+            (positions.base + mine.lowerBound * stride).update(from: moved.base + mine.lowerBound * stride, count: mine.count * stride)
+            try rows.gather(UnsafeMutableBufferPointer(start: positions.base, count: n * stride), width: stride)
         }
+        for i in 0..<n { for d in 0..<dims { y[i * dims + d] = positions.base[i * stride + d] } }
         return y
+    }
+
+    /// Floats between the starts of two layout rows: `dims` rounded up to a power of two up to 16, then to a multiple
+    /// of 16, so that no row crosses a 64-byte cache line. Each negative sample reads a row at random: at a million
+    /// points in 10 dimensions (40 MB, out of cache) half of the 40-byte rows spanned two lines.
+    static func layoutStride(dims: Int) -> Int {
+        dims > 16 ? (dims + 15) / 16 * 16 : 1 << (Int.bitWidth - (max(dims, 1) - 1).leadingZeroBitCount)
     }
 
     /// What an edge to another chunk's point moves its head by, in steps. Both ends of such a pair move toward where
@@ -633,6 +642,10 @@ struct RowChunks {
 
     /// Every rank's rows of the (N, width) `values` gathered onto every rank. Collective.
     func gather<T: CollectiveElement>(_ values: inout [T], width: Int) throws {
+        try values.withUnsafeMutableBufferPointer { try gather($0, width: width) }
+    }
+
+    func gather<T: CollectiveElement>(_ values: UnsafeMutableBufferPointer<T>, width: Int) throws {
         guard communicator.size > 1 else { return }
         let counts = (0..<communicator.size).map { r -> Int in
             let share = contiguousShare(total: chunks, rank: r, size: communicator.size)
@@ -640,10 +653,21 @@ struct RowChunks {
         }
         let mineRows = myRows
         let send = Array(values[(mineRows.lowerBound * width)..<(mineRows.upperBound * width)])
-        try send.withUnsafeBufferPointer { s in
-            try values.withUnsafeMutableBufferPointer { try communicator.allgatherv(s, into: $0, counts: counts) }
-        }
+        try send.withUnsafeBufferPointer { try communicator.allgatherv($0, into: values, counts: counts) }
     }
+}
+
+/// (count, stride) Floats, zeroed, from the start of a 64-byte cache line; freed with the object.
+final class AlignedRows {
+    let base: UnsafeMutablePointer<Float>
+
+    init(count: Int, stride: Int) {
+        let floats = max(count * stride, 1)
+        base = UnsafeMutableRawPointer.allocate(byteCount: floats * MemoryLayout<Float>.stride, alignment: 64)
+            .initializeMemory(as: Float.self, repeating: 0, count: floats)
+    }
+
+    deinit { UnsafeMutableRawPointer(base).deallocate() }
 }
 
 /// The layout's edges by head (the graph lists them in head order), those too light to be sampled once in `epochs`

@@ -54,6 +54,26 @@ public protocol TransportWorld: Communicator {
     func duplicateForThread() throws -> Communicator?
     /// Whether the user asked for the reduction thread by name (it then wins over shared memory).
     var prefersReductionThread: Bool { get }
+    /// Collective. The ranks of this rank's host as a world of their own (in world rank order), or nil where they
+    /// keep off shared memory or this rank is alone on its host. Each host answers for itself.
+    func hostWorld() throws -> TransportWorld?
+    /// Collective over this world: `bytes` of memory that rank 0 allocates and every rank maps, contents undefined.
+    func sharedBlock(bytes: Int) throws -> SharedBlock
+}
+
+/// One block of memory that the ranks of a host all map (`TransportWorld.sharedBlock`), mapped as long as it lives.
+public final class SharedBlock: @unchecked Sendable {
+    public let base: UnsafeMutableRawPointer
+    public let bytes: Int
+    private let release: () -> Void
+
+    public init(base: UnsafeMutableRawPointer, bytes: Int, release: @escaping () -> Void) {
+        self.base = base
+        self.bytes = bytes
+        self.release = release
+    }
+
+    deinit { release() }
 }
 
 /// Segments of memory that the ranks of one host share (`TransportWorld.shareMemory`). Lives as long as its owner.

@@ -175,6 +175,16 @@ public final class InProcessCommunicator: TransportWorld, @unchecked Sendable {
         return SharedSegments(localRank: rank, segments: segments, crossHost: nil, local: self) { _ = allocation }
     }
 
+    /// The threads of one process are one host.
+    public func hostWorld() throws -> TransportWorld? {
+        try allreduce(allowsSharedMemory && size > 1 ? 1 : 0, .min) == 1 ? self : nil
+    }
+
+    public func sharedBlock(bytes: Int) throws -> SharedBlock {
+        let allocation = try handedOut { SharedAllocation(bytes: bytes) }
+        return SharedBlock(base: allocation.base, bytes: bytes) { _ = allocation }
+    }
+
     public func duplicateForThread() throws -> Communicator? {
         let allowed = try allreduce(allowsThread ? 1 : 0, .min) == 1
         guard allowed else { return nil }

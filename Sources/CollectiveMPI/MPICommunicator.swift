@@ -187,6 +187,36 @@ public final class MPICommunicator: TransportWorld {
 
     // MARK: - For the gradient transports
 
+    public func hostWorld() throws -> TransportWorld? {
+        guard sharedMemory else { return nil }  // the same on every rank
+        var splitComm: MPI_Comm?
+        try check(MPI_Comm_split_type(comm, Int32(MPI_COMM_TYPE_SHARED), Int32(rank), CMPIShims_INFO_NULL(), &splitComm),
+                  "comm_split_type")
+        let local = try MPICommunicator(comm: splitComm!, hostName: hostName)
+        return local.size > 1 ? local : nil
+    }
+
+    public func sharedBlock(bytes: Int) throws -> SharedBlock {
+        var window = OpaquePointer(bitPattern: 0) as MPI_Win?
+        var mine: UnsafeMutableRawPointer?
+        let code = withUnsafeMutablePointer(to: &mine) { pointer in
+            MPI_Win_allocate_shared(MPI_Aint(rank == 0 ? bytes : 0), 1, CMPIShims_INFO_NULL(), comm,
+                                    UnsafeMutableRawPointer(pointer), &window)
+        }
+        try check(code, "win_allocate_shared (\(bytes) bytes)")
+        var size: MPI_Aint = 0
+        var unit: Int32 = 0
+        var base: UnsafeMutableRawPointer?
+        try check(withUnsafeMutablePointer(to: &base) { MPI_Win_shared_query(window, 0, &size, &unit, UnsafeMutableRawPointer($0)) },
+                  "win_shared_query")
+        guard let base, Int(size) >= bytes else {
+            throw MPIError(operation: "win_shared_query", code: -1, message: "no block of \(bytes) bytes on local rank 0")
+        }
+        // As with `shareMemory`: the window is collective to free, so it stays until MPI_Finalize frees it on every
+        // rank together; the block keeps this communicator, the window's, alive until then.
+        return SharedBlock(base: base, bytes: bytes) { [self] in _ = self }
+    }
+
     public func duplicateForThread() throws -> Communicator? {
         guard threadsAllowed else { return nil }
         var duplicate: MPI_Comm?

@@ -1,6 +1,7 @@
 // DataSet: samples as UInt8 (N, D) (images: MNIST-layout directories, the embedded 10k test set, uint8 .npy) or as
 // Float (N, D) already normalised (.npy of other types, CSV), with labels when there are any.
-// Normalised copies of bytes are made on demand; the bytes stay the one source.
+// Normalised copies of bytes are made on demand; the bytes stay the one source. Under mpirun the samples may live in
+// memory that the ranks of a host share (`Samples`; loaded once per host).
 import Foundation
 import Tensor
 
@@ -15,9 +16,9 @@ public enum Split: String, Sendable, CaseIterable { case train, test, all }
 
 public struct DataSet: Sendable {
     public var name: String
-    public var images: [UInt8]      // (N, D); empty when the samples are `features`
+    public var images: Samples<UInt8>      // (N, D); empty when the samples are `features`
     /// (N, D) Float samples, already normalised (`inputTransform` made them from the file's values); empty for bytes.
-    public var features: [Float] = []
+    public var features: Samples<Float> = []
     /// (N) class indices 0..<classCount; all 0 when `hasLabels` is false.
     public var labels: [Int32]
     public var count: Int
@@ -42,7 +43,7 @@ public struct DataSet: Sendable {
     public init(name: String, images: [UInt8], labels: [Int32], dimension: Int, classCount: Int) {
         precondition(images.count == labels.count * dimension)
         self.name = name
-        self.images = images
+        self.images = Samples(images)
         self.labels = labels
         self.count = labels.count
         self.dimension = dimension
@@ -54,7 +55,7 @@ public struct DataSet: Sendable {
         precondition(features.count == labels.count * dimension)
         self.name = name
         self.images = []
-        self.features = features
+        self.features = Samples(features)
         self.labels = labels
         self.count = labels.count
         self.dimension = dimension
@@ -68,7 +69,7 @@ public struct DataSet: Sendable {
     public func prefix(_ limit: Int) -> DataSet {
         let n = min(limit, count)
         var copy = self
-        if isFloat { copy.features = Array(features[0..<(n * dimension)]) } else { copy.images = Array(images[0..<(n * dimension)]) }
+        if isFloat { copy.features = Samples(Array(features[0..<(n * dimension)])) } else { copy.images = Samples(Array(images[0..<(n * dimension)])) }
         copy.labels = Array(labels[0..<n])
         if !sampleNames.isEmpty { copy.sampleNames = Array(sampleNames[0..<n]) }
         copy.count = n
@@ -81,8 +82,8 @@ public struct DataSet: Sendable {
         guard count < self.count else { return self }
         let n = self.count, d = dimension, picked = (0..<count).map { $0 * n / count }
         var copy = self
-        if isFloat { copy.features = picked.flatMap { features[($0 * d)..<(($0 + 1) * d)] } }
-        else { copy.images = picked.flatMap { images[($0 * d)..<(($0 + 1) * d)] } }
+        if isFloat { copy.features = Samples(picked.flatMap { features[($0 * d)..<(($0 + 1) * d)] }) }
+        else { copy.images = Samples(picked.flatMap { images[($0 * d)..<(($0 + 1) * d)] }) }
         copy.labels = picked.map { labels[$0] }
         if !sampleNames.isEmpty { copy.sampleNames = picked.map { sampleNames[$0] } }
         copy.count = count
@@ -97,7 +98,7 @@ public struct DataSet: Sendable {
 
     /// The samples as Float (N, D) under `normalization` (Float samples are already normalised: returned as they are).
     public func floats(_ normalization: Normalization) -> [Float] {
-        if isFloat { return features }
+        if isFloat { return features.array }
         switch normalization {
         case .unit:
             return images.map { Float($0) * (1 / 255) }
@@ -199,7 +200,7 @@ public struct DataSet: Sendable {
             guard parts[0].dimension == parts[1].dimension else {
                 throw DataError(directory, "train and test images differ in size")
             }
-            data = DataSet(name: "\(name)/all", images: parts[0].images + parts[1].images,
+            data = DataSet(name: "\(name)/all", images: parts[0].images.array + parts[1].images.array,
                            labels: parts[0].labels + parts[1].labels, dimension: parts[0].dimension, classCount: 10)
         }
         return data

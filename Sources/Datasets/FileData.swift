@@ -121,7 +121,7 @@ extension DataSet {
     /// Normalised as `mode` asks (bytes stay bytes for auto and unit: pixels / 255 at gather time).
     public func normalized(_ mode: InputNormalization) -> DataSet {
         if !isFloat && (mode == .auto || mode == .unit) { return self }
-        let raw = isFloat ? features : images.map(Float.init)
+        let raw = isFloat ? features.array : images.map(Float.init)
         let d = dimension
         var shift = [Float](repeating: 0, count: d), scale = [Float](repeating: 1, count: d)
         switch mode {
@@ -133,7 +133,7 @@ extension DataSet {
             else { shift = [Float](repeating: low, count: d); scale = [Float](repeating: high > low ? 1 / (high - low) : 1, count: d) }
         case .zscore, .auto:
             var copy = self
-            copy.features = raw
+            copy.features = Samples(raw)
             copy.images = []
             (shift, scale) = copy.featureMoments()
         }
@@ -142,7 +142,7 @@ extension DataSet {
 
     /// The file's values (`raw`, N x D) under `transform` (a model's, for new data).
     public func applying(_ transform: FeatureTransform, to raw: [Float]? = nil) -> DataSet {
-        let values = raw ?? (isFloat ? features : images.map(Float.init))
+        let values = raw ?? (isFloat ? features.array : images.map(Float.init))
         let d = dimension
         var out = [Float](repeating: 0, count: values.count)
         for i in 0..<count {
@@ -150,7 +150,7 @@ extension DataSet {
         }
         var copy = self
         copy.images = []
-        copy.features = out
+        copy.features = Samples(out)
         copy.inputTransform = transform
         return copy
     }

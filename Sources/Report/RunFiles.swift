@@ -60,6 +60,10 @@ public struct RunRecord: Codable, Sendable, Equatable {
     public var stageSeconds: [String: Double]?
     /// The largest peak resident memory of any rank, MB.
     public var peakMemoryMB: Double?
+    /// On several ranks: the largest peak proportional set size of any rank (shared pages split), MB, sampled.
+    public var peakProportionalMB: Double?
+    /// On several ranks: the sum of every rank's peak proportional set size, MB (a bound on what they held at any one time).
+    public var peakProportionalSumMB: Double?
     /// Seconds the data took to load (read, decode, normalise), before the run's clock started.
     public var loadSeconds: Double?
 
@@ -74,6 +78,7 @@ public struct RunRecord: Codable, Sendable, Equatable {
         case finetunedAcc = "finetuned_acc", kmeansInputAcc = "kmeans_input_acc"
         case clusters, clustersTried = "clusters_tried", icl, prunedClusters = "pruned_clusters", layoutSeconds = "layout_seconds"
         case stageSeconds = "stage_seconds", peakMemoryMB = "peak_memory_mb", stepSeconds = "step_seconds"
+        case peakProportionalMB = "peak_pss_mb", peakProportionalSumMB = "peak_pss_sum_mb"
         case loadSeconds = "load_seconds"
     }
 

@@ -59,14 +59,15 @@ public enum Kernels {
     }
 
     /// One chunk of one epoch of UMAP's layout SGD (Clustering's UMAP.layout; CKernels_umap_layout_chunk): the
-    /// chunk's rows of `positions` copied into `moved` and moved there, the edges' schedules advanced. False when it
-    /// could not allocate its few kilobytes of plans (the chunk is then part moved).
+    /// chunk's rows of `positions` (count x dims, rows `stride` floats apart) copied into `moved` and moved there, the
+    /// edges' schedules advanced. False when it could not allocate its few kilobytes of plans (the chunk is then part
+    /// moved).
     public static func umapLayoutChunk(positions: UnsafePointer<Float>, moved: UnsafeMutablePointer<Float>, chunk: Range<Int>,
-                                       count: Int, dims: Int, rowStart: UnsafePointer<Int>, tails: UnsafePointer<Int32>,
+                                       count: Int, dims: Int, stride: Int, rowStart: UnsafePointer<Int>, tails: UnsafePointer<Int32>,
                                        perSample: UnsafePointer<Double>, nextSample: UnsafeMutablePointer<Double>,
                                        nextNegative: UnsafeMutablePointer<Double>, a: Float, b: Float, alpha: Float,
                                        crossStep: Float, epoch: Int, negatives: Double, seed: UInt64, stream: UInt64) -> Bool {
-        CKernels_umap_layout_chunk(positions, moved, chunk.lowerBound, chunk.upperBound, count, dims, rowStart, tails, perSample,
+        CKernels_umap_layout_chunk(positions, moved, chunk.lowerBound, chunk.upperBound, count, dims, stride, rowStart, tails, perSample,
                                    nextSample, nextNegative, a, b, alpha, crossStep, Double(epoch), negatives, seed, stream,
                                    UInt64(epoch)) != 0
     }

@@ -20,11 +20,3 @@ public enum Parallel {
         max(1, min(threads, count, work / minimumPerThread))
     }
 }
-
-/// This process's peak resident memory (VmHWM of /proc/self/status), in MB; 0 where the file is missing.
-public func peakMemoryMegabytes() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-    return kilobytes / 1024
-}

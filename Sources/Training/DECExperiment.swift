@@ -145,8 +145,7 @@ public enum DECExperiment {
         record.clusters = clusters
         record.prunedClusters = pruned
         record.loadSeconds = context.loadSeconds
-        record.peakMemoryMB = try context.communicator.allreduce(peakMemoryMegabytes(), .max)
-        context.say(String(format: "peak memory of a rank so far: %.0f MB", record.peakMemoryMB ?? 0))
+        try context.notePeakMemory(&record)
         context.record(record)
     }
 

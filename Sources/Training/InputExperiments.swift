@@ -110,8 +110,7 @@ public enum RawExperiment {
         record.setScores(accuracy: scores.accuracy, nmi: scores.nmi, ari: scores.ari)
         record.seconds = seconds
         record.stageSeconds = found.stages
-        record.peakMemoryMB = try context.communicator.allreduce(peakMemoryMegabytes(), .max)
-        context.say(String(format: "peak memory of a rank so far: %.0f MB", record.peakMemoryMB ?? 0))
+        try context.notePeakMemory(&record)
         context.record(record)
         return scores
     }

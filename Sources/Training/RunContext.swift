@@ -81,6 +81,21 @@ public final class RunContext {
     public func writeBytes(_ name: String, _ bytes: [UInt8]) throws { try files.write(name, bytes) }
     public func record(_ record: RunRecord) { metrics.append(record) }
     public var elapsed: Double { Clock.now - startTime }
+
+    /// Notes in `record` the largest peak memory of any rank, resident (shared pages counted in full by every rank
+    /// that maps them) and, on several ranks, proportional (`ProportionalMemory`: a shared page split among the
+    /// ranks that have touched it) with the sum of every rank's proportional peak (what the ranks held together at
+    /// most), and says it on rank 0.
+    public func notePeakMemory(_ record: inout RunRecord) throws {
+        let resident = try communicator.allreduce(peakMemoryMegabytes(), .max)
+        record.peakMemoryMB = resident
+        guard ranks > 1 else { return say(String(format: "peak memory of a rank so far: %.0f MB", resident)) }
+        let proportional = ProportionalMemory.peakMegabytes
+        record.peakProportionalMB = try communicator.allreduce(proportional, .max)
+        record.peakProportionalSumMB = try communicator.allreduce(proportional, .sum)
+        say(String(format: "peak memory of a rank so far: %.0f MB (proportional: %.0f MB; all %d ranks at most %.0f MB together)",
+                   resident, record.peakProportionalMB ?? 0, ranks, record.peakProportionalSumMB ?? 0))
+    }
     public func checkEpochBudget() throws { try policy.checkEpochBudget(directory: directory) }
     public func epochFinished() -> Bool { policy.epochFinished() }
 

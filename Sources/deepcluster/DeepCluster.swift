@@ -120,20 +120,25 @@ struct DataOptions: ParsableArguments {
     /// The data set; rank 0 prints what loading chose (label column, normalisation). The ranks split the reading
     /// of an image folder. `raw`: a file's values as read, not normalised (predict applies the model's
     /// normalisation); `expectedDimension`: a model's input width, which an image folder's default size follows.
+    /// Under mpirun the samples are held once per host (`HostData`): one rank of each host reads them.
     func load(_ communicator: Communicator, raw: Bool = false, expectedDimension: Int? = nil) throws -> DataSet {
         let loaded: DataSet
         if let data, isFile {
-            loaded = try DataSet.load(file: data, labels: labels, labelColumn: CSVTable.LabelColumn(parsing: labelColumn),
-                                      normalization: raw ? nil : normalize, limit: limit)
+            loaded = try HostData.load(communicator) {
+                try DataSet.load(file: data, labels: labels, labelColumn: CSVTable.LabelColumn(parsing: labelColumn),
+                                 normalization: raw ? nil : normalize, limit: limit)
+            }
         } else if let data, FileManager.default.fileExists(atPath: data), ImageFolder.isImageFolder(data) {
-            loaded = try loadImages(data, communicator, expectedDimension: expectedDimension)
+            loaded = try HostData.load(communicator, everyRankLoads: true) {
+                try loadImages(data, communicator, expectedDimension: expectedDimension)
+            }
         } else if let data {
             if imageSize != nil || channels != nil {
                 throw RunError("\(data) is in the MNIST layout; --image-size and --channels go with a folder of PNG/JPEG images", everyRank: true)
             }
-            loaded = try DataSet.load(directory: data, split: split, limit: limit)
+            loaded = try HostData.load(communicator) { try DataSet.load(directory: data, split: split, limit: limit) }
         } else {
-            loaded = try DataSet.embeddedMNIST(limit: limit)
+            loaded = try HostData.load(communicator) { try DataSet.embeddedMNIST(limit: limit) }
         }
         if communicator.rank == 0 { for note in loaded.notes { print("note: \(note)") } }
         return loaded
@@ -176,7 +181,7 @@ struct RuntimeOptions: ParsableArguments {
     var noOverlap = false
     @Flag(inversion: .prefixedNo, help: "Reduce each gradient bucket with a blocking allreduce on a background thread while the backward pass goes on. Default: on when the ranks span several hosts (where the link, not the cores, is slow).")
     var reductionThread: Bool?
-    @Flag(help: "Reduce gradients through MPI even when every rank runs on one host (one blocking allreduce per step, or with --reduction-thread a background thread's). Default there: the gradients live in shared memory and each rank sums its share of every layer straight from the other ranks' buffers (README: Speed).")
+    @Flag(help: "Reduce gradients through MPI even when every rank runs on one host (one blocking allreduce per step, or with --reduction-thread a background thread's), and let every rank load its own copy of the samples. Default there: the gradients live in shared memory and each rank sums its share of every layer straight from the other ranks' buffers (README: Speed), and one rank per host loads the samples into memory the host's ranks share.")
     var noSharedMemory = false
 
     func validate() throws {
@@ -269,6 +274,7 @@ extension ParsableCommand {
                 mpi = try MPICommunicator(reductionThread: runtime.noOverlap ? false : runtime.reductionThread,
                                           sharedMemory: !runtime.noSharedMemory)
                 communicator = mpi!
+                if communicator.size > 1 { ProportionalMemory.watch() }
             } else {
                 communicator = SingleProcessCommunicator()
             }

@@ -89,7 +89,7 @@ final class DataTests: XCTestCase {
         let spaced = data.evenlySpaced(4)
         XCTAssertEqual(spaced.count, 4)
         XCTAssertEqual(spaced.labels, [0, 25, 50, 75].map { data.labels[$0] })
-        XCTAssertEqual(spaced.images, [0, 25, 50, 75].flatMap { data.images[($0 * 784)..<(($0 + 1) * 784)] })
+        XCTAssertEqual(Array(spaced.images), [0, 25, 50, 75].flatMap { data.images[($0 * 784)..<(($0 + 1) * 784)] })
         XCTAssertEqual(data.evenlySpaced(100).images, data.images)
         XCTAssertEqual(data.evenlySpaced(500).count, 100)
     }

@@ -237,9 +237,11 @@ final class N2DTests: XCTestCase {
     }
 
     /// The layout's C kernel against the Swift loop it replaced (Reference.umapLayoutChunk), bit for bit: the moved
-    /// points and both schedules over several epochs, on a chunk in the middle with edges inside and outside it.
+    /// points and both schedules over several epochs, on a chunk in the middle with edges inside and outside it; with
+    /// rows `dims` apart and padded to the layout's stride (the padding, NaN, neither read nor written).
     func testLayoutKernelMatchesTheReference() {
         let n = 400, dims = 5, negatives = 5.0, chunk = 120..<290
+        XCTAssertEqual([1, 2, 3, 5, 10, 16, 17, 40].map { UMAP.layoutStride(dims: $0) }, [1, 2, 4, 8, 16, 16, 32, 48])
         let a = UMAPOptions().a, b = UMAPOptions().b
         var rng = Xoshiro256(seed: 21)
         let y = (0..<(n * dims)).map { _ in rng.nextUnit() * 10 }
@@ -251,33 +253,39 @@ final class N2DTests: XCTestCase {
             }
             rowStart.append(tails.count)
         }
-        var out = [Float](repeating: 0, count: n * dims), next = perSample, negative = perSample.map { $0 / negatives }
-        var expected = out, expectedNext = next, expectedNegative = negative
-        for epoch in 0..<8 {
-            let alpha = 1 - Float(epoch) / 8
-            let done = y.withUnsafeBufferPointer { y in
-                out.withUnsafeMutableBufferPointer { out in
-                    next.withUnsafeMutableBufferPointer { next in
-                        negative.withUnsafeMutableBufferPointer { negative in
-                            Kernels.umapLayoutChunk(positions: y.baseAddress!, moved: out.baseAddress!, chunk: chunk, count: n, dims: dims,
-                                                    rowStart: rowStart, tails: tails, perSample: perSample,
-                                                    nextSample: next.baseAddress!, nextNegative: negative.baseAddress!, a: a, b: b,
-                                                    alpha: alpha, crossStep: 0.5, epoch: epoch, negatives: negatives, seed: 3, stream: 7)
+        for stride in [dims, UMAP.layoutStride(dims: dims)] {
+            func padded(_ rows: [Float]) -> [Float] {
+                (0..<(n * stride)).map { $0 % stride < dims ? rows[$0 / stride * dims + $0 % stride] : .nan }
+            }
+            let yPadded = padded(y)
+            var out = padded([Float](repeating: 0, count: n * dims)), next = perSample, negative = perSample.map { $0 / negatives }
+            var expected = [Float](repeating: 0, count: n * dims), expectedNext = next, expectedNegative = negative
+            for epoch in 0..<8 {
+                let alpha = 1 - Float(epoch) / 8
+                let done = yPadded.withUnsafeBufferPointer { y in
+                    out.withUnsafeMutableBufferPointer { out in
+                        next.withUnsafeMutableBufferPointer { next in
+                            negative.withUnsafeMutableBufferPointer { negative in
+                                Kernels.umapLayoutChunk(positions: y.baseAddress!, moved: out.baseAddress!, chunk: chunk, count: n,
+                                                        dims: dims, stride: stride, rowStart: rowStart, tails: tails, perSample: perSample,
+                                                        nextSample: next.baseAddress!, nextNegative: negative.baseAddress!, a: a, b: b,
+                                                        alpha: alpha, crossStep: 0.5, epoch: epoch, negatives: negatives, seed: 3, stream: 7)
+                            }
                         }
                     }
                 }
+                XCTAssertTrue(done)
+                Reference.umapLayoutChunk(y: y, out: &expected, chunk: chunk, dims: dims, rowStart: rowStart, tails: tails,
+                                          perSample: perSample, nextSample: &expectedNext, nextNegative: &expectedNegative, a: a, b: b,
+                                          alpha: alpha, crossStep: 0.5, epoch: epoch, negatives: negatives, seed: 3, stream: 7)
+                let differs = out.indices.first { out[$0].bitPattern != padded(expected)[$0].bitPattern }
+                XCTAssertNil(differs, "stride \(stride), epoch \(epoch): first difference at \(differs ?? 0): \(out[differs ?? 0]) against \(padded(expected)[differs ?? 0])")
+                XCTAssertEqual(next, expectedNext)
+                XCTAssertEqual(negative, expectedNegative)
             }
-            XCTAssertTrue(done)
-            Reference.umapLayoutChunk(y: y, out: &expected, chunk: chunk, dims: dims, rowStart: rowStart, tails: tails,
-                                      perSample: perSample, nextSample: &expectedNext, nextNegative: &expectedNegative, a: a, b: b,
-                                      alpha: alpha, crossStep: 0.5, epoch: epoch, negatives: negatives, seed: 3, stream: 7)
-            let differs = out.indices.first { out[$0].bitPattern != expected[$0].bitPattern }
-            XCTAssertNil(differs, "epoch \(epoch): first difference at \(differs ?? 0): \(out[differs ?? 0]) against \(expected[differs ?? 0])")
-            XCTAssertEqual(next, expectedNext)
-            XCTAssertEqual(negative, expectedNegative)
+            XCTAssertNotEqual(Array(expected[(chunk.lowerBound * dims)..<(chunk.upperBound * dims)]),
+                              Array(y[(chunk.lowerBound * dims)..<(chunk.upperBound * dims)]), "the points moved")
         }
-        XCTAssertNotEqual(Array(out[(chunk.lowerBound * dims)..<(chunk.upperBound * dims)]),
-                          Array(y[(chunk.lowerBound * dims)..<(chunk.upperBound * dims)]), "the points moved")
     }
 
     /// The mixture's E-step by chunks of points over ranks and threads, its sums chunk by chunk: the same fit, bit for

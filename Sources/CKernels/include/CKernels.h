@@ -54,12 +54,13 @@ void CKernels_to_bf16(const float *x, uint16_t *y, size_t n);
 void CKernels_to_bf16_parallel(const float *x, uint16_t *y, size_t n, long parts);
 
 /// One chunk [first, end) of one epoch of UMAP's layout SGD (Clustering's UMAP.layout says what it computes): copies
-/// the chunk's rows of y (n x dims) into out, then moves them one after the other, reading other chunks' points in y.
+/// the chunk's rows of y (n x dims, rows `stride` floats apart) into out (the same layout), then moves them one after
+/// the other, reading other chunks' points in y; the padding past `dims` is neither read nor written.
 /// row_start/tails/per_sample are the sampled edges by head; next_sample/next_negative their schedules (updated).
 /// The negative samples of point i come from xoshiro256** seeded by (seed, stream, epoch << 32 | i), as Tensor's
 /// Xoshiro256(seed:stream:index:). Plain C without contraction, libm's powf: the same bits on every CPU.
 /// Returns 0 when it could not allocate its plans (the chunk is then left part moved).
-int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end, long n, long dims,
+int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end, long n, long dims, long stride,
                                 const long *row_start, const int32_t *tails, const double *per_sample,
                                 double *next_sample, double *next_negative, float a, float b, float alpha,
                                 float cross_step, double now, double negatives, uint64_t seed, uint64_t stream,
