@@ -45,6 +45,17 @@ if grep -q "held once on this host, in memory its 2 ranks share" "$T/x-dec-2.log
    && cmp -s "$T/x-dec-2/model.bin" "$T/x-own-2/model.bin" && cmp -s "$T/x-dec-2/assignments.csv" "$T/x-own-2/assignments.csv"; then
   pass "the samples held once per host (2 ranks, one reader) = each rank's own copy (--no-shared-memory): model.bin and assignments.csv bitwise"
 else fail "the samples held once per host vs each rank's own copy: the note or the bits differ"; fi
+# The peak memory figures: on 2 ranks resident and proportional (Pss: shared pages split, so at most resident), and
+# the ranks' proportional peaks summed; on 1 rank resident alone.
+if out=$(python3 - "$T/x-dec-2/metrics.jsonl" "$T/dec1/metrics.jsonl" <<'PY'
+import json, sys
+two, one = ([json.loads(l) for l in open(p) if '"final"' in l][-1] for p in sys.argv[1:])
+resident, pss, together = two["peak_memory_mb"], two["peak_pss_mb"], two["peak_pss_sum_mb"]
+assert 0 < pss <= resident and pss < together <= 2 * pss, (resident, pss, together)
+assert one["peak_memory_mb"] > 0 and "peak_pss_mb" not in one and "peak_pss_sum_mb" not in one, one
+print(f"2 ranks: resident {resident:.0f} MB, proportional {pss:.0f} MB, together {together:.0f} MB; 1 rank: resident {one['peak_memory_mb']:.0f} MB")
+PY
+); then pass "peak memory: $out"; else fail "peak memory figures: $out"; fi
 # A reader's failure is every rank's: 3 ranks on bad data print one error line and exit non-zero.
 printf 'not a table\x00\x01' > "$T/bad.npy"
 $MPI -np 3 $BIN dec --data "$T/bad.npy" --out "$T/x-bad" > "$T/x-bad.out" 2> "$T/x-bad.err"; rc=$?

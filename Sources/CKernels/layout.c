@@ -1,6 +1,7 @@
 // See CKernels.h: one chunk of one UMAP layout epoch, and rows of the spectral start's product. The arithmetic of
 // the Swift loops they replaced, operation for operation (no fused multiply-add, libm's powf), so both keep their
 // bits; plain C, the same on every CPU.
+// N = points, D = layout dims, S = row stride (floats from one point's row to the next, >= D), B = spectral block.
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include <math.h>

@@ -26,6 +26,9 @@ public struct UMAPOptions: Sendable, Equatable {
     /// Points per chunk of the layout's serial moves and of the spectral start's sums (nil: `UMAP.layoutChunk` and
     /// 2,048): the unit the ranks and threads split, which the result depends on (the split does not).
     public var chunkRows: Int?
+    /// The layout's rows on 64-byte lines (`UMAP.layoutStride`); false: packed, `components` floats apart (tests: the
+    /// same bits either way).
+    public var paddedRows = true
     /// The curve 1 / (1 + a d^2b) that umap-learn fits for min_dist 0, spread 1 (find_ab_params).
     public var a: Float = 1.9328084
     public var b: Float = 0.79049497
@@ -289,20 +292,21 @@ public enum UMAP {
         let edges = SampledEdges(graph, count: n, epochs: epochs, negatives: negatives)
         let rows = RowChunks(count: n, chunkRows: options.chunkRows ?? layoutChunk(count: n), communicator: communicator, threads: threads)
         let mine = rows.myRows
-        // The positions where the epoch found them and this rank's rows where it moved them, (N, stride) on 64-byte
+        // The positions where the epoch found them and this rank's rows where it moved them, (N, rowStride) on 64-byte
         // lines; and the chunks whose kernel could not allocate.
-        let stride = layoutStride(dims: dims)
-        let positions = AlignedRows(count: n, stride: stride), moved = AlignedRows(count: n, stride: stride)
+        let rowStride = options.paddedRows ? layoutStride(dims: dims) : dims
+        let positions = AlignedRows(count: n, stride: rowStride), moved = AlignedRows(count: n, stride: rowStride)
         let found = SharedPointer(positions.base), movedRows = SharedPointer(moved.base)
         let failed = SharedPointer(UnsafeMutablePointer<Bool>.allocate(capacity: rows.chunks))
         failed.base.initialize(repeating: false, count: rows.chunks)
         defer { failed.base.deallocate() }
-        for i in 0..<n { for d in 0..<dims { positions.base[i * stride + d] = y[i * dims + d] } }
+        func place(_ rows: Range<Int>) { for i in rows { for d in 0..<dims { positions.base[i * rowStride + d] = y[i * dims + d] } } }
+        place(0..<n)
         for epoch in 0..<epochs {
             let alpha = options.learningRate * (1 - Float(epoch) / Float(epochs))
             rows.forEachChunk { chunk in
                 let done = Kernels.umapLayoutChunk(positions: found.base, moved: movedRows.base, chunk: chunk, count: n, dims: dims,
-                                                   stride: stride, rowStart: edges.rowStart, tails: edges.tails, perSample: edges.perSample,
+                                                   stride: rowStride, rowStart: edges.rowStart, tails: edges.tails, perSample: edges.perSample,
                                                    nextSample: edges.nextSample, nextNegative: edges.nextNegative, a: a, b: b,
                                                    alpha: alpha, crossStep: crossChunkStep, epoch: epoch, negatives: negatives,
                                                    seed: options.seed, stream: 0x4E45_4741)
@@ -311,10 +315,11 @@ public enum UMAP {
             if try communicator.allreduce((0..<rows.chunks).contains { failed.base[$0] } ? 1 : 0, .max) != 0 {
                 throw RunError("the UMAP layout ran out of memory", everyRank: true)
             }
-            (positions.base + mine.lowerBound * stride).update(from: moved.base + mine.lowerBound * stride, count: mine.count * stride)
-            try rows.gather(UnsafeMutableBufferPointer(start: positions.base, count: n * stride), width: stride)
+            // This rank's rows into y, every rank's rows gathered there (without the padding), then placed.
+            for i in mine { for d in 0..<dims { y[i * dims + d] = moved.base[i * rowStride + d] } }
+            try rows.gather(&y, width: dims)
+            place(communicator.size > 1 ? 0..<n : mine)
         }
-        for i in 0..<n { for d in 0..<dims { y[i * dims + d] = positions.base[i * stride + d] } }
         return y
     }
 
@@ -642,10 +647,6 @@ struct RowChunks {
 
     /// Every rank's rows of the (N, width) `values` gathered onto every rank. Collective.
     func gather<T: CollectiveElement>(_ values: inout [T], width: Int) throws {
-        try values.withUnsafeMutableBufferPointer { try gather($0, width: width) }
-    }
-
-    func gather<T: CollectiveElement>(_ values: UnsafeMutableBufferPointer<T>, width: Int) throws {
         guard communicator.size > 1 else { return }
         let counts = (0..<communicator.size).map { r -> Int in
             let share = contiguousShare(total: chunks, rank: r, size: communicator.size)
@@ -653,7 +654,9 @@ struct RowChunks {
         }
         let mineRows = myRows
         let send = Array(values[(mineRows.lowerBound * width)..<(mineRows.upperBound * width)])
-        try send.withUnsafeBufferPointer { try communicator.allgatherv($0, into: values, counts: counts) }
+        try send.withUnsafeBufferPointer { s in
+            try values.withUnsafeMutableBufferPointer { try communicator.allgatherv(s, into: $0, counts: counts) }
+        }
     }
 }
 

@@ -57,11 +57,13 @@ public protocol TransportWorld: Communicator {
     /// Collective. The ranks of this rank's host as a world of their own (in world rank order), or nil where they
     /// keep off shared memory or this rank is alone on its host. Each host answers for itself.
     func hostWorld() throws -> TransportWorld?
-    /// Collective over this world: `bytes` of memory that rank 0 allocates and every rank maps, contents undefined.
-    func sharedBlock(bytes: Int) throws -> SharedBlock
+    /// Collective over a `hostWorld()`: `bytes` of memory that its rank 0 allocates and every rank maps, contents
+    /// undefined; nil on every rank alike when the host's shared-memory file system has no room for them.
+    func sharedBlock(bytes: Int) throws -> SharedBlock?
 }
 
-/// One block of memory that the ranks of a host all map (`TransportWorld.sharedBlock`), mapped as long as it lives.
+/// One block of memory that the ranks of a host all map (`TransportWorld.sharedBlock`). MPI returns it to the system
+/// at MPI_Finalize; until then it stays mapped.
 public final class SharedBlock: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
     public let bytes: Int

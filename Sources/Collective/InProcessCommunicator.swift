@@ -97,6 +97,8 @@ public final class InProcessCommunicator: TransportWorld, @unchecked Sendable {
     /// Tests: turns the reduction thread or shared memory off, as the MPI options do.
     public var allowsThread = true
     public var allowsSharedMemory = true
+    /// Tests: the bytes a shared block may take (as the room of MPI's shared-memory file system); nil: no limit.
+    public var sharedRoom: Int? = nil
     public var prefersReductionThread = false
 
     init(world: InProcessWorld, rank: Int) {
@@ -180,7 +182,8 @@ public final class InProcessCommunicator: TransportWorld, @unchecked Sendable {
         try allreduce(allowsSharedMemory && size > 1 ? 1 : 0, .min) == 1 ? self : nil
     }
 
-    public func sharedBlock(bytes: Int) throws -> SharedBlock {
+    public func sharedBlock(bytes: Int) throws -> SharedBlock? {
+        guard try allreduce(rank == 0 && bytes > (sharedRoom ?? .max) ? 1 : 0, .max) == 0 else { return nil }
         let allocation = try handedOut { SharedAllocation(bytes: bytes) }
         return SharedBlock(base: allocation.base, bytes: bytes) { _ = allocation }
     }

@@ -196,7 +196,12 @@ public final class MPICommunicator: TransportWorld {
         return local.size > 1 ? local : nil
     }
 
-    public func sharedBlock(bytes: Int) throws -> SharedBlock {
+    public func sharedBlock(bytes: Int) throws -> SharedBlock? {
+        // The window's memory is a file in osc/sm's backing directory (/dev/shm on Linux). Where that file system is
+        // smaller than the block (a container's 64 MB /dev/shm), the first touch past its room would end the rank
+        // (SIGBUS), so rank 0 looks first and the host follows its answer.
+        let fits = rank == 0 && MPICommunicator.sharedMemoryRoom() >= bytes + bytes / 8 + (64 << 20)
+        guard try allreduce(fits ? 1 : 0, .max) == 1 else { return nil }
         var window = OpaquePointer(bitPattern: 0) as MPI_Win?
         var mine: UnsafeMutableRawPointer?
         let code = withUnsafeMutablePointer(to: &mine) { pointer in
@@ -204,6 +209,7 @@ public final class MPICommunicator: TransportWorld {
                                     UnsafeMutableRawPointer(pointer), &window)
         }
         try check(code, "win_allocate_shared (\(bytes) bytes)")
+        try check(MPI_Win_set_errhandler(window, CMPIShims_ERRORS_RETURN()), "win_set_errhandler")
         var size: MPI_Aint = 0
         var unit: Int32 = 0
         var base: UnsafeMutableRawPointer?
@@ -213,8 +219,17 @@ public final class MPICommunicator: TransportWorld {
             throw MPIError(operation: "win_shared_query", code: -1, message: "no block of \(bytes) bytes on local rank 0")
         }
         // As with `shareMemory`: the window is collective to free, so it stays until MPI_Finalize frees it on every
-        // rank together; the block keeps this communicator, the window's, alive until then.
-        return SharedBlock(base: base, bytes: bytes) { [self] in _ = self }
+        // rank together.
+        return SharedBlock(base: base, bytes: bytes) {}
+    }
+
+    /// Bytes free for shared windows: in osc/sm's backing directory (`--mca osc_sm_backing_directory`, default
+    /// /dev/shm); 0 where it cannot be read.
+    private static func sharedMemoryRoom() -> Int {
+        let directory = ProcessInfo.processInfo.environment["OMPI_MCA_osc_sm_backing_directory"] ?? "/dev/shm"
+        var info = statvfs()
+        guard statvfs(directory, &info) == 0 else { return 0 }
+        return Int(info.f_bavail) * Int(info.f_frsize)
     }
 
     public func duplicateForThread() throws -> Communicator? {

@@ -67,7 +67,8 @@ public enum Kernels {
                                        perSample: UnsafePointer<Double>, nextSample: UnsafeMutablePointer<Double>,
                                        nextNegative: UnsafeMutablePointer<Double>, a: Float, b: Float, alpha: Float,
                                        crossStep: Float, epoch: Int, negatives: Double, seed: UInt64, stream: UInt64) -> Bool {
-        CKernels_umap_layout_chunk(positions, moved, chunk.lowerBound, chunk.upperBound, count, dims, stride, rowStart, tails, perSample,
+        precondition(stride >= dims, "layout rows at least dims floats apart")
+        return CKernels_umap_layout_chunk(positions, moved, chunk.lowerBound, chunk.upperBound, count, dims, stride, rowStart, tails, perSample,
                                    nextSample, nextNegative, a, b, alpha, crossStep, Double(epoch), negatives, seed, stream,
                                    UInt64(epoch)) != 0
     }

@@ -4,11 +4,12 @@ import Foundation
 
 /// This process's largest proportional set size seen so far, in MB: the Pss of /proc/self/smaps_rollup, where a page
 /// that n processes map counts 1/n (the samples one host's ranks share count once over the host). The kernel keeps no
-/// peak of it, so a background thread samples it twice a second once `watch()` has started it; 0 before that or
-/// where the file is missing.
+/// peak of it, so a background thread samples it every `interval` seconds once `watch()` has started it (and each
+/// `peakMegabytes()` takes one more sample); nil where the file is missing.
 public final class ProportionalMemory: @unchecked Sendable {
+    public static let interval = 0.5
     private let lock = NSLock()
-    private var peakKilobytes = 0.0
+    private var peakKilobytes: Double?
     private var started = false
     private static let shared = ProportionalMemory()
 
@@ -22,7 +23,7 @@ public final class ProportionalMemory: @unchecked Sendable {
         shared.sample()
         let thread = Thread {
             while true {
-                usleep(500_000)
+                usleep(UInt32(interval * 1e6))
                 shared.sample()
             }
         }
@@ -30,17 +31,17 @@ public final class ProportionalMemory: @unchecked Sendable {
         thread.start()
     }
 
-    /// The largest sample so far, MB (one more sample taken now).
-    public static var peakMegabytes: Double {
+    /// The largest sample so far, MB (one more sample taken now); nil where /proc/self/smaps_rollup is missing.
+    public static func peakMegabytes() -> Double? {
         shared.sample()
-        return shared.lock.withLock { shared.peakKilobytes } / 1024
+        return shared.lock.withLock { shared.peakKilobytes }.map { $0 / 1024 }
     }
 
     private func sample() {
         guard let text = try? String(contentsOfFile: "/proc/self/smaps_rollup", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Pss:") }),
               let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return }
-        lock.withLock { peakKilobytes = max(peakKilobytes, kilobytes) }
+        lock.withLock { peakKilobytes = max(peakKilobytes ?? 0, kilobytes) }
     }
 }
 

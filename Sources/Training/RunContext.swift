@@ -89,8 +89,10 @@ public final class RunContext {
     public func notePeakMemory(_ record: inout RunRecord) throws {
         let resident = try communicator.allreduce(peakMemoryMegabytes(), .max)
         record.peakMemoryMB = resident
-        guard ranks > 1 else { return say(String(format: "peak memory of a rank so far: %.0f MB", resident)) }
-        let proportional = ProportionalMemory.peakMegabytes
+        let proportional = ranks > 1 ? ProportionalMemory.peakMegabytes() ?? -1 : -1  // -1: not measured
+        guard try communicator.allreduce(proportional, .min) >= 0 else {
+            return say(String(format: "peak memory of a rank so far: %.0f MB", resident))
+        }
         record.peakProportionalMB = try communicator.allreduce(proportional, .max)
         record.peakProportionalSumMB = try communicator.allreduce(proportional, .sum)
         say(String(format: "peak memory of a rank so far: %.0f MB (proportional: %.0f MB; all %d ranks at most %.0f MB together)",

@@ -30,24 +30,24 @@ final class HostDataTests: XCTestCase {
     /// 4 rows of 3 standardised features without labels, as a CSV gives them.
     static func features() -> DataSet {
         var data = DataSet(name: "table.csv", features: (0..<12).map { Float($0) * 0.25 - 1 }, labels: [0, 0, 0, 0], dimension: 3,
-                           classCount: 1, transform: FeatureTransform(shift: [1, 2, 3], scale: [0.5, 0.25, 2]))
+                           classCount: 1, transform: FeatureTransform(shift: [0.1, 2.0 / 3, 3e-7], scale: [0.3, 1.0 / 7, 2e5]))
         data.hasLabels = false
         data.isImage = false
         return data
     }
 
-    func assertSame(_ a: DataSet, _ b: DataSet, line: UInt = #line) {
-        XCTAssertEqual(Array(a.images), Array(b.images), line: line)
-        XCTAssertEqual(Array(a.features), Array(b.features), line: line)
-        XCTAssertEqual(a.labels, b.labels, line: line)
-        XCTAssertEqual([a.count, a.dimension, a.classCount], [b.count, b.dimension, b.classCount], line: line)
-        XCTAssertEqual([a.hasLabels, a.isImage, a.isFloat], [b.hasLabels, b.isImage, b.isFloat], line: line)
-        XCTAssertEqual(a.classNames, b.classNames, line: line)
-        XCTAssertEqual(a.sampleNames, b.sampleNames, line: line)
-        XCTAssertEqual(a.imageShape, b.imageShape, line: line)
-        XCTAssertEqual(a.inputTransform?.shift, b.inputTransform?.shift, line: line)
-        XCTAssertEqual(a.inputTransform?.scale, b.inputTransform?.scale, line: line)
-        XCTAssertEqual(a.name, b.name, line: line)
+    func assertSame(_ a: DataSet, _ b: DataSet, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(Array(a.images), Array(b.images), file: file, line: line)
+        XCTAssertEqual(Array(a.features), Array(b.features), file: file, line: line)
+        XCTAssertEqual(a.labels, b.labels, file: file, line: line)
+        XCTAssertEqual([a.count, a.dimension, a.classCount], [b.count, b.dimension, b.classCount], file: file, line: line)
+        XCTAssertEqual([a.hasLabels, a.isImage, a.isFloat], [b.hasLabels, b.isImage, b.isFloat], file: file, line: line)
+        XCTAssertEqual(a.classNames, b.classNames, file: file, line: line)
+        XCTAssertEqual(a.sampleNames, b.sampleNames, file: file, line: line)
+        XCTAssertEqual(a.imageShape, b.imageShape, file: file, line: line)
+        XCTAssertEqual(a.inputTransform?.shift, b.inputTransform?.shift, file: file, line: line)
+        XCTAssertEqual(a.inputTransform?.scale, b.inputTransform?.scale, file: file, line: line)
+        XCTAssertEqual(a.name, b.name, file: file, line: line)
     }
 
     func testOneRankOfTheHostReadsAndEveryRankHoldsTheSameSamples() throws {
@@ -94,6 +94,29 @@ final class HostDataTests: XCTestCase {
         }
         XCTAssertEqual(own.total, 3, "off shared memory each rank reads its own copy")
         for data in apart { assertSame(data, HostDataTests.images()); XCTAssertFalse(data.images.isShared) }
+
+        // No room in shared memory: the reader keeps its copy and says so, the others read their own.
+        for make in [HostDataTests.images, HostDataTests.features] {
+            let cramped = Calls()
+            let copies = try InProcessWorld.run(ranks: 3) { c in
+                c.sharedRoom = 20
+                return try HostData.load(c) { cramped.add(); return make() }
+            }
+            XCTAssertEqual(cramped.total, 3)
+            for data in copies { assertSame(data, make()); XCTAssertFalse(data.images.isShared || data.features.isShared) }
+            XCTAssertEqual(copies[0].notes.last?.contains("do not fit this host's shared-memory file system: each of its 3 ranks holds a copy"), true)
+        }
+    }
+
+    /// No samples at all: every rank gets the empty set with its transform.
+    func testAnEmptyDataSet() throws {
+        let empty: DataSet = {
+            var data = HostDataTests.features().prefix(0)
+            data.features = []
+            return data
+        }()
+        let loaded = try InProcessWorld.run(ranks: 2) { c in try HostData.load(c) { empty } }
+        for data in loaded { assertSame(data, empty); XCTAssertEqual(data.count, 0) }
     }
 
     func testAReadersFailureIsEveryRanksError() throws {
