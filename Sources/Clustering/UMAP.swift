@@ -318,7 +318,7 @@ public enum UMAP {
             // This rank's rows into y, every rank's rows gathered there (without the padding), then placed.
             for i in mine { for d in 0..<dims { y[i * dims + d] = moved.base[i * rowStride + d] } }
             try rows.gather(&y, width: dims)
-            place(communicator.size > 1 ? 0..<n : mine)
+            place(0..<n)
         }
         return y
     }

@@ -66,12 +66,10 @@ public protocol TransportWorld: Communicator {
 /// at MPI_Finalize; until then it stays mapped.
 public final class SharedBlock: @unchecked Sendable {
     public let base: UnsafeMutableRawPointer
-    public let bytes: Int
     private let release: () -> Void
 
-    public init(base: UnsafeMutableRawPointer, bytes: Int, release: @escaping () -> Void) {
+    public init(base: UnsafeMutableRawPointer, release: @escaping () -> Void) {
         self.base = base
-        self.bytes = bytes
         self.release = release
     }
 

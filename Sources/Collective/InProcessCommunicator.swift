@@ -185,7 +185,7 @@ public final class InProcessCommunicator: TransportWorld, @unchecked Sendable {
     public func sharedBlock(bytes: Int) throws -> SharedBlock? {
         guard try allreduce(rank == 0 && bytes > (sharedRoom ?? .max) ? 1 : 0, .max) == 0 else { return nil }
         let allocation = try handedOut { SharedAllocation(bytes: bytes) }
-        return SharedBlock(base: allocation.base, bytes: bytes) { _ = allocation }
+        return SharedBlock(base: allocation.base) { _ = allocation }
     }
 
     public func duplicateForThread() throws -> Communicator? {

@@ -220,7 +220,7 @@ public final class MPICommunicator: TransportWorld {
         }
         // As with `shareMemory`: the window is collective to free, so it stays until MPI_Finalize frees it on every
         // rank together.
-        return SharedBlock(base: base, bytes: bytes) {}
+        return SharedBlock(base: base) {}
     }
 
     /// Bytes free for shared windows: in osc/sm's backing directory (`--mca osc_sm_backing_directory`, default

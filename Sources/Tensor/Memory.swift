@@ -10,17 +10,9 @@ public final class ProportionalMemory: @unchecked Sendable {
     public static let interval = 0.5
     private let lock = NSLock()
     private var peakKilobytes: Double?
-    private var started = false
     private static let shared = ProportionalMemory()
-
-    /// Starts the sampling thread (once per process).
-    public static func watch() {
-        let first = shared.lock.withLock { () -> Bool in
-            defer { shared.started = true }
-            return !shared.started
-        }
-        guard first else { return }
-        shared.sample()
+    /// Started by its first use (a static's lazy, once-only initialisation).
+    private static let sampler: Bool = {
         let thread = Thread {
             while true {
                 usleep(UInt32(interval * 1e6))
@@ -29,6 +21,13 @@ public final class ProportionalMemory: @unchecked Sendable {
         }
         thread.name = "memory sampler"
         thread.start()
+        return true
+    }()
+
+    /// Starts the sampling thread (once per process).
+    public static func watch() {
+        shared.sample()
+        _ = sampler
     }
 
     /// The largest sample so far, MB (one more sample taken now); nil where /proc/self/smaps_rollup is missing.
@@ -38,17 +37,19 @@ public final class ProportionalMemory: @unchecked Sendable {
     }
 
     private func sample() {
-        guard let text = try? String(contentsOfFile: "/proc/self/smaps_rollup", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Pss:") }),
-              let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return }
+        guard let kilobytes = procKilobytes("/proc/self/smaps_rollup", "Pss:") else { return }
         lock.withLock { peakKilobytes = max(peakKilobytes ?? 0, kilobytes) }
     }
 }
 
 /// This process's peak resident memory (VmHWM of /proc/self/status), in MB; 0 where the file is missing.
 public func peakMemoryMegabytes() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-          let kilobytes = Double(line.split(separator: " ").dropFirst().first ?? "") else { return 0 }
-    return kilobytes / 1024
+    (procKilobytes("/proc/self/status", "VmHWM:") ?? 0) / 1024
+}
+
+/// The value of the line `key  N kB` of a /proc file; nil where the file or the line is missing.
+private func procKilobytes(_ path: String, _ key: String) -> Double? {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return nil }
+    return Double(line.split(separator: " ").dropFirst().first ?? "")
 }
