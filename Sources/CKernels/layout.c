@@ -1,7 +1,7 @@
-// See CKernels.h: one chunk of one UMAP layout epoch, and rows of the spectral start's product. The arithmetic of
-// the Swift loops they replaced, operation for operation (no fused multiply-add, libm's powf), so both keep their
-// bits; plain C, the same on every CPU.
-// N = points, D = layout dims, S = row stride (floats from one point's row to the next, >= D), B = spectral block.
+// See CKernels.h: one chunk of one UMAP layout epoch (the spectral start's kernels are in spectral.c). The arithmetic
+// of the Swift loop it replaced, operation for operation (no fused multiply-add, libm's powf), so it keeps its bits;
+// plain C, the same on every CPU.
+// N = points, D = layout dims, S = row stride (floats from one point's row to the next, >= D).
 #pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #include <math.h>
@@ -162,28 +162,4 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
     }
     for (int k = 0; k < 2; k++) { free(plans[k].edges); free(plans[k].counts); free(plans[k].targets); }
     return ok;
-}
-
-void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
-                            long block, long first, long end, double centre, double half_width, int filter) {
-    const long ahead = 8, last = row_start[end];
-    double sum[block > 0 ? block : 1];
-    for (long i = first; i < end; i++) {
-        double *out = y + i * block;
-        const double *own = x + i * block;
-        for (long c = 0; c < block; c++) sum[c] = own[c];
-        for (long e = row_start[i]; e < row_start[i + 1]; e++) {
-            if (e + ahead < last) {
-                const double *next = x + (long)tails[e + ahead] * block;
-                for (long c = 0; c < block; c += 8) __builtin_prefetch(next + c, 0, 3);
-            }
-            const double *other = x + (long)tails[e] * block, w = values[e];
-            for (long c = 0; c < block; c++) sum[c] += w * other[c];
-        }
-        if (filter) {
-            for (long c = 0; c < block; c++) out[c] = 2 * (sum[c] * 0.5 - centre * own[c]) / half_width - out[c];
-        } else {
-            for (long c = 0; c < block; c++) out[c] = sum[c] * 0.5;
-        }
-    }
 }

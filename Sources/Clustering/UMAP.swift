@@ -378,34 +378,71 @@ public enum UMAP {
         precondition(filterDegree >= 1, "the filter's degree is at least 1")
         let block = min(dims + 6, n - 1)
         guard block >= dims, !graph.weights.isEmpty else { return nil }
+        // Edges by head (the graph lists them in head order): rows of the sparse matrix.
+        var rowStart = [Int](repeating: 0, count: n + 1)
+        for h in graph.heads { rowStart[Int(h) + 1] += 1 }
+        for i in 0..<n { rowStart[i + 1] += rowStart[i] }
+        let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
+        /// `body(range)` for contiguous parts of `range` on the threads (elementwise work: the split does not matter).
+        func inParts(_ range: Range<Int>, _ body: (Range<Int>) -> Void) {
+            let workers = max(1, min(threads, range.count))
+            withoutActuallyEscaping(body) { body in
+                let call = UncheckedBox(value: body)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let part = contiguousShare(total: range.count, rank: w, size: workers)
+                    call.value((range.lowerBound + part.lowerBound)..<(range.lowerBound + part.upperBound))
+                }
+            }
+        }
+        // Each row's degree is its edges' weights added in order, as one pass over the edges would add them.
         var degree = [Double](repeating: 0, count: n)
-        for e in graph.weights.indices { degree[Int(graph.heads[e])] += Double(graph.weights[e]) }
+        degree.withUnsafeMutableBufferPointer { db in
+            let degree = SharedPointer(db.baseAddress!)
+            inParts(0..<n) { part in
+                for i in part { for e in rowStart[i]..<rowStart[i + 1] { degree.base[i] += Double(graph.weights[e]) } }
+            }
+        }
         guard degree.allSatisfy({ $0 > 0 }) else { return nil }
         let inverseRoot = degree.map { 1 / $0.squareRoot() }
         var trivial = degree.map { $0.squareRoot() }
         let norm = trivial.reduce(0) { $0 + $1 * $1 }.squareRoot()
         trivial = trivial.map { $0 / norm }
-        // Edges by head (the graph lists them in head order): rows of the sparse matrix.
-        var rowStart = [Int](repeating: 0, count: n + 1)
-        for h in graph.heads { rowStart[Int(h) + 1] += 1 }
-        for i in 0..<n { rowStart[i + 1] += rowStart[i] }
-        let values = graph.weights.indices.map { e in
-            Double(graph.weights[e]) * inverseRoot[Int(graph.heads[e])] * inverseRoot[Int(graph.tails[e])]
+        // The normalised weights of this rank's rows' edges (the products read no others).
+        let mine = rows.myRows
+        var values = [Double](repeating: 0, count: graph.weights.count)
+        values.withUnsafeMutableBufferPointer { vb in
+            let values = SharedPointer(vb.baseAddress!)
+            inParts(rowStart[mine.lowerBound]..<rowStart[mine.upperBound]) { part in
+                for e in part {
+                    values.base[e] = Double(graph.weights[e]) * inverseRoot[Int(graph.heads[e])] * inverseRoot[Int(graph.tails[e])]
+                }
+            }
         }
-        let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
-        var rng = Xoshiro256(seed: seed, stream: 0x5350_4543)
-        var x = (0..<(n * block)).map { _ in rng.nextNormal() }  // (N, block), whole on every rank
+        // (N, block): the start is normal draws in row order from one stream, of which this rank draws its rows' (each
+        // thread its part's, after stepping over the draws before it: two words a value) until the first gather.
+        var x = [Double](repeating: 0, count: n * block)
+        let stream = Xoshiro256(seed: seed, stream: 0x5350_4543)
+        x.withUnsafeMutableBufferPointer { xb in
+            let x = SharedPointer(xb.baseAddress!)
+            inParts((mine.lowerBound * block)..<(mine.upperBound * block)) { part in
+                var rng = stream
+                for _ in 0..<(2 * part.lowerBound) { _ = rng.next() }
+                for c in part { x.base[c] = rng.nextNormal() }
+            }
+        }
         var ax = [Double](repeating: 0, count: n * block)  // (N, block): A x, then the filter's y_k, on this rank's rows
         var products = 0
-        /// out = A v on this rank's rows, or with `filter` a step of the Chebyshev filter, out <- 2 (A v - centre v) /
-        /// halfWidth - out (in C: the random reads of v's rows prefetched); v whole.
-        func apply(_ v: [Double], into out: inout [Double], filter: (centre: Double, halfWidth: Double)? = nil) {
+        // Each pass below is one C kernel over a chunk's rows (CKernels' spectral.c), fusing what the rows need between
+        // two sums over all of them: the same operations in the same order as separate passes, so the same bits.
+        /// A step of the Chebyshev filter on this rank's rows, out <- 2 (A v - centre v) / halfWidth - out (in C: the
+        /// random reads of v's rows prefetched); v whole.
+        func filterStep(_ v: [Double], into out: inout [Double], centre: Double, halfWidth: Double) {
             v.withUnsafeBufferPointer { vb in
                 out.withUnsafeMutableBufferPointer { ob in
                     let v = SharedPointer(vb.baseAddress!), o = SharedPointer(ob.baseAddress!)
                     rows.forEachChunk { chunk in
                         Kernels.spectralRows(x: v.base, y: o.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
-                                             rows: chunk, filter: filter)
+                                             rows: chunk, filter: (centre, halfWidth))
                     }
                 }
             }
@@ -413,103 +450,83 @@ public enum UMAP {
         }
         /// This rank's rows of `x` orthonormal to the trivial vector and to each other; false when they are degenerate.
         func orthonormalise() throws -> Bool {
-            let t = try rows.sum(width: block) { i, out in
-                x.withUnsafeBufferPointer { xb in for c in 0..<block { out[c] += trivial[i] * xb[i * block + c] } }
-            }
-            x.withUnsafeMutableBufferPointer { xb in
+            try x.withUnsafeMutableBufferPointer { xb in
                 let x = SharedPointer(xb.baseAddress!)
-                rows.forEachRow { i in for c in 0..<block { x.base[i * block + c] -= t[c] * trivial[i] } }
-            }
-            for _ in 0..<2 {  // Cholesky QR twice: X <- X R^-1 with R^T R = X^T X
-                let gram = try rows.sum(width: block * block) { i, out in
-                    x.withUnsafeBufferPointer { xb in
-                        let row = xb.baseAddress! + i * block
-                        for p in 0..<block { for q in p..<block { out[p * block + q] += row[p] * row[q] } }
+                return try trivial.withUnsafeBufferPointer { tb in
+                    let trivial = SharedPointer(tb.baseAddress!)
+                    let t = try rows.sumByChunk(width: block) { chunk, out in
+                        Kernels.spectralDot(x: x.base, v: trivial.base, into: out, block: block, rows: chunk)
                     }
-                }
-                guard let r = upperCholesky(gram, size: block) else { return false }
-                x.withUnsafeMutableBufferPointer { xb in
-                    let x = SharedPointer(xb.baseAddress!)
-                    rows.forEachRow { i in
-                        let row = x.base + i * block
-                        for c in 0..<block {  // forward substitution: row <- row R^-1
-                            var v = row[c]
-                            for p in 0..<c { v -= row[p] * r[p * block + c] }
-                            row[c] = v / r[c * block + c]
+                    // Cholesky QR twice: X <- X R^-1 with R^T R = X^T X, the first Gram matrix taken as the rows lose
+                    // the trivial part, the second as they are divided by the first R.
+                    var gram = try rows.sumByChunk(width: block * block) { chunk, out in
+                        Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: t, r: nil, gram: out, block: block, rows: chunk)
+                    }
+                    for pass in 0..<2 {
+                        guard let r = upperCholesky(gram, size: block) else { return false }
+                        if pass == 0 {
+                            gram = try rows.sumByChunk(width: block * block) { chunk, out in
+                                Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: nil, r: r, gram: out, block: block,
+                                                              rows: chunk)
+                            }
+                        } else {
+                            rows.forEachChunk { chunk in
+                                Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: nil, r: r, gram: nil, block: block,
+                                                              rows: chunk)
+                            }
                         }
                     }
+                    return true
                 }
             }
-            return true
         }
         /// Rayleigh-Ritz on the block (x whole and orthonormal): H = X^T A X, and this rank's rows of x and ax turned to
-        /// H's eigenvectors, largest Ritz value first. Returns the Ritz values and the largest residual of the `dims`
-        /// wanted pairs.
-        func rayleighRitz() throws -> (ritz: [Double], residual: Double) {
-            apply(x, into: &ax)
-            let h = try rows.sum(width: block * block) { i, out in
-                x.withUnsafeBufferPointer { xb in
-                    ax.withUnsafeBufferPointer { ab in
-                        for p in 0..<block { for q in 0..<block { out[p * block + q] += xb[i * block + p] * ab[i * block + q] } }
+        /// H's eigenvectors, largest Ritz value first; then ax holds the Chebyshev filter's first step for the next
+        /// round. Returns the Ritz values, the largest residual ‖Ax - θx‖ of the `dims` wanted pairs and the filter.
+        func rayleighRitz() throws -> (ritz: [Double], residual: Double, filter: (centre: Double, halfWidth: Double)) {
+            let h = try x.withUnsafeBufferPointer { xb in
+                try ax.withUnsafeMutableBufferPointer { ab in
+                    let x = SharedPointer(xb.baseAddress!), ax = SharedPointer(ab.baseAddress!)
+                    return try rows.sumByChunk(width: block * block) { chunk, out in
+                        Kernels.spectralRows(x: x.base, y: ax.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
+                                             rows: chunk, h: out)
                     }
                 }
             }
+            products += 1
             let (eigenvalues, vectors) = jacobi(h, size: block)
             let order = (0..<block).sorted { eigenvalues[$0] > eigenvalues[$1] }
             let ritz = order.map { eigenvalues[$0] }
             var turn = [Double](repeating: 0, count: block * block)  // (block, block): column c is H's c-th eigenvector
             for p in 0..<block { for c in 0..<block { turn[p * block + c] = vectors[p * block + order[c]] } }
-            x.withUnsafeMutableBufferPointer { xb in
-                ax.withUnsafeMutableBufferPointer { ab in
+            // The filter maps [0, θ] onto [-1, 1]: y_1 = (A - c) x / e, y_k+1 = 2 (A - c) y_k / e - y_k-1, unscaled. θ is
+            // kept at 0.05 or more: the polynomial then stays below 5e18 on [0, 1] at degree 10 (T_10(39)), far inside
+            // Double's range.
+            let cut = max(ritz[block - 1], 0.05), centre = cut / 2, halfWidth = cut / 2
+            let squares = try x.withUnsafeMutableBufferPointer { xb in
+                try ax.withUnsafeMutableBufferPointer { ab in
                     let x = SharedPointer(xb.baseAddress!), ax = SharedPointer(ab.baseAddress!)
-                    /// row <- row turn, through `turned`.
-                    func rotate(_ row: UnsafeMutablePointer<Double>, _ turned: UnsafeMutableBufferPointer<Double>) {
-                        for c in 0..<block { turned[c] = 0 }
-                        for p in 0..<block { for c in 0..<block { turned[c] += row[p] * turn[p * block + c] } }
-                        for c in 0..<block { row[c] = turned[c] }
-                    }
-                    rows.forEachRow { i in
-                        withUnsafeTemporaryAllocation(of: Double.self, capacity: block) { turned in
-                            rotate(x.base + i * block, turned)
-                            rotate(ax.base + i * block, turned)
-                        }
+                    return try rows.sumByChunk(width: dims) { chunk, out in
+                        Kernels.spectralTurn(x: x.base, ax: ax.base, turn: turn, ritz: ritz, squares: out, block: block, dims: dims,
+                                             centre: centre, halfWidth: halfWidth, rows: chunk)
                     }
                 }
             }
-            let squares = try rows.sum(width: dims) { i, out in
-                x.withUnsafeBufferPointer { xb in
-                    ax.withUnsafeBufferPointer { ab in
-                        for c in 0..<dims { let r = ab[i * block + c] - ritz[c] * xb[i * block + c]; out[c] += r * r }
-                    }
-                }
-            }
-            return (ritz, squares.max()!.squareRoot())
+            return (ritz, squares.max()!.squareRoot(), (centre, halfWidth))
         }
         guard try orthonormalise() else { return nil }
         try rows.gather(&x, width: block)
         var last = Double.infinity, stalled = 0  // the round before's residual; rounds in a row that cut it little
         while true {
-            let (ritz, residual) = try rayleighRitz()
+            let (_, residual, filter) = try rayleighRitz()
             stalled = residual > stall * last ? stalled + 1 : 0
             if residual <= tolerance || stalled == 2 || products + filterDegree > maxProducts { break }
             last = residual
-            // The filter maps [0, θ] onto [-1, 1]: y_1 = (A - c) x / e, y_k+1 = 2 (A - c) y_k / e - y_k-1, unscaled. θ is
-            // kept at 0.05 or more: the polynomial then stays below 5e18 on [0, 1] at degree 10 (T_10(39)), far inside
-            // Double's range.
-            let cut = max(ritz[block - 1], 0.05), centre = cut / 2, halfWidth = cut / 2
-            // y_0 = x; y_1 from A x, which the Rayleigh-Ritz step left in ax (this rank's rows). Then x holds y_k-1 and ax
+            // y_0 = x, y_1 in ax (the Rayleigh-Ritz step's last pass, on this rank's rows). Then x holds y_k-1 and ax
             // y_k, and each step writes y_k+1 over y_k-1 row by row (a row of y_k+1 needs that row of y_k-1 only).
-            x.withUnsafeBufferPointer { xb in
-                ax.withUnsafeMutableBufferPointer { ab in
-                    let x = SharedPointer(UnsafeMutablePointer(mutating: xb.baseAddress!)), y = SharedPointer(ab.baseAddress!)
-                    rows.forEachRow { i in
-                        for c in (i * block)..<((i + 1) * block) { y.base[c] = (y.base[c] - centre * x.base[c]) / halfWidth }
-                    }
-                }
-            }
             for _ in 1..<filterDegree {
                 try rows.gather(&ax, width: block)
-                apply(ax, into: &x, filter: (centre, halfWidth))
+                filterStep(ax, into: &x, centre: filter.centre, halfWidth: filter.halfWidth)
                 swap(&x, &ax)
             }
             swap(&x, &ax)  // x = y_filterDegree
@@ -626,6 +643,12 @@ struct RowChunks {
 
     /// The sum over all rows of what `body(row, out)` adds into a zeroed `width`-vector, chunk by chunk. Collective.
     func sum(width: Int, _ body: (Int, UnsafeMutablePointer<Double>) -> Void) throws -> [Double] {
+        try sumByChunk(width: width) { rows, out in for i in rows { body(i, out) } }
+    }
+
+    /// The sum over the chunks of what `body(rows, out)` adds into a zeroed `width`-vector for each chunk's rows (the
+    /// chunks split over the threads), taken in chunk order. Collective.
+    func sumByChunk(width: Int, _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) throws -> [Double] {
         var partial = [Double](repeating: 0, count: mine.count * width)  // (my chunks, width)
         let workers = max(1, min(threads, mine.count)), ranges = mine.map { rows(ofChunk: $0) }
         partial.withUnsafeMutableBufferPointer { pb in
@@ -634,7 +657,7 @@ struct RowChunks {
                 let call = UncheckedBox(value: body)
                 DispatchQueue.concurrentPerform(iterations: workers) { w in
                     for local in contiguousShare(total: ranges.count, rank: w, size: workers) {
-                        for i in ranges[local] { call.value(i, out.base + local * width) }
+                        call.value(ranges[local], out.base + local * width)
                     }
                 }
             }
@@ -653,9 +676,9 @@ struct RowChunks {
             return share.isEmpty ? 0 : (rows(ofChunk: share.upperBound - 1).upperBound - rows(ofChunk: share.lowerBound).lowerBound) * width
         }
         let mineRows = myRows
-        let send = Array(values[(mineRows.lowerBound * width)..<(mineRows.upperBound * width)])
-        try send.withUnsafeBufferPointer { s in
-            try values.withUnsafeMutableBufferPointer { try communicator.allgatherv(s, into: $0, counts: counts) }
+        try values.withUnsafeMutableBufferPointer { all in  // this rank's rows are sent from where they lie
+            let send = UnsafeBufferPointer(rebasing: all[(mineRows.lowerBound * width)..<(mineRows.upperBound * width)])
+            try communicator.allgatherv(send, into: all, counts: counts)
         }
     }
 }

@@ -32,7 +32,8 @@ public protocol Communicator: AnyObject {
     /// The host this rank runs on, as the world names it.
     var hostName: String { get }
     func allreduce<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOperation) throws
-    /// Gathers every rank's `send` block into `receive`, rank r's block at the sum of counts[0..<r].
+    /// Gathers every rank's `send` block into `receive`, rank r's block at the sum of counts[0..<r]. `send` may be this
+    /// rank's own block of `receive`.
     func allgatherv<T: CollectiveElement>(_ send: UnsafeBufferPointer<T>, into receive: UnsafeMutableBufferPointer<T>,
                                           counts: [Int]) throws
     func broadcast<T: CollectiveElement>(_ buffer: UnsafeMutableBufferPointer<T>, root: Int) throws

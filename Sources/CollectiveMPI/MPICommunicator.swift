@@ -155,7 +155,9 @@ public final class MPICommunicator: TransportWorld {
         precondition(displacements[size - 1] + counts[size - 1] <= receive.count, "allgatherv receive buffer too small")
         precondition(send.count == counts[rank], "allgatherv: this rank sends what its count says")
         guard let out = receive.baseAddress else { return }
-        if let source = send.baseAddress, send.count > 0 { (out + displacements[rank]).update(from: source, count: send.count) }
+        if let source = send.baseAddress, send.count > 0, source != out + displacements[rank] {  // else sent in place
+            (out + displacements[rank]).update(from: source, count: send.count)
+        }
         if displacements[size - 1] + counts[size - 1] <= Int(Int32.max) {
             let intCounts = counts.map(Int32.init), intDisplacements = displacements.map(Int32.init)
             try check(MPI_Allgatherv(CMPIShims_IN_PLACE(), 0, CMPIShims_DATATYPE_NULL(), out, intCounts, intDisplacements,

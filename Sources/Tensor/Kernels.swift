@@ -76,12 +76,34 @@ public enum Kernels {
     /// Rows `rows` of the spectral start's product y = A x = (x + W x) / 2, or with `filter` = (centre, halfWidth) a
     /// step of its Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y (Clustering's UMAP.spectralLayout;
     /// CKernels_spectral_rows): x and y (N, block), not overlapping, row i's edges at rowStart[i] ..< rowStart[i + 1].
-    /// Same bits on every CPU.
+    /// Without `filter`, `h` (block, block) if given gains X^T Y over the rows. Same bits on every CPU.
     public static func spectralRows(x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>, rowStart: UnsafePointer<Int>,
                                     tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, block: Int, rows: Range<Int>,
-                                    filter: (centre: Double, halfWidth: Double)? = nil) {
+                                    filter: (centre: Double, halfWidth: Double)? = nil, h: UnsafeMutablePointer<Double>? = nil) {
         CKernels_spectral_rows(x, y, rowStart, tails, values, block, rows.lowerBound, rows.upperBound, filter?.centre ?? 0,
-                               filter?.halfWidth ?? 1, filter == nil ? 0 : 1)
+                               filter?.halfWidth ?? 1, filter == nil ? 0 : 1, h)
+    }
+
+    /// out (block) gains the rows' x[i] v[i] (CKernels_spectral_dot).
+    public static func spectralDot(x: UnsafePointer<Double>, v: UnsafePointer<Double>, into out: UnsafeMutablePointer<Double>,
+                                   block: Int, rows: Range<Int>) {
+        CKernels_spectral_dot(x, v, out, block, rows.lowerBound, rows.upperBound)
+    }
+
+    /// Each of the rows of x (N, block) in turn: less t[c] trivial[i] (with `t`), times r^-1 (with `r`, upper
+    /// triangular), and its upper Gram triangle added to `gram` (CKernels_spectral_orthogonalise).
+    public static func spectralOrthogonalise(x: UnsafeMutablePointer<Double>, trivial: UnsafePointer<Double>,
+                                             t: UnsafePointer<Double>?, r: UnsafePointer<Double>?,
+                                             gram: UnsafeMutablePointer<Double>?, block: Int, rows: Range<Int>) {
+        CKernels_spectral_orthogonalise(x, trivial, t, r, gram, block, rows.lowerBound, rows.upperBound)
+    }
+
+    /// The rows of x and ax turned by `turn` (block, block), their first `dims` residuals' squares added to `squares`,
+    /// and ax set to the Chebyshev filter's first step (ax - centre x) / halfWidth (CKernels_spectral_turn).
+    public static func spectralTurn(x: UnsafeMutablePointer<Double>, ax: UnsafeMutablePointer<Double>, turn: UnsafePointer<Double>,
+                                    ritz: UnsafePointer<Double>, squares: UnsafeMutablePointer<Double>, block: Int, dims: Int,
+                                    centre: Double, halfWidth: Double, rows: Range<Int>) {
+        CKernels_spectral_turn(x, ax, turn, ritz, squares, block, dims, centre, halfWidth, rows.lowerBound, rows.upperBound)
     }
 
     /// True when the AVX2 bodies run (else the scalar ones, same bits).

@@ -66,14 +66,32 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
                                 float cross_step, double now, double negatives, uint64_t seed, uint64_t stream,
                                 uint64_t epoch);
 
-/// Rows [first, end) of the spectral start's product y = A x = (x + W x) / 2, or with `filter` a step of its Chebyshev
-/// filter, y <- 2 (A x - centre x) / half_width - y (Clustering's UMAP.spectralLayout). x and y (n x block) doubles, not
-/// overlapping; row i's edges at row_start[i] ..< row_start[i + 1] (tails, values). Row i's sum s starts as row i of x
-/// and adds value * the tail's row edge by edge, then y = s * 0.5, or 2 * (s * 0.5 - centre * x) / half_width - y:
-/// the Swift loops' operations in their order, without contraction, so the same bits on every CPU; the row a few edges
-/// ahead is prefetched (the reads are random).
+/// The spectral start's passes (Clustering's UMAP.spectralLayout) over rows [first, end) of its (n x block) doubles:
+/// the Swift loops' operations in their order, row after row, without contraction, so the same bits on every CPU;
+/// every sum adds into a partial the caller zeroed for the rows' chunk.
+///
+/// The product y = A x = (x + W x) / 2, or with `filter` a step of its Chebyshev filter, y <- 2 (A x - centre x) /
+/// half_width - y. x and y not overlapping; row i's edges at row_start[i] ..< row_start[i + 1] (tails, values). Row
+/// i's sum s starts as row i of x and adds value * the tail's row edge by edge, then y = s * 0.5, or 2 * (s * 0.5 -
+/// centre * x) / half_width - y; the row a few edges ahead is prefetched (the reads are random). Without `filter` and
+/// with `h` (block x block), h[p][q] += x[i][p] * y[i][q] too (the Rayleigh-Ritz matrix X^T A X).
 void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
-                            long block, long first, long end, double centre, double half_width, int filter);
+                            long block, long first, long end, double centre, double half_width, int filter, double *h);
+
+/// out[c] += v[i] * x[i][c] (block), the projections of x's columns on v.
+void CKernels_spectral_dot(const double *x, const double *v, double *out, long block, long first, long end);
+
+/// Each row in turn: with `t`, x[i] -= t * trivial[i] (the trivial vector's part removed); with `r` (block x block,
+/// upper triangular), x[i] <- x[i] r^-1 by forward substitution; with `gram` (block x block), gram[p][q] += x[i][p] *
+/// x[i][q] for q >= p, of the row so changed. Any of the three may be NULL.
+void CKernels_spectral_orthogonalise(double *x, const double *trivial, const double *t, const double *r, double *gram,
+                                     long block, long first, long end);
+
+/// The Rayleigh-Ritz turn of rows x[i] and ax[i] (= (A x)[i]) by `turn` (block x block: row <- row turn, through a
+/// zeroed buffer); then squares[c] += (ax[i][c] - ritz[c] x[i][c])^2 for c < dims (the residuals), and ax[i] <-
+/// (ax[i] - centre x[i]) / half_width, the Chebyshev filter's first step.
+void CKernels_spectral_turn(double *x, double *ax, const double *turn, const double *ritz, double *squares, long block,
+                            long dims, double centre, double half_width, long first, long end);
 
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
