@@ -482,8 +482,8 @@ public enum UMAP {
         }
         /// Rayleigh-Ritz on the block (x whole and orthonormal): H = X^T A X, and this rank's rows of x and ax turned to
         /// H's eigenvectors, largest Ritz value first; then ax holds the Chebyshev filter's first step for the next
-        /// round. Returns the Ritz values, the largest residual ‖Ax - θx‖ of the `dims` wanted pairs and the filter.
-        func rayleighRitz() throws -> (ritz: [Double], residual: Double, filter: (centre: Double, halfWidth: Double)) {
+        /// round. Returns the largest residual ‖Ax - θx‖ of the `dims` wanted pairs and the filter.
+        func rayleighRitz() throws -> (residual: Double, filter: (centre: Double, halfWidth: Double)) {
             let h = try x.withUnsafeBufferPointer { xb in
                 try ax.withUnsafeMutableBufferPointer { ab in
                     let x = SharedPointer(xb.baseAddress!), ax = SharedPointer(ab.baseAddress!)
@@ -512,13 +512,13 @@ public enum UMAP {
                     }
                 }
             }
-            return (ritz, squares.max()!.squareRoot(), (centre, halfWidth))
+            return (squares.max()!.squareRoot(), (centre, halfWidth))
         }
         guard try orthonormalise() else { return nil }
         try rows.gather(&x, width: block)
         var last = Double.infinity, stalled = 0  // the round before's residual; rounds in a row that cut it little
         while true {
-            let (_, residual, filter) = try rayleighRitz()
+            let (residual, filter) = try rayleighRitz()
             stalled = residual > stall * last ? stalled + 1 : 0
             if residual <= tolerance || stalled == 2 || products + filterDegree > maxProducts { break }
             last = residual
@@ -616,19 +616,6 @@ struct RowChunks {
 
     func rows(ofChunk chunk: Int) -> Range<Int> { (chunk * chunkRows)..<min(count, (chunk + 1) * chunkRows) }
     var myRows: Range<Int> { mine.isEmpty ? 0..<0 : rows(ofChunk: mine.lowerBound).lowerBound..<rows(ofChunk: mine.upperBound - 1).upperBound }
-
-    /// `body(row)` for every row of this rank's chunks, the chunks split over the threads.
-    func forEachRow(_ body: (Int) -> Void) {
-        let workers = max(1, min(threads, mine.count)), ranges = mine.map { rows(ofChunk: $0) }
-        withoutActuallyEscaping(body) { body in
-            let call = UncheckedBox(value: body)
-            DispatchQueue.concurrentPerform(iterations: workers) { w in
-                for local in contiguousShare(total: ranges.count, rank: w, size: workers) {
-                    for i in ranges[local] { call.value(i) }
-                }
-            }
-        }
-    }
 
     /// `body(rows)` for each of this rank's chunks, the chunks split over the threads.
     func forEachChunk(_ body: (Range<Int>) -> Void) {

@@ -80,6 +80,7 @@ public enum Kernels {
     public static func spectralRows(x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>, rowStart: UnsafePointer<Int>,
                                     tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, block: Int, rows: Range<Int>,
                                     filter: (centre: Double, halfWidth: Double)? = nil, h: UnsafeMutablePointer<Double>? = nil) {
+        precondition(filter == nil || h == nil, "the filter's step sums no Rayleigh-Ritz matrix")
         CKernels_spectral_rows(x, y, rowStart, tails, values, block, rows.lowerBound, rows.upperBound, filter?.centre ?? 0,
                                filter?.halfWidth ?? 1, filter == nil ? 0 : 1, h)
     }

@@ -200,97 +200,75 @@ final class N2DTests: XCTestCase {
         }
     }
 
-    /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced, bit for bit, with
-    /// the Rayleigh-Ritz matrix X^T A X it sums as it goes; and a step of its Chebyshev filter against the same formula
-    /// in Swift: rows with 0 to 40 edges to random rows, in two chunks (the prefetch reads past a chunk's end, never
-    /// writes there); a block of 16 (AVX2 where the CPU has it) and of 7 (the plain loop).
+    /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced (Reference), bit for
+    /// bit, with the Rayleigh-Ritz matrix X^T A X it sums as it goes; and a step of its Chebyshev filter: rows with 0 to
+    /// 40 edges to random rows, in two chunks (the prefetch reads past a chunk's end, never writes there); a block of 16
+    /// (the AVX2 copy where the CPU has it) and of 7 (the plain loop). Launch/test runs it optimised as well.
     func testSpectralProductMatchesTheSwiftLoop() {
+        print("spectral kernels: the AVX2 copy for a block of 16 \(Kernels.vectorised ? "runs" : "does not run (no AVX2)")")
         for block in [16, 7] {
             var rng = Xoshiro256(seed: 17)
-            let n = 600
+            let n = 600, chunks = [0..<250, 250..<n]
             var rowStart = [0], tails: [Int32] = [], values: [Double] = []
             for _ in 0..<n {
                 for _ in 0..<Int(rng.next() % 41) { tails.append(Int32(rng.next() % UInt64(n))); values.append(rng.nextNormal()) }
                 rowStart.append(tails.count)
             }
             let x = (0..<(n * block)).map { _ in rng.nextNormal() }
-            var expected = [Double](repeating: 0, count: n * block)
-            for i in 0..<n {
-                for c in 0..<block { expected[i * block + c] = x[i * block + c] }
-                for e in rowStart[i]..<rowStart[i + 1] {
-                    for c in 0..<block { expected[i * block + c] += values[e] * x[Int(tails[e]) * block + c] }
-                }
-                for c in 0..<block { expected[i * block + c] *= 0.5 }
-            }
-            var expectedH = [[Double]](repeating: [Double](repeating: 0, count: block * block), count: 2)  // per chunk
-            let chunks = [0..<250, 250..<n]
+            var expected = [Double](repeating: .nan, count: n * block), y = expected
+            var expectedH = [[Double]](repeating: [Double](repeating: 0, count: block * block), count: chunks.count), h = expectedH
             for (k, rows) in chunks.enumerated() {
-                for i in rows { for p in 0..<block { for q in 0..<block { expectedH[k][p * block + q] += x[i * block + p] * expected[i * block + q] } } }
+                Reference.spectralRows(x: x, y: &expected, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows)
+                Reference.spectralProjection(x: x, y: expected, into: &expectedH[k], block: block, rows: rows)
+                Kernels.spectralRows(x: x, y: &y, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows, h: &h[k])
             }
-            var y = [Double](repeating: .nan, count: n * block)
-            var h = [[Double]](repeating: [Double](repeating: 0, count: block * block), count: 2)
-            y.withUnsafeMutableBufferPointer { out in
-                for (k, rows) in chunks.enumerated() {
-                    h[k].withUnsafeMutableBufferPointer { hb in
-                        Kernels.spectralRows(x: x, y: out.baseAddress!, rowStart: rowStart, tails: tails, values: values, block: block,
-                                             rows: rows, h: hb.baseAddress!)
-                    }
-                }
-            }
-            XCTAssertEqual(y, expected, "block \(block)")
+            XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "block \(block)")
             XCTAssertEqual(h.flatMap { $0.map(\.bitPattern) }, expectedH.flatMap { $0.map(\.bitPattern) }, "block \(block)")
             // A step of the Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y, in the same chunks.
-            let centre = 0.45, halfWidth = 0.4, old = (0..<(n * block)).map { _ in rng.nextNormal() }
-            let step = (0..<(n * block)).map { 2 * (expected[$0] - centre * x[$0]) / halfWidth - old[$0] }
-            y = old
-            y.withUnsafeMutableBufferPointer { out in
-                for rows in chunks {
-                    Kernels.spectralRows(x: x, y: out.baseAddress!, rowStart: rowStart, tails: tails, values: values, block: block,
-                                         rows: rows, filter: (centre, halfWidth))
-                }
+            let filter = (centre: 0.45, halfWidth: 0.4), old = (0..<(n * block)).map { _ in rng.nextNormal() }
+            (expected, y) = (old, old)
+            for rows in chunks {
+                Reference.spectralRows(x: x, y: &expected, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows,
+                                       filter: filter)
+                Kernels.spectralRows(x: x, y: &y, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows,
+                                     filter: filter)
             }
-            XCTAssertEqual(y.map(\.bitPattern), step.map(\.bitPattern), "block \(block)")
+            XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "block \(block)")
         }
     }
 
-    /// The spectral start's other passes in C against the Swift loops they replaced, bit for bit, each its operations
-    /// in order on each row: the projections on the trivial vector; removing them with the Gram matrix taken of the
-    /// rows so changed; the forward substitution by R with the next Gram matrix; the Rayleigh-Ritz turn with its
-    /// residuals and the filter's first step. Blocks of 16 (AVX2 where the CPU has it) and 7, rows 3..<203.
+    /// The spectral start's other passes in C against the separate Swift loops they fuse (Reference), bit for bit: the
+    /// projections on the trivial vector; their removal with the Gram matrix of the rows so changed; the forward
+    /// substitution by R, with the next Gram matrix and without; the Rayleigh-Ritz turn with its residuals and the
+    /// filter's first step. Blocks of 16 (the AVX2 copy where the CPU has it) and 7, rows 3..<203 of 210.
     func testSpectralPassesMatchTheSwiftLoops() {
         for block in [16, 7] {
             var rng = Xoshiro256(seed: 23)
             let n = 210, rows = 3..<203, dims = block - 3
+            let bits = { (v: [Double]) in v.map(\.bitPattern) }
             let x0 = (0..<(n * block)).map { _ in rng.nextNormal() }, trivial = (0..<n).map { _ in rng.nextNormal() }
             let t = (0..<block).map { _ in rng.nextNormal() }, ritz = (0..<block).map { _ in rng.nextNormal() }
             let turn = (0..<(block * block)).map { _ in rng.nextNormal() }
-            var r = [Double](repeating: 0, count: block * block)  // upper triangular, a diagonal away from 0
+            var r = [Double](repeating: 0, count: block * block)  // upper triangular, its diagonal away from 0
             for p in 0..<block { for q in p..<block { r[p * block + q] = q == p ? 1 + abs(rng.nextNormal()) : rng.nextNormal() * 0.3 } }
-            let bits = { (v: [Double]) in v.map(\.bitPattern) }
+            let zeros = [Double](repeating: 0, count: block * block)
             // The projections.
             var dot = [Double](repeating: 0, count: block), expectedDot = dot
-            for i in rows { for c in 0..<block { expectedDot[c] += trivial[i] * x0[i * block + c] } }
+            Reference.spectralDot(x: x0, v: trivial, into: &expectedDot, block: block, rows: rows)
             Kernels.spectralDot(x: x0, v: trivial, into: &dot, block: block, rows: rows)
             XCTAssertEqual(bits(dot), bits(expectedDot), "block \(block)")
-            // Removing them, then the Gram matrix (upper triangle).
-            var expected = x0, gram = [Double](repeating: 0, count: block * block), expectedGram = gram
-            for i in rows { for c in 0..<block { expected[i * block + c] -= t[c] * trivial[i] } }
-            for i in rows { for p in 0..<block { for q in p..<block { expectedGram[p * block + q] += expected[i * block + p] * expected[i * block + q] } } }
-            var x = x0
+            // Their removal, with the Gram matrix (upper triangle) of the rows without them.
+            var expected = x0, expectedGram = zeros, x = x0, gram = zeros
+            Reference.spectralRemove(x: &expected, trivial: trivial, t: t, block: block, rows: rows)
+            Reference.spectralGram(x: expected, into: &expectedGram, block: block, rows: rows)
             Kernels.spectralOrthogonalise(x: &x, trivial: trivial, t: t, r: nil, gram: &gram, block: block, rows: rows)
             XCTAssertEqual(bits(x), bits(expected), "block \(block)")
             XCTAssertEqual(bits(gram), bits(expectedGram), "block \(block)")
-            // The forward substitution row <- row R^-1, then the Gram matrix; and without one.
-            for i in rows {
-                for c in 0..<block {
-                    var v = expected[i * block + c]
-                    for p in 0..<c { v -= expected[i * block + p] * r[p * block + c] }
-                    expected[i * block + c] = v / r[c * block + c]
-                }
-            }
-            for k in expectedGram.indices { expectedGram[k] = 0; gram[k] = 0 }
-            for i in rows { for p in 0..<block { for q in p..<block { expectedGram[p * block + q] += expected[i * block + p] * expected[i * block + q] } } }
+            // The forward substitution row <- row R^-1 with the Gram matrix of its result, and without one.
             var once = x
+            (expectedGram, gram) = (zeros, zeros)
+            Reference.spectralSubstitute(x: &expected, r: r, block: block, rows: rows)
+            Reference.spectralGram(x: expected, into: &expectedGram, block: block, rows: rows)
             Kernels.spectralOrthogonalise(x: &x, trivial: trivial, t: nil, r: r, gram: &gram, block: block, rows: rows)
             Kernels.spectralOrthogonalise(x: &once, trivial: trivial, t: nil, r: r, gram: nil, block: block, rows: rows)
             XCTAssertEqual(bits(x), bits(expected), "block \(block)")
@@ -298,23 +276,10 @@ final class N2DTests: XCTestCase {
             XCTAssertEqual(bits(gram), bits(expectedGram), "block \(block)")
             // The turn of x and ax, the residuals of the first `dims`, and the filter's first step in ax.
             let ax0 = (0..<(n * block)).map { _ in rng.nextNormal() }, centre = 0.3, halfWidth = 0.25
-            var expectedX = x0, expectedAx = ax0, squares = [Double](repeating: 0, count: dims), expectedSquares = squares
-            for i in rows {
-                for k in 0..<2 {
-                    var turned = [Double](repeating: 0, count: block)
-                    for p in 0..<block {
-                        for c in 0..<block { turned[c] += (k == 0 ? expectedX : expectedAx)[i * block + p] * turn[p * block + c] }
-                    }
-                    for c in 0..<block { if k == 0 { expectedX[i * block + c] = turned[c] } else { expectedAx[i * block + c] = turned[c] } }
-                }
-                for c in 0..<dims {
-                    let d = expectedAx[i * block + c] - ritz[c] * expectedX[i * block + c]
-                    expectedSquares[c] += d * d
-                }
-                for c in 0..<block { expectedAx[i * block + c] = (expectedAx[i * block + c] - centre * expectedX[i * block + c]) / halfWidth }
-            }
+            var expectedX = x0, expectedAx = ax0, ax = ax0, squares = [Double](repeating: 0, count: dims), expectedSquares = squares
             x = x0
-            var ax = ax0
+            Reference.spectralTurn(x: &expectedX, ax: &expectedAx, turn: turn, ritz: ritz, squares: &expectedSquares, block: block,
+                                   dims: dims, centre: centre, halfWidth: halfWidth, rows: rows)
             Kernels.spectralTurn(x: &x, ax: &ax, turn: turn, ritz: ritz, squares: &squares, block: block, dims: dims, centre: centre,
                                  halfWidth: halfWidth, rows: rows)
             XCTAssertEqual(bits(x), bits(expectedX), "block \(block)")
