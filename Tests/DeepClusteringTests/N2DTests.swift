@@ -200,6 +200,11 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// How many entries of `a` and `b` differ in their bits (or are missing from one of them).
+    private func differing(_ a: [Double], _ b: [Double]) -> Int {
+        zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count + abs(a.count - b.count)
+    }
+
     /// The spectral start's product in C (Kernels.spectralRows) against the Swift loop it replaced (Reference), bit for
     /// bit, with the Rayleigh-Ritz matrix X^T A X it sums as it goes; and a step of its Chebyshev filter: rows with 0 to
     /// 40 edges to random rows, in two chunks (the prefetch reads past a chunk's end, never writes there); a block of 16
@@ -222,8 +227,8 @@ final class N2DTests: XCTestCase {
                 Reference.spectralProjection(x: x, y: expected, into: &expectedH[k], block: block, rows: rows)
                 Kernels.spectralRows(x: x, y: &y, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows, h: &h[k])
             }
-            XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "block \(block)")
-            XCTAssertEqual(h.flatMap { $0.map(\.bitPattern) }, expectedH.flatMap { $0.map(\.bitPattern) }, "block \(block)")
+            XCTAssertEqual(differing(y, expected), 0, "block \(block)")
+            XCTAssertEqual(differing(h.flatMap { $0 }, expectedH.flatMap { $0 }), 0, "block \(block)")
             // A step of the Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y, in the same chunks.
             let filter = (centre: 0.45, halfWidth: 0.4), old = (0..<(n * block)).map { _ in rng.nextNormal() }
             (expected, y) = (old, old)
@@ -233,7 +238,7 @@ final class N2DTests: XCTestCase {
                 Kernels.spectralRows(x: x, y: &y, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows,
                                      filter: filter)
             }
-            XCTAssertEqual(y.map(\.bitPattern), expected.map(\.bitPattern), "block \(block)")
+            XCTAssertEqual(differing(y, expected), 0, "block \(block)")
         }
     }
 
@@ -245,7 +250,6 @@ final class N2DTests: XCTestCase {
         for block in [16, 7] {
             var rng = Xoshiro256(seed: 23)
             let n = 210, rows = 3..<203, dims = block - 3
-            let bits = { (v: [Double]) in v.map(\.bitPattern) }
             let x0 = (0..<(n * block)).map { _ in rng.nextNormal() }, trivial = (0..<n).map { _ in rng.nextNormal() }
             let t = (0..<block).map { _ in rng.nextNormal() }, ritz = (0..<block).map { _ in rng.nextNormal() }
             let turn = (0..<(block * block)).map { _ in rng.nextNormal() }
@@ -256,14 +260,14 @@ final class N2DTests: XCTestCase {
             var dot = [Double](repeating: 0, count: block), expectedDot = dot
             Reference.spectralDot(x: x0, v: trivial, into: &expectedDot, block: block, rows: rows)
             Kernels.spectralDot(x: x0, v: trivial, into: &dot, block: block, rows: rows)
-            XCTAssertEqual(bits(dot), bits(expectedDot), "block \(block)")
+            XCTAssertEqual(differing(dot, expectedDot), 0, "block \(block)")
             // Their removal, with the Gram matrix (upper triangle) of the rows without them.
             var expected = x0, expectedGram = zeros, x = x0, gram = zeros
             Reference.spectralRemove(x: &expected, trivial: trivial, t: t, block: block, rows: rows)
             Reference.spectralGram(x: expected, into: &expectedGram, block: block, rows: rows)
             Kernels.spectralOrthogonalise(x: &x, trivial: trivial, t: t, r: nil, gram: &gram, block: block, rows: rows)
-            XCTAssertEqual(bits(x), bits(expected), "block \(block)")
-            XCTAssertEqual(bits(gram), bits(expectedGram), "block \(block)")
+            XCTAssertEqual(differing(x, expected), 0, "block \(block)")
+            XCTAssertEqual(differing(gram, expectedGram), 0, "block \(block)")
             // The forward substitution row <- row R^-1 with the Gram matrix of its result, and without one.
             var once = x
             (expectedGram, gram) = (zeros, zeros)
@@ -271,20 +275,20 @@ final class N2DTests: XCTestCase {
             Reference.spectralGram(x: expected, into: &expectedGram, block: block, rows: rows)
             Kernels.spectralOrthogonalise(x: &x, trivial: trivial, t: nil, r: r, gram: &gram, block: block, rows: rows)
             Kernels.spectralOrthogonalise(x: &once, trivial: trivial, t: nil, r: r, gram: nil, block: block, rows: rows)
-            XCTAssertEqual(bits(x), bits(expected), "block \(block)")
-            XCTAssertEqual(bits(once), bits(expected), "block \(block)")
-            XCTAssertEqual(bits(gram), bits(expectedGram), "block \(block)")
+            XCTAssertEqual(differing(x, expected), 0, "block \(block)")
+            XCTAssertEqual(differing(once, expected), 0, "block \(block)")
+            XCTAssertEqual(differing(gram, expectedGram), 0, "block \(block)")
             // The turn of x and ax, the residuals of the first `dims`, and the filter's first step in ax.
-            let ax0 = (0..<(n * block)).map { _ in rng.nextNormal() }, centre = 0.3, halfWidth = 0.25
+            let ax0 = (0..<(n * block)).map { _ in rng.nextNormal() }, centre = 0.35, halfWidth = 0.3
             var expectedX = x0, expectedAx = ax0, ax = ax0, squares = [Double](repeating: 0, count: dims), expectedSquares = squares
             x = x0
             Reference.spectralTurn(x: &expectedX, ax: &expectedAx, turn: turn, ritz: ritz, squares: &expectedSquares, block: block,
                                    dims: dims, centre: centre, halfWidth: halfWidth, rows: rows)
             Kernels.spectralTurn(x: &x, ax: &ax, turn: turn, ritz: ritz, squares: &squares, block: block, dims: dims, centre: centre,
                                  halfWidth: halfWidth, rows: rows)
-            XCTAssertEqual(bits(x), bits(expectedX), "block \(block)")
-            XCTAssertEqual(bits(ax), bits(expectedAx), "block \(block)")
-            XCTAssertEqual(bits(squares), bits(expectedSquares), "block \(block)")
+            XCTAssertEqual(differing(x, expectedX), 0, "block \(block)")
+            XCTAssertEqual(differing(ax, expectedAx), 0, "block \(block)")
+            XCTAssertEqual(differing(squares, expectedSquares), 0, "block \(block)")
         }
     }
 
