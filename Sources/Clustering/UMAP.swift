@@ -459,22 +459,16 @@ public enum UMAP {
                     }
                     // Cholesky QR twice: X <- X R^-1 with R^T R = X^T X, the first Gram matrix taken as the rows lose
                     // the trivial part, the second as they are divided by the first R.
-                    var gram = try rows.sumByChunk(width: block * block) { chunk, out in
+                    let gram = try rows.sumByChunk(width: block * block) { chunk, out in
                         Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: t, r: nil, gram: out, block: block, rows: chunk)
                     }
-                    for pass in 0..<2 {
-                        guard let r = upperCholesky(gram, size: block) else { return false }
-                        if pass == 0 {
-                            gram = try rows.sumByChunk(width: block * block) { chunk, out in
-                                Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: nil, r: r, gram: out, block: block,
-                                                              rows: chunk)
-                            }
-                        } else {
-                            rows.forEachChunk { chunk in
-                                Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: nil, r: r, gram: nil, block: block,
-                                                              rows: chunk)
-                            }
-                        }
+                    guard let first = upperCholesky(gram, size: block) else { return false }
+                    let again = try rows.sumByChunk(width: block * block) { chunk, out in
+                        Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: nil, r: first, gram: out, block: block, rows: chunk)
+                    }
+                    guard let second = upperCholesky(again, size: block) else { return false }
+                    rows.forEachChunk { chunk in
+                        Kernels.spectralOrthogonalise(x: x.base, trivial: trivial.base, t: nil, r: second, gram: nil, block: block, rows: chunk)
                     }
                     return true
                 }
