@@ -28,6 +28,15 @@ public enum N2D {
     /// Collective. `layout`: the UMAP of `points` when it is already made (by the choice of K).
     public static func cluster(points: [Float], count n: Int, dims: Int, clusters k: Int, umap: UMAPOptions, restarts: Int,
                                layout given: UMAP.Embedding? = nil, communicator: Communicator) throws -> Result {
+        try points.withUnsafeBufferPointer {
+            try cluster(points: $0, count: n, dims: dims, clusters: k, umap: umap, restarts: restarts, layout: given,
+                        communicator: communicator)
+        }
+    }
+
+    /// As above, of points the caller holds (a data set's shared samples, read without a copy). Collective.
+    public static func cluster(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, clusters k: Int, umap: UMAPOptions,
+                               restarts: Int, layout given: UMAP.Embedding? = nil, communicator: Communicator) throws -> Result {
         let embedding = try given ?? UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
         var started = Clock.now
         let start = try embedding.layout.withUnsafeBufferPointer { p in

@@ -54,15 +54,21 @@ public enum NNDescent {
     /// Each point's k approximate nearest neighbours (see the file's head). Collective.
     public static func neighbours(points: [Float], count n: Int, dims: Int, k: Int, options: NNDescentOptions,
                                   threads: Int = BLAS.threads, communicator: Communicator) throws -> Result {
-        precondition(k >= 2 && n > k, "NN-descent needs more points than neighbours")
+        try points.withUnsafeBufferPointer {
+            try neighbours(points: $0, count: n, dims: dims, k: k, options: options, threads: threads, communicator: communicator)
+        }
+    }
+
+    /// As above, of points the caller holds (a data set's shared samples, read without a copy). Collective.
+    public static func neighbours(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, options: NNDescentOptions,
+                                  threads: Int = BLAS.threads, communicator: Communicator) throws -> Result {
+        precondition(k >= 2 && n > k && points.count >= n * dims, "NN-descent needs more points than neighbours")
         let m = k - 1
         let mine = contiguousShare(total: n, rank: communicator.rank, size: communicator.size)
         let counts = shareCounts(total: n, size: communicator.size).map { $0 * m }
         let workers = max(1, min(threads, mine.count))
-        var forest = points.withUnsafeBufferPointer { buffer in
-            Forest(points: SharedPointer(buffer.baseAddress!), count: n, dims: dims, trees: options.trees,
-                   leafSize: max(options.leafSize, k), seed: options.seed, threads: threads)
-        }
+        var forest = Forest(points: SharedPointer(points.baseAddress!), count: n, dims: dims, trees: options.trees,
+                            leafSize: max(options.leafSize, k), seed: options.seed, threads: threads)
         // The search runs on the points renumbered in the first tree's leaf order: neighbours of neighbours then lie
         // near in memory (at a million points in 10 dimensions: 95 s -> 36 s on 2 threads).
         let original = forest.trees[0].order.map(Int.init)  // position -> point
@@ -368,14 +374,22 @@ extension NNDescent {
     /// k-th, so that ties at equal distance count either way). Collective: the ranks split the sample.
     public static func recall(points: [Float], count n: Int, dims: Int, k: Int, indices: [Int], sample: Int, seed: UInt64,
                               communicator: Communicator) throws -> Double {
+        try points.withUnsafeBufferPointer {
+            try recall(points: $0, count: n, dims: dims, k: k, indices: indices, sample: sample, seed: seed, communicator: communicator)
+        }
+    }
+
+    /// As above, of points the caller holds. Collective.
+    public static func recall(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, indices: [Int], sample: Int,
+                              seed: UInt64, communicator: Communicator) throws -> Double {
         let m = k - 1
         guard m >= 1 else { return 1 }
         var draws = Xoshiro256(seed: seed, stream: 0x5245_4341_4C4C)
         let checked = sample >= n ? Array(0..<n) : (0..<sample).map { _ in draws.nextInt(below: n) }
         let mine = contiguousShare(total: checked.count, rank: communicator.rank, size: communicator.size)
         var hits = [Int](repeating: 0, count: mine.count)
-        points.withUnsafeBufferPointer { buffer in
-            let x = SharedPointer(buffer.baseAddress!)
+        do {
+            let x = SharedPointer(points.baseAddress!)
             hits.withUnsafeMutableBufferPointer { out in
                 let hitsOut = SharedPointer(out.baseAddress!)
                 let workers = max(1, min(BLAS.threads, mine.count))

@@ -59,6 +59,15 @@ public enum UMAP {
     /// The layout (N, components) of `points` (N, D). Collective: the ranks split the neighbour search.
     public static func embed(points: [Float], count n: Int, dims: Int, options: UMAPOptions, threads: Int = BLAS.threads,
                              communicator: Communicator) throws -> Embedding {
+        try points.withUnsafeBufferPointer {
+            try embed(points: $0, count: n, dims: dims, options: options, threads: threads, communicator: communicator)
+        }
+    }
+
+    /// As above, of points the caller holds (a data set's shared samples, read without a copy). Collective.
+    public static func embed(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, options: UMAPOptions,
+                             threads: Int = BLAS.threads, communicator: Communicator) throws -> Embedding {
+        precondition(points.count >= n * dims, "UMAP: fewer points than \(n) x \(dims)")
         let k = min(options.neighbors, n)
         guard k >= 2, options.neighbors >= 2, options.components >= 1 else {
             throw RunError("UMAP needs at least 2 points and 2 neighbours (got \(n) points, \(options.neighbors) neighbours)")
@@ -101,12 +110,19 @@ public enum UMAP {
     /// (N, k) each. The ranks take contiguous shares of the points and gather the result.
     public static func nearestNeighbours(points: [Float], count n: Int, dims: Int, k: Int,
                                          communicator: Communicator) throws -> (indices: [Int], distances: [Float]) {
+        try points.withUnsafeBufferPointer { try nearestNeighbours(points: $0, count: n, dims: dims, k: k, communicator: communicator) }
+    }
+
+    /// As above, of points the caller holds. Collective.
+    public static func nearestNeighbours(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int,
+                                         communicator: Communicator) throws -> (indices: [Int], distances: [Float]) {
+        precondition(points.count >= n * dims, "the neighbour search: fewer points than \(n) x \(dims)")
         let mine = contiguousShare(total: n, rank: communicator.rank, size: communicator.size)
         var localIndices = [Int](repeating: 0, count: mine.count * k)
         var localDistances = [Float](repeating: 0, count: mine.count * k)
         let threads = max(1, min(BLAS.threads, mine.count))
-        points.withUnsafeBufferPointer { p in
-            let base = SharedPointer(p.baseAddress!)
+        do {
+            let base = SharedPointer(points.baseAddress!)
             localIndices.withUnsafeMutableBufferPointer { indexBuffer in
                 localDistances.withUnsafeMutableBufferPointer { distanceBuffer in
                     let outIndices = SharedPointer(indexBuffer.baseAddress!), outDistances = SharedPointer(distanceBuffer.baseAddress!)

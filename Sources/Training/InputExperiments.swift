@@ -100,8 +100,10 @@ public enum RawExperiment {
         let started = Clock.now
         var umap = Recipe.umap
         umap.seed = options.seed
-        let found = try N2D.cluster(points: data.floats(.unit), count: data.count, dims: data.dimension, clusters: options.clusters,
-                                    umap: umap, restarts: restarts, communicator: context.communicator)
+        let found = try data.withUnitFloats { points in
+            try N2D.cluster(points: points, count: data.count, dims: data.dimension, clusters: options.clusters, umap: umap,
+                            restarts: restarts, communicator: context.communicator)
+        }
         let scores = data.scores(found.mixture.assignments, clusters: options.clusters)
         let seconds = Clock.now - started
         context.say(String(format: "N2D on the input (UMAP to %d dimensions, %d neighbours; Gaussian mixture; %.1fs: %@): %@", umap.components,

@@ -137,34 +137,36 @@ struct NeighboursCommand: ParsableCommand {
     func run() throws {
         try withWorld(runtime) { communicator in
             let data = try dataOptions.load(communicator)
-            let points = data.floats(.unit), n = data.count, dims = data.dimension
+            let n = data.count, dims = data.dimension
             guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
-            let started = Clock.now
-            let resolved = search.resolved(count: n)
-            let indices: [Int], detail: String
-            if resolved == .exact {
-                indices = try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours, communicator: communicator).indices
-                detail = "exact"
-            } else {
-                var options = NNDescentOptions()
-                options.seed = seed
-                let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options, communicator: communicator)
-                indices = found.indices
-                detail = "NN-descent, \(found.rounds) rounds, entries changed per round \(found.updates.map(String.init).joined(separator: " "))"
-            }
-            let seconds = Clock.now - started
-            if communicator.rank == 0 {
-                print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims, neighbours,
-                             seconds, detail, communicator.size, BLAS.threads))
-            }
-            guard check > 0 else { return }
-            let checkStarted = Clock.now
-            let recall = try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: indices, sample: check,
-                                              seed: seed, communicator: communicator)
-            let checkSeconds = Clock.now - checkStarted
-            if communicator.rank == 0 {
-                print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,
-                             min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
+            try data.withUnitFloats { points in  // Float samples read where they lie
+                let started = Clock.now
+                let resolved = search.resolved(count: n)
+                let indices: [Int], detail: String
+                if resolved == .exact {
+                    indices = try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours, communicator: communicator).indices
+                    detail = "exact"
+                } else {
+                    var options = NNDescentOptions()
+                    options.seed = seed
+                    let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options, communicator: communicator)
+                    indices = found.indices
+                    detail = "NN-descent, \(found.rounds) rounds, entries changed per round \(found.updates.map(String.init).joined(separator: " "))"
+                }
+                let seconds = Clock.now - started
+                if communicator.rank == 0 {
+                    print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims, neighbours,
+                                 seconds, detail, communicator.size, BLAS.threads))
+                }
+                guard check > 0 else { return }
+                let checkStarted = Clock.now
+                let recall = try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: indices, sample: check,
+                                                  seed: seed, communicator: communicator)
+                let checkSeconds = Clock.now - checkStarted
+                if communicator.rank == 0 {
+                    print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,
+                                 min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
+                }
             }
         }
     }
