@@ -62,7 +62,8 @@ public enum NNDescent {
     /// As above, of points the caller holds (a data set's shared samples, read without a copy). Collective.
     public static func neighbours(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, options: NNDescentOptions,
                                   threads: Int = BLAS.threads, communicator: Communicator) throws -> Result {
-        precondition(k >= 2 && n > k && points.count >= n * dims, "NN-descent needs more points than neighbours")
+        precondition(k >= 2 && n > k, "NN-descent needs more points than neighbours")
+        precondition(points.count >= n * dims, "NN-descent: fewer points than \(n) x \(dims)")
         let m = k - 1
         let mine = contiguousShare(total: n, rank: communicator.rank, size: communicator.size)
         let counts = shareCounts(total: n, size: communicator.size).map { $0 * m }
@@ -382,32 +383,31 @@ extension NNDescent {
     /// As above, of points the caller holds. Collective.
     public static func recall(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, indices: [Int], sample: Int,
                               seed: UInt64, communicator: Communicator) throws -> Double {
+        precondition(points.count >= n * dims && indices.count >= n * k, "recall: fewer points or neighbours than \(n) x \(dims), \(k)")
         let m = k - 1
         guard m >= 1 else { return 1 }
         var draws = Xoshiro256(seed: seed, stream: 0x5245_4341_4C4C)
         let checked = sample >= n ? Array(0..<n) : (0..<sample).map { _ in draws.nextInt(below: n) }
         let mine = contiguousShare(total: checked.count, rank: communicator.rank, size: communicator.size)
         var hits = [Int](repeating: 0, count: mine.count)
-        do {
-            let x = SharedPointer(points.baseAddress!)
-            hits.withUnsafeMutableBufferPointer { out in
-                let hitsOut = SharedPointer(out.baseAddress!)
-                let workers = max(1, min(BLAS.threads, mine.count))
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    var nearest = [Float]()
-                    for local in contiguousShare(total: mine.count, rank: w, size: workers) {
-                        let u = checked[mine.lowerBound + local]
-                        nearest.removeAll(keepingCapacity: true)
-                        for v in 0..<n where v != u { nearest.append(squaredDistance(x.base, u, v, dims)) }
-                        nearest.sort()
-                        let kth = nearest[m - 1]
-                        var count = 0
-                        for slot in 1...m {
-                            let v = indices[u * k + slot]
-                            if v != u && squaredDistance(x.base, u, v, dims) <= kth { count += 1 }
-                        }
-                        hitsOut.base[local] = count
+        let x = SharedPointer(points.baseAddress!)
+        hits.withUnsafeMutableBufferPointer { out in
+            let hitsOut = SharedPointer(out.baseAddress!)
+            let workers = max(1, min(BLAS.threads, mine.count))
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var nearest = [Float]()
+                for local in contiguousShare(total: mine.count, rank: w, size: workers) {
+                    let u = checked[mine.lowerBound + local]
+                    nearest.removeAll(keepingCapacity: true)
+                    for v in 0..<n where v != u { nearest.append(squaredDistance(x.base, u, v, dims)) }
+                    nearest.sort()
+                    let kth = nearest[m - 1]
+                    var count = 0
+                    for slot in 1...m {
+                        let v = indices[u * k + slot]
+                        if v != u && squaredDistance(x.base, u, v, dims) <= kth { count += 1 }
                     }
+                    hitsOut.base[local] = count
                 }
             }
         }

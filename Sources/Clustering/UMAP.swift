@@ -121,33 +121,31 @@ public enum UMAP {
         var localIndices = [Int](repeating: 0, count: mine.count * k)
         var localDistances = [Float](repeating: 0, count: mine.count * k)
         let threads = max(1, min(BLAS.threads, mine.count))
-        do {
-            let base = SharedPointer(points.baseAddress!)
-            localIndices.withUnsafeMutableBufferPointer { indexBuffer in
-                localDistances.withUnsafeMutableBufferPointer { distanceBuffer in
-                    let outIndices = SharedPointer(indexBuffer.baseAddress!), outDistances = SharedPointer(distanceBuffer.baseAddress!)
-                    DispatchQueue.concurrentPerform(iterations: threads) { part in
-                        let rows = contiguousShare(total: mine.count, rank: part, size: threads)
-                        var best = [(Float, Int)](repeating: (.infinity, Int.max), count: k - 1)
-                        for local in rows {
-                            let i = mine.lowerBound + local
-                            for slot in 0..<(k - 1) { best[slot] = (.infinity, Int.max) }
-                            let x = base.base + i * dims
-                            for j in 0..<n where j != i {
-                                let y = base.base + j * dims
-                                var d2: Float = 0
-                                for e in 0..<dims { let v = x[e] - y[e]; d2 += v * v }
-                                guard d2 < best[k - 2].0 else { continue }
-                                var slot = k - 2  // insert, keeping the list sorted (an equal distance keeps the lower index first)
-                                while slot > 0 && best[slot - 1].0 > d2 { best[slot] = best[slot - 1]; slot -= 1 }
-                                best[slot] = (d2, j)
-                            }
-                            outIndices.base[local * k] = i
-                            outDistances.base[local * k] = 0
-                            for slot in 0..<(k - 1) {
-                                outIndices.base[local * k + 1 + slot] = best[slot].1
-                                outDistances.base[local * k + 1 + slot] = best[slot].0.squareRoot()
-                            }
+        let base = SharedPointer(points.baseAddress!)
+        localIndices.withUnsafeMutableBufferPointer { indexBuffer in
+            localDistances.withUnsafeMutableBufferPointer { distanceBuffer in
+                let outIndices = SharedPointer(indexBuffer.baseAddress!), outDistances = SharedPointer(distanceBuffer.baseAddress!)
+                DispatchQueue.concurrentPerform(iterations: threads) { part in
+                    let rows = contiguousShare(total: mine.count, rank: part, size: threads)
+                    var best = [(Float, Int)](repeating: (.infinity, Int.max), count: k - 1)
+                    for local in rows {
+                        let i = mine.lowerBound + local
+                        for slot in 0..<(k - 1) { best[slot] = (.infinity, Int.max) }
+                        let x = base.base + i * dims
+                        for j in 0..<n where j != i {
+                            let y = base.base + j * dims
+                            var d2: Float = 0
+                            for e in 0..<dims { let v = x[e] - y[e]; d2 += v * v }
+                            guard d2 < best[k - 2].0 else { continue }
+                            var slot = k - 2  // insert, keeping the list sorted (an equal distance keeps the lower index first)
+                            while slot > 0 && best[slot - 1].0 > d2 { best[slot] = best[slot - 1]; slot -= 1 }
+                            best[slot] = (d2, j)
+                        }
+                        outIndices.base[local * k] = i
+                        outDistances.base[local * k] = 0
+                        for slot in 0..<(k - 1) {
+                            outIndices.base[local * k + 1 + slot] = best[slot].1
+                            outDistances.base[local * k + 1 + slot] = best[slot].0.squareRoot()
                         }
                     }
                 }

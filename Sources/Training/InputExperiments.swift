@@ -44,20 +44,28 @@ public enum RawExperiment {
     /// K is chosen first, on the UMAP layout of those pixels (`--clusters auto`).
     public static func run(context: RunContext, data: DataSet, methods: [InputMethod], restarts: Int,
                            options given: InputClusteringOptions, chooseClusters: ClusterCountOptions? = nil) throws -> [InputMethod: ClusteringScores] {
-        let points = data.floats(.zscore)
+        // The points as k-means and the soft methods read them: bytes z-scored into a Float copy, Float samples (already
+        // standardised) where they lie, which may be the host's shared block.
+        let zscored = data.isFloat ? nil : data.floats(.zscore)
+        func withPoints<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+            if let zscored { return try zscored.withUnsafeBufferPointer(body) }
+            return try data.features.withUnsafeBufferPointer(body)
+        }
         var base = given
         if let count = chooseClusters {
             var umap = Recipe.umap
             umap.seed = given.seed
-            let choice = try ClusterChoice.choose(points, count: data.count, dims: data.dimension, umap: umap, options: count,
-                                                  communicator: context.communicator)
+            let choice = try withPoints {
+                try ClusterChoice.choose($0, count: data.count, dims: data.dimension, umap: umap, options: count,
+                                         communicator: context.communicator)
+            }
             context.say(choice.summary.replacingOccurrences(of: "the embedding", with: "the input"))
             context.record(choice.record)
             base.clusters = choice.clusters
         }
         var results = [InputMethod: ClusteringScores]()
         let started = Clock.now
-        let kmeans = try points.withUnsafeBufferPointer { p in
+        let kmeans = try withPoints { p in
             try KMeans.fit(points: p.baseAddress!, count: data.count, dims: data.dimension, clusters: base.clusters,
                            restarts: restarts, seed: base.seed, communicator: context.communicator, spreadRestarts: false)
         }
@@ -78,8 +86,8 @@ public enum RawExperiment {
         for method in methods where method != .kmeans && method != .n2d {
             var options = base
             options.method = method
-            let clusterer = try InputClusterer(context: context, points: points, labels: data.labels, classes: data.classCount,
-                                               dims: data.dimension, options: options)
+            let clusterer = try InputClusterer(context: context, points: zscored ?? data.features.array, labels: data.labels,
+                                               classes: data.classCount, dims: data.dimension, options: options)
             try clusterer.run(label: method == .softmax ? "softmax weights" : "free weights")
             results[method] = clusterer.history.last!.scores
             series.append(Series(name: method == .softmax ? "softmax w (alpha \(options.alpha))" : "free w",

@@ -24,13 +24,15 @@ public struct ClusterChoice {
     public static func choose(_ z: [Float], data: DataSet, embedding e: Int, options: DECOptions,
                               communicator: Communicator) throws -> ClusterChoice {
         guard let count = options.chooseClusters else { preconditionFailure("no choice asked for") }
-        return try choose(z, count: data.count, dims: e, umap: ClusterStarts.umapOptions(options), options: count,
-                          communicator: communicator)
+        return try z.withUnsafeBufferPointer {
+            try choose($0, count: data.count, dims: e, umap: ClusterStarts.umapOptions(options), options: count,
+                       communicator: communicator)
+        }
     }
 
     /// Collective. UMAP of `points` (N, D), then the sweep over K on the layout.
-    public static func choose(_ points: [Float], count n: Int, dims: Int, umap: UMAPOptions, options: ClusterCountOptions,
-                              communicator: Communicator) throws -> ClusterChoice {
+    public static func choose(_ points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, umap: UMAPOptions,
+                              options: ClusterCountOptions, communicator: Communicator) throws -> ClusterChoice {
         let started = Clock.now
         let embedding = try UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
         let layoutSeconds = Clock.now - started
