@@ -114,11 +114,11 @@ public struct DataSet: Sendable {
         }
     }
 
-    /// `body` on the samples as `floats(.unit)` has them: Float samples where they lie (an array of this process's or
-    /// the host's shared block: no copy), bytes as a Float copy in [0, 1].
-    public func withUnitFloats<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
+    /// `body` on the samples as `floats(normalization)` has them: Float samples where they lie (an array of this
+    /// process's or the host's shared block: no copy), bytes as a Float copy.
+    public func withFloats<R>(_ normalization: Normalization, _ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
         if isFloat { return try features.withUnsafeBufferPointer(body) }
-        return try floats(.unit).withUnsafeBufferPointer(body)
+        return try floats(normalization).withUnsafeBufferPointer(body)
     }
 
     /// Rows `range` as `floats(.unit)` has them, written to `out` (range.count, D): a share of the samples as Float

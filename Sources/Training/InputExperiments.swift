@@ -44,12 +44,11 @@ public enum RawExperiment {
     /// K is chosen first, on the UMAP layout of those pixels (`--clusters auto`).
     public static func run(context: RunContext, data: DataSet, methods: [InputMethod], restarts: Int,
                            options given: InputClusteringOptions, chooseClusters: ClusterCountOptions? = nil) throws -> [InputMethod: ClusteringScores] {
-        // The points as k-means and the soft methods read them: bytes z-scored into a Float copy, Float samples (already
-        // standardised) where they lie, which may be the host's shared block.
+        // The points as k-means and the soft methods read them: bytes z-scored into one Float copy for the run, Float
+        // samples (already standardised) where they lie, which may be the host's shared block.
         let zscored = data.isFloat ? nil : data.floats(.zscore)
         func withPoints<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
-            if let zscored { return try zscored.withUnsafeBufferPointer(body) }
-            return try data.features.withUnsafeBufferPointer(body)
+            try zscored?.withUnsafeBufferPointer(body) ?? data.withFloats(.zscore, body)
         }
         var base = given
         if let count = chooseClusters {
@@ -86,7 +85,7 @@ public enum RawExperiment {
         for method in methods where method != .kmeans && method != .n2d {
             var options = base
             options.method = method
-            let clusterer = try InputClusterer(context: context, points: zscored ?? data.features.array, labels: data.labels,
+            let clusterer = try InputClusterer(context: context, points: zscored ?? data.floats(.zscore), labels: data.labels,
                                                classes: data.classCount, dims: data.dimension, options: options)
             try clusterer.run(label: method == .softmax ? "softmax weights" : "free weights")
             results[method] = clusterer.history.last!.scores
@@ -108,7 +107,7 @@ public enum RawExperiment {
         let started = Clock.now
         var umap = Recipe.umap
         umap.seed = options.seed
-        let found = try data.withUnitFloats { points in
+        let found = try data.withFloats(.unit) { points in
             try N2D.cluster(points: points, count: data.count, dims: data.dimension, clusters: options.clusters, umap: umap,
                             restarts: restarts, communicator: context.communicator)
         }

@@ -139,7 +139,7 @@ struct NeighboursCommand: ParsableCommand {
             let data = try dataOptions.load(communicator)
             let n = data.count, dims = data.dimension
             guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
-            try data.withUnitFloats { points in  // Float samples read where they lie
+            try data.withFloats(.unit) { points in  // Float samples read where they lie
                 let started = Clock.now
                 let resolved = search.resolved(count: n)
                 let indices: [Int], detail: String

@@ -80,7 +80,7 @@ final class HostDataTests: XCTestCase {
             XCTAssertEqual(batch(loaded[2]), batch(reference))
             // What the neighbour search reads (`raw --method n2d`): Float samples where they lie, bytes in [0, 1].
             for data in loaded {
-                let (address, values) = data.withUnitFloats { (Int(bitPattern: $0.baseAddress), Array($0)) }
+                let (address, values) = data.withFloats(.unit) { (Int(bitPattern: $0.baseAddress), Array($0)) }
                 XCTAssertEqual(values, reference.floats(.unit))
                 if data.isFloat { XCTAssertEqual(address, addresses[0], "no copy of Float samples") }
             }
