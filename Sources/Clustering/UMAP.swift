@@ -87,7 +87,10 @@ public enum UMAP {
         }
         embedding.neighbourSeconds = Clock.now - started
         started = Clock.now
-        let (graph, order) = breadthFirst(fuzzyGraph(indices: indices, distances: distances, count: n, k: k), count: n)
+        let chunkRows = options.chunkRows ?? RowChunks.chunkRows
+        let (graph, order) = try breadthFirst(try fuzzyGraph(indices: indices, distances: distances, count: n, k: k, threads: threads,
+                                                             chunkRows: chunkRows, communicator: communicator),
+                                              count: n, threads: threads, chunkRows: chunkRows, communicator: communicator)
         embedding.graphSeconds = Clock.now - started
         started = Clock.now
         // The layout is fitted on the points renumbered in breadth-first order of the graph (edges then join points
@@ -170,105 +173,6 @@ public enum UMAP {
         public var heads: [Int32] = []
         public var tails: [Int32] = []
         public var weights: [Float] = []
-    }
-
-    /// umap-learn's smooth_knn_dist and fuzzy_simplicial_set (local connectivity 1, set_op_mix_ratio 1): each point's
-    /// memberships exp(-(d - rho) / sigma) with rho its nearest neighbour's distance and sigma such that they sum to
-    /// log2(k); then the fuzzy union W = A + A^T - A * A^T.
-    public static func fuzzyGraph(indices: [Int], distances: [Float], count n: Int, k: Int) -> Graph {
-        let target = log2(Double(k))
-        let meanOfAll = distances.reduce(0.0) { $0 + Double($1) } / Double(distances.count)
-        var membership = [Float](repeating: 0, count: n * k)
-        for i in 0..<n {
-            let row = Array(distances[(i * k)..<((i + 1) * k)])
-            let rho = Double(row.dropFirst().first { $0 > 0 } ?? 0)
-            var low = 0.0, high = Double.infinity, mid = 1.0
-            for _ in 0..<64 {
-                var sum = 0.0
-                for j in 1..<k {
-                    let d = Double(row[j]) - rho
-                    sum += d > 0 ? exp(-d / mid) : 1
-                }
-                if abs(sum - target) < 1e-5 { break }
-                if sum > target {
-                    high = mid
-                    mid = (low + high) / 2
-                } else {
-                    low = mid
-                    mid = high == .infinity ? mid * 2 : (low + high) / 2
-                }
-            }
-            let meanOfRow = row.reduce(0.0) { $0 + Double($1) } / Double(k)
-            mid = max(mid, 1e-3 * (rho > 0 ? meanOfRow : meanOfAll))
-            for j in 1..<k {
-                let d = Double(row[j]) - rho
-                membership[i * k + j] = d <= 0 ? 1 : Float(exp(-d / mid))
-            }
-        }
-        // The union: for each directed edge i -> j, the weight of j -> i where j lists i.
-        func weight(_ from: Int, _ to: Int) -> Float? {
-            for slot in 1..<k where indices[from * k + slot] == to { return membership[from * k + slot] }
-            return nil
-        }
-        var lists = [[(Int32, Float)]](repeating: [], count: n)
-        for i in 0..<n {
-            for slot in 1..<k {
-                let j = indices[i * k + slot]
-                guard j != i else { continue }
-                let a = membership[i * k + slot], reverse = weight(j, i)
-                let b = reverse ?? 0
-                let w = a + b - a * b
-                lists[i].append((Int32(j), w))
-                if reverse == nil { lists[j].append((Int32(i), w)) }  // j does not list i: i's edge is the pair's only entry
-            }
-        }
-        var graph = Graph()
-        for i in 0..<n {
-            for (j, w) in lists[i].sorted(by: { $0.0 < $1.0 }) where w > 0 {
-                graph.heads.append(Int32(i))
-                graph.tails.append(j)
-                graph.weights.append(w)
-            }
-        }
-        return graph
-    }
-
-    /// The graph over its points renumbered in breadth-first order (from point 0, then from the lowest point not yet
-    /// reached; neighbours in the order the graph lists them), and that order (new number -> point).
-    static func breadthFirst(_ graph: Graph, count n: Int) -> (Graph, [Int]) {
-        var rowStart = [Int](repeating: 0, count: n + 1)
-        for h in graph.heads { rowStart[Int(h) + 1] += 1 }
-        for i in 0..<n { rowStart[i + 1] += rowStart[i] }
-        var order: [Int] = [], reached = [Bool](repeating: false, count: n)
-        order.reserveCapacity(n)
-        for root in 0..<n where !reached[root] {
-            reached[root] = true
-            var next = order.count
-            order.append(root)
-            while next < order.count {
-                let u = order[next]
-                next += 1
-                for e in rowStart[u]..<rowStart[u + 1] where !reached[Int(graph.tails[e])] {
-                    reached[Int(graph.tails[e])] = true
-                    order.append(Int(graph.tails[e]))
-                }
-            }
-        }
-        var position = [Int32](repeating: 0, count: n)
-        for (slot, u) in order.enumerated() { position[u] = Int32(slot) }
-        var renumbered = Graph()
-        renumbered.heads.reserveCapacity(graph.heads.count)
-        renumbered.tails.reserveCapacity(graph.heads.count)
-        renumbered.weights.reserveCapacity(graph.heads.count)
-        for (slot, u) in order.enumerated() {
-            let edges = (rowStart[u]..<rowStart[u + 1]).sorted { position[Int(graph.tails[$0])] < position[Int(graph.tails[$1])] }
-            for e in edges {
-                renumbered.heads.append(Int32(slot))
-                renumbered.tails.append(position[Int(graph.tails[e])])
-                renumbered.weights.append(graph.weights[e])
-            }
-        }
-        return (renumbered, order)
     }
 
     // MARK: - The layout

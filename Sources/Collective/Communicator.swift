@@ -6,10 +6,11 @@ import Foundation
 public protocol CollectiveElement: Numeric, Comparable, Sendable {
     static var elementKind: ElementKind { get }
 }
-public enum ElementKind: Sendable { case float, double, int64 }
+public enum ElementKind: Sendable { case float, double, int64, int32 }
 extension Float: CollectiveElement { public static var elementKind: ElementKind { .float } }
 extension Double: CollectiveElement { public static var elementKind: ElementKind { .double } }
 extension Int: CollectiveElement { public static var elementKind: ElementKind { .int64 } }
+extension Int32: CollectiveElement { public static var elementKind: ElementKind { .int32 } }
 
 public enum ReduceOperation: Sendable {
     case sum, max, min

@@ -27,6 +27,7 @@ private func datatype(_ kind: ElementKind) -> MPI_Datatype {
     case .float: return CMPIShims_FLOAT()
     case .double: return CMPIShims_DOUBLE()
     case .int64: return CMPIShims_INT64()
+    case .int32: return CMPIShims_INT32()
     }
 }
 

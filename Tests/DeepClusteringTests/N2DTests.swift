@@ -120,11 +120,11 @@ final class N2DTests: XCTestCase {
         }
     }
 
-    func testFuzzyGraphIsSymmetricWithWeightsInUnitInterval() {
+    func testFuzzyGraphIsSymmetricWithWeightsInUnitInterval() throws {
         let (points, _) = blobs(perBlob: 15, blobs: 2, dims: 3, seed: 2)
-        let (indices, distances) = try! UMAP.nearestNeighbours(points: points, count: 30, dims: 3, k: 5,
-                                                               communicator: SingleProcessCommunicator())
-        let graph = UMAP.fuzzyGraph(indices: indices, distances: distances, count: 30, k: 5)
+        let (indices, distances) = try UMAP.nearestNeighbours(points: points, count: 30, dims: 3, k: 5,
+                                                              communicator: SingleProcessCommunicator())
+        let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: 30, k: 5, communicator: SingleProcessCommunicator())
         var weight: [String: Float] = [:]
         for e in graph.weights.indices { weight["\(graph.heads[e]),\(graph.tails[e])"] = graph.weights[e] }
         for e in graph.weights.indices {
@@ -133,6 +133,58 @@ final class N2DTests: XCTestCase {
         }
         // Every point's nearest neighbour is joined with weight 1 (its distance is rho).
         for i in 0..<30 { XCTAssertEqual(weight["\(i),\(indices[i * 5 + 1])"]!, 1, accuracy: 1e-6) }
+    }
+
+    /// The fuzzy graph and its breadth-first renumbering, split over ranks, threads and chunks, against the serial
+    /// loops they replaced, bit for bit: on random lists, mostly not mutual, with rows whose nearest distances are 0
+    /// (rho 0), rows whose far members weigh 0 (those edges dropped) and two parts no list joins; and on the exact
+    /// neighbours of blobs, mostly mutual.
+    func testFuzzyGraphAndItsOrderMatchTheSerialLoops() throws {
+        let n = 700, k = 7
+        var rng = Xoshiro256(seed: 11)
+        var indexRows = [Int](repeating: 0, count: n * k), distanceRows = [Float](repeating: 0, count: n * k)
+        for i in 0..<n {
+            let part = i < 600 ? 0..<600 : 600..<n
+            var listed: Set<Int> = [i]
+            indexRows[i * k] = i
+            var d: Float = i % 9 == 0 ? 0 : Float(rng.nextUnit()) * 0.5  // every ninth row: its two nearest at distance 0
+            for slot in 1..<k {
+                var j = part.lowerBound + Int(rng.next() % UInt64(part.count))
+                while listed.contains(j) { j = part.lowerBound + Int(rng.next() % UInt64(part.count)) }
+                listed.insert(j)
+                indexRows[i * k + slot] = j
+                if !(i % 9 == 0 && slot <= 2) { d += Float(rng.nextUnit()) * (i % 7 == 0 && slot >= 5 ? 500 : 1) }  // every seventh: far last members
+                distanceRows[i * k + slot] = d
+            }
+        }
+        let (points, _) = blobs(perBlob: 100, blobs: 3, dims: 3, seed: 12)
+        let exact = try UMAP.nearestNeighbours(points: points, count: 300, dims: 3, k: 8, communicator: SingleProcessCommunicator())
+        for (indices, distances, n, k) in [(indexRows, distanceRows, n, k), (exact.indices, exact.distances, 300, 8)] {
+            let serial = Reference.fuzzyGraph(indices: indices, distances: distances, count: n, k: k)
+            let order = Reference.breadthFirst(heads: serial.heads, tails: serial.tails, weights: serial.weights, count: n)
+            if n == 700 {
+                XCTAssertLessThan(serial.weights.count, 2 * n * (k - 1) - 500, "the every seventh row's far members weigh 0")
+                XCTAssertEqual(order.order[600], 600, "the second part is reached from its lowest point")
+            } else {
+                XCTAssertLessThan(serial.weights.count, n * (k - 1) * 3 / 2, "most neighbours are mutual")
+            }
+            for (ranks, threads, chunkRows) in [(1, 1, 2048), (1, 3, 50), (2, 1, 64), (3, 2, 37)] {
+                let split = try InProcessWorld.run(ranks: ranks) { c in
+                    let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k, threads: threads,
+                                                    chunkRows: chunkRows, communicator: c)
+                    return (graph, try UMAP.breadthFirst(graph, count: n, threads: threads, chunkRows: chunkRows, communicator: c))
+                }
+                for (graph, (renumbered, renumbering)) in split {
+                    let label = "\(n) points, \(ranks) ranks x \(threads) threads, chunks of \(chunkRows)"  // (whole arrays: short messages)
+                    XCTAssertTrue(graph.heads == serial.heads && graph.tails == serial.tails, "the edges, \(label)")
+                    XCTAssertTrue(graph.weights.map(\.bitPattern) == serial.weights.map(\.bitPattern), "the weights, \(label)")
+                    XCTAssertTrue(renumbering == order.order, "the order, \(label)")
+                    XCTAssertTrue(renumbered.heads == order.heads && renumbered.tails == order.tails, "the renumbered edges, \(label)")
+                    XCTAssertTrue(renumbered.weights.map(\.bitPattern) == order.weights.map(\.bitPattern),
+                                  "the renumbered weights, \(label)")
+                }
+            }
+        }
     }
 
     func testJacobiEigenvectors() {
@@ -158,7 +210,7 @@ final class N2DTests: XCTestCase {
         let (points, _) = blobs(perBlob: 40, blobs: 5, dims: 3, seed: 4, spread: 4)
         let n = 200, k = 8, dims = 4
         let (indices, distances) = try UMAP.nearestNeighbours(points: points, count: n, dims: 3, k: k, communicator: SingleProcessCommunicator())
-        let graph = UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k)
+        let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k, communicator: SingleProcessCommunicator())
         var degree = [Double](repeating: 0, count: n)
         for e in graph.weights.indices { degree[Int(graph.heads[e])] += Double(graph.weights[e]) }
         var a = [Double](repeating: 0, count: n * n)

@@ -14,6 +14,7 @@ static inline void *CMPIShims_IN_PLACE(void) { return MPI_IN_PLACE; }
 static inline MPI_Datatype CMPIShims_FLOAT(void) { return MPI_FLOAT; }
 static inline MPI_Datatype CMPIShims_DOUBLE(void) { return MPI_DOUBLE; }
 static inline MPI_Datatype CMPIShims_INT64(void) { return MPI_INT64_T; }
+static inline MPI_Datatype CMPIShims_INT32(void) { return MPI_INT32_T; }
 static inline MPI_Datatype CMPIShims_DATATYPE_NULL(void) { return MPI_DATATYPE_NULL; }
 
 static inline MPI_Op CMPIShims_SUM(void) { return MPI_SUM; }
