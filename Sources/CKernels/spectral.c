@@ -20,7 +20,8 @@ static int wide(long block) { return block == 16 && CKernels_vectorised(); }
 
 /// The product's rows.
 INLINE void spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
-                          long block, long first, long end, double centre, double half_width, int filter, double *h) {
+                          long values_from, long block, long first, long end, double centre, double half_width, int filter,
+                          double *h) {
     const long ahead = 8, last = row_start[end];
     double sum[block > 0 ? block : 1];
     for (long i = first; i < end; i++) {
@@ -32,7 +33,7 @@ INLINE void spectral_rows(const double *x, double *y, const long *row_start, con
                 const double *next = x + (long)tails[e + ahead] * block;
                 for (long c = 0; c < block; c += 8) __builtin_prefetch(next + c, 0, 3);
             }
-            const double *other = x + (long)tails[e] * block, w = values[e];
+            const double *other = x + (long)tails[e] * block, w = values[e - values_from];
             for (long c = 0; c < block; c++) sum[c] += w * other[c];
         }
         if (filter) {
@@ -51,15 +52,19 @@ INLINE void spectral_rows(const double *x, double *y, const long *row_start, con
 }
 
 AVX2 static void spectral_rows_16(const double *x, double *y, const long *row_start, const int32_t *tails,
-                                  const double *values, long first, long end, double centre, double half_width, int filter,
-                                  double *h) {
-    spectral_rows(x, y, row_start, tails, values, 16, first, end, centre, half_width, filter, h);
+                                  const double *values, long values_from, long first, long end, double centre,
+                                  double half_width, int filter, double *h) {
+    spectral_rows(x, y, row_start, tails, values, values_from, 16, first, end, centre, half_width, filter, h);
 }
 
 void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
-                            long block, long first, long end, double centre, double half_width, int filter, double *h) {
-    if (wide(block)) { spectral_rows_16(x, y, row_start, tails, values, first, end, centre, half_width, filter, h); return; }
-    spectral_rows(x, y, row_start, tails, values, block, first, end, centre, half_width, filter, h);
+                            long values_from, long block, long first, long end, double centre, double half_width,
+                            int filter, double *h) {
+    if (wide(block)) {
+        spectral_rows_16(x, y, row_start, tails, values, values_from, first, end, centre, half_width, filter, h);
+        return;
+    }
+    spectral_rows(x, y, row_start, tails, values, values_from, block, first, end, centre, half_width, filter, h);
 }
 
 INLINE void spectral_dot(const double *x, const double *v, double *out, long block, long first, long end) {

@@ -325,14 +325,16 @@ public enum UMAP {
         var trivial = degree.map { $0.squareRoot() }
         let norm = trivial.reduce(0) { $0 + $1 * $1 }.squareRoot()
         trivial = trivial.map { $0 / norm }
-        // The normalised weights of this rank's rows' edges (the products read no others).
-        let mine = rows.myRows
-        var values = [Double](repeating: 0, count: graph.weights.count)
+        // The normalised weights of this rank's rows' edges (the products read no others): edge e at e - valuesFrom.
+        let mine = rows.myRows, valuesFrom = rowStart[mine.lowerBound]
+        var values = [Double](repeating: 0, count: rowStart[mine.upperBound] - valuesFrom)
         values.withUnsafeMutableBufferPointer { vb in
-            let values = SharedPointer(vb.baseAddress!)
-            inParts(rowStart[mine.lowerBound]..<rowStart[mine.upperBound]) { part in
+            guard let base = vb.baseAddress else { return }
+            let values = SharedPointer(base)
+            inParts(valuesFrom..<rowStart[mine.upperBound]) { part in
                 for e in part {
-                    values.base[e] = Double(graph.weights[e]) * inverseRoot[Int(graph.heads[e])] * inverseRoot[Int(graph.tails[e])]
+                    values.base[e - valuesFrom] = Double(graph.weights[e]) * inverseRoot[Int(graph.heads[e])]
+                        * inverseRoot[Int(graph.tails[e])]
                 }
             }
         }
@@ -359,7 +361,8 @@ public enum UMAP {
                 out.withUnsafeMutableBufferPointer { ob in
                     let v = SharedPointer(vb.baseAddress!), o = SharedPointer(ob.baseAddress!)
                     rows.forEachChunk { chunk in
-                        Kernels.spectralRows(x: v.base, y: o.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
+                        Kernels.spectralRows(x: v.base, y: o.base, rowStart: rowStart, tails: graph.tails, values: values,
+                                             valuesFrom: valuesFrom, block: block,
                                              rows: chunk, filter: (centre, halfWidth))
                     }
                 }
@@ -400,7 +403,8 @@ public enum UMAP {
                 try ax.withUnsafeMutableBufferPointer { ab in
                     let x = SharedPointer(xb.baseAddress!), ax = SharedPointer(ab.baseAddress!)
                     return try rows.sumByChunk(width: block * block) { chunk, out in
-                        Kernels.spectralRows(x: x.base, y: ax.base, rowStart: rowStart, tails: graph.tails, values: values, block: block,
+                        Kernels.spectralRows(x: x.base, y: ax.base, rowStart: rowStart, tails: graph.tails, values: values,
+                                             valuesFrom: valuesFrom, block: block,
                                              rows: chunk, h: out)
                     }
                 }

@@ -75,13 +75,14 @@ public enum Kernels {
 
     /// Rows `rows` of the spectral start's product y = A x = (x + W x) / 2, or with `filter` = (centre, halfWidth) a
     /// step of its Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y (Clustering's UMAP.spectralLayout;
-    /// CKernels_spectral_rows): x and y (N, block), not overlapping, row i's edges at rowStart[i] ..< rowStart[i + 1].
-    /// Without `filter`, `h` (block, block) if given gains X^T Y over the rows. Same bits on every CPU.
+    /// CKernels_spectral_rows): x and y (N, block), not overlapping, row i's edges at rowStart[i] ..< rowStart[i + 1],
+    /// edge e's value at values[e - valuesFrom] (values may start at the first row's edges). Without `filter`, `h` (block, block) if given gains X^T Y over the rows. Same bits on every CPU.
     public static func spectralRows(x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>, rowStart: UnsafePointer<Int>,
-                                    tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, block: Int, rows: Range<Int>,
-                                    filter: (centre: Double, halfWidth: Double)? = nil, h: UnsafeMutablePointer<Double>? = nil) {
+                                    tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, valuesFrom: Int = 0, block: Int,
+                                    rows: Range<Int>, filter: (centre: Double, halfWidth: Double)? = nil,
+                                    h: UnsafeMutablePointer<Double>? = nil) {
         precondition(filter == nil || h == nil, "the filter's step sums no Rayleigh-Ritz matrix")
-        CKernels_spectral_rows(x, y, rowStart, tails, values, block, rows.lowerBound, rows.upperBound, filter?.centre ?? 0,
+        CKernels_spectral_rows(x, y, rowStart, tails, values, valuesFrom, block, rows.lowerBound, rows.upperBound, filter?.centre ?? 0,
                                filter?.halfWidth ?? 1, filter == nil ? 0 : 1, h)
     }
 

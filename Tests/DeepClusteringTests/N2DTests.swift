@@ -281,14 +281,16 @@ final class N2DTests: XCTestCase {
             }
             XCTAssertEqual(differing(y, expected), 0, "block \(block)")
             XCTAssertEqual(differing(h.flatMap { $0 }, expectedH.flatMap { $0 }), 0, "block \(block)")
-            // A step of the Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y, in the same chunks.
+            // A step of the Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y, in the same chunks, each given only
+            // its own rows' values (as a rank holds them).
             let filter = (centre: 0.45, halfWidth: 0.4), old = (0..<(n * block)).map { _ in rng.nextNormal() }
             (expected, y) = (old, old)
             for rows in chunks {
                 Reference.spectralRows(x: x, y: &expected, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows,
                                        filter: filter)
-                Kernels.spectralRows(x: x, y: &y, rowStart: rowStart, tails: tails, values: values, block: block, rows: rows,
-                                     filter: filter)
+                let from = rowStart[rows.lowerBound], own = Array(values[from..<rowStart[rows.upperBound]])  // the chunk's values only
+                Kernels.spectralRows(x: x, y: &y, rowStart: rowStart, tails: tails, values: own, valuesFrom: from, block: block,
+                                     rows: rows, filter: filter)
             }
             XCTAssertEqual(differing(y, expected), 0, "block \(block)")
         }
