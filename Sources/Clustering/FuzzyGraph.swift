@@ -1,8 +1,8 @@
 // UMAP's fuzzy simplicial set over the neighbour lists, and the graph renumbered in breadth-first order, split over
 // the ranks and threads by rows (RowChunks). A row's memberships depend on its own list only, and a row's edges of
 // the union on the lists and the memberships only, so the graph is the same bits on any split, and the same as the
-// serial loops these replaced (Tests/TestSupport/GraphReference.swift). At a million points those took 15 s on every
-// rank. N = points, k = neighbours (the point itself first).
+// serial loops these replaced (Tests/TestSupport/GraphReference.swift), which every rank ran whole: a million embedded
+// points on 2 ranks, 20.5 s then and 6.1 s now. N = points, k = neighbours (the point itself first).
 import Collective
 import Foundation
 import Tensor
@@ -11,13 +11,14 @@ extension UMAP {
     /// umap-learn's smooth_knn_dist and fuzzy_simplicial_set (local connectivity 1, set_op_mix_ratio 1): each point's
     /// memberships exp(-(d - rho) / sigma) with rho its nearest neighbour's distance and sigma such that they sum to
     /// log2(k); then the fuzzy union W = A + A^T - A * A^T, both directions of each edge, each row's edges by tail.
-    /// The ranks and threads take rows (chunks of `chunkRows`, nil: 2,048); the memberships and then the rows' edges
-    /// are gathered. Collective.
-    public static func fuzzyGraph(indices: [Int], distances: [Float], count n: Int, k: Int, threads: Int = BLAS.threads,
-                                  chunkRows: Int? = nil, communicator: Communicator) throws -> Graph {
-        precondition(k >= 2 && indices.count >= n * k && distances.count >= n * k, "fuzzyGraph: fewer lists than \(n) x \(k)")
+    /// The ranks and threads take rows (chunks of `chunkRows`); the memberships and then the rows' edges are gathered.
+    /// Collective.
+    static func fuzzyGraph(indices: [Int], distances: [Float], count n: Int, k: Int, threads: Int = BLAS.threads,
+                           chunkRows: Int = RowChunks.chunkRows, communicator: Communicator) throws -> Graph {
+        precondition(k >= 2, "fuzzyGraph: k counts the point itself and at least one neighbour")
+        precondition(indices.count >= n * k && distances.count >= n * k, "fuzzyGraph: fewer lists than \(n) x \(k)")
         guard n > 0 else { return Graph() }
-        let rows = RowChunks(count: n, chunkRows: chunkRows ?? RowChunks.chunkRows, communicator: communicator, threads: threads)
+        let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
         let mine = rows.myRows
         let target = log2(Double(k))
         let meanOfAll = distances.reduce(0.0) { $0 + Double($1) } / Double(distances.count)
@@ -59,22 +60,22 @@ extension UMAP {
         let myChunks = rows.mine
         var counts = [Int](repeating: 0, count: n)
         var parts = [(tails: [Int32], weights: [Float])](repeating: ([], []), count: myChunks.count)
-        if !myChunks.isEmpty {
         indices.withUnsafeBufferPointer { ib in
             membership.withUnsafeBufferPointer { mb in
                 counts.withUnsafeMutableBufferPointer { cb in
                     parts.withUnsafeMutableBufferPointer { pb in
+                        guard let partsBase = pb.baseAddress else { return }  // no rows on this rank
                         let indices = SharedPointer(ib.baseAddress!), membership = SharedPointer(mb.baseAddress!)
-                        let counts = SharedPointer(cb.baseAddress!), parts = SharedPointer(pb.baseAddress!)
+                        let counts = SharedPointer(cb.baseAddress!), parts = SharedPointer(partsBase)
                         rows.forEachChunk { chunk in
                             parts.base[chunk.lowerBound / rows.chunkRows - myChunks.lowerBound] =
                                 unionRows(chunk, k: k, indices: indices.base, membership: membership.base, listedStart: listedStart,
-                                          listedBy: listedBy, listedWeight: listedWeight, firstRow: mine.lowerBound, counts: counts.base)
+                                          listedBy: listedBy, listedWeight: listedWeight, firstRow: mine.lowerBound,
+                                          counts: counts.base)
                         }
                     }
                 }
             }
-        }
         }
         try rows.gather(&counts, width: 1)
         var rowStart = [Int](repeating: 0, count: n + 1)
@@ -99,7 +100,7 @@ extension UMAP {
     /// a its membership of j, b j's of i where j lists i, else 0) and each u that lists i where i does not list u
     /// (u's membership of i): a merge of i's own list, put in order, with the lists that name i (in the order of u;
     /// r = listedStart[i - firstRow] ..< listedStart[i - firstRow + 1], u = listedBy[r], its membership listedWeight[r]).
-    static func unionRows(_ rows: Range<Int>, k: Int, indices: UnsafeMutablePointer<Int>, membership: UnsafeMutablePointer<Float>,
+    static func unionRows(_ rows: Range<Int>, k: Int, indices: UnsafePointer<Int>, membership: UnsafePointer<Float>,
                           listedStart: [Int], listedBy: [Int32], listedWeight: [Float], firstRow: Int,
                           counts: UnsafeMutablePointer<Int>) -> (tails: [Int32], weights: [Float]) {
         @inline(__always) func union(_ a: Float, _ b: Float) -> Float { a + b - a * b }
@@ -168,8 +169,9 @@ extension UMAP {
         }
     }
 
-    /// exp(x), 0 without calling libm below -746, where exp is under half the least subnormal and so rounds to 0 (the
-    /// bisection's narrow sigmas reach there, and libm's underflow path, which sets errno, cost as much as the rest).
+    /// exp(x), 0 without calling libm below -746, where exp is under half the least subnormal and so rounds to 0: the
+    /// bisection's narrow sigmas reach there often, and libm's underflow path sets errno (perf showed it, `xflow`, as
+    /// the largest part of exp's time in the serial loops).
     @inline(__always) static func expOrZero(_ x: Double) -> Double { x < -746 ? 0 : exp(x) }
 
     /// The graph over its points renumbered in breadth-first order (from point 0, then from the lowest point not yet
@@ -236,7 +238,8 @@ extension UMAP {
         return (renumbered, order)
     }
 
-    /// A row's edges in the order of their tails (short rows: insertion sort; a row names a tail once).
+    /// A row's edges in the order of their tails (short rows: insertion sort), stable: a tail named twice (a list that
+    /// names a point twice) keeps its order, as in the serial loops' sort.
     static func sortByTail(_ edges: inout [(tail: Int32, weight: Float)]) {
         for p in edges.indices.dropFirst() {
             let edge = edges[p]
@@ -254,22 +257,5 @@ extension UMAP {
         var heads = [Int32](repeating: 0, count: rowStart.last ?? 0)
         for i in 0..<(rowStart.count - 1) { for e in rowStart[i]..<rowStart[i + 1] { heads[e] = Int32(i) } }
         return heads
-    }
-}
-
-extension RowChunks {
-    /// Every rank's rows of `values`, rows of varying length (row r at rowStart[r] ..< rowStart[r + 1]), gathered onto
-    /// every rank. Collective.
-    func gather<T: CollectiveElement>(_ values: inout [T], rowStart: [Int]) throws {
-        guard communicator.size > 1 else { return }
-        let counts = (0..<communicator.size).map { r -> Int in
-            let share = contiguousShare(total: chunks, rank: r, size: communicator.size)
-            return share.isEmpty ? 0 : rowStart[rows(ofChunk: share.upperBound - 1).upperBound] - rowStart[rows(ofChunk: share.lowerBound).lowerBound]
-        }
-        let mineRows = myRows
-        try values.withUnsafeMutableBufferPointer { all in
-            let send = UnsafeBufferPointer(rebasing: all[rowStart[mineRows.lowerBound]..<rowStart[mineRows.upperBound]])
-            try communicator.allgatherv(send, into: all, counts: counts)
-        }
     }
 }

@@ -1,8 +1,9 @@
 // UMAP (McInnes, Healy & Melville 2018) of the autoencoder's codes, as N2D (McConville et al. 2020) uses it before a
 // Gaussian mixture: k nearest neighbours, their fuzzy simplicial set, and a layout fitted by SGD with negative
 // sampling, as umap-learn does it (min_dist 0, spread 1: a = 1.9328, b = 0.7905; the spectral start). Distances one
-// pair at a time by one expression (no GEMM) and a one-thread seeded layout make the result the same bits for any
-// rank, thread count or BLAS kernel: the ranks split the neighbour search, then each fits the same layout.
+// pair at a time by one expression (no GEMM), sums over fixed chunks of rows and a layout whose draws come from (seed,
+// epoch, point) make the result the same bits for any rank, thread count or BLAS kernel: the ranks split the
+// neighbour search, the graph (FuzzyGraph.swift), the spectral start's rows and the layout's chunks.
 // N = points, D = dims, k = neighbours (the point itself included, as umap-learn counts).
 import Collective
 import Foundation
@@ -88,9 +89,9 @@ public enum UMAP {
         embedding.neighbourSeconds = Clock.now - started
         started = Clock.now
         let chunkRows = options.chunkRows ?? RowChunks.chunkRows
-        let (graph, order) = try breadthFirst(try fuzzyGraph(indices: indices, distances: distances, count: n, k: k, threads: threads,
-                                                             chunkRows: chunkRows, communicator: communicator),
-                                              count: n, threads: threads, chunkRows: chunkRows, communicator: communicator)
+        let fuzzy = try fuzzyGraph(indices: indices, distances: distances, count: n, k: k, threads: threads, chunkRows: chunkRows,
+                                   communicator: communicator)
+        let (graph, order) = try breadthFirst(fuzzy, count: n, threads: threads, chunkRows: chunkRows, communicator: communicator)
         embedding.graphSeconds = Clock.now - started
         started = Clock.now
         // The layout is fitted on the points renumbered in breadth-first order of the graph (edges then join points
@@ -581,6 +582,22 @@ struct RowChunks {
         let mineRows = myRows
         try values.withUnsafeMutableBufferPointer { all in  // this rank's rows are sent from where they lie
             let send = UnsafeBufferPointer(rebasing: all[(mineRows.lowerBound * width)..<(mineRows.upperBound * width)])
+            try communicator.allgatherv(send, into: all, counts: counts)
+        }
+    }
+
+    /// Every rank's rows of `values`, rows of varying length (row r at rowStart[r] ..< rowStart[r + 1]), gathered onto
+    /// every rank. Collective.
+    func gather<T: CollectiveElement>(_ values: inout [T], rowStart: [Int]) throws {
+        guard communicator.size > 1 else { return }
+        let counts = (0..<communicator.size).map { r -> Int in
+            let share = contiguousShare(total: chunks, rank: r, size: communicator.size)
+            guard !share.isEmpty else { return 0 }
+            return rowStart[rows(ofChunk: share.upperBound - 1).upperBound] - rowStart[rows(ofChunk: share.lowerBound).lowerBound]
+        }
+        let mineRows = myRows
+        try values.withUnsafeMutableBufferPointer { all in
+            let send = UnsafeBufferPointer(rebasing: all[rowStart[mineRows.lowerBound]..<rowStart[mineRows.upperBound]])
             try communicator.allgatherv(send, into: all, counts: counts)
         }
     }

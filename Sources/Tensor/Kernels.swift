@@ -76,7 +76,8 @@ public enum Kernels {
     /// Rows `rows` of the spectral start's product y = A x = (x + W x) / 2, or with `filter` = (centre, halfWidth) a
     /// step of its Chebyshev filter, y <- 2 (A x - centre x) / halfWidth - y (Clustering's UMAP.spectralLayout;
     /// CKernels_spectral_rows): x and y (N, block), not overlapping, row i's edges at rowStart[i] ..< rowStart[i + 1],
-    /// edge e's value at values[e - valuesFrom] (values may start at the first row's edges). Without `filter`, `h` (block, block) if given gains X^T Y over the rows. Same bits on every CPU.
+    /// edge e's value at values[e - valuesFrom] (values may start at the first row's edges). Without `filter`, `h`
+    /// (block, block) if given gains X^T Y over the rows. Same bits on every CPU.
     public static func spectralRows(x: UnsafePointer<Double>, y: UnsafeMutablePointer<Double>, rowStart: UnsafePointer<Int>,
                                     tails: UnsafePointer<Int32>, values: UnsafePointer<Double>, valuesFrom: Int = 0, block: Int,
                                     rows: Range<Int>, filter: (centre: Double, halfWidth: Double)? = nil,

@@ -72,10 +72,10 @@ int CKernels_umap_layout_chunk(const float *y, float *out, long first, long end,
 ///
 /// The product y = A x = (x + W x) / 2, or with `filter` a step of its Chebyshev filter, y <- 2 (A x - centre x) /
 /// half_width - y. x and y not overlapping; row i's edges at row_start[i] ..< row_start[i + 1] (tails; edge e's value
-/// at values[e - values_from], so that values may hold only the edges from values_from on). Row
-/// i's sum s starts as row i of x and adds value * the tail's row edge by edge, then y = s * 0.5, or 2 * (s * 0.5 -
-/// centre * x) / half_width - y; the row a few edges ahead is prefetched (the reads are random). Without `filter` and
-/// with `h` (block x block), h[p][q] += x[i][p] * y[i][q] too (the Rayleigh-Ritz matrix X^T A X).
+/// at values[e - values_from], so that values may hold only the edges from values_from on). Row i's sum s starts as
+/// row i of x and adds value * the tail's row edge by edge, then y = s * 0.5, or 2 * (s * 0.5 - centre * x) /
+/// half_width - y; the row a few edges ahead is prefetched (the reads are random). Without `filter` and with `h`
+/// (block x block), h[p][q] += x[i][p] * y[i][q] too (the Rayleigh-Ritz matrix X^T A X).
 void CKernels_spectral_rows(const double *x, double *y, const long *row_start, const int32_t *tails, const double *values,
                             long values_from, long block, long first, long end, double centre, double half_width,
                             int filter, double *h);
