@@ -153,7 +153,7 @@ final class N2DTests: XCTestCase {
         let (points, _) = blobs(perBlob: 15, blobs: 2, dims: 3, seed: 2)
         let (indices, distances) = try UMAP.nearestNeighbours(points: points, count: 30, dims: 3, k: 5,
                                                               communicator: SingleProcessCommunicator())
-        let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: 30, k: 5, communicator: SingleProcessCommunicator())
+        let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: 30, k: 5, communicator: SingleProcessCommunicator()).graph
         var weight: [String: Float] = [:]
         for e in graph.weights.indices { weight["\(graph.heads[e]),\(graph.tails[e])"] = graph.weights[e] }
         for e in graph.weights.indices {
@@ -210,9 +210,9 @@ final class N2DTests: XCTestCase {
             }
             for (ranks, threads, chunkRows) in [(1, 1, 2048), (1, 3, 50), (2, 1, 64), (3, 2, 37), (3, 1, 2048)] {
                 let split = try InProcessWorld.run(ranks: ranks) { c in
-                    let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k, threads: threads,
+                    let edges = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k, threads: threads,
                                                     chunkRows: chunkRows, communicator: c)
-                    return (graph, try UMAP.breadthFirst(graph, count: n, threads: threads, chunkRows: chunkRows, communicator: c))
+                    return (edges.graph, try UMAP.breadthFirst(edges, count: n, threads: threads, chunkRows: chunkRows, communicator: c))
                 }
                 for (graph, (renumbered, renumbering)) in split {
                     let label = "\(n) points, \(ranks) ranks x \(threads) threads, chunks of \(chunkRows)"  // (whole arrays: short messages)
@@ -250,7 +250,7 @@ final class N2DTests: XCTestCase {
         let (points, _) = blobs(perBlob: 40, blobs: 5, dims: 3, seed: 4, spread: 4)
         let n = 200, k = 8, dims = 4
         let (indices, distances) = try UMAP.nearestNeighbours(points: points, count: n, dims: 3, k: k, communicator: SingleProcessCommunicator())
-        let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k, communicator: SingleProcessCommunicator())
+        let graph = try UMAP.fuzzyGraph(indices: indices, distances: distances, count: n, k: k, communicator: SingleProcessCommunicator()).graph
         var degree = [Double](repeating: 0, count: n)
         for e in graph.weights.indices { degree[Int(graph.heads[e])] += Double(graph.weights[e]) }
         var a = [Double](repeating: 0, count: n * n)
