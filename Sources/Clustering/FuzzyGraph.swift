@@ -2,7 +2,8 @@
 // the ranks and threads by rows (RowChunks). A row's memberships depend on its own list only, and a row's edges of
 // the union on the lists and the memberships only, so the graph is the same bits on any split, and the same as the
 // serial loops these replaced (Tests/TestSupport/GraphReference.swift), which every rank ran whole: a million embedded
-// points on 2 ranks, 20.5 s then and 6.1 s now. N = points, k = neighbours (the point itself first).
+// points on 2 ranks, 14.5-20.5 s then and 5.6-8.5 s now (four runs of each, one binary after the other). N = points,
+// k = neighbours (the point itself first).
 import Collective
 import Foundation
 import Tensor
@@ -39,7 +40,9 @@ extension UMAP {
         var listedStart = [Int](repeating: 0, count: mine.count + 1), listedBy: [Int32] = [], listedWeight: [Float] = []
         indices.withUnsafeBufferPointer { indices in
             /// Where j sits among this rank's points, or nil (one unsigned comparison: the scans read every list).
-            @inline(__always) func local(_ j: Int) -> Int? { UInt(bitPattern: j - mine.lowerBound) < UInt(mine.count) ? j - mine.lowerBound : nil }
+            @inline(__always) func local(_ j: Int) -> Int? {
+                UInt(bitPattern: j - mine.lowerBound) < UInt(mine.count) ? j - mine.lowerBound : nil
+            }
             listedStart.withUnsafeMutableBufferPointer { starts in
                 for u in 0..<n {
                     for slot in 1..<k { if let at = local(indices[u * k + slot]), indices[u * k + slot] != u { starts[at + 1] += 1 } }

@@ -89,9 +89,8 @@ public enum NNDescent {
             }
         }
         return try renumbered.withUnsafeBufferPointer { buffer in
-            try original.withUnsafeBufferPointer { originalBuffer in
             let x = copied ? PointRows(base: SharedPointer(buffer.baseAddress!), dims: dims, point: nil)
-                : PointRows(base: SharedPointer(points.baseAddress!), dims: dims, point: originalBuffer.baseAddress!)
+                : PointRows(base: SharedPointer(points.baseAddress!), dims: dims, point: original)
             var graph = [Int](repeating: 0, count: n * m)  // (N, m) keys: see Key
             var local = [Int](repeating: 0, count: mine.count * m)
             var stamps = (0..<workers).map { _ in [Int](repeating: -1, count: n) }
@@ -169,7 +168,6 @@ public enum NNDescent {
                 }
             }
             return Result(indices: indices, distances: distances, rounds: updates.count, updates: updates)
-            }
         }
     }
 
@@ -213,7 +211,7 @@ public enum NNDescent {
 struct PointRows {
     let base: SharedPointer<Float>
     let dims: Int
-    let point: UnsafePointer<Int>?
+    let point: [Int]?
 
     @inline(__always) func distance(_ u: Int, _ v: Int) -> Float {
         guard let point else { return NNDescent.squaredDistance(base.base, u, v, dims) }
