@@ -100,22 +100,46 @@ public enum NNDescent {
                     try graph.withUnsafeMutableBufferPointer { try communicator.allgatherv(send, into: $0, counts: counts) }
                 }
             }
-            // The forest's start: each point against its leaves' other points, then random points while its list is short.
-            forEachPoint(mine, workers: workers, local: &local, stamps: &stamps, m: m) { u, row, stamp in
-                var list = Candidates(row: row, m: m)
-                stamp[u] = u
-                for tree in forest.trees {
-                    for v in tree.leaf(of: u) where stamp[Int(v)] != u {
-                        stamp[Int(v)] = u
-                        list.offer(Int(v), distance: x.distance(u, Int(v)), fresh: true)
+            // The forest's start: each point against its leaves' other points, tree after tree, each leaf's rows
+            // gathered once for the points of this thread in it (at a million points, reading them for every point
+            // missed the cache 320 times a point); then random points while a list is short.
+            let largestLeaf = forest.largestLeaf
+            forEachRange(mine, workers: workers, local: &local, stamps: &stamps, m: m) { points, rows, stamp in
+                var held = [Int](repeating: 0, count: points.count)
+                var leafRows = [Float](repeating: 0, count: largestLeaf * dims)
+                leafRows.withUnsafeMutableBufferPointer { leafRows in
+                    let gathered = leafRows.baseAddress!
+                    for tree in forest.trees {
+                        for leaf in 0..<(tree.leafStart.count - 1) {
+                            let members = tree.order[Int(tree.leafStart[leaf])..<Int(tree.leafStart[leaf + 1])]
+                            guard members.contains(where: { points.contains(Int($0)) }) else { continue }
+                            for (i, v) in members.enumerated() { (gathered + i * dims).update(from: x.row(Int(v)), count: dims) }
+                            for (i, u) in members.enumerated() where points.contains(Int(u)) {
+                                let slot = Int(u) - points.lowerBound
+                                var list = Candidates(row: rows + slot * m, m: m, count: held[slot])
+                                for (j, v) in members.enumerated() where j != i {
+                                    let d2 = NNDescent.squaredDistance(gathered + i * dims, gathered + j * dims, dims)
+                                    // A point offered before is held still or would not go in now: as if stamped.
+                                    guard list.admits(Int(v), distance: d2), !list.holds(Int(v)) else { continue }
+                                    list.offer(Int(v), distance: d2, fresh: true)
+                                }
+                                held[slot] = list.count
+                            }
+                        }
                     }
                 }
-                var draws = Xoshiro256(seed: options.seed, stream: 0x4E4E_4649_4C4C, index: UInt64(u))
-                while list.count < m {
-                    let v = draws.nextInt(below: n)
-                    guard stamp[v] != u else { continue }
-                    stamp[v] = u
-                    list.offer(v, distance: x.distance(u, v), fresh: true)
+                for u in points where held[u - points.lowerBound] < m {  // a short list holds all its leaves offered
+                    let row = rows + (u - points.lowerBound) * m
+                    var list = Candidates(row: row, m: m, count: held[u - points.lowerBound])
+                    stamp[u] = u
+                    for slot in 0..<list.count { stamp[Key.index(row[slot])] = u }
+                    var draws = Xoshiro256(seed: options.seed, stream: 0x4E4E_4649_4C4C, index: UInt64(u))
+                    while list.count < m {
+                        let v = draws.nextInt(below: n)
+                        guard stamp[v] != u else { continue }
+                        stamp[v] = u
+                        list.offer(v, distance: x.distance(u, v), fresh: true)
+                    }
                 }
                 return 0
             }
@@ -152,20 +176,25 @@ public enum NNDescent {
                 updates.append(changed)
                 if Double(changed) <= options.delta * Double(n * k) { break }
             }
-            var indices = [Int](repeating: 0, count: n * k), distances = [Float](repeating: 0, count: n * k)
+            // Each rank turns its share of the points' rows back into the points' own numbers, then the ranks gather them.
+            var indices = [Int](repeating: 0, count: mine.count * k), distances = [Float](repeating: 0, count: mine.count * k)
             var row = [(Float, Int)](repeating: (0, 0), count: m)
-            for u in 0..<n {
-                let p = Int(position[u])
+            for u in mine {
+                let p = Int(position[u]), out = (u - mine.lowerBound) * k
                 for slot in 0..<m {
                     let key = graph[p * m + slot]
                     row[slot] = (Key.distance(key), original[Key.index(key)])
                 }
                 row.sort { $0 < $1 }  // ties by the points' own numbers
-                indices[u * k] = u
+                indices[out] = u
                 for slot in 0..<m {
-                    indices[u * k + 1 + slot] = row[slot].1
-                    distances[u * k + 1 + slot] = row[slot].0.squareRoot()
+                    indices[out + 1 + slot] = row[slot].1
+                    distances[out + 1 + slot] = row[slot].0.squareRoot()
                 }
+            }
+            if communicator.size > 1 {
+                indices = try communicator.allgatherv(indices)
+                distances = try communicator.allgatherv(distances)
             }
             return Result(indices: indices, distances: distances, rounds: updates.count, updates: updates)
         }
@@ -176,6 +205,18 @@ public enum NNDescent {
     @discardableResult
     static func forEachPoint(_ share: Range<Int>, workers: Int, local: inout [Int], stamps: inout [[Int]], m: Int,
                              _ body: (Int, UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Int) -> Int {
+        forEachRange(share, workers: workers, local: &local, stamps: &stamps, m: m) { points, rows, stamp in
+            var sum = 0
+            for u in points { sum += body(u, rows + (u - points.lowerBound) * m, stamp) }
+            return sum
+        }
+    }
+
+    /// Runs `body(points, rows, stamps)` on `share` split into one range of points per thread, each with its own
+    /// stamp array; rows are the range's rows of this rank's (share.count, m) block. Returns the sum of the results.
+    @discardableResult
+    static func forEachRange(_ share: Range<Int>, workers: Int, local: inout [Int], stamps: inout [[Int]], m: Int,
+                             _ body: (Range<Int>, UnsafeMutablePointer<Int>, UnsafeMutablePointer<Int>) -> Int) -> Int {
         var totals = [Int](repeating: 0, count: workers)
         let stampPointers = stamps.indices.map { w in stamps[w].withUnsafeMutableBufferPointer { SharedPointer($0.baseAddress!) } }
         local.withUnsafeMutableBufferPointer { rows in
@@ -185,11 +226,9 @@ public enum NNDescent {
                 withoutActuallyEscaping(body) { body in
                     let call = UncheckedBox(value: body)
                     DispatchQueue.concurrentPerform(iterations: workers) { w in
-                        var sum = 0
-                        for local in contiguousShare(total: share.count, rank: w, size: workers) {
-                            sum += call.value(share.lowerBound + local, out.base + local * m, stampPointers[w].base)
-                        }
-                        sums.base[w] = sum
+                        let part = contiguousShare(total: share.count, rank: w, size: workers)
+                        let points = (share.lowerBound + part.lowerBound)..<(share.lowerBound + part.upperBound)
+                        sums.base[w] = call.value(points, out.base + part.lowerBound * m, stampPointers[w].base)
                     }
                 }
             }
@@ -199,7 +238,11 @@ public enum NNDescent {
 
     @inline(__always)
     static func squaredDistance(_ x: UnsafeMutablePointer<Float>, _ u: Int, _ v: Int, _ dims: Int) -> Float {
-        let a = x + u * dims, b = x + v * dims
+        squaredDistance(x + u * dims, x + v * dims, dims)
+    }
+
+    @inline(__always)
+    static func squaredDistance(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ dims: Int) -> Float {
         var d2: Float = 0
         for e in 0..<dims { let t = a[e] - b[e]; d2 += t * t }
         return d2
@@ -217,6 +260,8 @@ struct PointRows {
         guard let point else { return NNDescent.squaredDistance(base.base, u, v, dims) }
         return NNDescent.squaredDistance(base.base, point[u], point[v], dims)
     }
+
+    @inline(__always) func row(_ u: Int) -> UnsafeMutablePointer<Float> { base.base + (point?[u] ?? u) * dims }
 }
 
 /// A list entry packed in one Int: the squared distance's bits above, a fresh bit, the index below, so that ordering
@@ -238,9 +283,27 @@ struct Candidates {
     private(set) var count: Int
 
     init(row: UnsafeMutablePointer<Int>, m: Int, full: Bool = false) {
+        self.init(row: row, m: m, count: full ? m : 0)
+    }
+
+    /// The first `count` of row already hold a sorted list.
+    init(row: UnsafeMutablePointer<Int>, m: Int, count: Int) {
         self.row = row
         self.m = m
-        count = full ? m : 0
+        self.count = count
+    }
+
+    /// Whether v at this distance would go in: the list is short, or v is nearer than the last.
+    @inline(__always)
+    func admits(_ v: Int, distance d2: Float) -> Bool {
+        count < m || Key.order(Key.make(v, d2, fresh: false)) < Key.order(row[m - 1])
+    }
+
+    /// Whether v is listed.
+    @inline(__always)
+    func holds(_ v: Int) -> Bool {
+        for slot in 0..<count where Key.index(row[slot]) == v { return true }
+        return false
     }
 
     /// Inserts v when it is nearer than the last; true when it went in.
@@ -335,6 +398,11 @@ struct Forest {
 
     var trees: [Tree]
 
+    /// The most points a leaf of any tree holds.
+    var largestLeaf: Int {
+        trees.map { tree in zip(tree.leafStart.dropFirst(), tree.leafStart).map { Int($0 - $1) }.max() ?? 0 }.max() ?? 0
+    }
+
     /// The trees over the points renumbered by `position` (point -> new number).
     mutating func renumber(_ position: [Int32]) {
         for t in trees.indices {
@@ -354,8 +422,10 @@ struct Forest {
             let out = SharedPointer(buffer.baseAddress!)
             let workers = max(1, min(threads, mine.count))
             DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var scratch = Scratch(count: n, dims: dims)  // one a thread
                 for t in stride(from: w, to: mine.count, by: workers) {
-                    out.base[mine[t]] = Forest.build(x.base, count: n, dims: dims, leafSize: leafSize, seed: seed, tree: mine[t])
+                    out.base[mine[t]] = Forest.build(x.base, count: n, dims: dims, leafSize: leafSize, seed: seed, tree: mine[t],
+                                                     scratch: &scratch)
                 }
             }
         }
@@ -372,38 +442,82 @@ struct Forest {
         }
     }
 
-    static func build(_ x: UnsafeMutablePointer<Float>, count n: Int, dims: Int, leafSize: Int, seed: UInt64, tree: Int) -> Tree {
+    /// Rows of at most this many floats are carried along as a tree partitions its points; wider rows stream well
+    /// from where they lie.
+    static let carriedDims = 64
+
+    /// A builder's working memory, kept from one tree to the next (fresh memory is slow to touch). `carried`: the
+    /// points' rows move with the tree's order, so that every split reads them in sequence (at a million points in 10
+    /// dimensions, reading them through the order missed the cache at every split); the same tree either way.
+    struct Scratch {
+        let carried: Bool
+        var source: [Int32]  // a split's new slot -> its old slot
+        var spare: [Int32]
+        var rows: [Float]    // the points' rows in the tree's order, when carried
+        var moved: [Float]
+
+        init(count n: Int, dims: Int, carry: Bool? = nil) {
+            carried = carry ?? (dims <= carriedDims)
+            source = [Int32](repeating: 0, count: n)
+            spare = source
+            rows = [Float](repeating: 0, count: carried ? n * dims : 0)
+            moved = rows
+        }
+    }
+
+    static func build(_ x: UnsafeMutablePointer<Float>, count n: Int, dims: Int, leafSize: Int, seed: UInt64, tree: Int,
+                      scratch: inout Scratch) -> Tree {
         var rng = Xoshiro256(seed: seed, stream: 0x5250_5452_4545, index: UInt64(tree))
         var order = (0..<n).map { Int32($0) }
-        var scratch = order
+        let carried = scratch.carried
+        if carried { scratch.rows.withUnsafeMutableBufferPointer { $0.baseAddress!.update(from: x, count: n * dims) } }
         var leafStart: [Int32] = []
         var pending = [(0, n)]  // ranges of `order`, depth first, the left half next
         var normal = [Float](repeating: 0, count: dims)
-        while let (lower, upper) = pending.popLast() {
-            let size = upper - lower
-            guard size > leafSize else { leafStart.append(Int32(lower)); continue }
-            let a = Int(order[lower + rng.nextInt(below: size)])
-            var b = Int(order[lower + rng.nextInt(below: size - 1)])
-            if b == a { b = Int(order[upper - 1]) }
-            var offset: Float = 0
-            for e in 0..<dims {
-                normal[e] = x[a * dims + e] - x[b * dims + e]
-                offset += normal[e] * (x[a * dims + e] + x[b * dims + e]) * 0.5
+        scratch.rows.withUnsafeMutableBufferPointer { rowBuffer in
+            scratch.moved.withUnsafeMutableBufferPointer { movedBuffer in
+                func row(_ slot: Int) -> UnsafeMutablePointer<Float> {
+                    carried ? rowBuffer.baseAddress! + slot * dims : x + Int(order[slot]) * dims
+                }
+                while let (lower, upper) = pending.popLast() {
+                    let size = upper - lower
+                    guard size > leafSize else { leafStart.append(Int32(lower)); continue }
+                    let slotA = lower + rng.nextInt(below: size)
+                    var slotB = lower + rng.nextInt(below: size - 1)
+                    if order[slotB] == order[slotA] { slotB = upper - 1 }
+                    let a = row(slotA), b = row(slotB)
+                    var offset: Float = 0
+                    for e in 0..<dims {
+                        normal[e] = a[e] - b[e]
+                        offset += normal[e] * (a[e] + b[e]) * 0.5
+                    }
+                    var left = lower, right = upper
+                    for slot in lower..<upper {  // stable: the left side in order from the front, the right from the back
+                        let p = row(slot)
+                        var side: Float = -offset
+                        for e in 0..<dims { side += normal[e] * p[e] }
+                        let goesLeft = side < 0 || (side == 0 && rng.next() & 1 == 0)
+                        if goesLeft { scratch.source[left] = Int32(slot); left += 1 } else {
+                            right -= 1
+                            scratch.source[right] = Int32(slot)
+                        }
+                    }
+                    var middle = left
+                    if middle - lower < 1 || upper - middle < 1 { middle = lower + size / 2 }  // all on one side (equal points)
+                    else { scratch.source[middle..<upper].reverse() }
+                    for slot in lower..<upper { scratch.spare[slot] = order[Int(scratch.source[slot])] }
+                    order.replaceSubrange(lower..<upper, with: scratch.spare[lower..<upper])
+                    if carried {
+                        let from = rowBuffer.baseAddress!, to = movedBuffer.baseAddress!
+                        for slot in lower..<upper {
+                            (to + slot * dims).update(from: from + Int(scratch.source[slot]) * dims, count: dims)
+                        }
+                        (from + lower * dims).update(from: to + lower * dims, count: size * dims)
+                    }
+                    pending.append((middle, upper))
+                    pending.append((lower, middle))
+                }
             }
-            var left = lower, right = upper
-            for slot in lower..<upper {  // stable: the left side in order from the front, the right from the back
-                let p = Int(order[slot])
-                var side: Float = -offset
-                for e in 0..<dims { side += normal[e] * x[p * dims + e] }
-                let goesLeft = side < 0 || (side == 0 && rng.next() & 1 == 0)
-                if goesLeft { scratch[left] = order[slot]; left += 1 } else { right -= 1; scratch[right] = order[slot] }
-            }
-            var middle = left
-            if middle - lower < 1 || upper - middle < 1 { middle = lower + size / 2 }  // all on one side (equal points)
-            else { scratch[middle..<upper].reverse() }
-            for slot in lower..<upper { order[slot] = scratch[slot] }
-            pending.append((middle, upper))
-            pending.append((lower, middle))
         }
         leafStart.append(Int32(n))
         return Tree(order: order, leafStart: leafStart)
