@@ -379,21 +379,6 @@ struct Forest {
     struct Tree {
         var order: [Int32]       // the points, leaf after leaf
         var leafStart: [Int32]   // (leaves + 1)
-        var leafOf: [Int32]      // (N)
-
-        init(order: [Int32], leafStart: [Int32]) {
-            self.order = order
-            self.leafStart = leafStart
-            leafOf = [Int32](repeating: 0, count: order.count)
-            for leaf in 0..<(leafStart.count - 1) {
-                for slot in Int(leafStart[leaf])..<Int(leafStart[leaf + 1]) { leafOf[Int(order[slot])] = Int32(leaf) }
-            }
-        }
-
-        func leaf(of u: Int) -> ArraySlice<Int32> {
-            let leaf = Int(leafOf[u])
-            return order[Int(leafStart[leaf])..<Int(leafStart[leaf + 1])]
-        }
     }
 
     var trees: [Tree]
@@ -406,9 +391,7 @@ struct Forest {
     /// The trees over the points renumbered by `position` (point -> new number).
     mutating func renumber(_ position: [Int32]) {
         for t in trees.indices {
-            let leafOf = trees[t].leafOf
             for slot in trees[t].order.indices { trees[t].order[slot] = position[Int(trees[t].order[slot])] }
-            for u in leafOf.indices { trees[t].leafOf[Int(position[u])] = leafOf[u] }
         }
     }
 

@@ -108,6 +108,14 @@ final class N2DTests: XCTestCase {
         var position = [Int32](repeating: 0, count: n)
         for (slot, u) in original.enumerated() { position[u] = Int32(slot) }
         forest.renumber(position)
+        let leafOf = forest.trees.map { tree in  // tree -> point -> its leaf's points
+            var leaf = [ArraySlice<Int32>](repeating: [], count: n)
+            for l in 0..<(tree.leafStart.count - 1) {
+                let members = tree.order[Int(tree.leafStart[l])..<Int(tree.leafStart[l + 1])]
+                for u in members { leaf[Int(u)] = members }
+            }
+            return leaf
+        }
         var x = original.flatMap { points[($0 * 5)..<($0 * 5 + 5)] }
         var rows = [Int](repeating: 0, count: n * m), stamp = [Int](repeating: -1, count: n), short = 0
         x.withUnsafeMutableBufferPointer { x in
@@ -115,8 +123,8 @@ final class N2DTests: XCTestCase {
                 for u in 0..<n {
                     var list = Candidates(row: rows.baseAddress! + u * m, m: m)
                     stamp[u] = u
-                    for tree in forest.trees {
-                        for v in tree.leaf(of: u) where stamp[Int(v)] != u {
+                    for leaves in leafOf {
+                        for v in leaves[u] where stamp[Int(v)] != u {
                             stamp[Int(v)] = u
                             list.offer(Int(v), distance: NNDescent.squaredDistance(x.baseAddress!, u, Int(v), 5), fresh: true)
                         }
