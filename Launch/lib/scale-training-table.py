@@ -4,7 +4,7 @@
 # its whole-data pass (the last epoch: its seconds less its steps'), k-means on the input (at most 256 MB of it as
 # Float: 85,598 MNIST images),
 # t-SNE (a fixed 2,000 points). Then the N2D start's own stages (neighbours, graph, spectral start, the layout's SGD,
-# mixture: its stage_seconds), seconds and exponents. Writes RESULTS/training.svg: seconds against samples, both axes
+# k-means, mixture: its stage_seconds), seconds and exponents. Writes RESULTS/training.svg: seconds against samples, both axes
 # logarithmic. Standard library only.
 import json
 import math
@@ -15,7 +15,7 @@ from logplot import log_plot
 root, names = sys.argv[1], sys.argv[2:]
 stages = ["load", "pretrain epoch", "start", "DEC steps", "DEC pass", "k-means input", "t-SNE"]
 colours = ["#8c564b", "#1f77b4", "#2ca02c", "#d62728", "#ff7f0e", "#9467bd", "#7f7f7f", "#222222"]
-start_stages = ["neighbours", "graph", "spectral", "sgd", "mixture"]
+start_stages = ["neighbours", "graph", "spectral", "sgd", "kmeans", "mixture"]
 rows = []
 inside = {}  # by N: the N2D start's stage seconds
 together = {}  # by N: the ranks' proportional peaks summed (shared pages split among the ranks that map them)
@@ -35,7 +35,8 @@ for name in names:
     together[rows[-1][0]] = final.get("peak_pss_sum_mb")
     if "stage_seconds" in start:
         parts = dict(start["stage_seconds"])
-        parts["sgd"] = parts.get("layout", 0) - parts.get("spectral", 0)  # the layout's SGD, its spectral start apart
+        if "layout" in parts:  # the layout's SGD, its spectral start apart
+            parts["sgd"] = parts["layout"] - parts.get("spectral", 0)
         inside[rows[-1][0]] = parts
 rows.sort(key=lambda row: row[0])
 

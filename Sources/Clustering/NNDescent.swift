@@ -104,33 +104,35 @@ public enum NNDescent {
             // gathered once for the points of this thread in it (at a million points, reading them for every point
             // missed the cache 320 times a point); then random points while a list is short.
             let largestLeaf = forest.largestLeaf
-            forEachRange(mine, workers: workers, local: &local, stamps: &stamps, m: m) { points, rows, stamp in
-                var held = [Int](repeating: 0, count: points.count)
-                var leafRows = [Float](repeating: 0, count: largestLeaf * dims)
+            forEachRange(mine, workers: workers, local: &local, stamps: &stamps, m: m) { block, lists, stamp in
+                var counts = [Int](repeating: 0, count: block.count)       // (points of the block): each list's length
+                var leafRows = [Float](repeating: 0, count: largestLeaf * dims)  // (largest leaf, D)
                 leafRows.withUnsafeMutableBufferPointer { leafRows in
                     let gathered = leafRows.baseAddress!
                     for tree in forest.trees {
                         for leaf in 0..<(tree.leafStart.count - 1) {
                             let members = tree.order[Int(tree.leafStart[leaf])..<Int(tree.leafStart[leaf + 1])]
-                            guard members.contains(where: { points.contains(Int($0)) }) else { continue }
-                            for (i, v) in members.enumerated() { (gathered + i * dims).update(from: x.row(Int(v)), count: dims) }
-                            for (i, u) in members.enumerated() where points.contains(Int(u)) {
-                                let slot = Int(u) - points.lowerBound
-                                var list = Candidates(row: rows + slot * m, m: m, count: held[slot])
+                            guard members.contains(where: { block.contains(Int($0)) }) else { continue }
+                            for (i, v) in members.enumerated() {
+                                (gathered + i * dims).update(from: x.row(Int(v)), count: dims)
+                            }
+                            for (i, u) in members.enumerated() where block.contains(Int(u)) {
+                                let slot = Int(u) - block.lowerBound
+                                var list = Candidates(row: lists + slot * m, m: m, count: counts[slot])
                                 for (j, v) in members.enumerated() where j != i {
                                     let d2 = NNDescent.squaredDistance(gathered + i * dims, gathered + j * dims, dims)
                                     // A point offered before is held still or would not go in now: as if stamped.
                                     guard list.admits(Int(v), distance: d2), !list.holds(Int(v)) else { continue }
                                     list.offer(Int(v), distance: d2, fresh: true)
                                 }
-                                held[slot] = list.count
+                                counts[slot] = list.count
                             }
                         }
                     }
                 }
-                for u in points where held[u - points.lowerBound] < m {  // a short list holds all its leaves offered
-                    let row = rows + (u - points.lowerBound) * m
-                    var list = Candidates(row: row, m: m, count: held[u - points.lowerBound])
+                for u in block where counts[u - block.lowerBound] < m {  // a short list holds all its leaves offered
+                    let row = lists + (u - block.lowerBound) * m
+                    var list = Candidates(row: row, m: m, count: counts[u - block.lowerBound])
                     stamp[u] = u
                     for slot in 0..<list.count { stamp[Key.index(row[slot])] = u }
                     var draws = Xoshiro256(seed: options.seed, stream: 0x4E4E_4649_4C4C, index: UInt64(u))
@@ -405,6 +407,7 @@ struct Forest {
             let out = SharedPointer(buffer.baseAddress!)
             let workers = max(1, min(threads, mine.count))
             DispatchQueue.concurrentPerform(iterations: workers) { w in
+                guard w < mine.count else { return }  // a rank that builds no tree
                 var scratch = Scratch(count: n, dims: dims)  // one a thread
                 for t in stride(from: w, to: mine.count, by: workers) {
                     out.base[mine[t]] = Forest.build(x.base, count: n, dims: dims, leafSize: leafSize, seed: seed, tree: mine[t],
@@ -425,22 +428,23 @@ struct Forest {
         }
     }
 
-    /// Rows of at most this many floats are carried along as a tree partitions its points; wider rows stream well
-    /// from where they lie.
+    /// Rows of at most this many floats are carried along as a tree partitions its points (wider rows stream well
+    /// from where they lie), when their two copies take at most `carriedBytes` a builder.
     static let carriedDims = 64
+    static let carriedBytes = 256 << 20
 
     /// A builder's working memory, kept from one tree to the next (fresh memory is slow to touch). `carried`: the
     /// points' rows move with the tree's order, so that every split reads them in sequence (at a million points in 10
     /// dimensions, reading them through the order missed the cache at every split); the same tree either way.
     struct Scratch {
         let carried: Bool
-        var source: [Int32]  // a split's new slot -> its old slot
-        var spare: [Int32]
-        var rows: [Float]    // the points' rows in the tree's order, when carried
-        var moved: [Float]
+        var source: [Int32]  // (N): a split's new slot -> its old slot
+        var spare: [Int32]   // (N): the split's new order, before it is copied back
+        var rows: [Float]    // (N, D) when carried: the points' rows in the tree's order
+        var moved: [Float]   // (N, D) when carried: the split's rows, before they are copied back
 
         init(count n: Int, dims: Int, carry: Bool? = nil) {
-            carried = carry ?? (dims <= carriedDims)
+            carried = carry ?? (dims <= carriedDims && 2 * n * dims * MemoryLayout<Float>.stride <= carriedBytes)
             source = [Int32](repeating: 0, count: n)
             spare = source
             rows = [Float](repeating: 0, count: carried ? n * dims : 0)
@@ -450,6 +454,8 @@ struct Forest {
 
     static func build(_ x: UnsafeMutablePointer<Float>, count n: Int, dims: Int, leafSize: Int, seed: UInt64, tree: Int,
                       scratch: inout Scratch) -> Tree {
+        precondition(scratch.source.count == n && (!scratch.carried || scratch.rows.count == n * dims),
+                     "a scratch of another size")
         var rng = Xoshiro256(seed: seed, stream: 0x5250_5452_4545, index: UInt64(tree))
         var order = (0..<n).map { Int32($0) }
         let carried = scratch.carried
@@ -480,7 +486,10 @@ struct Forest {
                         var side: Float = -offset
                         for e in 0..<dims { side += normal[e] * p[e] }
                         let goesLeft = side < 0 || (side == 0 && rng.next() & 1 == 0)
-                        if goesLeft { scratch.source[left] = Int32(slot); left += 1 } else {
+                        if goesLeft {
+                            scratch.source[left] = Int32(slot)
+                            left += 1
+                        } else {
                             right -= 1
                             scratch.source[right] = Int32(slot)
                         }

@@ -89,93 +89,109 @@ final class N2DTests: XCTestCase {
 
     /// The forest's start, taken leaf after leaf on each leaf's gathered rows with a point already offered skipped by
     /// its list, is the per-point loop with stamps it replaced, bit for bit: on equal points, on leaves too small
-    /// for a list (random points fill it), on 1 to 3 ranks x 1 to 2 threads.
+    /// for a list (random points fill it, some drawn twice or listed already), on 1 to 3 ranks x 1 to 2 threads.
     func testNNDescentStartMatchesThePerPointLoop() throws {
-        var (points, _) = blobs(perBlob: 150, blobs: 4, dims: 5, seed: 10, spread: 1)
+        var (data, _) = blobs(perBlob: 150, blobs: 4, dims: 5, seed: 10, spread: 1)
         for i in 0..<40 {  // 40 copies of point 3
-            for e in 0..<5 { points[(300 + i) * 5 + e] = points[3 * 5 + e] }
+            for e in 0..<5 { data[(300 + i) * 5 + e] = data[3 * 5 + e] }
         }
-        let n = 600, k = 9, m = k - 1
-        var options = NNDescentOptions()
-        options.trees = 3
-        options.leafSize = 9
-        options.rounds = 0
-        options.seed = 5
-        // The reference: the loop of the release before, on the points renumbered by the first tree.
-        var forest = try Forest(points: SharedPointer(points.withUnsafeMutableBufferPointer { $0.baseAddress! }), count: n, dims: 5,
-                                trees: 3, leafSize: 9, seed: 5, threads: 1, communicator: SingleProcessCommunicator())
-        let original = forest.trees[0].order.map(Int.init)
-        var position = [Int32](repeating: 0, count: n)
-        for (slot, u) in original.enumerated() { position[u] = Int32(slot) }
-        forest.renumber(position)
-        let leafOf = forest.trees.map { tree in  // tree -> point -> its leaf's points
-            var leaf = [ArraySlice<Int32>](repeating: [], count: n)
-            for l in 0..<(tree.leafStart.count - 1) {
-                let members = tree.order[Int(tree.leafStart[l])..<Int(tree.leafStart[l + 1])]
-                for u in members { leaf[Int(u)] = members }
+        let points = data, n = 600, k = 9, m = k - 1
+        var short = 0, redrawn = 0
+        for trees in [1, 3] {
+            var options = NNDescentOptions()
+            options.trees = trees
+            options.leafSize = 9
+            options.rounds = 0
+            options.seed = 5
+            // The reference: the loop of the release before, on the points renumbered by the first tree.
+            var forest = try points.withUnsafeBufferPointer { x in
+                try Forest(points: SharedPointer(UnsafeMutablePointer(mutating: x.baseAddress!)), count: n, dims: 5, trees: trees,
+                           leafSize: 9, seed: 5, threads: 1, communicator: SingleProcessCommunicator())
             }
-            return leaf
-        }
-        var x = original.flatMap { points[($0 * 5)..<($0 * 5 + 5)] }
-        var rows = [Int](repeating: 0, count: n * m), stamp = [Int](repeating: -1, count: n), short = 0
-        x.withUnsafeMutableBufferPointer { x in
-            rows.withUnsafeMutableBufferPointer { rows in
-                for u in 0..<n {
-                    var list = Candidates(row: rows.baseAddress! + u * m, m: m)
-                    stamp[u] = u
-                    for leaves in leafOf {
-                        for v in leaves[u] where stamp[Int(v)] != u {
-                            stamp[Int(v)] = u
-                            list.offer(Int(v), distance: NNDescent.squaredDistance(x.baseAddress!, u, Int(v), 5), fresh: true)
+            let original = forest.trees[0].order.map(Int.init)
+            var position = [Int32](repeating: 0, count: n)
+            for (slot, u) in original.enumerated() { position[u] = Int32(slot) }
+            forest.renumber(position)
+            let leafOf = forest.trees.map { tree in  // tree -> point -> its leaf's points
+                var leaf = [ArraySlice<Int32>](repeating: [], count: n)
+                for l in 0..<(tree.leafStart.count - 1) {
+                    let members = tree.order[Int(tree.leafStart[l])..<Int(tree.leafStart[l + 1])]
+                    for u in members { leaf[Int(u)] = members }
+                }
+                return leaf
+            }
+            var x = original.flatMap { points[($0 * 5)..<($0 * 5 + 5)] }
+            var rows = [Int](repeating: 0, count: n * m), stamp = [Int](repeating: -1, count: n)
+            x.withUnsafeMutableBufferPointer { x in
+                rows.withUnsafeMutableBufferPointer { rows in
+                    for u in 0..<n {
+                        var list = Candidates(row: rows.baseAddress! + u * m, m: m)
+                        stamp[u] = u
+                        for leaves in leafOf {
+                            for v in leaves[u] where stamp[Int(v)] != u {
+                                stamp[Int(v)] = u
+                                list.offer(Int(v), distance: NNDescent.squaredDistance(x.baseAddress!, u, Int(v), 5), fresh: true)
+                            }
+                        }
+                        if list.count < m { short += 1 }
+                        var draws = Xoshiro256(seed: 5, stream: 0x4E4E_4649_4C4C, index: UInt64(u))
+                        while list.count < m {
+                            let v = draws.nextInt(below: n)
+                            guard stamp[v] != u else { redrawn += 1; continue }
+                            stamp[v] = u
+                            list.offer(v, distance: NNDescent.squaredDistance(x.baseAddress!, u, v, 5), fresh: true)
                         }
                     }
-                    if list.count < m { short += 1 }
-                    var draws = Xoshiro256(seed: 5, stream: 0x4E4E_4649_4C4C, index: UInt64(u))
-                    while list.count < m {
-                        let v = draws.nextInt(below: n)
-                        guard stamp[v] != u else { continue }
-                        stamp[v] = u
-                        list.offer(v, distance: NNDescent.squaredDistance(x.baseAddress!, u, v, 5), fresh: true)
-                    }
+                }
+            }
+            var indices = [Int](), distances = [Float]()
+            for u in 0..<n {
+                let p = Int(position[u])
+                let row = (0..<m).map { (Key.distance(rows[p * m + $0]), original[Key.index(rows[p * m + $0])]) }
+                    .sorted { $0 < $1 }
+                indices += [u] + row.map(\.1)
+                distances += [0] + row.map { $0.0.squareRoot() }
+            }
+            let search = options
+            for (ranks, threads) in [(1, 1), (1, 2), (2, 1), (3, 2)] {
+                let split = try InProcessWorld.run(ranks: ranks) { c in
+                    try NNDescent.neighbours(points: points, count: n, dims: 5, k: k, options: search, threads: threads,
+                                             communicator: c)
+                }
+                for result in split {  // (whole arrays: short messages)
+                    XCTAssertTrue(result.indices == indices, "\(trees) trees, \(ranks) ranks x \(threads) threads")
+                    XCTAssertTrue(result.distances.map(\.bitPattern) == distances.map(\.bitPattern), "\(trees) trees")
                 }
             }
         }
         XCTAssertGreaterThan(short, 0, "some leaves held too few others")
-        var indices = [Int](), distances = [Float]()
-        for u in 0..<n {
-            let p = Int(position[u])
-            let row = (0..<m).map { (Key.distance(rows[p * m + $0]), original[Key.index(rows[p * m + $0])]) }.sorted { $0 < $1 }
-            indices += [u] + row.map(\.1)
-            distances += [0] + row.map { $0.0.squareRoot() }
-        }
-        let data = points, start = options
-        for (ranks, threads) in [(1, 1), (1, 2), (2, 1), (3, 2)] {
-            let split = try InProcessWorld.run(ranks: ranks) { c in
-                try NNDescent.neighbours(points: data, count: n, dims: 5, k: k, options: start, threads: threads, communicator: c)
-            }
-            for result in split {  // (whole arrays: short messages)
-                XCTAssertTrue(result.indices == indices, "\(ranks) ranks x \(threads) threads")
-                XCTAssertTrue(result.distances.map(\.bitPattern) == distances.map(\.bitPattern), "\(ranks) x \(threads)")
-            }
-        }
+        XCTAssertGreaterThan(redrawn, 0, "some draws fell on a point seen already")
     }
 
     /// A tree whose builder carries the points' rows along its splits (narrow points) is the tree it builds reading
-    /// them where they lie, also where points are equal (sides drawn at random, splits that send all to one side).
+    /// them where they lie, with its scratch kept from tree to tree, also where points are equal (sides drawn at
+    /// random; all equal: splits that send all to one side).
     func testForestCarriesRowsToTheSameTree() {
         var (points, _) = blobs(perBlob: 200, blobs: 3, dims: 5, seed: 9, spread: 1)
         for i in 0..<80 {  // 50 copies of point 0 and 30 of point 1
             for e in 0..<5 { points[(100 + i) * 5 + e] = points[(i < 50 ? 0 : 1) * 5 + e] }
         }
-        points.withUnsafeMutableBufferPointer { x in
-            for tree in 0..<4 {
-                var carrying = Forest.Scratch(count: 600, dims: 5, carry: true), reading = Forest.Scratch(count: 600, dims: 5, carry: false)
-                let carried = Forest.build(x.baseAddress!, count: 600, dims: 5, leafSize: 10, seed: 3, tree: tree, scratch: &carrying)
-                let read = Forest.build(x.baseAddress!, count: 600, dims: 5, leafSize: 10, seed: 3, tree: tree, scratch: &reading)
-                XCTAssertTrue(carried.order == read.order, "tree \(tree)")  // (whole arrays: short messages)
-                XCTAssertTrue(carried.leafStart == read.leafStart, "tree \(tree)")
-                XCTAssertGreaterThan(carried.leafStart.count, 60, "tree \(tree) split to small leaves")
-                XCTAssertEqual(Set(carried.order).count, 600)
+        let equal = [Float](repeating: 0.5, count: 64 * 5)
+        for (data, n, leafSize) in [(points, 600, 10), (equal, 64, 1)] {
+            var source = data
+            source.withUnsafeMutableBufferPointer { x in
+                var carrying = Forest.Scratch(count: n, dims: 5, carry: true)
+                var reading = Forest.Scratch(count: n, dims: 5, carry: false)
+                for tree in 0..<6 {
+                    let carried = Forest.build(x.baseAddress!, count: n, dims: 5, leafSize: leafSize, seed: 3, tree: tree,
+                                               scratch: &carrying)
+                    let read = Forest.build(x.baseAddress!, count: n, dims: 5, leafSize: leafSize, seed: 3, tree: tree,
+                                            scratch: &reading)
+                    XCTAssertTrue(carried.order == read.order, "\(n) points, tree \(tree)")  // (whole arrays: short messages)
+                    XCTAssertTrue(carried.leafStart == read.leafStart, "\(n) points, tree \(tree)")
+                    XCTAssertGreaterThan(carried.leafStart.count, n / leafSize / 2, "tree \(tree) split to small leaves")
+                    XCTAssertEqual(Set(carried.order).count, n)
+                }
             }
         }
     }
