@@ -38,6 +38,19 @@ public enum N2D {
     public static func cluster(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, clusters k: Int, umap: UMAPOptions,
                                restarts: Int, layout given: UMAP.Embedding? = nil, communicator: Communicator) throws -> Result {
         let embedding = try given ?? UMAP.embed(points: points, count: n, dims: dims, options: umap, communicator: communicator)
+        return try cluster(embedding: embedding, count: n, clusters: k, umap: umap, restarts: restarts, communicator: communicator)
+    }
+
+    /// As above, of image pixels read as pixels / 255 (`UMAP.embed(pixels:)`: NN-descent searches the bytes). Collective.
+    public static func cluster(pixels: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, clusters k: Int, umap: UMAPOptions,
+                               restarts: Int, communicator: Communicator) throws -> Result {
+        let embedding = try UMAP.embed(pixels: pixels, count: n, dims: dims, options: umap, communicator: communicator)
+        return try cluster(embedding: embedding, count: n, clusters: k, umap: umap, restarts: restarts, communicator: communicator)
+    }
+
+    /// k-means on the layout, then the mixture from it. Collective.
+    static func cluster(embedding: UMAP.Embedding, count n: Int, clusters k: Int, umap: UMAPOptions, restarts: Int,
+                        communicator: Communicator) throws -> Result {
         var started = Clock.now
         let start = try embedding.layout.withUnsafeBufferPointer { p in
             try KMeans.fit(points: p.baseAddress!, count: n, dims: umap.components, clusters: k, restarts: restarts,

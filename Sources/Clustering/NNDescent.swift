@@ -44,11 +44,43 @@ public struct NNDescentOptions: Sendable, Equatable {
     public init() {}
 }
 
+/// What the search reads a point's coordinates as: Float, or bytes (image pixels as they came), whose squared
+/// distances are summed exactly in integers (`Kernels.squaredDistance`, vector C): a quarter of the memory of a Float
+/// copy, and the same graph as a Float search of the same values wherever that one sums exactly (tested).
+public protocol SearchElement: BitwiseCopyable, Sendable {
+    init()
+    /// The squared distance of two rows of `dims`, in the element's own units, as the lists compare it.
+    static func squaredDistance(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ dims: Int) -> Float
+    /// The coordinate as the trees' hyperplanes take it.
+    var coordinate: Float { get }
+}
+
+extension Float: SearchElement {
+    @inline(__always)
+    public static func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dims: Int) -> Float {
+        var d2: Float = 0
+        for e in 0..<dims { let t = a[e] - b[e]; d2 += t * t }
+        return d2
+    }
+
+    @inline(__always) public var coordinate: Float { self }
+}
+
+extension UInt8: SearchElement {
+    /// The exact integer sum, rounded to Float once (exact below 2^24: rows of up to 258 bytes, or nearer ones).
+    @inline(__always)
+    public static func squaredDistance(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ dims: Int) -> Float {
+        Float(Kernels.squaredDistance(a, b, count: dims))
+    }
+
+    @inline(__always) public var coordinate: Float { Float(self) }
+}
+
 public enum NNDescent {
     public struct Result: Sendable {
         /// (N, k): the point itself first, then by distance, ties by index.
         public var indices: [Int]
-        /// (N, k) Euclidean distances.
+        /// (N, k) Euclidean distances, in the points' own units (bytes: 0 to 255 a coordinate).
         public var distances: [Float]
         public var rounds: Int
         /// Entries changed in each round.
@@ -64,8 +96,9 @@ public enum NNDescent {
     }
 
     /// As above, of points the caller holds (a data set's shared samples, read without a copy). Collective.
-    public static func neighbours(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, options: NNDescentOptions,
-                                  threads: Int = BLAS.threads, communicator: Communicator) throws -> Result {
+    public static func neighbours<E: SearchElement>(points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int,
+                                                    options: NNDescentOptions, threads: Int = BLAS.threads,
+                                                    communicator: Communicator) throws -> Result {
         precondition(k >= 2 && n > k, "NN-descent needs more points than neighbours")
         precondition(points.count >= n * dims, "NN-descent: fewer points than \(n) x \(dims)")
         let m = k - 1
@@ -81,8 +114,8 @@ public enum NNDescent {
         var position = [Int32](repeating: 0, count: n)       // point -> position
         for (slot, u) in original.enumerated() { position[u] = Int32(slot) }
         forest.renumber(position)
-        let copied = n * dims * MemoryLayout<Float>.stride <= options.copyBytes
-        var renumbered = [Float](repeating: 0, count: copied ? n * dims : 0)
+        let copied = n * dims * MemoryLayout<E>.stride <= options.copyBytes
+        var renumbered = [E](repeating: E(), count: copied ? n * dims : 0)
         if copied {
             for (slot, u) in original.enumerated() {
                 for e in 0..<dims { renumbered[slot * dims + e] = points[u * dims + e] }
@@ -106,7 +139,7 @@ public enum NNDescent {
             let largestLeaf = forest.largestLeaf
             forEachRange(mine, workers: workers, local: &local, stamps: &stamps, m: m) { block, lists, stamp in
                 var counts = [Int](repeating: 0, count: block.count)       // (points of the block): each list's length
-                var leafRows = [Float](repeating: 0, count: largestLeaf * dims)  // (largest leaf, D)
+                var leafRows = [E](repeating: E(), count: largestLeaf * dims)  // (largest leaf, D)
                 leafRows.withUnsafeMutableBufferPointer { leafRows in
                     let gathered = leafRows.baseAddress!
                     for tree in forest.trees {
@@ -120,7 +153,7 @@ public enum NNDescent {
                                 let slot = Int(u) - block.lowerBound
                                 var list = Candidates(row: lists + slot * m, m: m, count: counts[slot])
                                 for (j, v) in members.enumerated() where j != i {
-                                    let d2 = NNDescent.squaredDistance(gathered + i * dims, gathered + j * dims, dims)
+                                    let d2 = E.squaredDistance(gathered + i * dims, gathered + j * dims, dims)
                                     // A point offered before is held still or would not go in now: as if stamped.
                                     guard list.admits(Int(v), distance: d2), !list.holds(Int(v)) else { continue }
                                     list.offer(Int(v), distance: d2, fresh: true)
@@ -239,22 +272,15 @@ public enum NNDescent {
     }
 
     @inline(__always)
-    static func squaredDistance(_ x: UnsafeMutablePointer<Float>, _ u: Int, _ v: Int, _ dims: Int) -> Float {
-        squaredDistance(x + u * dims, x + v * dims, dims)
-    }
-
-    @inline(__always)
-    static func squaredDistance(_ a: UnsafeMutablePointer<Float>, _ b: UnsafeMutablePointer<Float>, _ dims: Int) -> Float {
-        var d2: Float = 0
-        for e in 0..<dims { let t = a[e] - b[e]; d2 += t * t }
-        return d2
+    static func squaredDistance<E: SearchElement>(_ x: UnsafeMutablePointer<E>, _ u: Int, _ v: Int, _ dims: Int) -> Float {
+        E.squaredDistance(x + u * dims, x + v * dims, dims)
     }
 }
 
 /// The points in the search's order: a copy in that order, or (`point` given: position -> row) the caller's rows read
 /// through it.
-struct PointRows {
-    let base: SharedPointer<Float>
+struct PointRows<E: SearchElement> {
+    let base: SharedPointer<E>
     let dims: Int
     let point: [Int]?
 
@@ -263,7 +289,7 @@ struct PointRows {
         return NNDescent.squaredDistance(base.base, point[u], point[v], dims)
     }
 
-    @inline(__always) func row(_ u: Int) -> UnsafeMutablePointer<Float> { base.base + (point?[u] ?? u) * dims }
+    @inline(__always) func row(_ u: Int) -> UnsafeMutablePointer<E> { base.base + (point?[u] ?? u) * dims }
 }
 
 /// A list entry packed in one Int: the squared distance's bits above, a fresh bit, the index below, so that ordering
@@ -399,8 +425,8 @@ struct Forest {
 
     /// The trees split over the ranks (tree t built on rank t mod p, on its threads), each then sent from its
     /// builder to every rank: tree t draws from (seed, t) only, so the forest is the same on any split. Collective.
-    init(points x: SharedPointer<Float>, count n: Int, dims: Int, trees count: Int, leafSize: Int, seed: UInt64, threads: Int,
-         communicator: Communicator) throws {
+    init<E: SearchElement>(points x: SharedPointer<E>, count n: Int, dims: Int, trees count: Int, leafSize: Int, seed: UInt64,
+                           threads: Int, communicator: Communicator) throws {
         let mine = Array(stride(from: communicator.rank, to: count, by: communicator.size))
         var built = [Tree?](repeating: nil, count: count)
         built.withUnsafeMutableBufferPointer { buffer in
@@ -408,7 +434,7 @@ struct Forest {
             let workers = max(1, min(threads, mine.count))
             DispatchQueue.concurrentPerform(iterations: workers) { w in
                 guard w < mine.count else { return }  // a rank that builds no tree
-                var scratch = Scratch(count: n, dims: dims)  // one a thread
+                var scratch = Scratch<E>(count: n, dims: dims)  // one a thread
                 for t in stride(from: w, to: mine.count, by: workers) {
                     out.base[mine[t]] = Forest.build(x.base, count: n, dims: dims, leafSize: leafSize, seed: seed, tree: mine[t],
                                                      scratch: &scratch)
@@ -436,24 +462,24 @@ struct Forest {
     /// A builder's working memory, kept from one tree to the next (fresh memory is slow to touch). `carried`: the
     /// points' rows move with the tree's order, so that every split reads them in sequence (at a million points in 10
     /// dimensions, reading them through the order missed the cache at every split); the same tree either way.
-    struct Scratch {
+    struct Scratch<E: SearchElement> {
         let carried: Bool
         var source: [Int32]  // (N): a split's new slot -> its old slot
         var spare: [Int32]   // (N): the split's new order, before it is copied back
-        var rows: [Float]    // (N, D) when carried: the points' rows in the tree's order
-        var moved: [Float]   // (N, D) when carried: the split's rows, before they are copied back
+        var rows: [E]        // (N, D) when carried: the points' rows in the tree's order
+        var moved: [E]       // (N, D) when carried: the split's rows, before they are copied back
 
         init(count n: Int, dims: Int, carry: Bool? = nil) {
-            carried = carry ?? (dims <= carriedDims && 2 * n * dims * MemoryLayout<Float>.stride <= carriedBytes)
+            carried = carry ?? (dims <= carriedDims && 2 * n * dims * MemoryLayout<E>.stride <= carriedBytes)
             source = [Int32](repeating: 0, count: n)
             spare = source
-            rows = [Float](repeating: 0, count: carried ? n * dims : 0)
+            rows = [E](repeating: E(), count: carried ? n * dims : 0)
             moved = rows
         }
     }
 
-    static func build(_ x: UnsafeMutablePointer<Float>, count n: Int, dims: Int, leafSize: Int, seed: UInt64, tree: Int,
-                      scratch: inout Scratch) -> Tree {
+    static func build<E: SearchElement>(_ x: UnsafeMutablePointer<E>, count n: Int, dims: Int, leafSize: Int, seed: UInt64,
+                                        tree: Int, scratch: inout Scratch<E>) -> Tree {
         precondition(scratch.source.count == n && (!scratch.carried || scratch.rows.count == n * dims),
                      "a scratch of another size")
         var rng = Xoshiro256(seed: seed, stream: 0x5250_5452_4545, index: UInt64(tree))
@@ -465,7 +491,7 @@ struct Forest {
         var normal = [Float](repeating: 0, count: dims)
         scratch.rows.withUnsafeMutableBufferPointer { rowBuffer in
             scratch.moved.withUnsafeMutableBufferPointer { movedBuffer in
-                func row(_ slot: Int) -> UnsafeMutablePointer<Float> {
+                func row(_ slot: Int) -> UnsafeMutablePointer<E> {
                     carried ? rowBuffer.baseAddress! + slot * dims : x + Int(order[slot]) * dims
                 }
                 while let (lower, upper) = pending.popLast() {
@@ -477,14 +503,14 @@ struct Forest {
                     let a = row(slotA), b = row(slotB)
                     var offset: Float = 0
                     for e in 0..<dims {
-                        normal[e] = a[e] - b[e]
-                        offset += normal[e] * (a[e] + b[e]) * 0.5
+                        normal[e] = a[e].coordinate - b[e].coordinate
+                        offset += normal[e] * (a[e].coordinate + b[e].coordinate) * 0.5
                     }
                     var left = lower, right = upper
                     for slot in lower..<upper {  // stable: the left side in order from the front, the right from the back
                         let p = row(slot)
                         var side: Float = -offset
-                        for e in 0..<dims { side += normal[e] * p[e] }
+                        for e in 0..<dims { side += normal[e] * p[e].coordinate }
                         let goesLeft = side < 0 || (side == 0 && rng.next() & 1 == 0)
                         if goesLeft {
                             scratch.source[left] = Int32(slot)
@@ -528,8 +554,8 @@ extension NNDescent {
     }
 
     /// As above, of points the caller holds. Collective.
-    public static func recall(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, indices: [Int], sample: Int,
-                              seed: UInt64, communicator: Communicator) throws -> Double {
+    public static func recall<E: SearchElement>(points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int, indices: [Int],
+                                                sample: Int, seed: UInt64, communicator: Communicator) throws -> Double {
         precondition(points.count >= n * dims && indices.count >= n * k, "recall: fewer points or neighbours than \(n) x \(dims), \(k)")
         let m = k - 1
         guard m >= 1 else { return 1 }

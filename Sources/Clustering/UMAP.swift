@@ -69,6 +69,43 @@ public enum UMAP {
     public static func embed(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, options: UMAPOptions,
                              threads: Int = BLAS.threads, communicator: Communicator) throws -> Embedding {
         precondition(points.count >= n * dims, "UMAP: fewer points than \(n) x \(dims)")
+        return try embed(count: n, options: options, threads: threads, communicator: communicator) { search, k in
+            if search == .exact {
+                let (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
+                return (indices, distances, 0)
+            }
+            var descent = options.descent
+            descent.seed = options.seed
+            let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: k, options: descent, threads: threads,
+                                                 communicator: communicator)
+            return (found.indices, found.distances, found.rounds)
+        }
+    }
+
+    /// As above, of image pixels read as pixels / 255 (`Normalization.unit`): NN-descent searches the bytes themselves
+    /// (no Float copy: a quarter of the memory; distances summed exactly); the exact search (small N) a Float copy.
+    /// Collective.
+    public static func embed(pixels: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, options: UMAPOptions,
+                             threads: Int = BLAS.threads, communicator: Communicator) throws -> Embedding {
+        precondition(pixels.count >= n * dims, "UMAP: fewer points than \(n) x \(dims)")
+        return try embed(count: n, options: options, threads: threads, communicator: communicator) { search, k in
+            if search == .exact {
+                let points = pixels[0..<(n * dims)].map { Float($0) * (1 / 255) }  // as DataSet.floats(.unit)
+                let (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
+                return (indices, distances, 0)
+            }
+            var descent = options.descent
+            descent.seed = options.seed
+            let found = try NNDescent.neighbours(points: pixels, count: n, dims: dims, k: k, options: descent, threads: threads,
+                                                 communicator: communicator)
+            return (found.indices, found.distances.map { $0 * (1 / 255) }, found.rounds)
+        }
+    }
+
+    /// The embedding from the neighbours `search(resolved search, k)` finds: (N, k) indices and distances, rounds.
+    private static func embed(count n: Int, options: UMAPOptions, threads: Int, communicator: Communicator,
+                              search find: (NeighbourSearch, Int) throws -> (indices: [Int], distances: [Float], rounds: Int))
+        throws -> Embedding {
         let k = min(options.neighbors, n)
         guard k >= 2, options.neighbors >= 2, options.components >= 1 else {
             throw RunError("UMAP needs at least 2 points and 2 neighbours (got \(n) points, \(options.neighbors) neighbours)")
@@ -76,16 +113,8 @@ public enum UMAP {
         var started = Clock.now
         let search = k < n ? options.search.resolved(count: n, options: options.descent) : .exact
         var embedding = Embedding(layout: [], search: search)
-        let indices: [Int], distances: [Float]
-        if search == .exact {
-            (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
-        } else {
-            var descent = options.descent
-            descent.seed = options.seed
-            let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: k, options: descent, threads: threads,
-                                                 communicator: communicator)
-            (indices, distances, embedding.rounds) = (found.indices, found.distances, found.rounds)
-        }
+        let (indices, distances, rounds) = try find(search, k)
+        embedding.rounds = rounds
         embedding.neighbourSeconds = Clock.now - started
         started = Clock.now
         let chunkRows = options.chunkRows ?? RowChunks.chunkRows

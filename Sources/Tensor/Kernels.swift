@@ -109,6 +109,16 @@ public enum Kernels {
         CKernels_spectral_turn(x, ax, turn, ritz, squares, block, dims, centre, halfWidth, rows.lowerBound, rows.upperBound)
     }
 
+    /// The squared Euclidean distance of two rows of `count` bytes, summed exactly (every body the same number);
+    /// `level` picks a body for the tests (0 scalar, 1 AVX2, 2 AVX-512; the widest the CPU has at most).
+    @inline(__always)
+    public static func squaredDistance(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, count: Int, level: Int = 2) -> UInt64 {
+        CKernels_squared_distance_u8_at(a, b, count, Int32(level))
+    }
+
+    /// The widest body `squaredDistance` of bytes has on this CPU (0, 1 or 2).
+    public static var byteDistanceLevel: Int { Int(CKernels_squared_distance_u8_level()) }
+
     /// True when the AVX2 bodies run (else the scalar ones, same bits).
     public static var vectorised: Bool { CKernels_vectorised() != 0 }
 }

@@ -107,10 +107,15 @@ public enum RawExperiment {
         let started = Clock.now
         var umap = Recipe.umap
         umap.seed = options.seed
-        let found = try data.withFloats(.unit) { points in
-            try N2D.cluster(points: points, count: data.count, dims: data.dimension, clusters: options.clusters, umap: umap,
-                            restarts: restarts, communicator: context.communicator)
-        }
+        let found = try data.isFloat
+            ? data.features.withUnsafeBufferPointer { points in  // where they lie: no copy
+                try N2D.cluster(points: points, count: data.count, dims: data.dimension, clusters: options.clusters, umap: umap,
+                                restarts: restarts, communicator: context.communicator)
+            }
+            : data.images.withUnsafeBufferPointer { pixels in  // the bytes themselves: no Float copy
+                try N2D.cluster(pixels: pixels, count: data.count, dims: data.dimension, clusters: options.clusters, umap: umap,
+                                restarts: restarts, communicator: context.communicator)
+            }
         let scores = data.scores(found.mixture.assignments, clusters: options.clusters)
         let seconds = Clock.now - started
         context.say(String(format: "N2D on the input (UMAP to %d dimensions, %d neighbours; Gaussian mixture; %.1fs: %@): %@", umap.components,

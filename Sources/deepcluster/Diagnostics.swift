@@ -139,35 +139,47 @@ struct NeighboursCommand: ParsableCommand {
             let data = try dataOptions.load(communicator)
             let n = data.count, dims = data.dimension
             guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
-            try data.withFloats(.unit) { points in  // Float samples read where they lie
-                let started = Clock.now
-                let resolved = search.resolved(count: n)
-                let indices: [Int], detail: String
-                if resolved == .exact {
-                    indices = try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours, communicator: communicator).indices
-                    detail = "exact"
-                } else {
-                    var options = NNDescentOptions()
-                    options.seed = seed
-                    let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options, communicator: communicator)
-                    indices = found.indices
-                    detail = "NN-descent, \(found.rounds) rounds, entries changed per round \(found.updates.map(String.init).joined(separator: " "))"
-                }
-                let seconds = Clock.now - started
-                if communicator.rank == 0 {
-                    print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims, neighbours,
-                                 seconds, detail, communicator.size, BLAS.threads))
-                }
-                guard check > 0 else { return }
-                let checkStarted = Clock.now
-                let recall = try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: indices, sample: check,
-                                                  seed: seed, communicator: communicator)
-                let checkSeconds = Clock.now - checkStarted
-                if communicator.rank == 0 {
-                    print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,
-                                 min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
-                }
+            // Float samples where they lie; bytes as bytes (NN-descent and the recall sum their distances exactly).
+            if data.isFloat {
+                try data.features.withUnsafeBufferPointer { try measure($0, data: data, communicator: communicator) }
+            } else {
+                try data.images.withUnsafeBufferPointer { try measure($0, data: data, communicator: communicator) }
             }
+        }
+    }
+
+    /// The search and its recall on `points`, the data set's samples as they lie (Float, or bytes).
+    private func measure<E: SearchElement>(_ points: UnsafeBufferPointer<E>, data: DataSet, communicator: Communicator) throws {
+        let n = data.count, dims = data.dimension
+        let started = Clock.now
+        let resolved = search.resolved(count: n)
+        let indices: [Int], detail: String
+        if resolved == .exact {
+            indices = try data.withFloats(.unit) {  // bytes: a Float copy
+                try UMAP.nearestNeighbours(points: $0, count: n, dims: dims, k: neighbours, communicator: communicator).indices
+            }
+            detail = "exact"
+        } else {
+            var options = NNDescentOptions()
+            options.seed = seed
+            let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options, communicator: communicator)
+            indices = found.indices
+            detail = "NN-descent\(E.self == UInt8.self ? " of the bytes" : ""), \(found.rounds) rounds, entries changed per round "
+                + found.updates.map(String.init).joined(separator: " ")
+        }
+        let seconds = Clock.now - started
+        if communicator.rank == 0 {
+            print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims, neighbours,
+                         seconds, detail, communicator.size, BLAS.threads))
+        }
+        guard check > 0 else { return }
+        let checkStarted = Clock.now
+        let recall = try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: indices, sample: check,
+                                          seed: seed, communicator: communicator)
+        let checkSeconds = Clock.now - checkStarted
+        if communicator.rank == 0 {
+            print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,
+                         min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
         }
     }
 }

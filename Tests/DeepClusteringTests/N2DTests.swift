@@ -180,8 +180,8 @@ final class N2DTests: XCTestCase {
         for (data, n, leafSize) in [(points, 600, 10), (equal, 64, 1)] {
             var source = data
             source.withUnsafeMutableBufferPointer { x in
-                var carrying = Forest.Scratch(count: n, dims: 5, carry: true)
-                var reading = Forest.Scratch(count: n, dims: 5, carry: false)
+                var carrying = Forest.Scratch<Float>(count: n, dims: 5, carry: true)
+                var reading = Forest.Scratch<Float>(count: n, dims: 5, carry: false)
                 for tree in 0..<6 {
                     let carried = Forest.build(x.baseAddress!, count: n, dims: 5, leafSize: leafSize, seed: 3, tree: tree,
                                                scratch: &carrying)
@@ -223,6 +223,118 @@ final class N2DTests: XCTestCase {
                 XCTAssertTrue(result.distances.map(\.bitPattern) == copied.distances.map(\.bitPattern), "\(ranks) x \(threads)")
             }
         }
+    }
+
+    /// Bytes' squared distances are exact on every body the CPU has (AVX-512, AVX2, scalar): rows of every length
+    /// around the vector widths, the extremes 0 and 255, and rows long enough that the sum passes 2^32 (70,000 bytes
+    /// 255 apart), which the 32-bit lanes must hand to the 64-bit total in time.
+    func testByteDistanceIsExactOnEveryBody() {
+        var rng = Xoshiro256(seed: 21)
+        let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 784, 16_383, 16_384, 16_417, 40_000, 70_000]
+        XCTAssertGreaterThanOrEqual(Kernels.byteDistanceLevel, 0)
+        for count in lengths {
+            for pattern in 0..<3 {
+                let a: [UInt8] = (0..<count).map { _ in pattern == 0 ? UInt8(rng.nextInt(below: 256)) : (pattern == 1 ? 255 : 0) }
+                let b: [UInt8] = (0..<count).map { _ in pattern == 0 ? UInt8(rng.nextInt(below: 256)) : (pattern == 1 ? 0 : 255) }
+                var expected: UInt64 = 0
+                for i in 0..<count { let d = Int(a[i]) - Int(b[i]); expected += UInt64(d * d) }
+                for level in 0...2 {
+                    XCTAssertEqual(Kernels.squaredDistance(a, b, count: count, level: level), expected,
+                                   "\(count) bytes, pattern \(pattern), body \(min(level, Kernels.byteDistanceLevel))")
+                }
+            }
+        }
+        XCTAssertEqual(Kernels.squaredDistance([255], [0], count: 1), 65_025)
+    }
+
+    /// NN-descent of bytes is the Float search of the same values where the Float sums are exact (bytes up to 15 in 12
+    /// dimensions): the same trees, lists and rounds, so the same graph bit for bit, with equal points among them, on
+    /// 1 to 3 ranks x 1 to 2 threads, copied in the search's order or read where they lie.
+    func testNNDescentOfBytesIsTheFloatSearchOfTheirValues() throws {
+        var rng = Xoshiro256(seed: 17)
+        let n = 500, dims = 12, k = 9
+        var bytes = [UInt8](repeating: 0, count: n * dims)
+        for i in 0..<n {
+            let centre = i % 4
+            for e in 0..<dims { bytes[i * dims + e] = UInt8(min(15, max(0, centre * 4 + rng.nextInt(below: 5) - 2 + (e % 3)))) }
+        }
+        for i in 0..<30 { for e in 0..<dims { bytes[(200 + i) * dims + e] = bytes[7 * dims + e] } }  // 30 copies of point 7
+        let data = bytes, values = bytes.map { Float($0) }
+        var options = NNDescentOptions()
+        options.leafSize = 10
+        options.trees = 3
+        options.seed = 2
+        let floats = try NNDescent.neighbours(points: values, count: n, dims: dims, k: k, options: options, threads: 1,
+                                              communicator: SingleProcessCommunicator())
+        XCTAssertGreaterThan(floats.rounds, 1, "the rounds did work")
+        var reading = options
+        reading.copyBytes = n * dims - 1  // a byte short of the copy
+        for (search, (ranks, threads)) in [(options, (1, 1)), (options, (2, 1)), (reading, (3, 2)), (reading, (1, 2))] {
+            let split = try InProcessWorld.run(ranks: ranks) { c in
+                try data.withUnsafeBufferPointer {
+                    try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: search, threads: threads, communicator: c)
+                }
+            }
+            for result in split {  // (whole arrays: short messages)
+                XCTAssertTrue(result.indices == floats.indices, "\(ranks) ranks x \(threads) threads")
+                XCTAssertTrue(result.distances.map(\.bitPattern) == floats.distances.map(\.bitPattern), "\(ranks) x \(threads)")
+                XCTAssertEqual(result.updates, floats.updates)
+            }
+        }
+    }
+
+    /// Wide bytes over their whole range (784 of them, as MNIST's pixels): the search finds the neighbours (recall
+    /// against the exact search of the bytes), the same graph on any split; and UMAP of pixels with the exact search
+    /// is UMAP of pixels / 255, bit for bit (its Float copy is `DataSet.floats(.unit)`).
+    func testWideBytesSearchAndUMAPOfPixels() throws {
+        var rng = Xoshiro256(seed: 23)
+        let n = 300, dims = 784, k = 8
+        let prototypes = (0..<3).map { _ in (0..<dims).map { _ in rng.nextInt(below: 256) } }
+        let bytes: [UInt8] = (0..<(n * dims)).map { j in
+            UInt8(min(255, max(0, prototypes[(j / dims) % 3][j % dims] + rng.nextInt(below: 121) - 60)))
+        }
+        var options = NNDescentOptions()
+        options.leafSize = 12
+        let one = try bytes.withUnsafeBufferPointer {
+            try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: options, threads: 1, communicator: SingleProcessCommunicator())
+        }
+        let recall = try bytes.withUnsafeBufferPointer {
+            try NNDescent.recall(points: $0, count: n, dims: dims, k: k, indices: one.indices, sample: n, seed: 0,
+                                 communicator: SingleProcessCommunicator())
+        }
+        let values = bytes.map { Float($0) }  // the Float search of the same values, which sums them rounded
+        let floats = try NNDescent.neighbours(points: values, count: n, dims: dims, k: k, options: options, threads: 1,
+                                              communicator: SingleProcessCommunicator())
+        let floatRecall = try NNDescent.recall(points: values, count: n, dims: dims, k: k, indices: floats.indices, sample: n, seed: 0,
+                                               communicator: SingleProcessCommunicator())
+        print("recall of the bytes' search \(recall), of the Float search \(floatRecall)")
+        XCTAssertGreaterThan(recall, 0.9)
+        XCTAssertGreaterThan(recall, floatRecall - 0.02)
+        let search = options
+        let split = try InProcessWorld.run(ranks: 2) { c in
+            try bytes.withUnsafeBufferPointer {
+                try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: search, threads: 2, communicator: c)
+            }
+        }
+        XCTAssertTrue(split[1].indices == one.indices, "2 ranks x 2 threads")
+        XCTAssertTrue(split[1].distances.map(\.bitPattern) == one.distances.map(\.bitPattern))
+        var umap = UMAPOptions()
+        umap.neighbors = 8
+        umap.components = 2
+        umap.epochs = 20
+        umap.search = .exact
+        let pixels = try bytes.withUnsafeBufferPointer {
+            try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
+        }
+        let unit = try UMAP.embed(points: bytes.map { Float($0) * (1 / 255) }, count: n, dims: dims, options: umap, threads: 1,
+                                  communicator: SingleProcessCommunicator())
+        XCTAssertEqual(pixels.layout.map(\.bitPattern), unit.layout.map(\.bitPattern))
+        umap.search = .descent
+        let searched = try bytes.withUnsafeBufferPointer {
+            try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
+        }
+        XCTAssertEqual(searched.search, .descent)
+        XCTAssertTrue(searched.layout.allSatisfy(\.isFinite))
     }
 
     /// The whole UMAP at a size where every part splits: NN-descent, the spectral start's chunked sums and the

@@ -95,6 +95,15 @@ void CKernels_spectral_orthogonalise(double *x, const double *trivial, const dou
 void CKernels_spectral_turn(double *x, double *ax, const double *turn, const double *ritz, double *squares, long block,
                             long dims, double centre, double half_width, long first, long end);
 
+/// The squared Euclidean distance of two rows of n bytes, summed exactly (the same number from every body), on the
+/// widest body the CPU has (distance.c).
+uint64_t CKernels_squared_distance_u8(const uint8_t *a, const uint8_t *b, long n);
+/// The same on the body of `level` (0 scalar, 1 AVX2, 2 AVX-512), or the widest below it that the CPU has: the tests
+/// compare the bodies.
+uint64_t CKernels_squared_distance_u8_at(const uint8_t *a, const uint8_t *b, long n, int level);
+/// The widest body the CPU has (0, 1 or 2).
+int CKernels_squared_distance_u8_level(void);
+
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
 
