@@ -1,5 +1,7 @@
-// See CKernels.h: the squared Euclidean distance of two rows of bytes (image pixels), summed exactly in integers, so
-// every body (AVX-512, AVX2, scalar) gives the same number on any CPU.
+// See CKernels.h: what NN-descent and the exact search compute between rows: squared Euclidean distances of bytes
+// (image pixels), summed exactly in integers, and of floats, and the side of a tree's hyperplane a row lies on. Every
+// body (AVX-512, AVX2, scalar) gives the same number on any CPU.
+#pragma STDC FP_CONTRACT OFF
 #include "CKernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -80,4 +82,195 @@ uint64_t CKernels_squared_distance_u8_at(const uint8_t *a, const uint8_t *b, lon
 
 uint64_t CKernels_squared_distance_u8(const uint8_t *a, const uint8_t *b, long n) {
     return CKernels_squared_distance_u8_at(a, b, n, 2);
+}
+
+// Float rows: the squared distance and the trees' side of a hyperplane, in 32 partial sums (lane j takes the elements
+// j, j + 32, j + 64, ... in order) added by a fixed tree (j += j + 16, then + 8, 4, 2, 1), then the rest in order.
+// Every body does exactly these operations (multiply, then add: no fused multiply-add), so they agree bit for bit.
+// Rows shorter than 32 are one sum in order, as the Swift loops before them: narrow points keep their bits.
+enum { partials = 32 };
+
+static inline float fold(float *part) {
+    for (int width = partials / 2; width >= 1; width /= 2) {
+        for (int j = 0; j < width; j++) part[j] += part[j + width];
+    }
+    return part[0];
+}
+
+static float squared_distance_f32_scalar(const float *a, const float *b, long n) {
+    float part[partials] = {0};
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        for (int j = 0; j < partials; j++) { const float t = a[i + j] - b[i + j]; part[j] += t * t; }
+    }
+    float sum = i > 0 ? fold(part) : 0;
+    for (; i < n; i++) { const float t = a[i] - b[i]; sum += t * t; }
+    return sum;
+}
+
+static float side_f32_scalar(const float *normal, const float *p, long n, float start) {
+    float part[partials] = {0};
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        for (int j = 0; j < partials; j++) part[j] += normal[i + j] * p[i + j];
+    }
+    float sum = i > 0 ? start + fold(part) : start;
+    for (; i < n; i++) sum += normal[i] * p[i];
+    return sum;
+}
+
+static float side_u8_scalar(const float *normal, const uint8_t *p, long n, float start) {
+    float part[partials] = {0};
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        for (int j = 0; j < partials; j++) part[j] += normal[i + j] * (float)p[i + j];
+    }
+    float sum = i > 0 ? start + fold(part) : start;
+    for (; i < n; i++) sum += normal[i] * (float)p[i];
+    return sum;
+}
+
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f")))
+#define AVX2F __attribute__((target("avx2")))
+
+// lanes 0-15 and 16-31 in two registers: the fold's first step is their sum, the rest halves the register.
+AVX512 static inline float fold512(__m512 low, __m512 high) {
+    float part[16];
+    _mm512_storeu_ps(part, _mm512_add_ps(low, high));
+    for (int width = 8; width >= 1; width /= 2) {
+        for (int j = 0; j < width; j++) part[j] += part[j + width];
+    }
+    return part[0];
+}
+
+AVX512 static float squared_distance_f32_avx512(const float *a, const float *b, long n) {
+    __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        const __m512 t0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        const __m512 t1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+        low = _mm512_add_ps(low, _mm512_mul_ps(t0, t0));
+        high = _mm512_add_ps(high, _mm512_mul_ps(t1, t1));
+    }
+    float sum = i > 0 ? fold512(low, high) : 0;
+    for (; i < n; i++) { const float t = a[i] - b[i]; sum += t * t; }
+    return sum;
+}
+
+AVX512 static float side_f32_avx512(const float *normal, const float *p, long n, float start) {
+    __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        low = _mm512_add_ps(low, _mm512_mul_ps(_mm512_loadu_ps(normal + i), _mm512_loadu_ps(p + i)));
+        high = _mm512_add_ps(high, _mm512_mul_ps(_mm512_loadu_ps(normal + i + 16), _mm512_loadu_ps(p + i + 16)));
+    }
+    float sum = i > 0 ? start + fold512(low, high) : start;
+    for (; i < n; i++) sum += normal[i] * p[i];
+    return sum;
+}
+
+AVX512 static inline __m512 bytes512(const uint8_t *p) {
+    return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p)));
+}
+
+AVX512 static float side_u8_avx512(const float *normal, const uint8_t *p, long n, float start) {
+    __m512 low = _mm512_setzero_ps(), high = _mm512_setzero_ps();
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        low = _mm512_add_ps(low, _mm512_mul_ps(_mm512_loadu_ps(normal + i), bytes512(p + i)));
+        high = _mm512_add_ps(high, _mm512_mul_ps(_mm512_loadu_ps(normal + i + 16), bytes512(p + i + 16)));
+    }
+    float sum = i > 0 ? start + fold512(low, high) : start;
+    for (; i < n; i++) sum += normal[i] * (float)p[i];
+    return sum;
+}
+
+// lanes 0-7, 8-15, 16-23, 24-31 in four registers: the fold's first step adds the third to the first and the fourth
+// to the second, its second step those two.
+AVX2F static inline float fold256(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+    float part[8];
+    _mm256_storeu_ps(part, _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3)));
+    for (int width = 4; width >= 1; width /= 2) {
+        for (int j = 0; j < width; j++) part[j] += part[j + width];
+    }
+    return part[0];
+}
+
+AVX2F static float squared_distance_f32_avx2(const float *a, const float *b, long n) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        for (int r = 0; r < 4; r++) {
+            const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8 * r), _mm256_loadu_ps(b + i + 8 * r));
+            acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(t, t));
+        }
+    }
+    float sum = i > 0 ? fold256(acc[0], acc[1], acc[2], acc[3]) : 0;
+    for (; i < n; i++) { const float t = a[i] - b[i]; sum += t * t; }
+    return sum;
+}
+
+AVX2F static float side_f32_avx2(const float *normal, const float *p, long n, float start) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        for (int r = 0; r < 4; r++) {
+            acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_loadu_ps(normal + i + 8 * r), _mm256_loadu_ps(p + i + 8 * r)));
+        }
+    }
+    float sum = i > 0 ? start + fold256(acc[0], acc[1], acc[2], acc[3]) : start;
+    for (; i < n; i++) sum += normal[i] * p[i];
+    return sum;
+}
+
+AVX2F static float side_u8_avx2(const float *normal, const uint8_t *p, long n, float start) {
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    long i = 0;
+    for (; i + partials <= n; i += partials) {
+        for (int r = 0; r < 4; r++) {
+            const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + i + 8 * r))));
+            acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_loadu_ps(normal + i + 8 * r), x));
+        }
+    }
+    float sum = i > 0 ? start + fold256(acc[0], acc[1], acc[2], acc[3]) : start;
+    for (; i < n; i++) sum += normal[i] * (float)p[i];
+    return sum;
+}
+
+static int float_level(void) {
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    return __builtin_cpu_supports("avx2") ? 1 : 0;
+}
+#else
+static int float_level(void) { return 0; }
+#endif
+
+int CKernels_rows_level(void) { return float_level(); }
+
+float CKernels_squared_distance_f32_at(const float *a, const float *b, long n, int level) {
+    if (level > float_level()) level = float_level();
+#if defined(__x86_64__)
+    if (level == 2) return squared_distance_f32_avx512(a, b, n);
+    if (level == 1) return squared_distance_f32_avx2(a, b, n);
+#endif
+    return squared_distance_f32_scalar(a, b, n);
+}
+
+float CKernels_side_f32_at(const float *normal, const float *p, long n, float start, int level) {
+    if (level > float_level()) level = float_level();
+#if defined(__x86_64__)
+    if (level == 2) return side_f32_avx512(normal, p, n, start);
+    if (level == 1) return side_f32_avx2(normal, p, n, start);
+#endif
+    return side_f32_scalar(normal, p, n, start);
+}
+
+float CKernels_side_u8_at(const float *normal, const uint8_t *p, long n, float start, int level) {
+    if (level > float_level()) level = float_level();
+#if defined(__x86_64__)
+    if (level == 2) return side_u8_avx512(normal, p, n, start);
+    if (level == 1) return side_u8_avx2(normal, p, n, start);
+#endif
+    return side_u8_scalar(normal, p, n, start);
 }

@@ -51,16 +51,29 @@ public protocol SearchElement: BitwiseCopyable, Sendable {
     init()
     /// The squared distance of two rows of `dims`, in the element's own units, as the lists compare it.
     static func squaredDistance(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ dims: Int) -> Float
+    /// start + normal . row: which side of a tree's hyperplane the row lies on.
+    static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Self>, _ dims: Int, start: Float) -> Float
     /// The coordinate as the trees' hyperplanes take it.
     var coordinate: Float { get }
 }
 
 extension Float: SearchElement {
+    /// Rows narrower than 32 in one sum in order, here (the C kernel's narrow case, without the call: 10-dimension
+    /// embeddings are the common case); wider ones in the kernel's 32 partial sums, in vector C.
     @inline(__always)
     public static func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ dims: Int) -> Float {
+        guard dims < 32 else { return Kernels.squaredDistance(a, b, count: dims) }
         var d2: Float = 0
         for e in 0..<dims { let t = a[e] - b[e]; d2 += t * t }
         return d2
+    }
+
+    @inline(__always)
+    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Float>, _ dims: Int, start: Float) -> Float {
+        guard dims < 32 else { return Kernels.side(normal, row, count: dims, start: start) }
+        var side = start
+        for e in 0..<dims { side += normal[e] * row[e] }
+        return side
     }
 
     @inline(__always) public var coordinate: Float { self }
@@ -71,6 +84,11 @@ extension UInt8: SearchElement {
     @inline(__always)
     public static func squaredDistance(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ dims: Int) -> Float {
         Float(Kernels.squaredDistance(a, b, count: dims))
+    }
+
+    @inline(__always)
+    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<UInt8>, _ dims: Int, start: Float) -> Float {
+        Kernels.side(normal, row, count: dims, start: start)
     }
 
     @inline(__always) public var coordinate: Float { Float(self) }
@@ -96,9 +114,21 @@ public enum NNDescent {
     }
 
     /// As above, of points the caller holds (a data set's shared samples, read without a copy). Collective.
-    public static func neighbours<E: SearchElement>(points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int,
-                                                    options: NNDescentOptions, threads: Int = BLAS.threads,
-                                                    communicator: Communicator) throws -> Result {
+    public static func neighbours(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, options: NNDescentOptions,
+                                  threads: Int = BLAS.threads, communicator: Communicator) throws -> Result {
+        try search(points, count: n, dims: dims, k: k, options: options, threads: threads, communicator: communicator)
+    }
+
+    /// As above, of bytes (image pixels as they came), their distances summed exactly. Collective.
+    public static func neighbours(points: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, k: Int, options: NNDescentOptions,
+                                  threads: Int = BLAS.threads, communicator: Communicator) throws -> Result {
+        try search(points, count: n, dims: dims, k: k, options: options, threads: threads, communicator: communicator)
+    }
+
+    /// The search itself, for either element (the public doors above make the module specialise it for each: a
+    /// generic call from another module would run it through the protocol's witnesses, a third slower).
+    static func search<E: SearchElement>(_ points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int,
+                                         options: NNDescentOptions, threads: Int, communicator: Communicator) throws -> Result {
         precondition(k >= 2 && n > k, "NN-descent needs more points than neighbours")
         precondition(points.count >= n * dims, "NN-descent: fewer points than \(n) x \(dims)")
         let m = k - 1
@@ -508,9 +538,7 @@ struct Forest {
                     }
                     var left = lower, right = upper
                     for slot in lower..<upper {  // stable: the left side in order from the front, the right from the back
-                        let p = row(slot)
-                        var side: Float = -offset
-                        for e in 0..<dims { side += normal[e] * p[e].coordinate }
+                        let side = E.side(normal, row(slot), dims, start: -offset)
                         let goesLeft = side < 0 || (side == 0 && rng.next() & 1 == 0)
                         if goesLeft {
                             scratch.source[left] = Int32(slot)
@@ -554,8 +582,19 @@ extension NNDescent {
     }
 
     /// As above, of points the caller holds. Collective.
-    public static func recall<E: SearchElement>(points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int, indices: [Int],
-                                                sample: Int, seed: UInt64, communicator: Communicator) throws -> Double {
+    public static func recall(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int, indices: [Int], sample: Int,
+                              seed: UInt64, communicator: Communicator) throws -> Double {
+        try recall(points, count: n, dims: dims, k: k, indices: indices, sample: sample, seed: seed, communicator: communicator)
+    }
+
+    /// As above, of bytes. Collective.
+    public static func recall(points: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, k: Int, indices: [Int], sample: Int,
+                              seed: UInt64, communicator: Communicator) throws -> Double {
+        try recall(points, count: n, dims: dims, k: k, indices: indices, sample: sample, seed: seed, communicator: communicator)
+    }
+
+    static func recall<E: SearchElement>(_ points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int, indices: [Int],
+                                         sample: Int, seed: UInt64, communicator: Communicator) throws -> Double {
         precondition(points.count >= n * dims && indices.count >= n * k, "recall: fewer points or neighbours than \(n) x \(dims), \(k)")
         let m = k - 1
         guard m >= 1 else { return 1 }

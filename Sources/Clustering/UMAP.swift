@@ -167,8 +167,7 @@ public enum UMAP {
                         let x = base.base + i * dims
                         for j in 0..<n where j != i {
                             let y = base.base + j * dims
-                            var d2: Float = 0
-                            for e in 0..<dims { let v = x[e] - y[e]; d2 += v * v }
+                            let d2 = Float.squaredDistance(x, y, dims)  // as NN-descent sums it
                             guard d2 < best[k - 2].0 else { continue }
                             var slot = k - 2  // insert, keeping the list sorted (an equal distance keeps the lower index first)
                             while slot > 0 && best[slot - 1].0 > d2 { best[slot] = best[slot - 1]; slot -= 1 }

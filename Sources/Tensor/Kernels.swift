@@ -119,6 +119,27 @@ public enum Kernels {
     /// The widest body `squaredDistance` of bytes has on this CPU (0, 1 or 2).
     public static var byteDistanceLevel: Int { Int(CKernels_squared_distance_u8_level()) }
 
+    /// The squared Euclidean distance of two rows of `count` floats: 32 partial sums added by a fixed tree, then the
+    /// rest in order (fewer than 32: one sum in order); the same bits from every body (`level` as for bytes).
+    @inline(__always)
+    public static func squaredDistance(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int, level: Int = 2) -> Float {
+        CKernels_squared_distance_f32_at(a, b, count, Int32(level))
+    }
+
+    /// start + normal . row, summed as `squaredDistance` of floats sums; of a Float row or a row of bytes.
+    @inline(__always)
+    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Float>, count: Int, start: Float, level: Int = 2) -> Float {
+        CKernels_side_f32_at(normal, row, count, start, Int32(level))
+    }
+
+    @inline(__always)
+    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<UInt8>, count: Int, start: Float, level: Int = 2) -> Float {
+        CKernels_side_u8_at(normal, row, count, start, Int32(level))
+    }
+
+    /// The widest body those of float rows have on this CPU (0, 1 or 2).
+    public static var rowsLevel: Int { Int(CKernels_rows_level()) }
+
     /// True when the AVX2 bodies run (else the scalar ones, same bits).
     public static var vectorised: Bool { CKernels_vectorised() != 0 }
 }

@@ -141,15 +141,28 @@ struct NeighboursCommand: ParsableCommand {
             guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
             // Float samples where they lie; bytes as bytes (NN-descent and the recall sum their distances exactly).
             if data.isFloat {
-                try data.features.withUnsafeBufferPointer { try measure($0, data: data, communicator: communicator) }
+                try data.features.withUnsafeBufferPointer { points in
+                    try measure(data: data, elements: "", communicator: communicator,
+                                search: { try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: $0,
+                                                                   communicator: communicator) },
+                                recall: { try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: $0,
+                                                               sample: check, seed: seed, communicator: communicator) })
+                }
             } else {
-                try data.images.withUnsafeBufferPointer { try measure($0, data: data, communicator: communicator) }
+                try data.images.withUnsafeBufferPointer { points in
+                    try measure(data: data, elements: " of the bytes", communicator: communicator,
+                                search: { try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: $0,
+                                                                   communicator: communicator) },
+                                recall: { try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: $0,
+                                                               sample: check, seed: seed, communicator: communicator) })
+                }
             }
         }
     }
 
-    /// The search and its recall on `points`, the data set's samples as they lie (Float, or bytes).
-    private func measure<E: SearchElement>(_ points: UnsafeBufferPointer<E>, data: DataSet, communicator: Communicator) throws {
+    /// The search and its recall, on the data set's samples as they lie (Float, or bytes: `elements` says so).
+    private func measure(data: DataSet, elements: String, communicator: Communicator, search descent: (NNDescentOptions) throws -> NNDescent.Result,
+                         recall measureRecall: ([Int]) throws -> Double) throws {
         let n = data.count, dims = data.dimension
         let started = Clock.now
         let resolved = search.resolved(count: n)
@@ -162,9 +175,9 @@ struct NeighboursCommand: ParsableCommand {
         } else {
             var options = NNDescentOptions()
             options.seed = seed
-            let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options, communicator: communicator)
+            let found = try descent(options)
             indices = found.indices
-            detail = "NN-descent\(E.self == UInt8.self ? " of the bytes" : ""), \(found.rounds) rounds, entries changed per round "
+            detail = "NN-descent\(elements), \(found.rounds) rounds, entries changed per round "
                 + found.updates.map(String.init).joined(separator: " ")
         }
         let seconds = Clock.now - started
@@ -174,8 +187,7 @@ struct NeighboursCommand: ParsableCommand {
         }
         guard check > 0 else { return }
         let checkStarted = Clock.now
-        let recall = try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: indices, sample: check,
-                                          seed: seed, communicator: communicator)
+        let recall = try measureRecall(indices)
         let checkSeconds = Clock.now - checkStarted
         if communicator.rank == 0 {
             print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,

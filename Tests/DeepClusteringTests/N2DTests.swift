@@ -247,6 +247,57 @@ final class N2DTests: XCTestCase {
         XCTAssertEqual(Kernels.squaredDistance([255], [0], count: 1), 65_025)
     }
 
+    /// Float rows' squared distances and hyperplane sides are the same bits on every body the CPU has, and are the
+    /// reference's sums: 32 partial sums added by a fixed tree, then the rest in order; rows narrower than 32 one
+    /// sum in order, as the Swift loops of the release before (narrow points keep their graphs).
+    func testFloatRowSumsAreTheSameOnEveryBody() {
+        var rng = Xoshiro256(seed: 29)
+        func reference(_ terms: [Float], start: Float) -> Float {
+            var part = [Float](repeating: 0, count: 32), i = 0
+            while i + 32 <= terms.count {
+                for j in 0..<32 { part[j] += terms[i + j] }
+                i += 32
+            }
+            var sum = start
+            if i > 0 {
+                var width = 16
+                while width >= 1 {
+                    for j in 0..<width { part[j] += part[j + width] }
+                    width /= 2
+                }
+                sum = start + part[0]
+            }
+            while i < terms.count { sum += terms[i]; i += 1 }
+            return sum
+        }
+        for count in [0, 1, 10, 31, 32, 33, 63, 64, 70, 95, 784, 1_000] {
+            let a = (0..<count).map { _ in Float(rng.nextNormal()) * 3 }, b = (0..<count).map { _ in Float(rng.nextNormal()) }
+            let bytes: [UInt8] = (0..<count).map { _ in UInt8(rng.nextInt(below: 256)) }
+            let start = Float(rng.nextNormal())
+            let distance = reference((0..<count).map { (a[$0] - b[$0]) * (a[$0] - b[$0]) }, start: 0)
+            let side = reference((0..<count).map { a[$0] * b[$0] }, start: start)
+            let byteSide = reference((0..<count).map { a[$0] * Float(bytes[$0]) }, start: start)
+            for level in 0...2 {
+                let body = "\(count) floats, body \(min(level, Kernels.rowsLevel))"
+                XCTAssertEqual(Kernels.squaredDistance(a, b, count: count, level: level).bitPattern, distance.bitPattern, body)
+                XCTAssertEqual(Kernels.side(a, b, count: count, start: start, level: level).bitPattern, side.bitPattern, body)
+                XCTAssertEqual(Kernels.side(a, bytes, count: count, start: start, level: level).bitPattern, byteSide.bitPattern, body)
+            }
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    XCTAssertEqual(Float.squaredDistance(a.baseAddress!, b.baseAddress!, count).bitPattern, distance.bitPattern)
+                    XCTAssertEqual(Float.side(a.baseAddress!, b.baseAddress!, count, start: start).bitPattern, side.bitPattern)
+                }
+            }
+            if count < 32 {  // the loops of the release before
+                var d2: Float = 0, s = start
+                for e in 0..<count { let t = a[e] - b[e]; d2 += t * t; s += a[e] * b[e] }
+                XCTAssertEqual(distance.bitPattern, d2.bitPattern)
+                XCTAssertEqual(side.bitPattern, s.bitPattern)
+            }
+        }
+    }
+
     /// NN-descent of bytes is the Float search of the same values where the Float sums are exact (bytes up to 15 in 12
     /// dimensions): the same trees, lists and rounds, so the same graph bit for bit, with equal points among them, on
     /// 1 to 3 ranks x 1 to 2 threads, copied in the search's order or read where they lie.

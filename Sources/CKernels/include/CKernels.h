@@ -104,6 +104,16 @@ uint64_t CKernels_squared_distance_u8_at(const uint8_t *a, const uint8_t *b, lon
 /// The widest body the CPU has (0, 1 or 2).
 int CKernels_squared_distance_u8_level(void);
 
+/// Float rows (distance.c): in 32 partial sums added by a fixed tree, then the rest in order; rows shorter than 32
+/// are one sum in order. The same bits from every body; `level` as for bytes (AVX-512F for 2).
+/// The squared Euclidean distance of two rows of n floats.
+float CKernels_squared_distance_f32_at(const float *a, const float *b, long n, int level);
+/// start + normal . p (a tree's side of its hyperplane), of a float row or a row of bytes.
+float CKernels_side_f32_at(const float *normal, const float *p, long n, float start, int level);
+float CKernels_side_u8_at(const float *normal, const uint8_t *p, long n, float start, int level);
+/// The widest body those have on this CPU (0, 1 or 2).
+int CKernels_rows_level(void);
+
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
 
