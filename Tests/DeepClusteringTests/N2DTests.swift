@@ -244,7 +244,7 @@ final class N2DTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(Kernels.squaredDistance([255], [0], count: 1), 65_025)
+        XCTAssertEqual(Kernels.squaredDistance([UInt8(255)], [UInt8(0)], count: 1), 65_025)
     }
 
     /// Float rows' squared distances and hyperplane sides are the same bits on every body the CPU has, and are the
