@@ -117,10 +117,11 @@ struct NeighboursCommand: ParsableCommand {
         commandName: "neighbours",
         abstract: "UMAP's neighbour search on --data: time, and recall against the exact search on a sample of points.",
         discussion: """
-            The points are the input as the autoencoder sees it (pixels in [0, 1], features standardised), or a float
-            .npy such as a saved embedding. Recall: the share of each checked point's true k - 1 nearest others that the
-            search lists (ties at the k-th distance count). The exact search of the checked points alone costs
-            sample x N x D; the whole exact search N^2 x D.
+            The points are the input as the autoencoder sees it (pixels in [0, 1], features standardised), or a float \
+            .npy such as a saved embedding. Images are searched as their bytes (distances summed exactly, no Float \
+            copy). Recall: the share of each checked point's true k - 1 nearest others that the search lists (ties at \
+            the k-th distance count). The exact search of the checked points alone costs sample x N x D; the whole \
+            exact search N^2 x D.
             """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
