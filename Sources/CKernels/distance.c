@@ -5,6 +5,7 @@
 #include "CKernels.h"
 #if defined(__x86_64__)
 #include <immintrin.h>
+#define AVX2 __attribute__((target("avx2")))
 #endif
 
 static uint64_t squared_distance_u8_scalar(const uint8_t *a, const uint8_t *b, long from, long n) {
@@ -41,8 +42,7 @@ static uint64_t squared_distance_u8_avx512(const uint8_t *a, const uint8_t *b, l
     return sum + squared_distance_u8_scalar(a, b, i, n);
 }
 
-__attribute__((target("avx2")))
-static uint64_t squared_distance_u8_avx2(const uint8_t *a, const uint8_t *b, long n) {
+AVX2 static uint64_t squared_distance_u8_avx2(const uint8_t *a, const uint8_t *b, long n) {
     uint64_t sum = 0;
     long i = 0;
     while (i + 16 <= n) {
@@ -80,9 +80,6 @@ uint64_t CKernels_squared_distance_u8_at(const uint8_t *a, const uint8_t *b, lon
     return squared_distance_u8_scalar(a, b, 0, n);
 }
 
-uint64_t CKernels_squared_distance_u8(const uint8_t *a, const uint8_t *b, long n) {
-    return CKernels_squared_distance_u8_at(a, b, n, 2);
-}
 
 // Float rows: the squared distance and the trees' side of a hyperplane, in 32 partial sums (lane j takes the elements
 // j, j + 32, j + 64, ... in order) added by a fixed tree (j += j + 16, then + 8, 4, 2, 1), then the rest in order.
@@ -132,7 +129,6 @@ static float side_u8_scalar(const float *normal, const uint8_t *p, long n, float
 
 #if defined(__x86_64__)
 #define AVX512 __attribute__((target("avx512f")))
-#define AVX2F __attribute__((target("avx2")))
 
 // lanes 0-15 and 16-31 in two registers: the fold's first step is their sum, the rest halves the register.
 AVX512 static inline float fold512(__m512 low, __m512 high) {
@@ -188,7 +184,7 @@ AVX512 static float side_u8_avx512(const float *normal, const uint8_t *p, long n
 
 // lanes 0-7, 8-15, 16-23, 24-31 in four registers: the fold's first step adds the third to the first and the fourth
 // to the second, its second step those two.
-AVX2F static inline float fold256(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
+AVX2 static inline float fold256(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
     float part[8];
     _mm256_storeu_ps(part, _mm256_add_ps(_mm256_add_ps(a0, a2), _mm256_add_ps(a1, a3)));
     for (int width = 4; width >= 1; width /= 2) {
@@ -197,7 +193,7 @@ AVX2F static inline float fold256(__m256 a0, __m256 a1, __m256 a2, __m256 a3) {
     return part[0];
 }
 
-AVX2F static float squared_distance_f32_avx2(const float *a, const float *b, long n) {
+AVX2 static float squared_distance_f32_avx2(const float *a, const float *b, long n) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     long i = 0;
     for (; i + partials <= n; i += partials) {
@@ -211,12 +207,13 @@ AVX2F static float squared_distance_f32_avx2(const float *a, const float *b, lon
     return sum;
 }
 
-AVX2F static float side_f32_avx2(const float *normal, const float *p, long n, float start) {
+AVX2 static float side_f32_avx2(const float *normal, const float *p, long n, float start) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     long i = 0;
     for (; i + partials <= n; i += partials) {
         for (int r = 0; r < 4; r++) {
-            acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_loadu_ps(normal + i + 8 * r), _mm256_loadu_ps(p + i + 8 * r)));
+            const __m256 x = _mm256_loadu_ps(p + i + 8 * r);
+            acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_loadu_ps(normal + i + 8 * r), x));
         }
     }
     float sum = i > 0 ? start + fold256(acc[0], acc[1], acc[2], acc[3]) : start;
@@ -224,12 +221,13 @@ AVX2F static float side_f32_avx2(const float *normal, const float *p, long n, fl
     return sum;
 }
 
-AVX2F static float side_u8_avx2(const float *normal, const uint8_t *p, long n, float start) {
+AVX2 static float side_u8_avx2(const float *normal, const uint8_t *p, long n, float start) {
     __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
     long i = 0;
     for (; i + partials <= n; i += partials) {
         for (int r = 0; r < 4; r++) {
-            const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(p + i + 8 * r))));
+            const __m128i bytes = _mm_loadl_epi64((const __m128i *)(p + i + 8 * r));
+            const __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
             acc[r] = _mm256_add_ps(acc[r], _mm256_mul_ps(_mm256_loadu_ps(normal + i + 8 * r), x));
         }
     }
@@ -246,7 +244,7 @@ static int float_level(void) {
 static int float_level(void) { return 0; }
 #endif
 
-int CKernels_rows_level(void) { return float_level(); }
+int CKernels_float_rows_level(void) { return float_level(); }
 
 float CKernels_squared_distance_f32_at(const float *a, const float *b, long n, int level) {
     if (level > float_level()) level = float_level();

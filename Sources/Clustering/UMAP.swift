@@ -89,17 +89,26 @@ public enum UMAP {
                              threads: Int = BLAS.threads, communicator: Communicator) throws -> Embedding {
         precondition(pixels.count >= n * dims, "UMAP: fewer points than \(n) x \(dims)")
         return try embed(count: n, options: options, threads: threads, communicator: communicator) { search, k in
-            if search == .exact {
-                let points = pixels[0..<(n * dims)].map { Float($0) * (1 / 255) }  // as DataSet.floats(.unit)
-                let (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
-                return (indices, distances, 0)
-            }
-            var descent = options.descent
-            descent.seed = options.seed
-            let found = try NNDescent.neighbours(points: pixels, count: n, dims: dims, k: k, options: descent, threads: threads,
-                                                 communicator: communicator)
-            return (found.indices, found.distances.map { $0 * (1 / 255) }, found.rounds)
+            try neighbours(pixels: pixels, count: n, dims: dims, k: k, search: search, options: options, threads: threads,
+                           communicator: communicator)
         }
+    }
+
+    /// The k neighbours of pixels read as pixels / 255, as `embed(pixels:)` finds them: by `search` (resolved), the
+    /// distances of NN-descent's byte units scaled by 1/255. Collective.
+    static func neighbours(pixels: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, k: Int, search: NeighbourSearch,
+                           options: UMAPOptions, threads: Int, communicator: Communicator)
+        throws -> (indices: [Int], distances: [Float], rounds: Int) {
+        if search == .exact {
+            let points = pixels[0..<(n * dims)].map { Float($0) * (1 / 255) }  // as DataSet.floats(.unit)
+            let (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
+            return (indices, distances, 0)
+        }
+        var descent = options.descent
+        descent.seed = options.seed
+        let found = try NNDescent.neighbours(points: pixels, count: n, dims: dims, k: k, options: descent, threads: threads,
+                                             communicator: communicator)
+        return (found.indices, found.distances.map { $0 * (1 / 255) }, found.rounds)
     }
 
     /// The embedding from the neighbours `search(resolved search, k)` finds: (N, k) indices and distances, rounds.

@@ -128,17 +128,19 @@ public enum Kernels {
 
     /// start + normal . row, summed as `squaredDistance` of floats sums; of a Float row or a row of bytes.
     @inline(__always)
-    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Float>, count: Int, start: Float, level: Int = 2) -> Float {
+    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Float>, count: Int, start: Float,
+                            level: Int = 2) -> Float {
         CKernels_side_f32_at(normal, row, count, start, Int32(level))
     }
 
     @inline(__always)
-    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<UInt8>, count: Int, start: Float, level: Int = 2) -> Float {
+    public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<UInt8>, count: Int, start: Float,
+                            level: Int = 2) -> Float {
         CKernels_side_u8_at(normal, row, count, start, Int32(level))
     }
 
     /// The widest body those of float rows have on this CPU (0, 1 or 2).
-    public static var rowsLevel: Int { Int(CKernels_rows_level()) }
+    public static var floatRowsLevel: Int { Int(CKernels_float_rows_level()) }
 
     /// True when the AVX2 bodies run (else the scalar ones, same bits).
     public static var vectorised: Bool { CKernels_vectorised() != 0 }

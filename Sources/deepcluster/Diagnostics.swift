@@ -118,10 +118,10 @@ struct NeighboursCommand: ParsableCommand {
         abstract: "UMAP's neighbour search on --data: time, and recall against the exact search on a sample of points.",
         discussion: """
             The points are the input as the autoencoder sees it (pixels in [0, 1], features standardised), or a float \
-            .npy such as a saved embedding. Images are searched as their bytes (distances summed exactly, no Float \
-            copy). Recall: the share of each checked point's true k - 1 nearest others that the search lists (ties at \
-            the k-th distance count). The exact search of the checked points alone costs sample x N x D; the whole \
-            exact search N^2 x D.
+            .npy such as a saved embedding. NN-descent searches images as their bytes (distances summed exactly, no \
+            Float copy; the exact search makes one). Recall: the share of each checked point's true k - 1 nearest \
+            others that the search lists (ties at the k-th distance count). The exact search of the checked points \
+            alone costs sample x N x D; the whole exact search N^2 x D.
             """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -140,59 +140,59 @@ struct NeighboursCommand: ParsableCommand {
             let data = try dataOptions.load(communicator)
             let n = data.count, dims = data.dimension
             guard n > neighbours else { throw RunError("--neighbours \(neighbours) needs more points than that (got \(n))") }
-            // Float samples where they lie; bytes as bytes (NN-descent and the recall sum their distances exactly).
-            if data.isFloat {
-                try data.features.withUnsafeBufferPointer { points in
-                    try measure(data: data, elements: "", communicator: communicator,
-                                search: { try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: $0,
-                                                                   communicator: communicator) },
-                                recall: { try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: $0,
-                                                               sample: check, seed: seed, communicator: communicator) })
-                }
-            } else {
-                try data.images.withUnsafeBufferPointer { points in
-                    try measure(data: data, elements: " of the bytes", communicator: communicator,
-                                search: { try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: $0,
-                                                                   communicator: communicator) },
-                                recall: { try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: $0,
-                                                               sample: check, seed: seed, communicator: communicator) })
-                }
-            }
-        }
-    }
-
-    /// The search and its recall, on the data set's samples as they lie (Float, or bytes: `elements` says so).
-    private func measure(data: DataSet, elements: String, communicator: Communicator, search descent: (NNDescentOptions) throws -> NNDescent.Result,
-                         recall measureRecall: ([Int]) throws -> Double) throws {
-        let n = data.count, dims = data.dimension
-        let started = Clock.now
-        let resolved = search.resolved(count: n)
-        let indices: [Int], detail: String
-        if resolved == .exact {
-            indices = try data.withFloats(.unit) {  // bytes: a Float copy
-                try UMAP.nearestNeighbours(points: $0, count: n, dims: dims, k: neighbours, communicator: communicator).indices
-            }
-            detail = "exact"
-        } else {
             var options = NNDescentOptions()
             options.seed = seed
-            let found = try descent(options)
-            indices = found.indices
-            detail = "NN-descent\(elements), \(found.rounds) rounds, entries changed per round "
-                + found.updates.map(String.init).joined(separator: " ")
-        }
-        let seconds = Clock.now - started
-        if communicator.rank == 0 {
-            print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims, neighbours,
-                         seconds, detail, communicator.size, BLAS.threads))
-        }
-        guard check > 0 else { return }
-        let checkStarted = Clock.now
-        let recall = try measureRecall(indices)
-        let checkSeconds = Clock.now - checkStarted
-        if communicator.rank == 0 {
-            print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)", recall,
-                         min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
+            /// The search's neighbours and what it was, and the recall of neighbours, on `points`.
+            func measure(search find: () throws -> (indices: [Int], detail: String), recall: ([Int]) throws -> Double) throws {
+                let started = Clock.now
+                let (indices, detail) = try find()
+                let seconds = Clock.now - started
+                if communicator.rank == 0 {
+                    print(String(format: "%d points x %d dims, %d neighbours: %.2fs (%@) on %d rank(s) x %d thread(s)", n, dims,
+                                 neighbours, seconds, detail, communicator.size, BLAS.threads))
+                }
+                guard check > 0 else { return }
+                let checkStarted = Clock.now
+                let share = try recall(indices)
+                let checkSeconds = Clock.now - checkStarted
+                if communicator.rank == 0 {
+                    print(String(format: "recall %.4f on %d points (their exact search %.2fs; all %d points' would take about %.0fs)",
+                                 share, min(check, n), checkSeconds, n, checkSeconds * Double(n) / Double(min(check, n))))
+                }
+            }
+            func describe(_ found: NNDescent.Result, bytes: Bool) -> String {
+                "NN-descent\(bytes ? " of the bytes" : ""), \(found.rounds) rounds, entries changed per round "
+                    + found.updates.map(String.init).joined(separator: " ")
+            }
+            if data.isFloat || search.resolved(count: n) == .exact {
+                // Float samples where they lie; bytes for the exact search as a Float copy, which the recall reads too.
+                try data.withFloats(.unit) { points in
+                    try measure {
+                        guard search.resolved(count: n) != .exact else {
+                            return (try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours,
+                                                               communicator: communicator).indices, "exact")
+                        }
+                        let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options,
+                                                             communicator: communicator)
+                        return (found.indices, describe(found, bytes: false))
+                    } recall: {
+                        try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: $0, sample: check, seed: seed,
+                                             communicator: communicator)
+                    }
+                }
+            } else {
+                // NN-descent and the recall on the bytes themselves (their distances summed exactly).
+                try data.images.withUnsafeBufferPointer { points in
+                    try measure {
+                        let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options,
+                                                             communicator: communicator)
+                        return (found.indices, describe(found, bytes: true))
+                    } recall: {
+                        try NNDescent.recall(points: points, count: n, dims: dims, k: neighbours, indices: $0, sample: check, seed: seed,
+                                             communicator: communicator)
+                    }
+                }
+            }
         }
     }
 }

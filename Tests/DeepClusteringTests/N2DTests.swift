@@ -226,14 +226,15 @@ final class N2DTests: XCTestCase {
     }
 
     /// Bytes' squared distances are exact on every body the CPU has (AVX-512, AVX2, scalar): rows of every length
-    /// around the vector widths, the extremes 0 and 255, and rows long enough that the sum passes 2^32 (70,000 bytes
-    /// 255 apart), which the 32-bit lanes must hand to the 64-bit total in time.
+    /// around the vector widths, the extremes 0 and 255, a sum past 2^32 (70,000 bytes 255 apart), and rows long
+    /// enough that a 32-bit lane would wrap unless it is handed to the 64-bit total in time (1.1 M bytes 255 apart: 34,375
+    /// steps of 130,050 a lane on AVX-512).
     func testByteDistanceIsExactOnEveryBody() {
         var rng = Xoshiro256(seed: 21)
-        let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 784, 16_383, 16_384, 16_417, 40_000, 70_000]
-        XCTAssertGreaterThanOrEqual(Kernels.byteDistanceLevel, 0)
+        let lengths = [0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 784, 16_383, 16_384, 16_417, 40_000, 70_000, 1_100_000]
+        assertBodiesRun(Kernels.byteDistanceLevel, needs: ["avx2", "avx512bw"], what: "byte")
         for count in lengths {
-            for pattern in 0..<3 {
+            for pattern in (count > 100_000 ? 1..<3 : 0..<3) {
                 let a: [UInt8] = (0..<count).map { _ in pattern == 0 ? UInt8(rng.nextInt(below: 256)) : (pattern == 1 ? 255 : 0) }
                 let b: [UInt8] = (0..<count).map { _ in pattern == 0 ? UInt8(rng.nextInt(below: 256)) : (pattern == 1 ? 0 : 255) }
                 var expected: UInt64 = 0
@@ -270,6 +271,7 @@ final class N2DTests: XCTestCase {
             while i < terms.count { sum += terms[i]; i += 1 }
             return sum
         }
+        assertBodiesRun(Kernels.floatRowsLevel, needs: ["avx2", "avx512f"], what: "float row")
         for count in [0, 1, 10, 31, 32, 33, 63, 64, 70, 95, 784, 1_000] {
             let a = (0..<count).map { _ in Float(rng.nextNormal()) * 3 }, b = (0..<count).map { _ in Float(rng.nextNormal()) }
             let bytes: [UInt8] = (0..<count).map { _ in UInt8(rng.nextInt(below: 256)) }
@@ -278,10 +280,11 @@ final class N2DTests: XCTestCase {
             let side = reference((0..<count).map { a[$0] * b[$0] }, start: start)
             let byteSide = reference((0..<count).map { a[$0] * Float(bytes[$0]) }, start: start)
             for level in 0...2 {
-                let body = "\(count) floats, body \(min(level, Kernels.rowsLevel))"
+                let body = "\(count) floats, body \(min(level, Kernels.floatRowsLevel))"
                 XCTAssertEqual(Kernels.squaredDistance(a, b, count: count, level: level).bitPattern, distance.bitPattern, body)
                 XCTAssertEqual(Kernels.side(a, b, count: count, start: start, level: level).bitPattern, side.bitPattern, body)
-                XCTAssertEqual(Kernels.side(a, bytes, count: count, start: start, level: level).bitPattern, byteSide.bitPattern, body)
+                XCTAssertEqual(Kernels.side(a, bytes, count: count, start: start, level: level).bitPattern, byteSide.bitPattern,
+                               body)
             }
             a.withUnsafeBufferPointer { a in
                 b.withUnsafeBufferPointer { b in
@@ -298,12 +301,27 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// The widest body `level` says the CPU runs is the one its flags allow (`/proc/cpuinfo` where there is one), and
+    /// the line the test prints says which bodies ran.
+    func assertBodiesRun(_ level: Int, needs flags: [String], what: String) {
+        print("distance kernels: the \(what) bodies up to \(["scalar", "AVX2", "AVX-512"][level]) run")
+        guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+              let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return }
+        let has = Set(line.split(separator: " ").map(String.init))
+        XCTAssertEqual(level, has.contains(flags[1]) && has.contains("avx512f") ? 2 : (has.contains(flags[0]) ? 1 : 0))
+    }
+
     /// NN-descent of bytes is the Float search of the same values where the Float sums are exact (bytes up to 15 in 12
-    /// dimensions): the same trees, lists and rounds, so the same graph bit for bit, with equal points among them, on
-    /// 1 to 3 ranks x 1 to 2 threads, copied in the search's order or read where they lie.
+    /// and in 40 dimensions: one sum in order, and the vector bodies' partial sums): the same trees, lists and rounds,
+    /// so the same graph bit for bit, with equal points among them, on 1 to 3 ranks x 1 to 2 threads, copied in the
+    /// search's order or read where they lie.
     func testNNDescentOfBytesIsTheFloatSearchOfTheirValues() throws {
+        for dims in [12, 40] { try assertBytesSearchLikeFloats(dims: dims) }
+    }
+
+    func assertBytesSearchLikeFloats(dims: Int) throws {
         var rng = Xoshiro256(seed: 17)
-        let n = 500, dims = 12, k = 9
+        let n = 500, k = 9
         var bytes = [UInt8](repeating: 0, count: n * dims)
         for i in 0..<n {
             let centre = i % 4
@@ -323,12 +341,14 @@ final class N2DTests: XCTestCase {
         for (search, (ranks, threads)) in [(options, (1, 1)), (options, (2, 1)), (reading, (3, 2)), (reading, (1, 2))] {
             let split = try InProcessWorld.run(ranks: ranks) { c in
                 try data.withUnsafeBufferPointer {
-                    try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: search, threads: threads, communicator: c)
+                    try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: search, threads: threads,
+                                             communicator: c)
                 }
             }
             for result in split {  // (whole arrays: short messages)
-                XCTAssertTrue(result.indices == floats.indices, "\(ranks) ranks x \(threads) threads")
-                XCTAssertTrue(result.distances.map(\.bitPattern) == floats.distances.map(\.bitPattern), "\(ranks) x \(threads)")
+                XCTAssertTrue(result.indices == floats.indices, "\(dims) dims, \(ranks) ranks x \(threads) threads")
+                XCTAssertTrue(result.distances.map(\.bitPattern) == floats.distances.map(\.bitPattern),
+                              "\(dims) dims, \(ranks) x \(threads)")
                 XCTAssertEqual(result.updates, floats.updates)
             }
         }
@@ -347,7 +367,8 @@ final class N2DTests: XCTestCase {
         var options = NNDescentOptions()
         options.leafSize = 12
         let one = try bytes.withUnsafeBufferPointer {
-            try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: options, threads: 1, communicator: SingleProcessCommunicator())
+            try NNDescent.neighbours(points: $0, count: n, dims: dims, k: k, options: options, threads: 1,
+                                     communicator: SingleProcessCommunicator())
         }
         let recall = try bytes.withUnsafeBufferPointer {
             try NNDescent.recall(points: $0, count: n, dims: dims, k: k, indices: one.indices, sample: n, seed: 0,
@@ -356,8 +377,8 @@ final class N2DTests: XCTestCase {
         let values = bytes.map { Float($0) }  // the Float search of the same values, which sums them rounded
         let floats = try NNDescent.neighbours(points: values, count: n, dims: dims, k: k, options: options, threads: 1,
                                               communicator: SingleProcessCommunicator())
-        let floatRecall = try NNDescent.recall(points: values, count: n, dims: dims, k: k, indices: floats.indices, sample: n, seed: 0,
-                                               communicator: SingleProcessCommunicator())
+        let floatRecall = try NNDescent.recall(points: values, count: n, dims: dims, k: k, indices: floats.indices, sample: n,
+                                               seed: 0, communicator: SingleProcessCommunicator())
         print("recall of the bytes' search \(recall), of the Float search \(floatRecall)")
         XCTAssertGreaterThan(recall, 0.9)
         XCTAssertGreaterThan(recall, floatRecall - 0.02)
@@ -386,6 +407,20 @@ final class N2DTests: XCTestCase {
         }
         XCTAssertEqual(searched.search, .descent)
         XCTAssertTrue(searched.layout.allSatisfy(\.isFinite))
+        // What UMAP's NN-descent hands on: the search of the bytes, its distances scaled to pixels / 255.
+        let handed = try bytes.withUnsafeBufferPointer {
+            try UMAP.neighbours(pixels: $0, count: n, dims: dims, k: 8, search: .descent, options: umap, threads: 1,
+                                communicator: SingleProcessCommunicator())
+        }
+        var descent = umap.descent
+        descent.seed = umap.seed
+        let found = try bytes.withUnsafeBufferPointer {
+            try NNDescent.neighbours(points: $0, count: n, dims: dims, k: 8, options: descent, threads: 1,
+                                     communicator: SingleProcessCommunicator())
+        }
+        XCTAssertTrue(handed.indices == found.indices)
+        XCTAssertTrue(handed.distances.map(\.bitPattern) == found.distances.map { ($0 * (1 / 255)).bitPattern })
+        XCTAssertEqual(handed.distances[1], found.distances[1] / 255, accuracy: 1e-6 * found.distances[1])
     }
 
     /// The whole UMAP at a size where every part splits: NN-descent, the spectral start's chunked sums and the

@@ -95,11 +95,9 @@ void CKernels_spectral_orthogonalise(double *x, const double *trivial, const dou
 void CKernels_spectral_turn(double *x, double *ax, const double *turn, const double *ritz, double *squares, long block,
                             long dims, double centre, double half_width, long first, long end);
 
-/// The squared Euclidean distance of two rows of n bytes, summed exactly (the same number from every body), on the
-/// widest body the CPU has (distance.c).
-uint64_t CKernels_squared_distance_u8(const uint8_t *a, const uint8_t *b, long n);
-/// The same on the body of `level` (0 scalar, 1 AVX2, 2 AVX-512), or the widest below it that the CPU has: the tests
-/// compare the bodies.
+/// The squared Euclidean distance of two rows of n bytes, summed exactly (the same number from every body; distance.c),
+/// on the body of `level` (0 scalar, 1 AVX2, 2 AVX-512) or the widest below it that the CPU has: 2 for the widest, a
+/// lower one for the tests, which compare the bodies.
 uint64_t CKernels_squared_distance_u8_at(const uint8_t *a, const uint8_t *b, long n, int level);
 /// The widest body the CPU has (0, 1 or 2).
 int CKernels_squared_distance_u8_level(void);
@@ -112,7 +110,7 @@ float CKernels_squared_distance_f32_at(const float *a, const float *b, long n, i
 float CKernels_side_f32_at(const float *normal, const float *p, long n, float start, int level);
 float CKernels_side_u8_at(const float *normal, const uint8_t *p, long n, float start, int level);
 /// The widest body those have on this CPU (0, 1 or 2).
-int CKernels_rows_level(void);
+int CKernels_float_rows_level(void);
 
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
