@@ -484,7 +484,7 @@ struct Forest {
         }
     }
 
-    /// Rows of at most this many floats are carried along as a tree partitions its points (wider rows stream well
+    /// Rows of at most this many elements are carried along as a tree partitions its points (wider rows stream well
     /// from where they lie), when their two copies take at most `carriedBytes` a builder.
     static let carriedDims = 64
     static let carriedBytes = 256 << 20

@@ -44,9 +44,10 @@ public enum RawExperiment {
     /// K is chosen first, on the UMAP layout of those pixels (`--clusters auto`).
     public static func run(context: RunContext, data: DataSet, methods: [InputMethod], restarts: Int,
                            options given: InputClusteringOptions, chooseClusters: ClusterCountOptions? = nil) throws -> [InputMethod: ClusteringScores] {
-        // The points as k-means and the soft methods read them: bytes z-scored into one Float copy for the run, Float
-        // samples (already standardised) where they lie, which may be the host's shared block.
-        let zscored = data.isFloat ? nil : data.floats(.zscore)
+        // The points as k-means and the soft methods read them: bytes z-scored into one Float copy, kept for the soft
+        // methods when they run (N2D reads the bytes themselves), Float samples (already standardised) where they lie,
+        // which may be the host's shared block.
+        var zscored = data.isFloat ? nil : data.floats(.zscore)
         func withPoints<R>(_ body: (UnsafeBufferPointer<Float>) throws -> R) rethrows -> R {
             try zscored?.withUnsafeBufferPointer(body) ?? data.withFloats(.zscore, body)
         }
@@ -77,6 +78,7 @@ public enum RawExperiment {
         record.inertia = kmeans.inertia
         context.record(record)
         var series = [Series]()
+        if !methods.contains(.softmax) && !methods.contains(.free) { zscored = nil }  // N2D's peak without it
         if methods.contains(.n2d) {
             let scores = try n2d(context: context, data: data, restarts: restarts, options: base)
             results[.n2d] = scores
