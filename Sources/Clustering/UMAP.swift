@@ -82,9 +82,8 @@ public enum UMAP {
         }
     }
 
-    /// As above, of image pixels read as pixels / 255 (`Normalization.unit`): NN-descent searches the bytes themselves
-    /// (no Float copy: a quarter of the memory; distances summed exactly); the exact search (small N) a Float copy.
-    /// Collective.
+    /// As above, of image pixels read as pixels / 255 (`Normalization.unit`): the neighbours are searched on the bytes
+    /// themselves (no Float copy: a quarter of the memory; distances summed exactly). Collective.
     public static func embed(pixels: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, options: UMAPOptions,
                              threads: Int = BLAS.threads, communicator: Communicator) throws -> Embedding {
         precondition(pixels.count >= n * dims, "UMAP: fewer points than \(n) x \(dims)")
@@ -94,15 +93,14 @@ public enum UMAP {
         }
     }
 
-    /// The k neighbours of pixels read as pixels / 255, as `embed(pixels:)` finds them: by `search` (resolved), the
-    /// distances of NN-descent's byte units scaled by 1/255. Collective.
+    /// The k neighbours of pixels read as pixels / 255, as `embed(pixels:)` finds them: by `search` (resolved), on the
+    /// bytes, their distances scaled from the bytes' units by 1/255. Collective.
     static func neighbours(pixels: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, k: Int, search: NeighbourSearch,
                            options: UMAPOptions, threads: Int, communicator: Communicator)
         throws -> (indices: [Int], distances: [Float], rounds: Int) {
         if search == .exact {
-            let points = pixels[0..<(n * dims)].map { Float($0) * (1 / 255) }  // as DataSet.floats(.unit)
-            let (indices, distances) = try nearestNeighbours(points: points, count: n, dims: dims, k: k, communicator: communicator)
-            return (indices, distances, 0)
+            let found = try nearestNeighbours(points: pixels, count: n, dims: dims, k: k, communicator: communicator)
+            return (found.indices, found.distances.map { $0 * (1 / 255) }, 0)
         }
         var descent = options.descent
         descent.seed = options.seed
@@ -158,6 +156,19 @@ public enum UMAP {
     /// As above, of points the caller holds. Collective.
     public static func nearestNeighbours(points: UnsafeBufferPointer<Float>, count n: Int, dims: Int, k: Int,
                                          communicator: Communicator) throws -> (indices: [Int], distances: [Float]) {
+        try exactSearch(points, count: n, dims: dims, k: k, communicator: communicator)
+    }
+
+    /// As above, of bytes (image pixels as they came), their distances summed exactly; distances in the bytes' units.
+    /// Collective.
+    public static func nearestNeighbours(points: UnsafeBufferPointer<UInt8>, count n: Int, dims: Int, k: Int,
+                                         communicator: Communicator) throws -> (indices: [Int], distances: [Float]) {
+        try exactSearch(points, count: n, dims: dims, k: k, communicator: communicator)
+    }
+
+    /// The exact search for either element (the doors above make the module specialise it for each).
+    static func exactSearch<E: SearchElement>(_ points: UnsafeBufferPointer<E>, count n: Int, dims: Int, k: Int,
+                                              communicator: Communicator) throws -> (indices: [Int], distances: [Float]) {
         precondition(points.count >= n * dims, "the neighbour search: fewer points than \(n) x \(dims)")
         let mine = contiguousShare(total: n, rank: communicator.rank, size: communicator.size)
         var localIndices = [Int](repeating: 0, count: mine.count * k)
@@ -176,7 +187,7 @@ public enum UMAP {
                         let x = base.base + i * dims
                         for j in 0..<n where j != i {
                             let y = base.base + j * dims
-                            let d2 = Float.squaredDistance(x, y, dims)  // as NN-descent sums it
+                            let d2 = E.squaredDistance(x, y, dims)  // as NN-descent sums it
                             guard d2 < best[k - 2].0 else { continue }
                             var slot = k - 2  // insert, keeping the list sorted (an equal distance keeps the lower index first)
                             while slot > 0 && best[slot - 1].0 > d2 { best[slot] = best[slot - 1]; slot -= 1 }

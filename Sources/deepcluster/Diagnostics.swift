@@ -118,10 +118,10 @@ struct NeighboursCommand: ParsableCommand {
         abstract: "UMAP's neighbour search on --data: time, and recall against the exact search on a sample of points.",
         discussion: """
             The points are the input as the autoencoder sees it (pixels in [0, 1], features standardised), or a float \
-            .npy such as a saved embedding. NN-descent searches images as their bytes (distances summed exactly, no \
-            Float copy; the exact search makes one). Recall: the share of each checked point's true k - 1 nearest \
-            others that the search lists (ties at the k-th distance count). The exact search of the checked points \
-            alone costs sample x N x D; the whole exact search N^2 x D.
+            .npy such as a saved embedding. Images are searched as their bytes (distances summed exactly, no Float \
+            copy). Recall: the share of each checked point's true k - 1 nearest others that the search lists (ties at \
+            the k-th distance count). The exact search of the checked points alone costs sample x N x D; the whole \
+            exact search N^2 x D.
             """)
     @OptionGroup var dataOptions: DataOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -164,11 +164,11 @@ struct NeighboursCommand: ParsableCommand {
                 "NN-descent\(bytes ? " of the bytes" : ""), \(found.rounds) rounds, entries changed per round "
                     + found.updates.map(String.init).joined(separator: " ")
             }
-            if data.isFloat || search.resolved(count: n) == .exact {
-                // Float samples where they lie; bytes for the exact search as a Float copy, which the recall reads too.
-                try data.withFloats(.unit) { points in
+            let exact = search.resolved(count: n) == .exact
+            if data.isFloat {
+                try data.features.withUnsafeBufferPointer { points in  // where they lie
                     try measure {
-                        guard search.resolved(count: n) != .exact else {
+                        guard !exact else {
                             return (try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours,
                                                                communicator: communicator).indices, "exact")
                         }
@@ -181,9 +181,13 @@ struct NeighboursCommand: ParsableCommand {
                     }
                 }
             } else {
-                // NN-descent and the recall on the bytes themselves (their distances summed exactly).
+                // The bytes themselves, their distances summed exactly.
                 try data.images.withUnsafeBufferPointer { points in
                     try measure {
+                        guard !exact else {
+                            return (try UMAP.nearestNeighbours(points: points, count: n, dims: dims, k: neighbours,
+                                                               communicator: communicator).indices, "exact, of the bytes")
+                        }
                         let found = try NNDescent.neighbours(points: points, count: n, dims: dims, k: neighbours, options: options,
                                                              communicator: communicator)
                         return (found.indices, describe(found, bytes: true))

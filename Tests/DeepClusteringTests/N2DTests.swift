@@ -314,7 +314,7 @@ final class N2DTests: XCTestCase {
     /// NN-descent of bytes is the Float search of the same values where the Float sums are exact (bytes up to 15 in 12
     /// and in 40 dimensions: one sum in order, and the vector bodies' partial sums): the same trees, lists and rounds,
     /// so the same graph bit for bit, with equal points among them, on 1 to 3 ranks x 1 to 2 threads, copied in the
-    /// search's order or read where they lie.
+    /// search's order or read where they lie; and the exact search of bytes is that of their values.
     func testNNDescentOfBytesIsTheFloatSearchOfTheirValues() throws {
         for dims in [12, 40] { try assertBytesSearchLikeFloats(dims: dims) }
     }
@@ -336,6 +336,17 @@ final class N2DTests: XCTestCase {
         let floats = try NNDescent.neighbours(points: values, count: n, dims: dims, k: k, options: options, threads: 1,
                                               communicator: SingleProcessCommunicator())
         XCTAssertGreaterThan(floats.rounds, 1, "the rounds did work")
+        let exactFloats = try UMAP.nearestNeighbours(points: values, count: n, dims: dims, k: k,
+                                                     communicator: SingleProcessCommunicator())
+        let exactBytes = try InProcessWorld.run(ranks: 2) { c in
+            try data.withUnsafeBufferPointer {
+                try UMAP.nearestNeighbours(points: $0, count: n, dims: dims, k: k, communicator: c)
+            }
+        }
+        for result in exactBytes {  // the exact search too
+            XCTAssertTrue(result.indices == exactFloats.indices, "\(dims) dims, the exact search")
+            XCTAssertTrue(result.distances.map(\.bitPattern) == exactFloats.distances.map(\.bitPattern), "\(dims) dims, exact")
+        }
         var reading = options
         reading.copyBytes = n * dims - 1  // a byte short of the copy
         for (search, (ranks, threads)) in [(options, (1, 1)), (options, (2, 1)), (reading, (3, 2)), (reading, (1, 2))] {
@@ -355,8 +366,8 @@ final class N2DTests: XCTestCase {
     }
 
     /// Wide bytes over their whole range (784 of them, as MNIST's pixels): the search finds the neighbours (recall
-    /// against the exact search of the bytes), the same graph on any split; and UMAP of pixels with the exact search
-    /// is UMAP of pixels / 255, bit for bit (its Float copy is `DataSet.floats(.unit)`).
+    /// against the exact search of the bytes), the same graph on any split; and UMAP of pixels hands on the neighbours
+    /// of the bytes, by either search, their distances scaled by 1/255.
     func testWideBytesSearchAndUMAPOfPixels() throws {
         var rng = Xoshiro256(seed: 23)
         let n = 300, dims = 784, k = 8
@@ -398,9 +409,17 @@ final class N2DTests: XCTestCase {
         let pixels = try bytes.withUnsafeBufferPointer {
             try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
         }
-        let unit = try UMAP.embed(points: bytes.map { Float($0) * (1 / 255) }, count: n, dims: dims, options: umap, threads: 1,
-                                  communicator: SingleProcessCommunicator())
-        XCTAssertEqual(pixels.layout.map(\.bitPattern), unit.layout.map(\.bitPattern))
+        XCTAssertEqual(pixels.search, .exact)
+        XCTAssertTrue(pixels.layout.allSatisfy(\.isFinite))
+        let handedExact = try bytes.withUnsafeBufferPointer {
+            try UMAP.neighbours(pixels: $0, count: n, dims: dims, k: 8, search: .exact, options: umap, threads: 1,
+                                communicator: SingleProcessCommunicator())
+        }
+        let exact = try bytes.withUnsafeBufferPointer {
+            try UMAP.nearestNeighbours(points: $0, count: n, dims: dims, k: 8, communicator: SingleProcessCommunicator())
+        }
+        XCTAssertTrue(handedExact.indices == exact.indices)
+        XCTAssertTrue(handedExact.distances.map(\.bitPattern) == exact.distances.map { ($0 * (1 / 255)).bitPattern })
         umap.search = .descent
         let searched = try bytes.withUnsafeBufferPointer {
             try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
