@@ -23,6 +23,17 @@ if Launch/run -np 2 info > "$T/info" 2>&1 && grep -q "2 rank(s)" "$T/info" && [ 
   pass "Launch/run -np 2 info"; else cat "$T/info"; fail "Launch/run -np 2 info"; fi
 if $BIN info > "$T/info1" 2>&1 && grep -q "1 rank(s)" "$T/info1"; then pass "info without mpirun"; else fail "info without mpirun"; fi
 
+# NN-descent of images as their bytes under mpirun: the same rounds and entries changed on 1 and 3 ranks, the neighbours
+# found (recall against the exact search of a sample).
+for n in 1 3; do
+  $MPI -np $n $BIN neighbours --limit 6000 --check 200 > "$T/nb$n" 2>&1
+  sed -n 's/.*(\(NN-descent of the bytes, .*\)) on .*/\1/p' "$T/nb$n" > "$T/nb$n.rounds"
+done
+if [ -s "$T/nb1.rounds" ] && cmp -s "$T/nb1.rounds" "$T/nb3.rounds" \
+   && awk '/^recall/ { found = 1; if ($2 < 0.95) exit 1 } END { exit !found }' "$T/nb3"; then
+  pass "neighbours of bytes: $(cat "$T/nb3.rounds" | cut -c1-60)..., the same on 1 and 3 ranks, $(grep -o 'recall [0-9.]*' "$T/nb3")"
+else cat "$T/nb1" "$T/nb3"; fail "neighbours of bytes on 1 and 3 ranks"; fi
+
 # The numerical contract (exact rank invariance on one host, the rounding bound of MPI's paths, determinism,
 # stop/resume), under the kernel OpenBLAS picks here.
 Tests/numerics.sh "$T"; fails=$((fails + $?))
