@@ -405,41 +405,31 @@ final class N2DTests: XCTestCase {
         umap.neighbors = 8
         umap.components = 2
         umap.epochs = 20
-        umap.search = .exact
-        let pixels = try bytes.withUnsafeBufferPointer {
-            try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
-        }
-        XCTAssertEqual(pixels.search, .exact)
-        XCTAssertTrue(pixels.layout.allSatisfy(\.isFinite))
-        let handedExact = try bytes.withUnsafeBufferPointer {
-            try UMAP.neighbours(pixels: $0, count: n, dims: dims, k: 8, search: .exact, options: umap, threads: 1,
-                                communicator: SingleProcessCommunicator())
-        }
-        let exact = try bytes.withUnsafeBufferPointer {
-            try UMAP.nearestNeighbours(points: $0, count: n, dims: dims, k: 8, communicator: SingleProcessCommunicator())
-        }
-        XCTAssertTrue(handedExact.indices == exact.indices)
-        XCTAssertTrue(handedExact.distances.map(\.bitPattern) == exact.distances.map { ($0 * (1 / 255)).bitPattern })
-        umap.search = .descent
-        let searched = try bytes.withUnsafeBufferPointer {
-            try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
-        }
-        XCTAssertEqual(searched.search, .descent)
-        XCTAssertTrue(searched.layout.allSatisfy(\.isFinite))
-        // What UMAP's NN-descent hands on: the search of the bytes, its distances scaled to pixels / 255.
-        let handed = try bytes.withUnsafeBufferPointer {
-            try UMAP.neighbours(pixels: $0, count: n, dims: dims, k: 8, search: .descent, options: umap, threads: 1,
-                                communicator: SingleProcessCommunicator())
-        }
         var descent = umap.descent
         descent.seed = umap.seed
-        let found = try bytes.withUnsafeBufferPointer {
-            try NNDescent.neighbours(points: $0, count: n, dims: dims, k: 8, options: descent, threads: 1,
-                                     communicator: SingleProcessCommunicator())
+        for search in [NeighbourSearch.exact, .descent] {
+            umap.search = search
+            let embedding = try bytes.withUnsafeBufferPointer {
+                try UMAP.embed(pixels: $0, count: n, dims: dims, options: umap, threads: 1, communicator: SingleProcessCommunicator())
+            }
+            XCTAssertEqual(embedding.search, search)
+            XCTAssertTrue(embedding.layout.allSatisfy(\.isFinite))
+            // What UMAP hands on: the search of the bytes, its distances scaled to the units of pixels / 255.
+            let (handed, found) = try bytes.withUnsafeBufferPointer { pixels in
+                let handed = try UMAP.neighbours(pixels: pixels, count: n, dims: dims, k: 8, search: search, options: umap, threads: 1,
+                                                 communicator: SingleProcessCommunicator())
+                guard search == .descent else {
+                    return (handed, try UMAP.nearestNeighbours(points: pixels, count: n, dims: dims, k: 8,
+                                                               communicator: SingleProcessCommunicator()))
+                }
+                let found = try NNDescent.neighbours(points: pixels, count: n, dims: dims, k: 8, options: descent, threads: 1,
+                                                     communicator: SingleProcessCommunicator())
+                return (handed, (found.indices, found.distances))
+            }
+            XCTAssertTrue(handed.indices == found.indices, "\(search)")
+            XCTAssertTrue(handed.distances.map(\.bitPattern) == found.distances.map { ($0 * (1 / 255)).bitPattern }, "\(search)")
+            XCTAssertEqual(handed.distances[1], found.distances[1] / 255, accuracy: 1e-6 * found.distances[1])
         }
-        XCTAssertTrue(handed.indices == found.indices)
-        XCTAssertTrue(handed.distances.map(\.bitPattern) == found.distances.map { ($0 * (1 / 255)).bitPattern })
-        XCTAssertEqual(handed.distances[1], found.distances[1] / 255, accuracy: 1e-6 * found.distances[1])
     }
 
     /// The whole UMAP at a size where every part splits: NN-descent, the spectral start's chunked sums and the
