@@ -107,6 +107,21 @@ print(f"K = {a['clusters']} (ICL {min(a['icl']):.4f}), {len(a['icl'])} K tried")
 PY
 ); then pass "raw --clusters auto on 1 and 2 ranks: the same choice, $out"; else fail "raw --clusters auto 1 vs 2 ranks: $out"; fi
 
+# raw's k-means reference on wide bytes takes at most 256 MB of z-scored Floats, as dec's baseline: 1,000 images of
+# 70,000 pixels (70 MB) give 958 evenly spaced ones; 2 ranks.
+python3 - "$T/wide.npy" <<'PY'
+import sys, numpy as np
+rng = np.random.default_rng(0)
+centres = rng.integers(0, 256, (3, 70_000))
+x = np.clip(centres[np.arange(1000) % 3] + rng.integers(-40, 41, (1000, 70_000)), 0, 255).astype(np.uint8)
+np.save(sys.argv[1], x)
+np.save(sys.argv[1].replace(".npy", "-labels.npy"), (np.arange(1000) % 3).astype(np.int64))
+PY
+if $MPI -np 2 $BIN raw --data "$T/wide.npy" --labels "$T/wide-labels.npy" --method kmeans --clusters 3 --restarts 1 \
+     --out "$T/rawwide" > "$T/rawwide.log" 2>&1 && grep -q "k-means (958 of the 1000 samples, evenly spaced;.*ACC 1.0000" "$T/rawwide.log"; then
+  pass "raw on 1,000 x 70,000 bytes: $(grep -o 'k-means (958 of the 1000 samples, evenly spaced' "$T/rawwide.log")), ACC 1.0000"
+else cat "$T/rawwide.log"; fail "raw's k-means on a sample of wide bytes"; fi
+
 # raw (Task 1): the ACC curves of both soft methods on 1 and 2 ranks agree within 0.01 at every epoch.
 for n in 1 2; do
   $MPI -np $n $BIN raw --limit 1000 --epochs 4 --restarts 1 --out "$T/raw$n" > "$T/raw$n.log" 2>&1 || { cat "$T/raw$n.log"; fail "raw on $n rank(s)"; }
