@@ -80,9 +80,9 @@ uint64_t CKernels_squared_distance_u8_at(const uint8_t *a, const uint8_t *b, lon
     return squared_distance_u8_scalar(a, b, 0, n);
 }
 
-
 // Float rows: the squared distance and the trees' side of a hyperplane, in 32 partial sums (lane j takes the elements
-// j, j + 32, j + 64, ... in order) added by a fixed tree (j += j + 16, then + 8, 4, 2, 1), then the rest in order.
+// j, j + 32, j + 64, ... in order) added by a fixed tree (part[j] += part[j + 16] for j < 16, then the same with 8, 4,
+// 2 and 1), then the rest in order.
 // Every body does exactly these operations (multiply, then add: no fused multiply-add), so they agree bit for bit.
 // Rows shorter than 32 are one sum in order, as the Swift loops before them: narrow points keep their bits.
 enum { partials = 32 };
