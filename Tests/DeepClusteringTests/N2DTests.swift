@@ -90,7 +90,9 @@ final class N2DTests: XCTestCase {
     /// The forest's start, taken leaf after leaf on each leaf's gathered rows with a point already offered skipped by
     /// its list, is the per-point loop with stamps it replaced, bit for bit: on equal points, on leaves too small
     /// for a list (random points fill it, some drawn twice or listed already), on 1 to 3 ranks x 1 to 2 threads.
-    func testNNDescentStartMatchesThePerPointLoop() throws {
+    /// The rounds after it (candidates listed, then measured, then offered; partners built in two passes) are the
+    /// per-point loop of `referenceRound`, bit for bit, round after round.
+    func testNNDescentStartAndRoundsMatchThePerPointLoops() throws {
         var (data, _) = blobs(perBlob: 150, blobs: 4, dims: 5, seed: 10, spread: 1)
         for i in 0..<40 {  // 40 copies of point 3
             for e in 0..<5 { data[(300 + i) * 5 + e] = data[3 * 5 + e] }
@@ -144,28 +146,79 @@ final class N2DTests: XCTestCase {
                     }
                 }
             }
-            var indices = [Int](), distances = [Float]()
-            for u in 0..<n {
-                let p = Int(position[u])
-                let row = (0..<m).map { (Key.distance(rows[p * m + $0]), original[Key.index(rows[p * m + $0])]) }
-                    .sorted { $0 < $1 }
-                indices += [u] + row.map(\.1)
-                distances += [0] + row.map { $0.0.squareRoot() }
-            }
-            let search = options
-            for (ranks, threads) in [(1, 1), (1, 2), (2, 1), (3, 2)] {
-                let split = try InProcessWorld.run(ranks: ranks) { c in
-                    try NNDescent.neighbours(points: points, count: n, dims: 5, k: k, options: search, threads: threads,
-                                             communicator: c)
+            func converted(_ rows: [Int]) -> (indices: [Int], distances: [Float]) {
+                var indices = [Int](), distances = [Float]()
+                for u in 0..<n {
+                    let p = Int(position[u])
+                    let row = (0..<m).map { (Key.distance(rows[p * m + $0]), original[Key.index(rows[p * m + $0])]) }
+                        .sorted { $0 < $1 }
+                    indices += [u] + row.map(\.1)
+                    distances += [0] + row.map { $0.0.squareRoot() }
                 }
-                for result in split {  // (whole arrays: short messages)
-                    XCTAssertTrue(result.indices == indices, "\(trees) trees, \(ranks) ranks x \(threads) threads")
-                    XCTAssertTrue(result.distances.map(\.bitPattern) == distances.map(\.bitPattern), "\(trees) trees")
+                return (indices, distances)
+            }
+            // The rounds, as the loop of the release before ran them, until one changes too few entries.
+            var graph = rows, updates: [Int] = []
+            for _ in 0..<NNDescentOptions().rounds {
+                let changed = x.withUnsafeMutableBufferPointer { x in
+                    referenceRound(&graph, count: n, m: m, capacity: m + 1, dims: 5, x: x.baseAddress!)
+                }
+                updates.append(changed)
+                if Double(changed) <= NNDescentOptions().delta * Double(n * k) { break }
+            }
+            XCTAssertGreaterThan(updates.count, 2, "the rounds did work")
+            for rounds in [0, NNDescentOptions().rounds] {
+                let search = { var o = options; o.rounds = rounds; return o }()
+                let (indices, distances) = converted(rounds == 0 ? rows : graph)
+                for (ranks, threads) in [(1, 1), (1, 2), (2, 1), (3, 2)] {
+                    let split = try InProcessWorld.run(ranks: ranks) { c in
+                        try NNDescent.neighbours(points: points, count: n, dims: 5, k: k, options: search, threads: threads,
+                                                 communicator: c)
+                    }
+                    for result in split {  // (whole arrays: short messages)
+                        let run = "\(trees) trees, \(rounds) rounds, \(ranks) ranks x \(threads) threads"
+                        XCTAssertTrue(result.indices == indices, run)
+                        XCTAssertTrue(result.distances.map(\.bitPattern) == distances.map(\.bitPattern), run)
+                        XCTAssertEqual(result.updates, rounds == 0 ? [] : updates, run)
+                    }
                 }
             }
         }
         XCTAssertGreaterThan(short, 0, "some leaves held too few others")
         XCTAssertGreaterThan(redrawn, 0, "some draws fell on a point seen already")
+    }
+
+    /// One NN-descent round as a plain loop: each point's partners by their definition (its own fresh or old entries
+    /// in list order, then the points listing it as such in index order, at most `capacity` of each kind), then each
+    /// point's list offered, in that order, the fresh partners' fresh and old partners and the old partners' fresh
+    /// ones that it has not seen this round. `graph` holds (N, m) keys; returns the entries changed.
+    func referenceRound(_ graph: inout [Int], count n: Int, m: Int, capacity: Int, dims: Int,
+                        x: UnsafeMutablePointer<Float>) -> Int {
+        func partners(fresh: Bool) -> [[Int]] {
+            var own = [[Int]](repeating: [], count: n), listing = [[Int]](repeating: [], count: n)
+            for u in 0..<n {
+                for slot in 0..<m where (graph[u * m + slot] & Key.freshBit != 0) == fresh {
+                    own[u].append(Key.index(graph[u * m + slot]))
+                    listing[Key.index(graph[u * m + slot])].append(u)
+                }
+            }
+            return (0..<n).map { Array((own[$0] + listing[$0]).prefix(capacity)) }
+        }
+        let fresh = partners(fresh: true), old = partners(fresh: false)
+        var next = graph.map { $0 & ~Key.freshBit }, changed = 0
+        next.withUnsafeMutableBufferPointer { next in
+            for u in 0..<n {
+                var list = Candidates(row: next.baseAddress! + u * m, m: m, full: true)
+                var seen: Set<Int> = [u]
+                for slot in 0..<m { seen.insert(Key.index(next[u * m + slot])) }
+                let visits = fresh[u].flatMap { fresh[$0] + old[$0] } + old[u].flatMap { fresh[$0] }
+                for v in visits where seen.insert(v).inserted {
+                    if list.offer(v, distance: NNDescent.squaredDistance(x, u, v, dims), fresh: true) { changed += 1 }
+                }
+            }
+        }
+        graph = next
+        return changed
     }
 
     /// A tree whose builder carries the points' rows along its splits (narrow points) is the tree it builds reading
