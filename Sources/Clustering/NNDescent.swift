@@ -51,6 +51,10 @@ public protocol SearchElement: BitwiseCopyable, Sendable {
     init()
     /// The squared distance of two rows of `dims`, in the element's own units, as the lists compare it.
     static func squaredDistance(_ a: UnsafePointer<Self>, _ b: UnsafePointer<Self>, _ dims: Int) -> Float
+    /// out[i] = squaredDistance(row u, row rows[i]) of the (N, dims) rows at x, for i < count, the rows ahead
+    /// fetched from memory while the current one is summed.
+    static func squaredDistances(_ out: UnsafeMutablePointer<Float>, rows x: UnsafePointer<Self>, dims: Int, from u: Int,
+                                 to rows: UnsafePointer<Int32>, count: Int)
     /// start + normal . row: which side of a tree's hyperplane the row lies on.
     static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Self>, _ dims: Int, start: Float) -> Float
     /// The coordinate as the trees' hyperplanes take it.
@@ -69,6 +73,12 @@ extension Float: SearchElement {
     }
 
     @inline(__always)
+    public static func squaredDistances(_ out: UnsafeMutablePointer<Float>, rows x: UnsafePointer<Float>, dims: Int, from u: Int,
+                                        to rows: UnsafePointer<Int32>, count: Int) {
+        Kernels.squaredDistances(out, rows: x, dims: dims, from: u, to: rows, count: count)
+    }
+
+    @inline(__always)
     public static func side(_ normal: UnsafePointer<Float>, _ row: UnsafePointer<Float>, _ dims: Int, start: Float) -> Float {
         guard dims < 32 else { return Kernels.side(normal, row, count: dims, start: start) }
         var side = start
@@ -84,6 +94,12 @@ extension UInt8: SearchElement {
     @inline(__always)
     public static func squaredDistance(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ dims: Int) -> Float {
         Float(Kernels.squaredDistance(a, b, count: dims))
+    }
+
+    @inline(__always)
+    public static func squaredDistances(_ out: UnsafeMutablePointer<Float>, rows x: UnsafePointer<UInt8>, dims: Int, from u: Int,
+                                        to rows: UnsafePointer<Int32>, count: Int) {
+        Kernels.squaredDistances(out, rows: x, dims: dims, from: u, to: rows, count: count)
     }
 
     @inline(__always)
@@ -255,10 +271,10 @@ public enum NNDescent {
 
     /// One round's work on the points of `block`: each one's list, from the previous round's `graph`, offered its
     /// partners' partners that it has not seen this round (stamped `token + u`); `rows` are the block's (count, m)
-    /// rows. Returns the entries changed. A point's candidates are listed first (the stamp checked without a branch),
-    /// then measured in one loop, then offered in the order visited, as one loop would offer them: the loads of the
-    /// listing and of the measuring have no branch between them, so their cache misses overlap (a million points'
-    /// rows, stamps and partners fit no cache; their rounds took 0.7x the time).
+    /// rows. Returns the entries changed. A point's candidates are listed first (the stamp checked without a branch,
+    /// so that the stamps' cache misses overlap), then measured in one call that fetches the rows ahead, then offered
+    /// in the order visited, as one loop would offer them. A million points' rows, stamps and partners fit no cache:
+    /// their search took 0.8x the time with the listing, 0.7x with the rows fetched ahead.
     static func join<E: SearchElement>(_ block: Range<Int>, rows: UnsafeMutablePointer<Int>, stamp: UnsafeMutablePointer<Int>,
                                        token: Int, graph: UnsafePointer<Int>, hops: Hops.Lists, points x: PointRows<E>,
                                        m: Int, capacity: Int) -> Int {
@@ -286,7 +302,7 @@ public enum NNDescent {
             for p in hops.old(u) {
                 for v in hops.fresh(Int(p)) { visit(v) }
             }
-            for i in 0..<count { measured[i] = x.distance(u, Int(found[i])) }
+            x.distances(measured, from: u, to: found, count: count)
             var list = Candidates(row: row, m: m, full: true)
             for i in 0..<count where list.offer(Int(found[i]), distance: measured[i], fresh: true) { changes += 1 }
         }
@@ -336,6 +352,14 @@ struct PointRows<E: SearchElement> {
     }
 
     @inline(__always) func row(_ u: Int) -> UnsafeMutablePointer<E> { base.base + (point?[u] ?? u) * dims }
+
+    /// out[i] = distance(u, rows[i]) for i < count.
+    @inline(__always) func distances(_ out: UnsafeMutablePointer<Float>, from u: Int, to rows: UnsafePointer<Int32>, count: Int) {
+        guard point != nil else {
+            return E.squaredDistances(out, rows: base.base, dims: dims, from: u, to: rows, count: count)
+        }
+        for i in 0..<count { out[i] = distance(u, Int(rows[i])) }
+    }
 }
 
 /// A list entry packed in one Int: the squared distance's bits above, a fresh bit, the index below, so that ordering

@@ -354,6 +354,39 @@ final class N2DTests: XCTestCase {
         }
     }
 
+    /// Many rows against one (NN-descent's candidates, fetched ahead) are the single pairs' sums, bit for bit: Float
+    /// rows narrow and wide, bytes, on every body, for lists shorter and longer than the distance fetched ahead.
+    func testManyRowsAgainstOneAreThePairsSums() {
+        var rng = Xoshiro256(seed: 31)
+        let n = 60
+        for dims in [1, 10, 31, 32, 33, 784] {
+            let x = (0..<(n * dims)).map { _ in Float(rng.nextNormal()) }
+            let bytes = (0..<(n * dims)).map { _ in UInt8(rng.nextInt(below: 256)) }
+            for count in [0, 1, 7, 8, 9, 45] {
+                let u = rng.nextInt(below: n)
+                let rows = (0..<count).map { i in Int32(i == 3 ? u : rng.nextInt(below: n)) }  // u itself, and repeats
+                for level in 0...2 {
+                    var floats = [Float](repeating: .nan, count: count), fromBytes = floats
+                    Kernels.squaredDistances(&floats, rows: x, dims: dims, from: u, to: rows, count: count, level: level)
+                    Kernels.squaredDistances(&fromBytes, rows: bytes, dims: dims, from: u, to: rows, count: count, level: level)
+                    x.withUnsafeBufferPointer { x in
+                        bytes.withUnsafeBufferPointer { bytes in
+                            for (i, v) in rows.map(Int.init).enumerated() {
+                                let pair = Kernels.squaredDistance(x.baseAddress! + u * dims, x.baseAddress! + v * dims,
+                                                                   count: dims, level: level)
+                                let bytePair = Kernels.squaredDistance(bytes.baseAddress! + u * dims, bytes.baseAddress! + v * dims,
+                                                                       count: dims, level: level)
+                                let body = "\(dims) dims, \(count) rows, body \(level)"
+                                XCTAssertEqual(floats[i].bitPattern, pair.bitPattern, body)
+                                XCTAssertEqual(fromBytes[i], Float(bytePair), body)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The widest body `level` says the CPU runs is the one its flags allow (`/proc/cpuinfo` where there is one), and
     /// the line the test prints says which bodies ran.
     func assertBodiesRun(_ level: Int, needs flags: [String], what: String) {

@@ -112,6 +112,14 @@ float CKernels_side_u8_at(const float *normal, const uint8_t *p, long n, float s
 /// The widest body those have on this CPU (0, 1 or 2).
 int CKernels_float_rows_level(void);
 
+/// NN-descent's candidates: out[i] = the squared distance of row u of x and row rows[i] (rows of D = dims), each
+/// summed as the single-pair kernels sum it, for i < count; the rows ahead are fetched from memory while the current
+/// ones are summed. Of bytes the exact integer sum, rounded to float once.
+void CKernels_squared_distances_f32(float *out, const float *x, long dims, long u, const int32_t *rows, long count,
+                                    int level);
+void CKernels_squared_distances_u8(float *out, const uint8_t *x, long dims, long u, const int32_t *rows, long count,
+                                   int level);
+
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
 
