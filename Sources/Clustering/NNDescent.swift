@@ -228,7 +228,9 @@ public enum NNDescent {
             var updates: [Int] = []
             let capacity = max(m, 1) + 1
             for round in 0..<options.rounds {
-                let hops = Hops(graph: graph, count: n, m: m, capacity: capacity)
+                let hops = try graph.withUnsafeBufferPointer {
+                    try Hops(graph: $0, count: n, m: m, capacity: capacity, threads: threads, communicator: communicator)
+                }
                 let token = (round + 1) * n
                 // Pointers, not arrays, inside: an array's slice retains its buffer, and two threads retaining one
                 // buffer contend for its count's cache line (13% of a million-point search in retains and releases).
@@ -421,46 +423,100 @@ struct Candidates {
 }
 
 /// Each point's partners for a round: its fresh and its old neighbours, each its own listed ones first, then the
-/// points that list it (in index order), at most `capacity` of each kind. Built whole on every rank, O(N m).
+/// points that list it (in index order), at most `capacity` of each kind. O(N m), split over the ranks and their
+/// threads: each takes a contiguous range of the points, reads the whole graph and writes its range's partners only;
+/// the ranks then gather their ranges.
 struct Hops {
     private var freshStart: [Int], freshList: [Int32], oldStart: [Int], oldList: [Int32]
 
-    /// Two passes over the graph: one counts each point's own entries and the entries that list it, one writes them.
-    init(graph: [Int], count n: Int, m: Int, capacity: Int) {
-        // (N) own fresh, own old, listed by fresh, listed by old entries
-        var freshOwn = [Int32](repeating: 0, count: n), oldOwn = [Int32](repeating: 0, count: n)
-        var freshBy = [Int32](repeating: 0, count: n), oldBy = [Int32](repeating: 0, count: n)
-        for u in 0..<n {
-            for slot in 0..<m {
-                let key = graph[u * m + slot], p = Key.index(key)
-                if key & Key.freshBit != 0 { freshOwn[u] += 1; freshBy[p] += 1 } else { oldOwn[u] += 1; oldBy[p] += 1 }
-            }
-        }
-        // Own entries first (at most m < capacity), then the reverse ones while room is left.
-        freshStart = [Int](repeating: 0, count: n + 1)
-        oldStart = [Int](repeating: 0, count: n + 1)
-        for u in 0..<n {
-            freshStart[u + 1] = freshStart[u] + min(capacity, Int(freshOwn[u] + freshBy[u]))
-            oldStart[u + 1] = oldStart[u] + min(capacity, Int(oldOwn[u] + oldBy[u]))
-        }
-        freshList = [Int32](repeating: 0, count: freshStart[n])
-        oldList = [Int32](repeating: 0, count: oldStart[n])
-        // Where u's next own entry goes, and where p's next reverse entry goes (after p's own ones).
-        var freshNext = Array(freshStart.dropLast()), oldNext = Array(oldStart.dropLast())
-        var freshByNext = (0..<n).map { freshStart[$0] + Int(freshOwn[$0]) }
-        var oldByNext = (0..<n).map { oldStart[$0] + Int(oldOwn[$0]) }
-        for u in 0..<n {
-            for slot in 0..<m {
-                let key = graph[u * m + slot], p = Key.index(key)
-                if key & Key.freshBit != 0 {
-                    freshList[freshNext[u]] = Int32(p); freshNext[u] += 1
-                    if freshByNext[p] < freshStart[p + 1] { freshList[freshByNext[p]] = Int32(u); freshByNext[p] += 1 }
-                } else {
-                    oldList[oldNext[u]] = Int32(p); oldNext[u] += 1
-                    if oldByNext[p] < oldStart[p + 1] { oldList[oldByNext[p]] = Int32(u); oldByNext[p] += 1 }
+    /// Collective.
+    init(graph: UnsafeBufferPointer<Int>, count n: Int, m: Int, capacity: Int, threads: Int,
+         communicator: Communicator) throws {
+        (freshStart, freshList) = try Hops.partners(fresh: true, graph: graph, count: n, m: m, capacity: capacity,
+                                                   threads: threads, communicator: communicator)
+        (oldStart, oldList) = try Hops.partners(fresh: false, graph: graph, count: n, m: m, capacity: capacity,
+                                               threads: threads, communicator: communicator)
+    }
+
+    /// The (N + 1) starts and the lists of the partners of one kind. Two passes over the graph: one counts each
+    /// point's own entries of that kind and the entries of that kind that list it, one writes them.
+    static func partners(fresh: Bool, graph: UnsafeBufferPointer<Int>, count n: Int, m: Int, capacity: Int, threads: Int,
+                         communicator: Communicator) throws -> (start: [Int], list: [Int32]) {
+        let mine = contiguousShare(total: n, rank: communicator.rank, size: communicator.size)
+        let workers = max(1, min(threads, mine.count))
+        let kind = fresh ? Key.freshBit : 0
+        func ranges(_ body: (Range<Int>) -> Void) {  // the workers' parts of this rank's points
+            withoutActuallyEscaping(body) { body in
+                let call = UncheckedBox(value: body)
+                DispatchQueue.concurrentPerform(iterations: workers) { w in
+                    let part = contiguousShare(total: mine.count, rank: w, size: workers)
+                    call.value((mine.lowerBound + part.lowerBound)..<(mine.lowerBound + part.upperBound))
                 }
             }
         }
+        // (N) how many partners each point has: its own entries, then the entries listing it, at most `capacity` (own
+        // ones alone are m < capacity). This rank's share counted, then gathered.
+        var counts = [Int32](repeating: 0, count: n)
+        counts.withUnsafeMutableBufferPointer { countBuffer in
+            let count = SharedPointer(countBuffer.baseAddress!)
+            ranges { range in
+                for u in 0..<n {
+                    for slot in 0..<m {
+                        let key = graph[u * m + slot], p = Key.index(key)
+                        guard key & Key.freshBit == kind else { continue }
+                        if range.contains(u) { count.base[u] += 1 }
+                        if range.contains(p) { count.base[p] += 1 }
+                    }
+                }
+                for p in range { count.base[p] = min(Int32(capacity), count.base[p]) }
+            }
+        }
+        if communicator.size > 1 {
+            let share = Array(counts[mine])
+            try share.withUnsafeBufferPointer { send in
+                try counts.withUnsafeMutableBufferPointer {
+                    try communicator.allgatherv(send, into: $0, counts: shareCounts(total: n, size: communicator.size))
+                }
+            }
+        }
+        var start = [Int](repeating: 0, count: n + 1)
+        for p in 0..<n { start[p + 1] = start[p] + Int(counts[p]) }
+        // This rank's range of the lists: own entries first, then the entries listing the point in index order.
+        var local = [Int32](repeating: 0, count: start[mine.upperBound] - start[mine.lowerBound])
+        local.withUnsafeMutableBufferPointer { localBuffer in
+            start.withUnsafeBufferPointer { start in
+                let list = SharedPointer(localBuffer.baseAddress!)
+                ranges { range in
+                    // (range) where the point's next partner goes in this rank's lists
+                    var next = range.map { start[$0] - start[mine.lowerBound] }
+                    for u in range {
+                        for slot in 0..<m where graph[u * m + slot] & Key.freshBit == kind {
+                            list.base[next[u - range.lowerBound]] = Int32(Key.index(graph[u * m + slot]))
+                            next[u - range.lowerBound] += 1
+                        }
+                    }
+                    for u in 0..<n {
+                        for slot in 0..<m {
+                            let key = graph[u * m + slot], p = Key.index(key)
+                            guard key & Key.freshBit == kind && range.contains(p),
+                                  next[p - range.lowerBound] < start[p + 1] - start[mine.lowerBound] else { continue }
+                            list.base[next[p - range.lowerBound]] = Int32(u)
+                            next[p - range.lowerBound] += 1
+                        }
+                    }
+                }
+            }
+        }
+        guard communicator.size > 1 else { return (start, local) }
+        var list = [Int32](repeating: 0, count: start[n])
+        let shares = (0..<communicator.size).map {
+            let share = contiguousShare(total: n, rank: $0, size: communicator.size)
+            return start[share.upperBound] - start[share.lowerBound]
+        }
+        try local.withUnsafeBufferPointer { send in
+            try list.withUnsafeMutableBufferPointer { try communicator.allgatherv(send, into: $0, counts: shares) }
+        }
+        return (start, list)
     }
 
     /// Runs `body` with the lists read through pointers, valid for the call only.
