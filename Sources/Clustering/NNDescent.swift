@@ -249,18 +249,28 @@ public enum NNDescent {
             }
             // Each rank turns its share of the points' rows back into the points' own numbers, then the ranks gather them.
             var indices = [Int](repeating: 0, count: mine.count * k), distances = [Float](repeating: 0, count: mine.count * k)
-            var row = [(Float, Int)](repeating: (0, 0), count: m)
-            for u in mine {
-                let p = Int(position[u]), out = (u - mine.lowerBound) * k
-                for slot in 0..<m {
-                    let key = graph[p * m + slot]
-                    row[slot] = (Key.distance(key), original[Key.index(key)])
-                }
-                row.sort { $0 < $1 }  // ties by the points' own numbers
-                indices[out] = u
-                for slot in 0..<m {
-                    indices[out + 1 + slot] = row[slot].1
-                    distances[out + 1 + slot] = row[slot].0.squareRoot()
+            indices.withUnsafeMutableBufferPointer { indexBuffer in
+                distances.withUnsafeMutableBufferPointer { distanceBuffer in
+                    let indices = SharedPointer(indexBuffer.baseAddress!), distances = SharedPointer(distanceBuffer.baseAddress!)
+                    inParts(mine, threads: threads) { part in
+                        var row = [(Float, Int)](repeating: (0, 0), count: m)
+                        for u in part {
+                            let p = Int(position[u]), out = (u - mine.lowerBound) * k
+                            // By (distance, position) in the graph: in the points' own numbers only ties move.
+                            for slot in 0..<m {
+                                let key = graph[p * m + slot], entry = (Key.distance(key), original[Key.index(key)])
+                                var at = slot
+                                while at > 0 && entry < row[at - 1] { row[at] = row[at - 1]; at -= 1 }
+                                row[at] = entry
+                            }
+                            indices.base[out] = u
+                            distances.base[out] = 0
+                            for slot in 0..<m {
+                                indices.base[out + 1 + slot] = row[slot].1
+                                distances.base[out + 1 + slot] = row[slot].0.squareRoot()
+                            }
+                        }
+                    }
                 }
             }
             if communicator.size > 1 {
@@ -443,23 +453,13 @@ struct Hops {
     static func partners(fresh: Bool, graph: UnsafeBufferPointer<Int>, count n: Int, m: Int, capacity: Int, threads: Int,
                          communicator: Communicator) throws -> (start: [Int], list: [Int32]) {
         let mine = contiguousShare(total: n, rank: communicator.rank, size: communicator.size)
-        let workers = max(1, min(threads, mine.count))
         let kind = fresh ? Key.freshBit : 0
-        func ranges(_ body: (Range<Int>) -> Void) {  // the workers' parts of this rank's points
-            withoutActuallyEscaping(body) { body in
-                let call = UncheckedBox(value: body)
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    let part = contiguousShare(total: mine.count, rank: w, size: workers)
-                    call.value((mine.lowerBound + part.lowerBound)..<(mine.lowerBound + part.upperBound))
-                }
-            }
-        }
         // (N) how many partners each point has: its own entries, then the entries listing it, at most `capacity` (own
         // ones alone are m < capacity). This rank's share counted, then gathered.
         var counts = [Int32](repeating: 0, count: n)
         counts.withUnsafeMutableBufferPointer { countBuffer in
             let count = SharedPointer(countBuffer.baseAddress!)
-            ranges { range in
+            inParts(mine, threads: threads) { range in
                 for u in 0..<n {
                     for slot in 0..<m {
                         let key = graph[u * m + slot], p = Key.index(key)
@@ -486,7 +486,7 @@ struct Hops {
         local.withUnsafeMutableBufferPointer { localBuffer in
             start.withUnsafeBufferPointer { start in
                 let list = SharedPointer(localBuffer.baseAddress!)
-                ranges { range in
+                inParts(mine, threads: threads) { range in
                     // (range) where the point's next partner goes in this rank's lists
                     var next = range.map { start[$0] - start[mine.lowerBound] }
                     for u in range {

@@ -350,22 +350,11 @@ public enum UMAP {
         for h in graph.heads { rowStart[Int(h) + 1] += 1 }
         for i in 0..<n { rowStart[i + 1] += rowStart[i] }
         let rows = RowChunks(count: n, chunkRows: chunkRows, communicator: communicator, threads: threads)
-        /// `body(range)` for contiguous parts of `range` on the threads (elementwise work: the split does not matter).
-        func inParts(_ range: Range<Int>, _ body: (Range<Int>) -> Void) {
-            let workers = max(1, min(threads, range.count))
-            withoutActuallyEscaping(body) { body in
-                let call = UncheckedBox(value: body)
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    let part = contiguousShare(total: range.count, rank: w, size: workers)
-                    call.value((range.lowerBound + part.lowerBound)..<(range.lowerBound + part.upperBound))
-                }
-            }
-        }
         // Each row's degree is its edges' weights added in order, as one pass over the edges would add them.
         var degree = [Double](repeating: 0, count: n)
         degree.withUnsafeMutableBufferPointer { db in
             let degree = SharedPointer(db.baseAddress!)
-            inParts(0..<n) { part in
+            inParts(0..<n, threads: threads) { part in
                 for i in part { for e in rowStart[i]..<rowStart[i + 1] { degree.base[i] += Double(graph.weights[e]) } }
             }
         }
@@ -380,7 +369,7 @@ public enum UMAP {
         values.withUnsafeMutableBufferPointer { vb in
             guard let base = vb.baseAddress else { return }
             let values = SharedPointer(base)
-            inParts(valuesFrom..<rowStart[mine.upperBound]) { part in
+            inParts(valuesFrom..<rowStart[mine.upperBound], threads: threads) { part in
                 for e in part {
                     values.base[e - valuesFrom] = Double(graph.weights[e]) * inverseRoot[Int(graph.heads[e])]
                         * inverseRoot[Int(graph.tails[e])]
@@ -393,7 +382,7 @@ public enum UMAP {
         let stream = Xoshiro256(seed: seed, stream: 0x5350_4543)
         x.withUnsafeMutableBufferPointer { xb in
             let x = SharedPointer(xb.baseAddress!)
-            inParts((mine.lowerBound * block)..<(mine.upperBound * block)) { part in
+            inParts((mine.lowerBound * block)..<(mine.upperBound * block), threads: threads) { part in
                 var rng = stream
                 for _ in 0..<(2 * part.lowerBound) { _ = rng.next() }
                 for c in part { x.base[c] = rng.nextNormal() }
@@ -700,3 +689,16 @@ final class SampledEdges: @unchecked Sendable {
 
 /// A value handed to the threads of `DispatchQueue.concurrentPerform`.
 struct UncheckedBox<T>: @unchecked Sendable { let value: T }
+
+/// `body(part)` for contiguous parts of `range`, one on each of at most `threads` threads (work whose result does not
+/// depend on the split).
+func inParts(_ range: Range<Int>, threads: Int, _ body: (Range<Int>) -> Void) {
+    let workers = max(1, min(threads, range.count))
+    withoutActuallyEscaping(body) { body in
+        let call = UncheckedBox(value: body)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let part = contiguousShare(total: range.count, rank: w, size: workers)
+            call.value((range.lowerBound + part.lowerBound)..<(range.lowerBound + part.upperBound))
+        }
+    }
+}
