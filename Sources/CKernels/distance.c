@@ -289,7 +289,7 @@ void CKernels_squared_distances_f32(float *out, const float *x, long dims, long 
     for (long i = 0; i < count; i++) {
         if (i + ahead < count) fetch_row(x + (long)rows[i + ahead] * dims, dims * (long)sizeof(float));
         const float *b = x + (long)rows[i] * dims;
-        if (dims < partials) {  // one sum in order, as every body sums a narrow row
+        if (dims < partials) {  // a narrow row summed here, saving the call (every body sums it so: one sum in order)
             float sum = 0;
             for (long e = 0; e < dims; e++) { const float t = a[e] - b[e]; sum += t * t; }
             out[i] = sum;

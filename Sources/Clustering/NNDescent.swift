@@ -263,8 +263,7 @@ public enum NNDescent {
                                 while at > 0 && entry < row[at - 1] { row[at] = row[at - 1]; at -= 1 }
                                 row[at] = entry
                             }
-                            indices.base[out] = u
-                            distances.base[out] = 0
+                            indices.base[out] = u  // (its distance 0)
                             for slot in 0..<m {
                                 indices.base[out + 1 + slot] = row[slot].1
                                 distances.base[out + 1 + slot] = row[slot].0.squareRoot()
@@ -291,8 +290,8 @@ public enum NNDescent {
                                        token: Int, graph: UnsafePointer<Int>, hops: Hops.Lists, points x: PointRows<E>,
                                        m: Int, capacity: Int) -> Int {
         let most = 3 * capacity * capacity  // fresh x (fresh + old) + old x fresh partners
-        let found = UnsafeMutablePointer<Int32>.allocate(capacity: most)
-        let measured = UnsafeMutablePointer<Float>.allocate(capacity: most)
+        let found = UnsafeMutablePointer<Int32>.allocate(capacity: most)   // (most) a point's unseen candidates
+        let measured = UnsafeMutablePointer<Float>.allocate(capacity: most)  // (most) their squared distances
         defer { found.deallocate(); measured.deallocate() }
         var changes = 0
         for u in block {
@@ -481,11 +480,13 @@ struct Hops {
         }
         var start = [Int](repeating: 0, count: n + 1)
         for p in 0..<n { start[p + 1] = start[p] + Int(counts[p]) }
-        // This rank's range of the lists: own entries first, then the entries listing the point in index order.
+        // (this rank's partners) its range of the lists: own entries first, then the entries listing the point in
+        // index order.
         var local = [Int32](repeating: 0, count: start[mine.upperBound] - start[mine.lowerBound])
         local.withUnsafeMutableBufferPointer { localBuffer in
             start.withUnsafeBufferPointer { start in
-                let list = SharedPointer(localBuffer.baseAddress!)
+                guard let base = localBuffer.baseAddress else { return }  // no partners of this kind
+                let list = SharedPointer(base)
                 inParts(mine, threads: threads) { range in
                     // (range) where the point's next partner goes in this rank's lists
                     var next = range.map { start[$0] - start[mine.lowerBound] }

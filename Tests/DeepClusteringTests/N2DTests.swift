@@ -98,7 +98,7 @@ final class N2DTests: XCTestCase {
             for e in 0..<5 { data[(300 + i) * 5 + e] = data[3 * 5 + e] }
         }
         let points = data, n = 600, k = 9, m = k - 1
-        var short = 0, redrawn = 0
+        var short = 0, redrawn = 0, partnersCut = 0
         for trees in [1, 3] {
             var options = NNDescentOptions()
             options.trees = trees
@@ -160,9 +160,10 @@ final class N2DTests: XCTestCase {
             // The rounds, as the loop of the release before ran them, until one changes too few entries.
             var graph = rows, updates: [Int] = []
             for _ in 0..<NNDescentOptions().rounds {
-                let changed = x.withUnsafeMutableBufferPointer { x in
+                let (changed, cut) = x.withUnsafeMutableBufferPointer { x in
                     referenceRound(&graph, count: n, m: m, capacity: m + 1, dims: 5, x: x.baseAddress!)
                 }
+                partnersCut += cut
                 updates.append(changed)
                 if Double(changed) <= NNDescentOptions().delta * Double(n * k) { break }
             }
@@ -186,14 +187,17 @@ final class N2DTests: XCTestCase {
         }
         XCTAssertGreaterThan(short, 0, "some leaves held too few others")
         XCTAssertGreaterThan(redrawn, 0, "some draws fell on a point seen already")
+        XCTAssertGreaterThan(partnersCut, 0, "some points had more partners of a kind than the capacity")
     }
 
     /// One NN-descent round as a plain loop: each point's partners by their definition (its own fresh or old entries
     /// in list order, then the points listing it as such in index order, at most `capacity` of each kind), then each
     /// point's list offered, in that order, the fresh partners' fresh and old partners and the old partners' fresh
-    /// ones that it has not seen this round. `graph` holds (N, m) keys; returns the entries changed.
+    /// ones that it has not seen this round. `graph` holds (N, m) keys; returns the entries changed, and how many
+    /// partner lists the capacity cut.
     func referenceRound(_ graph: inout [Int], count n: Int, m: Int, capacity: Int, dims: Int,
-                        x: UnsafeMutablePointer<Float>) -> Int {
+                        x: UnsafeMutablePointer<Float>) -> (changed: Int, cut: Int) {
+        var cut = 0
         func partners(fresh: Bool) -> [[Int]] {
             var own = [[Int]](repeating: [], count: n), listing = [[Int]](repeating: [], count: n)
             for u in 0..<n {
@@ -202,6 +206,7 @@ final class N2DTests: XCTestCase {
                     listing[Key.index(graph[u * m + slot])].append(u)
                 }
             }
+            cut += (0..<n).filter { own[$0].count + listing[$0].count > capacity }.count
             return (0..<n).map { Array((own[$0] + listing[$0]).prefix(capacity)) }
         }
         let fresh = partners(fresh: true), old = partners(fresh: false)
@@ -218,7 +223,7 @@ final class N2DTests: XCTestCase {
             }
         }
         graph = next
-        return changed
+        return (changed, cut)
     }
 
     /// A tree whose builder carries the points' rows along its splits (narrow points) is the tree it builds reading
