@@ -282,13 +282,15 @@ static inline void fetch_row(const void *row, long bytes) {
     __builtin_prefetch((const char *)row + bytes - 1, 0, 3);
 }
 
+static inline long row_of(const long *point, long r) { return point ? point[r] : r; }
+
 void CKernels_squared_distances_f32(float *out, const float *x, long dims, long u, const int32_t *rows, long count,
-                                    int level) {
-    const float *a = x + u * dims;
-    for (long i = 0; i < count && i < ahead; i++) fetch_row(x + (long)rows[i] * dims, dims * (long)sizeof(float));
+                                    const long *point, int level) {
+    const float *a = x + row_of(point, u) * dims;
+    for (long i = 0; i < count && i < ahead; i++) fetch_row(x + row_of(point, rows[i]) * dims, dims * (long)sizeof(float));
     for (long i = 0; i < count; i++) {
-        if (i + ahead < count) fetch_row(x + (long)rows[i + ahead] * dims, dims * (long)sizeof(float));
-        const float *b = x + (long)rows[i] * dims;
+        if (i + ahead < count) fetch_row(x + row_of(point, rows[i + ahead]) * dims, dims * (long)sizeof(float));
+        const float *b = x + row_of(point, rows[i]) * dims;
         if (dims < partials) {  // a narrow row summed here, saving the call (every body sums it so: one sum in order)
             float sum = 0;
             for (long e = 0; e < dims; e++) { const float t = a[e] - b[e]; sum += t * t; }
@@ -300,11 +302,11 @@ void CKernels_squared_distances_f32(float *out, const float *x, long dims, long 
 }
 
 void CKernels_squared_distances_u8(float *out, const uint8_t *x, long dims, long u, const int32_t *rows, long count,
-                                   int level) {
-    const uint8_t *a = x + u * dims;
-    for (long i = 0; i < count && i < ahead; i++) fetch_row(x + (long)rows[i] * dims, dims);
+                                   const long *point, int level) {
+    const uint8_t *a = x + row_of(point, u) * dims;
+    for (long i = 0; i < count && i < ahead; i++) fetch_row(x + row_of(point, rows[i]) * dims, dims);
     for (long i = 0; i < count; i++) {
-        if (i + ahead < count) fetch_row(x + (long)rows[i + ahead] * dims, dims);
-        out[i] = (float)CKernels_squared_distance_u8_at(a, x + (long)rows[i] * dims, dims, level);
+        if (i + ahead < count) fetch_row(x + row_of(point, rows[i + ahead]) * dims, dims);
+        out[i] = (float)CKernels_squared_distance_u8_at(a, x + row_of(point, rows[i]) * dims, dims, level);
     }
 }

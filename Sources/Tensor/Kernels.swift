@@ -142,17 +142,19 @@ public enum Kernels {
     /// The widest body those of float rows have on this CPU (0, 1 or 2).
     public static var floatRowsLevel: Int { Int(CKernels_float_rows_level()) }
 
-    /// out[i] = `squaredDistance` of row u of x and row rows[i] (rows of `dims`), for i < count; the rows ahead are
-    /// fetched from memory while the current one is summed.
+    /// out[i] = `squaredDistance` of point u and point rows[i], for i < count: point r is row r of x (rows of `dims`),
+    /// or row point[r] when `point` is given. The rows ahead are fetched from memory while the current one is summed.
     public static func squaredDistances(_ out: UnsafeMutablePointer<Float>, rows x: UnsafePointer<Float>, dims: Int, from u: Int,
-                                        to rows: UnsafePointer<Int32>, count: Int, level: Int = 2) {
-        CKernels_squared_distances_f32(out, x, dims, u, rows, count, Int32(level))
+                                        to rows: UnsafePointer<Int32>, count: Int, through point: UnsafePointer<Int>? = nil,
+                                        level: Int = 2) {
+        CKernels_squared_distances_f32(out, x, dims, u, rows, count, point, Int32(level))
     }
 
     /// The same of rows of bytes: each the exact integer sum, rounded to Float once.
     public static func squaredDistances(_ out: UnsafeMutablePointer<Float>, rows x: UnsafePointer<UInt8>, dims: Int, from u: Int,
-                                        to rows: UnsafePointer<Int32>, count: Int, level: Int = 2) {
-        CKernels_squared_distances_u8(out, x, dims, u, rows, count, Int32(level))
+                                        to rows: UnsafePointer<Int32>, count: Int, through point: UnsafePointer<Int>? = nil,
+                                        level: Int = 2) {
+        CKernels_squared_distances_u8(out, x, dims, u, rows, count, point, Int32(level))
     }
 
     /// True when the AVX2 bodies run (else the scalar ones, same bits).

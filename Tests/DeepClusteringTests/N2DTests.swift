@@ -360,7 +360,8 @@ final class N2DTests: XCTestCase {
     }
 
     /// Many rows against one (NN-descent's candidates, fetched ahead) are the single pairs' sums, bit for bit: Float
-    /// rows narrow and wide, bytes, on every body, for lists shorter and longer than the distance fetched ahead.
+    /// rows narrow and wide, bytes, on every body, for lists shorter and longer than the distance fetched ahead, the
+    /// rows in order or read through a map.
     func testManyRowsAgainstOneAreThePairsSums() {
         var rng = Xoshiro256(seed: 31)
         let n = 60
@@ -370,20 +371,29 @@ final class N2DTests: XCTestCase {
             for count in [0, 1, 7, 8, 9, 45] {
                 let u = rng.nextInt(below: n)
                 let rows = (0..<count).map { i in Int32(i == 3 ? u : rng.nextInt(below: n)) }  // u itself, and repeats
+                let shuffled = (0..<n).map { ($0 * 7 + 3) % n }  // points read through a map: point r is row shuffled[r]
                 for level in 0...2 {
-                    var floats = [Float](repeating: .nan, count: count), fromBytes = floats
-                    Kernels.squaredDistances(&floats, rows: x, dims: dims, from: u, to: rows, count: count, level: level)
-                    Kernels.squaredDistances(&fromBytes, rows: bytes, dims: dims, from: u, to: rows, count: count, level: level)
-                    x.withUnsafeBufferPointer { x in
-                        bytes.withUnsafeBufferPointer { bytes in
-                            for (i, v) in rows.map(Int.init).enumerated() {
-                                let pair = Kernels.squaredDistance(x.baseAddress! + u * dims, x.baseAddress! + v * dims,
-                                                                   count: dims, level: level)
-                                let bytePair = Kernels.squaredDistance(bytes.baseAddress! + u * dims, bytes.baseAddress! + v * dims,
+                    for map in [nil, shuffled] {
+                        var floats = [Float](repeating: .nan, count: count), fromBytes = floats
+                        (map ?? []).withUnsafeBufferPointer { mapped in
+                            let through = map == nil ? nil : mapped.baseAddress
+                            Kernels.squaredDistances(&floats, rows: x, dims: dims, from: u, to: rows, count: count, through: through,
+                                                     level: level)
+                            Kernels.squaredDistances(&fromBytes, rows: bytes, dims: dims, from: u, to: rows, count: count,
+                                                     through: through, level: level)
+                        }
+                        let row = { (r: Int) in map?[r] ?? r }
+                        x.withUnsafeBufferPointer { x in
+                            bytes.withUnsafeBufferPointer { bytes in
+                                for (i, v) in rows.map(Int.init).enumerated() {
+                                    let pair = Kernels.squaredDistance(x.baseAddress! + row(u) * dims, x.baseAddress! + row(v) * dims,
                                                                        count: dims, level: level)
-                                let body = "\(dims) dims, \(count) rows, body \(level)"
-                                XCTAssertEqual(floats[i].bitPattern, pair.bitPattern, body)
-                                XCTAssertEqual(fromBytes[i], Float(bytePair), body)
+                                    let bytePair = Kernels.squaredDistance(bytes.baseAddress! + row(u) * dims,
+                                                                           bytes.baseAddress! + row(v) * dims, count: dims, level: level)
+                                    let body = "\(dims) dims, \(count) rows, body \(level), map \(map != nil)"
+                                    XCTAssertEqual(floats[i].bitPattern, pair.bitPattern, body)
+                                    XCTAssertEqual(fromBytes[i], Float(bytePair), body)
+                                }
                             }
                         }
                     }

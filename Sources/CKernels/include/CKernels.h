@@ -112,13 +112,14 @@ float CKernels_side_u8_at(const float *normal, const uint8_t *p, long n, float s
 /// The widest body those have on this CPU (0, 1 or 2).
 int CKernels_float_rows_level(void);
 
-/// NN-descent's candidates: out[i] = the squared distance of row u of x and row rows[i] (rows of D = dims), each
-/// summed as the single-pair kernels sum it, for i < count; the rows ahead are fetched from memory while the current
-/// ones are summed. Of bytes the exact integer sum, rounded to float once.
+/// NN-descent's candidates: out[i] = the squared distance of point u and point rows[i], each summed as the
+/// single-pair kernels sum it, for i < count; point r is row r of x (rows of D = dims), or row point[r] when `point`
+/// is given. The rows ahead are fetched from memory while the current ones are summed. Of bytes the exact integer
+/// sum, rounded to float once.
 void CKernels_squared_distances_f32(float *out, const float *x, long dims, long u, const int32_t *rows, long count,
-                                    int level);
+                                    const long *point, int level);
 void CKernels_squared_distances_u8(float *out, const uint8_t *x, long dims, long u, const int32_t *rows, long count,
-                                   int level);
+                                   const long *point, int level);
 
 /// 1 when the vector path is in use (for `info`).
 int CKernels_vectorised(void);
